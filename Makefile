@@ -1,0 +1,62 @@
+# agentcache developer commands. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q -e ".[all]" --group dev --group bench
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv and install the package with every extra and the dev tools
+
+.PHONY: redis-server
+redis-server: ## make sure a redis-server binary exists (tests start their own on a free port)
+	@command -v redis-server >/dev/null || { echo "installing redis-server (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	  || sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'; }
+
+.PHONY: lint
+lint: venv ## ruff check + ruff format --check
+	$(BIN)/ruff check agentcache tests benchmarks examples
+	$(BIN)/ruff format --check agentcache tests benchmarks examples
+
+.PHONY: typecheck
+typecheck: venv ## mypy --strict on agentcache/ and tests/typing/
+	$(BIN)/mypy
+
+.PHONY: test
+test: venv redis-server lint typecheck ## bootstrap everything, then lint, type-check and run the test suite
+	$(BIN)/pytest $(ARGS)
+
+.PHONY: demo
+demo: venv ## the main job on the embedded default (SQLite), no API key, no server; run it twice
+	$(BIN)/python examples/demo.py
+
+.PHONY: examples
+examples: venv ## run every example as a smoke test
+	@set -e; for f in examples/[0-9]*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+.PHONY: bench
+bench: venv redis-server ## run the benchmarks; tables land in benchmarks/results/
+	$(BIN)/python benchmarks/bench_exact.py
+
+.PHONY: fmt
+fmt: venv ## format and autofix
+	$(BIN)/ruff format agentcache tests benchmarks examples
+	$(BIN)/ruff check --fix agentcache tests benchmarks examples
+
+.PHONY: clean
+clean: ## remove caches and build output (keeps .venv)
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'

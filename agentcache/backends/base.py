@@ -1,0 +1,159 @@
+"""The backend protocol: a byte store with TTL and tags, with a sync and an async face.
+
+Backends never see Python objects: keys arrive fully namespaced (see `agentcache.keys`) and values are
+opaque bytes (see `agentcache.serialization`). Every backend that ships with agentcache implements both faces
+(`get` / `aget`, ...) with one implementation of its logic, plus `SupportsScan` for the CLI.
+
+Contract shared by all methods:
+
+* A key that is missing or expired reads as `None`; expiry is exact to the backend's clock resolution.
+* `ttl` is in seconds (`float`); `None` means no expiry; `ttl <= 0` means the item is not stored.
+* `set_many` replaces the value, TTL and tags of an existing key atomically per item.
+* `delete_tags(tags, prefix)` deletes every entry that carries *any* of the tags and whose key starts
+  with `prefix`; it returns how many entries were deleted.
+* `clear(prefix)` deletes every entry whose key starts with `prefix` (never the whole server unless
+  `prefix == ""` and the store belongs to agentcache alone).
+* Driver failures are raised as `BackendError` / `BackendUnavailable` (mapped `from exc`); the
+  fail-open policy lives in one wrapper, `agentcache.backends.resilient.ResilientBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "AsyncBackend",
+    "Backend",
+    "EntryInfo",
+    "Item",
+    "SupportsLocking",
+    "SupportsScan",
+    "SyncBackend",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry to write: `value` bytes under `key`, expiring after `ttl` seconds, carrying `tags`."""
+
+    key: str
+    value: bytes
+    ttl: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """What `SupportsScan.scan` reports about a stored entry (timestamps are Unix seconds)."""
+
+    key: str
+    size: int
+    created_at: float | None = None
+    expires_at: float | None = None
+    accessed_at: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+class SyncBackend(Protocol):
+    """The blocking face of a byte store."""
+
+    def get(self, key: str, /) -> bytes | None:
+        """Return the value stored under `key`, or `None` when it is missing or expired."""
+        ...
+
+    def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Return the values of `keys`, in order, with `None` for each missing or expired one."""
+        ...
+
+    def set_many(self, items: Sequence[Item], /) -> None:
+        """Store every item, replacing existing values, TTLs and tags."""
+        ...
+
+    def delete_many(self, keys: Sequence[str], /) -> int:
+        """Delete `keys`; return how many existed."""
+        ...
+
+    def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
+        ...
+
+    def clear(self, prefix: str = "", /) -> int:
+        """Delete every entry whose key starts with `prefix`; return the count."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the backend may be reopened lazily by a later call."""
+        ...
+
+
+class AsyncBackend(Protocol):
+    """The awaitable face of a byte store: the same contract as `SyncBackend`."""
+
+    async def aget(self, key: str, /) -> bytes | None:
+        """Awaitable `SyncBackend.get`."""
+        ...
+
+    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Awaitable `SyncBackend.get_many`."""
+        ...
+
+    async def aset_many(self, items: Sequence[Item], /) -> None:
+        """Awaitable `SyncBackend.set_many`."""
+        ...
+
+    async def adelete_many(self, keys: Sequence[str], /) -> int:
+        """Awaitable `SyncBackend.delete_many`."""
+        ...
+
+    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Awaitable `SyncBackend.delete_tags`."""
+        ...
+
+    async def aclear(self, prefix: str = "", /) -> int:
+        """Awaitable `SyncBackend.clear`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Awaitable `SyncBackend.close`."""
+        ...
+
+
+class Backend(SyncBackend, AsyncBackend, Protocol):
+    """A byte store with both faces; what `agentcache.Cache` expects."""
+
+
+@runtime_checkable
+class SupportsScan(Protocol):
+    """Optional power: list entries (used by the CLI's `ls`, `stats` and `show`)."""
+
+    def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
+        """Yield every live entry whose key starts with `prefix` (and carries `tag`, when given)."""
+        ...
+
+
+@runtime_checkable
+class SupportsLocking(Protocol):
+    """Optional power: a lock shared by every process using the store (cross-process single-flight).
+
+    `acquire_lock` returns an owner token when the lock was taken, `None` when someone else holds it.
+    A lock expires by itself after `ttl` seconds, so a crashed owner never blocks others for longer.
+    `release_lock` releases it only if `token` still owns it.
+    """
+
+    def acquire_lock(self, name: str, ttl: float, /) -> str | None:
+        """Try once to take the lock `name` for `ttl` seconds; return the owner token or `None`."""
+        ...
+
+    def release_lock(self, name: str, token: str, /) -> bool:
+        """Release `name` if `token` owns it; return whether it did."""
+        ...
+
+    async def aacquire_lock(self, name: str, ttl: float, /) -> str | None:
+        """Awaitable `acquire_lock`."""
+        ...
+
+    async def arelease_lock(self, name: str, token: str, /) -> bool:
+        """Awaitable `release_lock`."""
+        ...

@@ -1,0 +1,61 @@
+"""The exception tree of agentcache.
+
+```
+AgentCacheError                          base: catch this to catch everything we raise
+├── ConfigurationError                   a bad option or an unknown backend URL (the message lists valid ones)
+├── MissingDependencyError(ImportError)  an optional extra is not installed (the message says what to install)
+├── KeyEncodingError(TypeError)          an argument cannot be turned into a cache key (names the argument)
+├── SerializationError                   a value cannot be encoded, or stored bytes cannot be decoded
+└── BackendError                         a backend failed; mapped from driver errors, never reaches a cached call
+    └── BackendUnavailable               cannot connect or timed out; trips the circuit breaker
+```
+
+Cached calls never raise `BackendError`: a failing store degrades to a miss (see `agentcache.backends.resilient`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentCacheError",
+    "BackendError",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "KeyEncodingError",
+    "MissingDependencyError",
+    "SerializationError",
+]
+
+
+class AgentCacheError(Exception):
+    """Base class of every error agentcache raises."""
+
+
+class ConfigurationError(AgentCacheError, ValueError):
+    """Raised for an invalid option, namespace or backend URL."""
+
+
+class MissingDependencyError(AgentCacheError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package!r} is required for this feature: pip install 'agentcache[{extra}]'",
+        )
+        self.package = package
+        self.extra = extra
+
+
+class KeyEncodingError(AgentCacheError, TypeError):
+    """Raised when an argument cannot be canonically encoded into a cache key."""
+
+
+class SerializationError(AgentCacheError):
+    """Raised when a value cannot be serialized, or stored bytes cannot be decoded."""
+
+
+class BackendError(AgentCacheError):
+    """Raised by a backend when its store fails; the resilience layer turns it into a miss."""
+
+
+class BackendUnavailable(BackendError):
+    """Raised when a backend cannot be reached or timed out."""
