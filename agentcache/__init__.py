@@ -1,1 +1,140 @@
-"""agentcache."""
+"""agentcache: never pay twice for the same LLM, tool or embedding call.
+
+```python
+import agentcache
+
+@agentcache.tool_cached(ttl="1h", tags=["search"])
+async def search_web(query: str) -> str: ...
+
+@agentcache.response_cached()
+def ask(messages: list[dict], model: str = "gpt-4o", temperature: float = 0.0) -> dict: ...
+
+with agentcache.namespace("tenant-42"):
+    ask([{"role": "user", "content": "hi"}])
+
+agentcache.invalidate(tags=["search"])
+print(agentcache.stats())
+```
+
+Importing this package imports only the standard library and agentcache's own modules; optional integrations
+load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._core import KeyExplanation, explain_key
+from ._core import reset_stats as _reset_stats
+from ._core import stats_report as _stats_report
+from .cache import Cache
+from .config import Settings, configure, get_settings
+from .decorators import CacheDecorator, CacheOptions, response_cached, tool_cached
+from .errors import (
+    AgentCacheError,
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    KeyEncodingError,
+    MissingDependencyError,
+    SerializationError,
+)
+from .invalidation import aemit, ainvalidate, emit, invalidate, on
+from .scope import current_namespace, namespace
+from .serialization import register_type
+from .stats import CacheInfo, StatsReport
+from .stats_store import flush_stats
+from .types import AsyncCachedFunction, CachedFunction
+from .usage import Price, Usage, extract_usage, set_prices
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentCacheError",
+    "AsyncCachedFunction",
+    "BackendError",
+    "BackendUnavailable",
+    "Cache",
+    "CacheDecorator",
+    "CacheInfo",
+    "CacheOptions",
+    "CachedFunction",
+    "ConfigurationError",
+    "KeyEncodingError",
+    "KeyExplanation",
+    "MissingDependencyError",
+    "Price",
+    "SerializationError",
+    "Settings",
+    "StatsReport",
+    "Usage",
+    "__version__",
+    "aemit",
+    "ainvalidate",
+    "configure",
+    "current_namespace",
+    "emit",
+    "explain_key",
+    "extract_usage",
+    "flush_stats",
+    "get_settings",
+    "invalidate",
+    "namespace",
+    "on",
+    "register_type",
+    "reset",
+    "response_cached",
+    "set_prices",
+    "stats",
+    "tool_cached",
+]
+
+
+def stats() -> StatsReport:
+    """Hits, misses, errors, hit rate and time/tokens/dollars saved in this process.
+
+    ``print(agentcache.stats())`` shows a table; ``.total``, ``.by_layer[...]`` and ``.by_function[...]`` hold
+    the numbers. For every process that shares a store, run ``agentcache stats`` on the command line.
+    """
+    return _stats_report()
+
+
+def reset() -> None:
+    """Return to a pristine state: forget `configure()`, close every store, zero stats, drop event rules.
+
+    Meant for tests (use it in an autouse fixture) and notebooks.
+    """
+    from . import cache, config, invalidation
+
+    cache.forget_all()
+    config.reset_settings()
+    invalidation.reset_events()
+    _reset_stats()
+
+
+# Optional layers, imported on first access so `import agentcache` stays light.
+_LAZY = {
+    "wrap": ("agentcache.integrations", "wrap"),
+    "is_cache_hit": ("agentcache.integrations", "is_cache_hit"),
+    "embedding_cached": ("agentcache.decorators.embedding", "embedding_cached"),
+    "semantic_cached": ("agentcache.decorators.semantic", "semantic_cached"),
+    "invalidate_similar": ("agentcache.decorators.semantic", "invalidate_similar"),
+    "prompt_cached": ("agentcache.decorators.prompt", "prompt_cached"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'agentcache' has no attribute {name!r}")
+    import importlib
+
+    try:
+        module = importlib.import_module(target[0])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("agentcache"):
+            raise AttributeError(f"agentcache.{name} is not available in this version") from None
+        raise
+    value = getattr(module, target[1])
+    globals()[name] = value
+    return value

@@ -1,0 +1,49 @@
+"""Parse TTLs: seconds, `timedelta`, or strings like ``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+from .errors import ConfigurationError
+
+__all__ = ["TTL", "parse_ttl"]
+
+TTL = float | int | _dt.timedelta | str | None
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_ttl(ttl: TTL) -> float | None:
+    """Seconds as a float, or `None` for "never expires".
+
+    ``0`` (or any value <= 0) is valid and means "do not store". Raises `ConfigurationError` for anything
+    else, saying which forms are accepted.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool):
+        raise ConfigurationError(f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '5m'")
+    if isinstance(ttl, (int, float)):
+        return float(ttl)
+    if isinstance(ttl, _dt.timedelta):
+        return ttl.total_seconds()
+    if isinstance(ttl, str):
+        text = ttl.strip().lower().replace(" ", "")
+        if text in ("", "none", "forever", "never"):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        pos, total = 0, 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if pos == len(text) and pos > 0:
+            return total
+    raise ConfigurationError(
+        f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '30s', '5m', '1h30m', '2d'"
+    )

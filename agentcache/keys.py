@@ -1,0 +1,255 @@
+"""Cache keys: a readable scope prefix plus a digest of an unambiguous, canonical encoding of the arguments.
+
+A key looks like ``ac:v1:{namespace}:{layer}:{function}:{digest}``:
+
+* the prefix (schema version, namespace, layer, function) is readable, so a namespace or a function can be
+  cleared by prefix and `agentcache ls` can show what is cached;
+* the digest is BLAKE2b-128 over the canonical bytes of everything that identifies the call (including the
+  namespace and layer again, so a key can never be forged by choosing argument values).
+
+Canonical encoding is JSON with sorted keys and *type tags* for everything JSON cannot say unambiguously:
+``(1, 2)`` and ``[1, 2]`` differ, ``{1: "a"}`` and ``{"1": "a"}`` differ, ``b"hi"`` and ``"hi"`` differ, an
+``IntEnum`` differs from its int. Dataclasses, pydantic models, enums, datetimes, decimals, UUIDs, paths, sets and
+numpy arrays are supported; objects may define ``__cache_key__()`` to return an encodable value. NaN and every other
+type raise `KeyEncodingError` naming the argument, never a silent ``str()`` fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from .errors import ConfigurationError, KeyEncodingError
+
+__all__ = [
+    "KEY_PREFIX",
+    "SCHEMA_VERSION",
+    "KeyParts",
+    "canonical_bytes",
+    "digest",
+    "make_key",
+    "namespace_prefixes",
+    "split_key",
+    "validate_namespace",
+]
+
+SCHEMA_VERSION = "v1"
+KEY_PREFIX = f"ac:{SCHEMA_VERSION}:"
+_TAG = "$t"
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-@+=/]{0,199}")
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.\-@+=<>]+")
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _is_plain(obj: Any) -> bool:
+    """True when `json` encodes `obj` unambiguously as it is (the fast path: no tagging walk needed)."""
+    t = type(obj)
+    if t in _PLAIN_SCALARS:
+        return True
+    if t is float:
+        return math.isfinite(obj)
+    if t is list:
+        return all(_is_plain(v) for v in obj)
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or k == _TAG or not _is_plain(v):
+                return False
+        return True
+    return False
+
+
+def _qualname(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _sort_key(item: Any) -> str:
+    return _dumps(item)
+
+
+def _tag(kind: str, value: Any, cls: type | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {_TAG: kind, "v": value}
+    if cls is not None:
+        out["c"] = _qualname(cls)
+    return out
+
+
+def _canonical(obj: Any, path: str) -> Any:  # noqa: C901 - one dispatch table, read top to bottom
+    t = type(obj)
+    if t is str or t is bool or t is int or obj is None:
+        return obj
+    if t is float:
+        if not math.isfinite(obj):
+            raise KeyEncodingError(
+                f"argument {path!r} is {obj!r}: NaN and infinities have no stable cache key; "
+                f"exclude it with ignore=({path.split('.')[0].split('[')[0]!r},) or supply key=..."
+            )
+        return obj
+    if t is list:
+        return [_canonical(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if t is dict:
+        if all(type(k) is str for k in obj) and _TAG not in obj:
+            return {k: _canonical(v, f"{path}.{k}") for k, v in obj.items()}
+        pairs = [[_canonical(k, f"{path}<key>"), _canonical(v, f"{path}[{k!r}]")] for k, v in obj.items()]
+        return _tag("dict", sorted(pairs, key=_sort_key))
+    if t is tuple:
+        return _tag("tuple", [_canonical(v, f"{path}[{i}]") for i, v in enumerate(obj)])
+    hook = getattr(obj, "__cache_key__", None)
+    if hook is not None and callable(hook):
+        return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
+    if isinstance(obj, enum.Enum):
+        return _tag("enum", _canonical(obj.value, f"{path}.value"), t)
+    if isinstance(obj, (set, frozenset)):
+        items = [_canonical(v, f"{path}<item>") for v in obj]
+        return _tag("set" if isinstance(obj, set) else "frozenset", sorted(items, key=_sort_key))
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"))
+    if isinstance(obj, _dt.datetime):
+        return _tag("datetime", obj.isoformat())
+    if isinstance(obj, _dt.date):
+        return _tag("date", obj.isoformat())
+    if isinstance(obj, _dt.time):
+        return _tag("time", obj.isoformat())
+    if isinstance(obj, _dt.timedelta):
+        return _tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
+    if isinstance(obj, decimal.Decimal):
+        if not obj.is_finite():
+            raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
+        return _tag("decimal", str(obj))
+    if isinstance(obj, uuid.UUID):
+        return _tag("uuid", str(obj))
+    if isinstance(obj, PurePath):
+        return _tag("path", obj.as_posix(), t)
+    if isinstance(obj, (str, int, float, list, dict)):  # subclasses of JSON types keep their class
+        base = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
+        return _tag("sub", _canonical(base(obj), path), t)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: _canonical(getattr(obj, f.name), f"{path}.{f.name}") for f in dataclasses.fields(obj)}
+        return _tag("dataclass", fields, t)
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None and hasattr(type(obj), "model_fields"):  # pydantic v2 model
+        return _tag("model", _canonical(dump(mode="json"), path), t)
+    module = t.__module__
+    if module == "numpy" or module.startswith("numpy."):
+        shape = getattr(obj, "shape", None)
+        dtype = getattr(obj, "dtype", None)
+        if shape is not None and dtype is not None:
+            if getattr(dtype, "hasobject", False):
+                raise KeyEncodingError(f"argument {path!r} is a numpy array of Python objects: no stable key")
+            if shape == ():  # numpy scalar
+                return _tag("np", [dtype.str, _canonical(obj.item(), path)])
+            data = obj.tobytes(order="C")
+            return _tag("ndarray", [dtype.str, list(shape), base64.b64encode(data).decode("ascii")])
+    raise KeyEncodingError(
+        f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
+        f"ignore=({path.split('.')[0].split('[')[0]!r},), supply key=lambda ...: ..., or give the class a "
+        f"__cache_key__() method returning plain data"
+    )
+
+
+def canonical_bytes(obj: Any, name: str = "value") -> bytes:
+    """Encode `obj` canonically: equal inputs give equal bytes, inputs of different types never do.
+
+    Raises:
+        KeyEncodingError: `obj` (or something inside it, reported by its path under `name`) is NaN or of a
+            type with no canonical encoding.
+    """
+    if _is_plain(obj):
+        return _dumps(obj).encode()
+    return _dumps(_canonical(obj, name)).encode()
+
+
+def digest(data: bytes) -> str:
+    """The 32-hex-character BLAKE2b-128 digest of `data`."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def validate_namespace(namespace: str) -> str:
+    """Return `namespace` if it is valid, else raise `ConfigurationError`.
+
+    A namespace is 1-200 characters of letters, digits and ``_ . - @ + = /``, starting with a letter or digit.
+    ``/`` nests namespaces (``tenant-42/search``). Separators (``:``) and glob characters are refused, so one
+    namespace can never read or clear another's keys.
+    """
+    if not isinstance(namespace, str) or _NAMESPACE_RE.fullmatch(namespace) is None or "//" in namespace:
+        raise ConfigurationError(
+            f"invalid namespace {namespace!r}: use 1-200 letters, digits and _ . - @ + = / "
+            f"(starting with a letter or digit; no ':' or glob characters)"
+        )
+    return namespace.rstrip("/")
+
+
+def _segment(value: str) -> str:
+    """A function or layer name made safe for the readable prefix."""
+    cleaned = value.replace(":", ".").replace(" ", "_")
+    return cleaned if _SEGMENT_RE.fullmatch(cleaned) else re.sub(r"[^A-Za-z0-9_.\-@+=<>]", "_", cleaned)
+
+
+def make_key(namespace: str, layer: str, function: str, payload_digest: str) -> str:
+    """Assemble ``ac:v1:{namespace}:{layer}:{function}:{digest}`` (namespace already validated)."""
+    return f"{KEY_PREFIX}{namespace}:{layer}:{function}:{payload_digest}"
+
+
+def namespace_prefixes(namespace: str) -> tuple[str, str]:
+    """The key prefixes of `namespace` itself and of every namespace nested under it."""
+    ns = validate_namespace(namespace)
+    return f"{KEY_PREFIX}{ns}:", f"{KEY_PREFIX}{ns}/"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyParts:
+    """The readable parts of a key."""
+
+    namespace: str
+    layer: str
+    function: str
+    digest: str
+
+
+def split_key(key: str) -> KeyParts | None:
+    """Split a key made by `make_key`; `None` for anything else (a foreign or internal key)."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    parts = key[len(KEY_PREFIX) :].split(":")
+    if len(parts) != 4:
+        return None
+    return KeyParts(*parts)
+
+
+def function_name(func: Callable[..., Any]) -> str:
+    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded."""
+    module = getattr(func, "__module__", None) or "?"
+    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+    return _segment(f"{module}.{qual}".replace(".<locals>", ""))
+
+
+def preview(value: Any, limit: int = 60) -> str:
+    """A short, human-readable rendering of a canonical value (for `explain_key`)."""
+    try:
+        text = canonical_bytes(value).decode()
+    except KeyEncodingError as exc:
+        text = f"<{exc}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mapping_digest(fields: Mapping[str, Any], *, scope: tuple[str, ...]) -> str:
+    """Digest of named fields plus the scope they belong to (namespace, layer, function, version)."""
+    head = _dumps(list(scope)).encode()
+    data = dict(fields)
+    body = _dumps(data if _is_plain(data) else {k: _canonical(v, k) for k, v in data.items()})
+    return digest(head + b"\x00" + body.encode())

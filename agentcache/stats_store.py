@@ -1,0 +1,105 @@
+"""Stats snapshots kept in the store, so `agentcache stats` in another process can show them.
+
+Each process writes its own counters under ``ac:v1:_stats:process:{host}.{pid}:{start}`` (at most every
+`FLUSH_INTERVAL` seconds while it has misses, and at exit); the CLI sums the snapshots it finds. Snapshots expire
+after 30 days.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import SerializationError
+from .keys import KEY_PREFIX
+from .serialization import decode_entry, encode_entry
+from .stats import StatsReport
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .cache import Cache
+
+__all__ = ["flush_stats", "load_stats", "maybe_flush"]
+
+FLUSH_INTERVAL = 10.0
+SNAPSHOT_TTL = 30 * 86400.0
+PREFIX = f"{KEY_PREFIX}_stats:process:"
+_started = int(time.time() * 1000)
+_last = 0.0
+_lock = threading.Lock()
+_hooked = False
+
+
+def _key() -> str:
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname()) or "host"
+    return f"{PREFIX}{host}.{os.getpid()}:{_started}"
+
+
+def flush_stats() -> None:
+    """Write this process's counters into every open store (one snapshot per store)."""
+    from . import _core
+    from .backends.base import Item
+    from .cache import open_caches
+
+    global _last
+    _last = time.monotonic()
+    by_cache: dict[int, tuple[Cache, list[list[Any]]]] = {}
+    for core in list(_core._cores):
+        cache = core._cache
+        if cache is None or cache._store is None:
+            continue
+        info = core.counters.to_dict()
+        if not (info["hits"] or info["misses"] or info["errors"]):
+            continue
+        by_cache.setdefault(id(cache), (cache, []))[1].append([core.name, core.layer, info])
+    for cache in open_caches():
+        if cache._store is not None and cache.counters.backend_errors:
+            entry = by_cache.setdefault(id(cache), (cache, []))
+            entry[1].append([f"<store {cache.url}>", "backend", cache.counters.to_dict()])
+    for cache, rows in by_cache.values():
+        store = cache._store
+        if store is not None:
+            store.set_many([Item(_key(), encode_entry({"rows": rows}), SNAPSHOT_TTL)])
+
+
+def maybe_flush() -> None:
+    """Flush if the last flush is older than `FLUSH_INTERVAL` (cheap to call on every miss)."""
+    global _hooked
+    if not _hooked:
+        with _lock:
+            if not _hooked:
+                atexit.register(_flush_quietly)
+                _hooked = True
+    if time.monotonic() - _last >= FLUSH_INTERVAL:
+        _flush_quietly()
+
+
+def _flush_quietly() -> None:
+    try:
+        flush_stats()
+    except Exception:  # noqa: BLE001, S110 - stats must never break the app (stores already fail open)
+        pass
+
+
+def load_stats(store: Backend) -> StatsReport:
+    """Sum every process snapshot found in `store` (needs a backend that supports `scan`)."""
+    from .backends.base import SupportsScan
+
+    inner = getattr(store, "inner", store)
+    rows: list[tuple[str, str, Any]] = []
+    if isinstance(inner, SupportsScan):
+        keys = [info.key for info in inner.scan(PREFIX)]
+        for raw in store.get_many(keys) if keys else []:
+            if raw is None:
+                continue
+            try:
+                value = decode_entry(raw).value
+                for name, layer, counters in value["rows"]:
+                    rows.append((str(name), str(layer), dict(counters)))
+            except (SerializationError, KeyError, TypeError, ValueError):
+                continue
+    return StatsReport.build(rows)

@@ -1,0 +1,65 @@
+"""Shared fixtures: the backend matrix (memory, sqlite, and redis kinds when a redis-server exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.backends import BACKEND_KINDS, REDIS_KINDS, backend_url_for
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Each backend kind in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def servers(request: pytest.FixtureRequest) -> dict[str, str]:
+    """URLs of servers the tests started (filled by server fixtures such as the redis one)."""
+    urls: dict[str, str] = {}
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("backend_kind") in REDIS_KINDS:
+        urls["redis"] = request.getfixturevalue("redis_server")
+    return urls
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test parametrized with a Redis backend kind `redis`."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend_kind") in REDIS_KINDS:
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL of a redis-server this test session started on a free port (skips without the binary)."""
+    from support.redis_server import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not on PATH (`make test` installs it)")
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def backend_url(backend_kind: str, tmp_path: Path, servers: dict[str, str]) -> str:
+    """A fresh backend URL of the current kind, private to this test."""
+    return backend_url_for(backend_kind, tmp_path, servers)
+
+
+@pytest.fixture
+def backend(backend_url: str) -> Iterator[object]:
+    """An opened backend of the current kind, closed after the test."""
+    from agentcache.backends import open_backend
+
+    b = open_backend(backend_url)
+    try:
+        yield b
+    finally:
+        b.close()
