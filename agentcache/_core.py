@@ -139,13 +139,6 @@ class _Flight:
 
 
 _cores: weakref.WeakSet[Core] = weakref.WeakSet()
-_warned: set[tuple[str, str]] = set()
-
-
-def _warn_once(core_name: str, what: str, message: str) -> None:
-    if (core_name, what) not in _warned:
-        _warned.add((core_name, what))
-        log.warning(message)
 
 
 class _Binder:
@@ -154,9 +147,7 @@ class _Binder:
     def __init__(self, func: Callable[..., Any]) -> None:
         self.sig = inspect.signature(func)
         params = list(self.sig.parameters.values())
-        self.positional = [
-            p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        self.positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
         self.var_keyword = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
         self.simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
@@ -168,7 +159,7 @@ class _Binder:
         Raises `TypeError` exactly when calling the function with these arguments would.
         """
         if self.simple and len(args) <= len(self.positional):
-            bound = dict(zip(self.positional, args))
+            bound = dict(zip(self.positional, args, strict=False))
             for name, value in kwargs.items():
                 if name not in self.names or name in bound:
                     break
@@ -213,7 +204,14 @@ class Core:
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], int]] = {}
         self._annotations_registered = False
         self._cache: Cache | None = None
+        self._warned: set[str] = set()
         _cores.add(self)
+
+    def warn_once(self, what: str, message: str) -> None:
+        """Log `message` the first time this function hits the problem `what`."""
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(message)
 
     # -- coordinates --------------------------------------------------------------------------------------
 
@@ -286,11 +284,11 @@ class Core:
                     return decode_entry(raw)
                 except SerializationError:
                     pass
-            _warn_once(self.name, "corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
+            self.warn_once("corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
             self.counters.add("errors")
             try:
                 call.store.delete_many([call.key])
-            except Exception:  # noqa: BLE001, S110 - the store already fails open; nothing else to do
+            except Exception:  # noqa: S110 - the store already fails open; nothing else to do
                 pass
             return None
 
@@ -317,8 +315,7 @@ class Core:
             return encode_entry(checked, kind=kind, duration=duration, usage=usage)  # type: ignore[arg-type]
         except SerializationError as exc:
             self.counters.add("not_stored")
-            _warn_once(
-                self.name,
+            self.warn_once(
                 "serialize",
                 f"agentcache: results of {self.name} are returned but not cached: {exc}. "
                 "Return JSON-friendly data, dataclasses or pydantic models.",
@@ -423,7 +420,7 @@ class Core:
         self._annotations_registered = True
         try:
             hints = inspect.get_annotations(self.func, eval_str=True)
-        except Exception:  # noqa: BLE001 - unresolvable annotations just register nothing
+        except Exception:
             return
         for cls in _classes_in(hints.get("return")):
             register_type(cls)
@@ -459,8 +456,10 @@ def _classes_in(annotation: Any) -> list[type]:
         import dataclasses
         import enum
 
-        if dataclasses.is_dataclass(annotation) or issubclass(annotation, enum.Enum) or hasattr(
-            annotation, "model_validate"
+        if (
+            dataclasses.is_dataclass(annotation)
+            or issubclass(annotation, enum.Enum)
+            or hasattr(annotation, "model_validate")
         ):
             out.append(annotation)
     for arg in getattr(annotation, "__args__", ()) or ():

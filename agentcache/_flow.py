@@ -97,7 +97,8 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                 elif t is GetMany:
                     reply = store.get_many(cast(GetMany, op).keys)
                 elif t is Store:
-                    reply = store.set_many(cast(Store, op).items)
+                    store.set_many(cast(Store, op).items)
+                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = store.acquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -105,7 +106,8 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                     unlock = cast(Unlock, op)
                     reply = store.release_lock(unlock.name, unlock.token)  # type: ignore[attr-defined]
                 else:
-                    reply = time.sleep(cast(Sleep, op).seconds)
+                    time.sleep(cast(Sleep, op).seconds)
+                    reply = None
             except BaseException as exc:
                 op = flow.throw(exc)
                 continue
@@ -131,7 +133,8 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                 elif t is GetMany:
                     reply = await store.aget_many(cast(GetMany, op).keys)
                 elif t is Store:
-                    reply = await store.aset_many(cast(Store, op).items)
+                    await store.aset_many(cast(Store, op).items)
+                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = await store.aacquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -139,7 +142,8 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                     unlock = cast(Unlock, op)
                     reply = await store.arelease_lock(unlock.name, unlock.token)  # type: ignore[attr-defined]
                 else:
-                    reply = await asyncio.sleep(cast(Sleep, op).seconds)
+                    await asyncio.sleep(cast(Sleep, op).seconds)
+                    reply = None
             except BaseException as exc:
                 op = flow.throw(exc)
                 continue

@@ -121,9 +121,7 @@ class Cache:
 
     # -- invalidation ---------------------------------------------------------------------------------------
 
-    def invalidate(
-        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None
-    ) -> int:
+    def invalidate(self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None) -> int:
         """Delete entries by exact key, by tag (within `namespace` when given), or a whole namespace.
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old

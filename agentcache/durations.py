@@ -44,6 +44,4 @@ def parse_ttl(ttl: TTL) -> float | None:
             pos = match.end()
         if pos == len(text) and pos > 0:
             return total
-    raise ConfigurationError(
-        f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '30s', '5m', '1h30m', '2d'"
-    )
+    raise ConfigurationError(f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '30s', '5m', '1h30m', '2d'")

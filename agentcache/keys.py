@@ -67,10 +67,7 @@ def _is_plain(obj: Any) -> bool:
     if t is list:
         return all(_is_plain(v) for v in obj)
     if t is dict:
-        for k, v in obj.items():
-            if type(k) is not str or k == _TAG or not _is_plain(v):
-                return False
-        return True
+        return all(type(k) is str and k != _TAG and _is_plain(v) for k, v in obj.items())
     return False
 
 
@@ -89,7 +86,7 @@ def _tag(kind: str, value: Any, cls: type | None = None) -> dict[str, Any]:
     return out
 
 
-def _canonical(obj: Any, path: str) -> Any:  # noqa: C901 - one dispatch table, read top to bottom
+def _canonical(obj: Any, path: str) -> Any:
     t = type(obj)
     if t is str or t is bool or t is int or obj is None:
         return obj
@@ -136,7 +133,7 @@ def _canonical(obj: Any, path: str) -> Any:  # noqa: C901 - one dispatch table, 
     if isinstance(obj, PurePath):
         return _tag("path", obj.as_posix(), t)
     if isinstance(obj, (str, int, float, list, dict)):  # subclasses of JSON types keep their class
-        base = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
+        base: Any = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
         return _tag("sub", _canonical(base(obj), path), t)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: _canonical(getattr(obj, f.name), f"{path}.{f.name}") for f in dataclasses.fields(obj)}
@@ -186,12 +183,12 @@ def validate_namespace(namespace: str) -> str:
     ``/`` nests namespaces (``tenant-42/search``). Separators (``:``) and glob characters are refused, so one
     namespace can never read or clear another's keys.
     """
-    if not isinstance(namespace, str) or _NAMESPACE_RE.fullmatch(namespace) is None or "//" in namespace:
+    if _NAMESPACE_RE.fullmatch(namespace) is None or "//" in namespace or namespace.endswith("/"):
         raise ConfigurationError(
             f"invalid namespace {namespace!r}: use 1-200 letters, digits and _ . - @ + = / "
-            f"(starting with a letter or digit; no ':' or glob characters)"
+            f"(starting with a letter or digit, no trailing '/'; no ':' or glob characters)"
         )
-    return namespace.rstrip("/")
+    return namespace
 
 
 def _segment(value: str) -> str:

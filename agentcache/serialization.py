@@ -96,7 +96,7 @@ class _Encoder:
             out["c"] = _name(cls)
         return out
 
-    def encode(self, obj: Any) -> Any:  # noqa: C901 - a flat dispatch table
+    def encode(self, obj: Any) -> Any:
         t = type(obj)
         if t is str or t is int or t is bool or obj is None:
             return obj
@@ -140,9 +140,9 @@ class _Encoder:
         raise SerializationError(f"values of type {t.__module__}.{t.__qualname__} cannot be cached")
 
 
-def _decode_tag(d: dict[str, Any]) -> Any:  # noqa: C901 - mirror of _Encoder.encode
+def _decode_tag(d: dict[str, Any]) -> Any:
     kind = d.get(_TAG)
-    v = d.get("v")
+    v: Any = d.get("v")
     if kind is None:
         return d
     if kind == "tuple":
@@ -226,7 +226,9 @@ def encode_entry(value: Any, *, kind: Kind = "value", duration: float = 0.0, usa
     if usage is not None:
         payload["u"] = usage.to_dict()
     try:
-        return (MAGIC_TAGGED if enc.tagged else MAGIC) + json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        return (MAGIC_TAGGED if enc.tagged else MAGIC) + json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"value cannot be cached: {exc}") from exc
 
@@ -262,9 +264,9 @@ def decode_entry(raw: bytes) -> Entry:
 
 def pack_vector(vector: Sequence[float] | Any) -> bytes:
     """Pack a vector (a sequence of floats or a numpy array) as little-endian float32 bytes."""
-    tobytes = getattr(vector, "astype", None)
-    if tobytes is not None:  # numpy: no per-element Python work
-        return bytes(vector.astype("<f4", copy=False).tobytes())
+    if hasattr(vector, "astype"):  # numpy: no per-element Python work
+        arr_np: Any = vector
+        return bytes(arr_np.astype("<f4", copy=False).tobytes())
     arr = array.array("f", vector)
     if sys.byteorder == "big":
         arr.byteswap()

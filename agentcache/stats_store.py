@@ -81,7 +81,7 @@ def maybe_flush() -> None:
 def _flush_quietly() -> None:
     try:
         flush_stats()
-    except Exception:  # noqa: BLE001, S110 - stats must never break the app (stores already fail open)
+    except Exception:  # noqa: S110 - stats must never break the app (stores already fail open)
         pass
 
 

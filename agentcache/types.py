@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-
 from .stats import CacheInfo
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "KeyBuilder"]

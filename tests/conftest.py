@@ -9,6 +9,19 @@ import pytest
 from support.backends import BACKEND_KINDS, REDIS_KINDS, backend_url_for
 
 
+@pytest.fixture(autouse=True)
+def _pristine_agentcache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts unconfigured, with its default store in a private dir (never the user's cache)."""
+    import agentcache
+
+    for name in ("AGENTCACHE_URL", "AGENTCACHE_DISABLED", "AGENTCACHE_NAMESPACE", "AGENTCACHE_TTL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AGENTCACHE_DIR", str(tmp_path_factory.mktemp("agentcache-home")))
+    agentcache.reset()
+    yield
+    agentcache.reset()
+
+
 @pytest.fixture(params=BACKEND_KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     """Each backend kind in turn."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
-from .._core import decorate, make_policy
-from ..durations import TTL
+from agentcache._core import decorate, make_policy
+from agentcache.durations import TTL
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend
-    from ..cache import Cache
-    from ..types import AsyncCachedFunction, CachedFunction
+    from agentcache.backends.base import Backend
+    from agentcache.cache import Cache
+    from agentcache.types import AsyncCachedFunction, CachedFunction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,15 +53,15 @@ class CacheDecorator(Protocol):
     """What a decorator called with options returns: it accepts sync and async functions alike."""
 
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncCachedFunction[P, R]: ...
 
     @overload
     def __call__(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
 
-def build(
-    layer: str, func: Callable[..., Any] | None, options: CacheOptions, layer_defaults: dict[str, Any]
-) -> Any:
+def build(layer: str, func: Callable[..., Any] | None, options: CacheOptions, layer_defaults: dict[str, Any]) -> Any:
     """Apply a decorator to `func` now (bare form) or return the decorator (called form)."""
     policy = make_policy(layer, **{**layer_defaults, **options})
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from ..types import AsyncCachedFunction, CachedFunction
+    from agentcache.types import AsyncCachedFunction, CachedFunction
 
 __all__ = ["TRANSPORT_FIELDS", "response_cached"]
 
@@ -49,7 +49,7 @@ TRANSPORT_FIELDS = frozenset(
 
 
 @overload
-def response_cached(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+def response_cached(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def response_cached(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload

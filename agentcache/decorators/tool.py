@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from ..types import AsyncCachedFunction, CachedFunction
+    from agentcache.types import AsyncCachedFunction, CachedFunction
 
 __all__ = ["tool_cached"]
 
@@ -23,7 +23,7 @@ R = TypeVar("R")
 
 
 @overload
-def tool_cached(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...
+def tool_cached(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncCachedFunction[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def tool_cached(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 @overload

@@ -1,0 +1,42 @@
+"""`import agentcache` stays fast and pulls in no optional dependency."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = [
+    "redis",
+    "openai",
+    "anthropic",
+    "langchain_core",
+    "numpy",
+    "onnxruntime",
+    "tokenizers",
+    "usearch",
+    "msgpack",
+    "pydantic",
+    "httpx",
+    "tenacity",
+    "dotenv",
+    "platformdirs",
+    "sqlite3",
+]
+
+
+def test_import_pulls_no_optional_dependency() -> None:
+    """None of the optional packages (nor the lazily used core ones) is imported by `import agentcache`."""
+    code = f"import sys, json, agentcache; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_import_is_fast() -> None:
+    """`import agentcache` takes < 100 ms (best of 5 fresh interpreters, import time only)."""
+    code = "import time; t = time.perf_counter(); import agentcache; print(time.perf_counter() - t)"
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(5)
+    ]
+    assert min(times) < 0.100, times
