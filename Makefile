@@ -41,11 +41,13 @@ demo: venv ## the main job on the embedded default (SQLite), no API key, no serv
 
 .PHONY: examples
 examples: venv ## run every example as a smoke test
-	@set -e; for f in examples/[0-9]*.py; do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 .PHONY: bench
 bench: venv redis-server ## run the benchmarks; tables land in benchmarks/results/
 	$(BIN)/python benchmarks/bench_exact.py
+	$(BIN)/python benchmarks/bench_redis.py
+	$(BIN)/python benchmarks/bench_sdk.py
 
 .PHONY: fmt
 fmt: venv ## format and autofix

@@ -9,10 +9,9 @@ contains only the call order and the I/O calls; the miss path is the `Core.miss_
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import logging
+import sys
 import threading
 import time
 import weakref
@@ -27,16 +26,16 @@ from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
 from .keys import function_name, make_key, mapping_digest, preview, validate_namespace
 from .scope import current_namespace
-from .serialization import Entry, decode_entry, encode_entry, register_type
+from .serialization import decode_parts, encode_entry, register_type
 from .stats import CacheInfo, Counters, StatsReport
 from .stats_store import maybe_flush
 from .usage import Usage, extract_usage
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .backends.base import Backend, Item
     from .cache import Cache
-
-log = logging.getLogger("agentcache")
 
 MISS: Any = object()
 _ABANDONED: Any = object()
@@ -150,8 +149,10 @@ class _Binder:
         self.positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
         self.var_keyword = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
-        self.simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        # The fast path covers plain parameters, optionally followed by **kwargs (`def chat(messages, **params)`).
+        self.simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.VAR_KEYWORD) for p in params)
         self.names = frozenset(self.positional)
+        self.params = frozenset(self.sig.parameters)
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Named arguments with defaults applied; ``**kwargs`` contents are flattened in.
@@ -161,18 +162,15 @@ class _Binder:
         if self.simple and len(args) <= len(self.positional):
             bound = dict(zip(self.positional, args, strict=False))
             for name, value in kwargs.items():
-                if name not in self.names or name in bound:
+                if name in bound or (name not in self.names and (self.var_keyword is None or name in self.params)):
                     break
                 bound[name] = value
             else:
-                if len(bound) < len(self.positional):
-                    for name in self.positional:
-                        if name not in bound:
-                            if name not in self.defaults:
-                                break
-                            bound[name] = self.defaults[name]
-                    else:
-                        return bound
+                for name in self.positional[len(args) :]:
+                    if name not in bound:
+                        if name not in self.defaults:
+                            break
+                        bound[name] = self.defaults[name]
                 else:
                     return bound
         ba = self.sig.bind(*args, **kwargs)
@@ -199,6 +197,8 @@ class Core:
             drop |= policy.drop_when_streaming
         self.drop = frozenset(drop)
         self.function_tag = FUNCTION_TAG + self.name
+        self._version = policy.version or ""
+        self._static_tags = None if callable(policy.tags) else (*policy.tags, self.function_tag)
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], int]] = {}
@@ -211,7 +211,9 @@ class Core:
         """Log `message` the first time this function hits the problem `what`."""
         if what not in self._warned:
             self._warned.add(what)
-            log.warning(message)
+            import logging
+
+            logging.getLogger("agentcache").warning(message)
 
     # -- coordinates --------------------------------------------------------------------------------------
 
@@ -252,18 +254,18 @@ class Core:
         ns = self.namespace_for(args, kwargs)
         fields = self.key_fields(args, kwargs)
         try:
-            d = mapping_digest(fields, scope=(ns, self.layer, self.name, self.policy.version or ""))
+            d = mapping_digest(fields, scope=(ns, self.layer, self.name, self._version))
         except KeyEncodingError as exc:
             raise KeyEncodingError(f"{self.name}: {exc}") from None
-        tags = self.policy.tags
-        if callable(tags):
-            tags = tuple(tags(*args, **kwargs))
+        tags = self._static_tags
+        if tags is None:
+            tags = (*self.policy.tags(*args, **kwargs), self.function_tag)  # type: ignore[operator]
         ttl = self.policy.ttl if self.policy.ttl_set else get_settings().ttl
         cache = self.cache
         return Call(
             make_key(ns, self.layer, self.name, d),
             ns,
-            (*tags, self.function_tag),
+            tags,
             ttl,
             cache,
             cache.store,
@@ -273,15 +275,15 @@ class Core:
 
     # -- hits and stores ----------------------------------------------------------------------------------
 
-    def decode(self, call: Call, raw: bytes) -> Entry | None:
-        """Decode stored bytes; a corrupt or foreign entry is deleted and reads as `None` (a miss)."""
+    def decode(self, call: Call, raw: bytes) -> tuple[str, Any, float, dict[str, Any] | None, Any] | None:
+        """Decode stored bytes (`decode_parts`); a corrupt or foreign entry is deleted and reads as `None`."""
         try:
-            return decode_entry(raw)
+            return decode_parts(raw)
         except SerializationError as exc:
             if not self._annotations_registered:
                 self._register_annotations()
                 try:
-                    return decode_entry(raw)
+                    return decode_parts(raw)
                 except SerializationError:
                     pass
             self.warn_once("corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
@@ -294,11 +296,11 @@ class Core:
 
     def hit(self, call: Call, raw: bytes, kind: str = "value") -> Any:
         """The value of a hit (counted), or `MISS` when the bytes are unusable."""
-        entry = self.decode(call, raw)
-        if entry is None or entry.kind != kind:
+        parts = self.decode(call, raw)
+        if parts is None or parts[0] != kind:
             return MISS
-        self.counters.hit(entry.duration, entry.usage)
-        return entry.value
+        self.counters.hit(parts[2], parts[3])
+        return parts[1]
 
     def encode(self, call: Call, value: Any, duration: float, kind: str = "value") -> bytes | None:
         """Entry bytes for a fresh result, or `None` when it must not be stored."""
@@ -387,6 +389,8 @@ class Core:
 
     def ajoin(self, key: str, epoch: int) -> tuple[asyncio.Future[Any], bool]:
         """Join the computation of `key` (asyncio face); flights never cross event loops."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._aflights.get(key)
@@ -406,10 +410,10 @@ class Core:
     def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
         if raw is not None:
-            entry = self.decode(call, raw)
-            if entry is not None:
-                self.counters.hit(entry.duration, entry.usage)
-                return entry.value
+            parts = self.decode(call, raw)
+            if parts is not None:
+                self.counters.hit(parts[2], parts[3])
+                return parts[1]
         self.counters.hit(0.0, None)
         return value
 
@@ -530,7 +534,11 @@ def stats_report() -> StatsReport:
     for cache in _cache.open_caches():
         if cache.counters.backend_errors:
             rows.append((f"<store {cache.url}>", "backend", cache.counters))
-    return StatsReport.build(rows)
+    report = StatsReport.build(rows)
+    prompt_cache = sys.modules.get("agentcache.prompt_cache")  # only once provider prompt caching is used
+    if prompt_cache is not None:
+        report.prompt_cache = prompt_cache.ledger.snapshot()
+    return report
 
 
 def reset_stats() -> None:
@@ -539,6 +547,9 @@ def reset_stats() -> None:
         core.counters.reset()
     for cache in _cache.open_caches():
         cache.counters.reset()
+    prompt_cache = sys.modules.get("agentcache.prompt_cache")
+    if prompt_cache is not None:
+        prompt_cache.ledger.reset()
 
 
 # -- faces ----------------------------------------------------------------------------------------------------
@@ -605,6 +616,8 @@ def _sync_face(core: Core) -> Callable[..., Any]:
 
 
 def _async_face(core: Core) -> Callable[..., Any]:
+    import asyncio  # only async faces need it; `import agentcache` stays light
+
     func = core.func
 
     @functools.wraps(func)

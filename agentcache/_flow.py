@@ -7,10 +7,8 @@ once this way and runs unchanged under both drivers (the idea of httpx's ``Auth.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -21,55 +19,80 @@ __all__ = ["Compute", "Flow", "Get", "GetMany", "Lock", "Sleep", "Store", "Unloc
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Get:
+class _Op:
+    """Base of the operations a flow yields (plain slotted classes: cheap to define at import)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"{type(self).__name__}({fields})"
+
+
+class Get(_Op):
     """Read one key; the reply is `bytes | None`."""
 
-    key: str
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
 
 
-@dataclass(frozen=True, slots=True)
-class GetMany:
+class GetMany(_Op):
     """Read several keys; the reply is `list[bytes | None]`."""
 
-    keys: Sequence[str]
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = keys
 
 
-@dataclass(frozen=True, slots=True)
-class Store:
+class Store(_Op):
     """Write items; the reply is `None`."""
 
-    items: Sequence[Item]
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.items = items
 
 
-@dataclass(frozen=True, slots=True)
-class Compute:
+class Compute(_Op):
     """Call the user's function with `args`; the reply is `(result, seconds)`; its exception is thrown in."""
 
-    args: Any = None
+    __slots__ = ("args",)
+
+    def __init__(self, args: Any = None) -> None:
+        self.args = args
 
 
-@dataclass(frozen=True, slots=True)
-class Lock:
+class Lock(_Op):
     """Try to take a cross-process lock; the reply is an owner token or `None`."""
 
-    name: str
-    ttl: float
+    __slots__ = ("name", "ttl")
+
+    def __init__(self, name: str, ttl: float) -> None:
+        self.name = name
+        self.ttl = ttl
 
 
-@dataclass(frozen=True, slots=True)
-class Unlock:
+class Unlock(_Op):
     """Release a cross-process lock; the reply is `bool`."""
 
-    name: str
-    token: str
+    __slots__ = ("name", "token")
+
+    def __init__(self, name: str, token: str) -> None:
+        self.name = name
+        self.token = token
 
 
-@dataclass(frozen=True, slots=True)
-class Sleep:
+class Sleep(_Op):
     """Wait; the reply is `None`."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 Op = Get | GetMany | Store | Compute | Lock | Unlock | Sleep
@@ -118,6 +141,8 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
 
 async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awaitable[Any]]) -> T:
     """Drive `flow` with awaitable I/O; `compute(args)` returns the user's coroutine. Same contract."""
+    import asyncio
+
     perf = time.perf_counter
     try:
         op = flow.send(None)

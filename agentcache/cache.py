@@ -231,3 +231,4 @@ def forget_all() -> None:
     with _registry_lock:
         _default = None
         _by_spec.clear()
+        _every.clear()

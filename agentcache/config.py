@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError
 from .keys import validate_namespace
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Settings", "configure", "get_settings"]
 
@@ -48,6 +50,8 @@ class Settings:
         """Where the embedded SQLite store lives."""
         if self.dir is not None:
             return self.dir
+        from pathlib import Path
+
         from platformdirs import user_cache_dir
 
         return Path(user_cache_dir("agentcache", appauthor=False))
@@ -87,6 +91,8 @@ def _from_environment() -> dict[str, Any]:
     if env.get("AGENTCACHE_URL"):
         out["url"] = env["AGENTCACHE_URL"]
     if env.get("AGENTCACHE_DIR"):
+        from pathlib import Path
+
         out["dir"] = Path(env["AGENTCACHE_DIR"]).expanduser()
     if "AGENTCACHE_DISABLED" in env:
         out["disabled"] = _flag("AGENTCACHE_DISABLED", env["AGENTCACHE_DISABLED"])
@@ -142,6 +148,8 @@ def configure(
     Returns the new settings. Open stores are closed so the next call uses the new configuration.
     """
     global _resolved
+    from pathlib import Path
+
     given = {
         "url": url,
         "dir": None if dir is None or dir is _UNSET else Path(dir).expanduser(),

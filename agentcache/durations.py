@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
+import sys
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import ConfigurationError
 
+if TYPE_CHECKING:
+    import datetime as _dt
+
 __all__ = ["TTL", "parse_ttl"]
 
-TTL = float | int | _dt.timedelta | str | None
+TTL: TypeAlias = "float | int | _dt.timedelta | str | None"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
@@ -26,8 +30,9 @@ def parse_ttl(ttl: TTL) -> float | None:
         raise ConfigurationError(f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '5m'")
     if isinstance(ttl, (int, float)):
         return float(ttl)
-    if isinstance(ttl, _dt.timedelta):
-        return ttl.total_seconds()
+    dt: Any = sys.modules.get("datetime")
+    if dt is not None and isinstance(ttl, dt.timedelta):
+        return float(ttl.total_seconds())
     if isinstance(ttl, str):
         text = ttl.strip().lower().replace(" ", "")
         if text in ("", "none", "forever", "never"):

@@ -4,10 +4,10 @@ A key looks like ``ac:v1:{namespace}:{layer}:{function}:{digest}``:
 
 * the prefix (schema version, namespace, layer, function) is readable, so a namespace or a function can be
   cleared by prefix and `agentcache ls` can show what is cached;
-* the digest is BLAKE2b-128 over the canonical bytes of everything that identifies the call (including the
-  namespace and layer again, so a key can never be forged by choosing argument values).
+* the digest is SHA-256 (truncated to 128 bits) over the canonical bytes of everything that identifies the
+  call (including the namespace and layer again, so a key can never be forged by choosing argument values).
 
-Canonical encoding is JSON with sorted keys and *type tags* for everything JSON cannot say unambiguously:
+Canonical encoding is JSON (orjson, sorted keys) with *type tags* for everything JSON cannot say unambiguously:
 ``(1, 2)`` and ``[1, 2]`` differ, ``{1: "a"}`` and ``{"1": "a"}`` differ, ``b"hi"`` and ``"hi"`` differ, an
 ``IntEnum`` differs from its int. Dataclasses, pydantic models, enums, datetimes, decimals, UUIDs, paths, sets and
 numpy arrays are supported; objects may define ``__cache_key__()`` to return an encodable value. NaN and every other
@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime as _dt
-import decimal
 import enum
-import hashlib
 import json
 import math
 import re
-import uuid
+import sys
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
 from typing import Any
 
 from .errors import ConfigurationError, KeyEncodingError
@@ -50,24 +46,67 @@ _TAG = "$t"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-@+=/]{0,199}")
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_.\-@+=<>]+")
 
-_dumps = json.JSONEncoder(
-    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+_stdlib_dumps = json.JSONEncoder(
+    ensure_ascii=True, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
 ).encode
+_orjson: Any = None
 
-_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+def _json(obj: Any) -> bytes:
+    """Sorted-key JSON bytes of already-canonical data.
+
+    orjson is imported on first use (it pulls in ~30 ms of stdlib modules, so `import agentcache` does not).
+    The rare values orjson refuses (integers beyond 64 bits, lone surrogates) take the stdlib encoder, in a
+    separate domain marked by a leading 0x01 byte, so the two encodings can never produce the same bytes.
+    """
+    global _orjson
+    if _orjson is None:
+        import orjson
+
+        _orjson = orjson
+    try:
+        return bytes(_orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS))
+    except _orjson.JSONEncodeError:
+        return b"\x01" + _stdlib_dumps(obj).encode()
 
 
 def _is_plain(obj: Any) -> bool:
-    """True when `json` encodes `obj` unambiguously as it is (the fast path: no tagging walk needed)."""
+    """True when JSON encodes `obj` unambiguously as it is (the fast path: no tagging walk needed).
+
+    Written as explicit loops with scalars checked inline: this walk runs on every cached call.
+    ``v - v != 0.0`` is true exactly for NaN and the infinities.
+    """
     t = type(obj)
-    if t in _PLAIN_SCALARS:
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or k == _TAG:
+                return False
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if tv is float:
+                if v - v != 0.0:
+                    return False
+                continue
+            if not _is_plain(v):
+                return False
+        return True
+    if t is list:
+        for v in obj:
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if tv is float:
+                if v - v != 0.0:
+                    return False
+                continue
+            if not _is_plain(v):
+                return False
+        return True
+    if t is str or t is int or t is bool or obj is None:
         return True
     if t is float:
-        return math.isfinite(obj)
-    if t is list:
-        return all(_is_plain(v) for v in obj)
-    if t is dict:
-        return all(type(k) is str and k != _TAG and _is_plain(v) for k, v in obj.items())
+        return bool(obj - obj == 0.0)
     return False
 
 
@@ -75,8 +114,8 @@ def _qualname(t: type) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _sort_key(item: Any) -> str:
-    return _dumps(item)
+def _sort_key(item: Any) -> bytes:
+    return _json(item)
 
 
 def _tag(kind: str, value: Any, cls: type | None = None) -> dict[str, Any]:
@@ -116,21 +155,25 @@ def _canonical(obj: Any, path: str) -> Any:
         return _tag("set" if isinstance(obj, set) else "frozenset", sorted(items, key=_sort_key))
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"))
-    if isinstance(obj, _dt.datetime):
-        return _tag("datetime", obj.isoformat())
-    if isinstance(obj, _dt.date):
-        return _tag("date", obj.isoformat())
-    if isinstance(obj, _dt.time):
-        return _tag("time", obj.isoformat())
-    if isinstance(obj, _dt.timedelta):
-        return _tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
-    if isinstance(obj, decimal.Decimal):
+    # An object of a type whose module was never imported cannot exist, so look modules up instead of
+    # importing them: `import agentcache` stays light.
+    mods = sys.modules
+    if (dt := mods.get("datetime")) is not None:
+        if isinstance(obj, dt.datetime):
+            return _tag("datetime", obj.isoformat())
+        if isinstance(obj, dt.date):
+            return _tag("date", obj.isoformat())
+        if isinstance(obj, dt.time):
+            return _tag("time", obj.isoformat())
+        if isinstance(obj, dt.timedelta):
+            return _tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
+    if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
         if not obj.is_finite():
             raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
         return _tag("decimal", str(obj))
-    if isinstance(obj, uuid.UUID):
+    if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
         return _tag("uuid", str(obj))
-    if isinstance(obj, PurePath):
+    if (pl := mods.get("pathlib")) is not None and isinstance(obj, pl.PurePath):
         return _tag("path", obj.as_posix(), t)
     if isinstance(obj, (str, int, float, list, dict)):  # subclasses of JSON types keep their class
         base: Any = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
@@ -166,14 +209,24 @@ def canonical_bytes(obj: Any, name: str = "value") -> bytes:
         KeyEncodingError: `obj` (or something inside it, reported by its path under `name`) is NaN or of a
             type with no canonical encoding.
     """
-    if _is_plain(obj):
-        return _dumps(obj).encode()
-    return _dumps(_canonical(obj, name)).encode()
+    return _json(obj if _is_plain(obj) else _canonical(obj, name))
 
 
 def digest(data: bytes) -> str:
-    """The 32-hex-character BLAKE2b-128 digest of `data`."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """The first 32 hex characters (128 bits) of the SHA-256 of `data`."""
+    return str(_sha256(data).hexdigest()[:32])
+
+
+def _sha256(data: bytes = b"") -> Any:
+    global _sha256_ctor
+    if _sha256_ctor is None:
+        from hashlib import sha256
+
+        _sha256_ctor = sha256
+    return _sha256_ctor(data)
+
+
+_sha256_ctor: Any = None
 
 
 def validate_namespace(namespace: str) -> str:
@@ -246,7 +299,15 @@ def preview(value: Any, limit: int = 60) -> str:
 
 def mapping_digest(fields: Mapping[str, Any], *, scope: tuple[str, ...]) -> str:
     """Digest of named fields plus the scope they belong to (namespace, layer, function, version)."""
-    head = _dumps(list(scope)).encode()
-    data = dict(fields)
-    body = _dumps(data if _is_plain(data) else {k: _canonical(v, k) for k, v in data.items()})
-    return digest(head + b"\x00" + body.encode())
+    head = _heads.get(scope)
+    if head is None:
+        if len(_heads) > 4096:
+            _heads.clear()
+        head = _heads[scope] = _json(list(scope)) + b"\x00"
+    data = fields if type(fields) is dict else dict(fields)
+    h = _sha256(head)
+    h.update(_json(data if _is_plain(data) else {k: _canonical(v, k) for k, v in data.items()}))
+    return str(h.hexdigest()[:32])
+
+
+_heads: dict[tuple[str, ...], bytes] = {}

@@ -23,15 +23,11 @@ from __future__ import annotations
 import array
 import base64
 import dataclasses
-import datetime as _dt
-import decimal
 import enum
-import json
 import math
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -98,8 +94,10 @@ class _Encoder:
 
     def encode(self, obj: Any) -> Any:
         t = type(obj)
-        if t is str or t is int or t is bool or obj is None:
+        if t is str or t is bool or obj is None:
             return obj
+        if t is int:
+            return obj if -(2**63) <= obj < 2**64 else self.tag("int", str(obj))
         if t is float:
             return obj if math.isfinite(obj) else self.tag("float", repr(obj))
         if t is list:
@@ -114,7 +112,8 @@ class _Encoder:
             return self.tag("enum", self.encode(obj.value), t)
         dump = getattr(obj, "model_dump", None)
         if dump is not None and hasattr(t, "model_validate"):
-            return self.tag("model", dump(mode="json", by_alias=True, exclude_unset=True), t)
+            # Through encode() again: a "$t" key inside the model's data must be escaped like any other.
+            return self.tag("model", self.encode(dump(mode="json", by_alias=True, exclude_unset=True)), t)
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: self.encode(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
             return self.tag("dataclass", fields, t)
@@ -122,15 +121,17 @@ class _Encoder:
             return self.tag("bytes", base64.b64encode(obj).decode("ascii"))
         if isinstance(obj, (set, frozenset)):
             return self.tag("set" if isinstance(obj, set) else "frozenset", [self.encode(v) for v in obj])
-        if isinstance(obj, _dt.datetime):
-            return self.tag("datetime", obj.isoformat())
-        if isinstance(obj, _dt.date):
-            return self.tag("date", obj.isoformat())
-        if isinstance(obj, _dt.timedelta):
-            return self.tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
-        if isinstance(obj, decimal.Decimal):
+        mods = sys.modules  # a type whose module was never imported has no instances: no import needed
+        if (dt := mods.get("datetime")) is not None:
+            if isinstance(obj, dt.datetime):
+                return self.tag("datetime", obj.isoformat())
+            if isinstance(obj, dt.date):
+                return self.tag("date", obj.isoformat())
+            if isinstance(obj, dt.timedelta):
+                return self.tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
+        if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
             return self.tag("decimal", str(obj))
-        if isinstance(obj, uuid.UUID):
+        if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
             return self.tag("uuid", str(obj))
         if t.__module__ == "numpy" and hasattr(obj, "tobytes") and hasattr(obj, "dtype"):
             if obj.dtype.hasobject:
@@ -151,30 +152,38 @@ def _decode_tag(d: dict[str, Any]) -> Any:
         return {_hashable(k): val for k, val in v}
     if kind == "float":
         return float(v)
+    if kind == "int":
+        return int(v)
     if kind == "bytes":
         return base64.b64decode(v, validate=True)
     if kind == "set":
         return {_hashable(x) for x in v}
     if kind == "frozenset":
         return frozenset(_hashable(x) for x in v)
-    if kind == "datetime":
-        return _dt.datetime.fromisoformat(v)
-    if kind == "date":
-        return _dt.date.fromisoformat(v)
-    if kind == "timedelta":
-        return _dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
+    if kind in ("datetime", "date", "timedelta"):
+        import datetime as dt
+
+        if kind == "datetime":
+            return dt.datetime.fromisoformat(v)
+        if kind == "date":
+            return dt.date.fromisoformat(v)
+        return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
     if kind == "decimal":
+        import decimal
+
         return decimal.Decimal(v)
     if kind == "uuid":
+        import uuid
+
         return uuid.UUID(v)
     if kind == "ndarray":
         import numpy as np
 
-        dtype, shape, data = v
-        dt = np.dtype(dtype)
-        if dt.hasobject:
+        dtype_name, shape, data = v
+        np_dtype = np.dtype(dtype_name)
+        if np_dtype.hasobject:
             raise SerializationError("stored numpy array has an object dtype")
-        return np.frombuffer(base64.b64decode(data, validate=True), dtype=dt).reshape(shape).copy()
+        return np.frombuffer(base64.b64decode(data, validate=True), dtype=np_dtype).reshape(shape).copy()
     cls = _lookup(d.get("c"))
     if kind == "enum":
         if not issubclass(cls, enum.Enum):
@@ -196,7 +205,30 @@ def _hashable(x: Any) -> Any:
     return tuple(_hashable(i) for i in x) if isinstance(x, list) else x
 
 
-@dataclass(frozen=True, slots=True)
+def _untag(x: Any) -> Any:
+    """Rebuild tagged values bottom-up (what `json.loads(object_hook=...)` would do)."""
+    t = type(x)
+    if t is list:
+        return [_untag(v) for v in x]
+    if t is dict:
+        d = {k: _untag(v) for k, v in x.items()}
+        return _decode_tag(d) if _TAG in d else d
+    return x
+
+
+_orjson: Any = None
+
+
+def _codec() -> Any:
+    global _orjson
+    if _orjson is None:
+        import orjson
+
+        _orjson = orjson
+    return _orjson
+
+
+@dataclass(slots=True)
 class Entry:
     """A decoded cache entry: the value (or the recorded chunks of a stream) and what the call cost."""
 
@@ -226,11 +258,39 @@ def encode_entry(value: Any, *, kind: Kind = "value", duration: float = 0.0, usa
     if usage is not None:
         payload["u"] = usage.to_dict()
     try:
-        return (MAGIC_TAGGED if enc.tagged else MAGIC) + json.dumps(
-            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
-    except (TypeError, ValueError) as exc:
+        return (MAGIC_TAGGED if enc.tagged else MAGIC) + _codec().dumps(payload)  # type: ignore[no-any-return]
+    except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         raise SerializationError(f"value cannot be cached: {exc}") from exc
+
+
+def decode_parts(raw: bytes) -> tuple[str, Any, float, dict[str, Any] | None, dict[str, Any]]:
+    """The hit path's decoder: ``(kind, value, duration, usage dict or None, envelope)`` with no objects built.
+
+    Raises:
+        SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
+    """
+    magic = raw[:4]
+    try:
+        if magic != MAGIC and magic != MAGIC_TAGGED:
+            raise SerializationError("not an agentcache entry")
+        head = _codec().loads(memoryview(raw)[4:])
+        if type(head) is not dict:
+            raise SerializationError("entry envelope is not an object")
+        value = head["v"]
+        if magic == MAGIC_TAGGED:
+            value = _untag(value)
+        kind = head.get("k", "value")
+        if kind != "value" and (kind != "stream" or type(value) is not list):
+            raise SerializationError(f"bad entry kind {kind!r}")
+        duration = head.get("d", 0.0)
+        if type(duration) is not float:
+            duration = float(duration)
+        u = head.get("u")
+        return kind, value, duration, (u if type(u) is dict else None), head
+    except SerializationError:
+        raise
+    except Exception as exc:  # any malformed input, whatever the parser raises
+        raise SerializationError(f"corrupt entry: {type(exc).__name__}: {exc}") from exc
 
 
 def decode_entry(raw: bytes) -> Entry:
@@ -239,27 +299,12 @@ def decode_entry(raw: bytes) -> Entry:
     Raises:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
-    magic = raw[:4]
+    kind, value, duration, u, head = decode_parts(raw)
     try:
-        if magic == MAGIC:
-            head = json.loads(raw[4:])
-        elif magic == MAGIC_TAGGED:
-            head = json.loads(raw[4:], object_hook=_decode_tag)
-        else:
-            raise SerializationError("not an agentcache entry")
-        if type(head) is not dict:
-            raise SerializationError("entry envelope is not an object")
-        value = head["v"]
-        kind = head.get("k", "value")
-        if kind not in ("value", "stream") or (kind == "stream" and type(value) is not list):
-            raise SerializationError(f"bad entry kind {kind!r}")
-        u = head.get("u")
-        usage = Usage.from_dict(u) if type(u) is dict else None
-        return Entry(value, kind, float(head.get("t", 0.0)), float(head.get("d", 0.0)), usage)
-    except SerializationError:
-        raise
-    except Exception as exc:  # any malformed input, whatever the parser raises
-        raise SerializationError(f"corrupt entry: {type(exc).__name__}: {exc}") from exc
+        usage = Usage.from_dict(u) if u is not None else None
+        return Entry(value, kind, float(head.get("t", 0.0)), duration, usage)  # type: ignore[arg-type]
+    except Exception as exc:
+        raise SerializationError(f"corrupt entry metadata: {exc}") from exc
 
 
 def pack_vector(vector: Sequence[float] | Any) -> bytes:

@@ -16,6 +16,8 @@ from .usage import Usage
 
 __all__ = ["CacheInfo", "Counters", "StatsReport", "format_table"]
 
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+
 
 class CacheInfo(NamedTuple):
     """What `fn.cache_info()` returns (like `functools.lru_cache`, plus savings)."""
@@ -42,17 +44,35 @@ class Counters:
     not_stored: int = 0
     time_saved: float = 0.0
     tokens_saved: int = 0
-    usd_saved: float = 0.0
+    _usd_base: float = field(default=0.0, repr=False)
+    # Tokens saved per model (in `_USAGE_FIELDS` order): priced only when read, so a hit does no price lookup.
+    _saved_usage: dict[str | None, list[int]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def hit(self, duration: float, usage: Usage | None) -> None:
-        """Count a hit that saved a call of `duration` seconds and `usage` tokens."""
+    def hit(self, duration: float, usage: Mapping[str, Any] | Usage | None) -> None:
+        """Count a hit that saved a call of `duration` seconds and `usage` tokens (a `Usage` or its dict)."""
         with self._lock:
             self.hits += 1
             self.time_saved += duration
-            if usage is not None:
-                self.tokens_saved += usage.total_tokens
-                self.usd_saved += usage.cost()
+            if usage:
+                u = usage.to_dict() if isinstance(usage, Usage) else usage
+                model = u.get("model")
+                acc = self._saved_usage.get(model)
+                if acc is None:
+                    acc = self._saved_usage[model] = [0, 0, 0, 0, 0]
+                for i, name in enumerate(_USAGE_FIELDS):
+                    n = u.get(name)
+                    if type(n) is int:
+                        acc[i] += n
+                        if i < 4:  # the 1 h writes are a part of cache_write_tokens
+                            self.tokens_saved += n
+
+    @property
+    def usd_saved(self) -> float:
+        """Dollars not paid again, at the prices in force now (`agentcache.set_prices`)."""
+        with self._lock:
+            saved = [Usage(a[0], a[1], a[2], a[3], a[4], model) for model, a in self._saved_usage.items()]
+        return self._usd_base + sum(u.cost() for u in saved)
 
     def add(self, name: str, amount: int = 1) -> None:
         """Increment the counter `name` ("misses", "errors", "backend_errors", "stores", "not_stored")."""
@@ -67,6 +87,7 @@ class Counters:
 
     def info(self) -> CacheInfo:
         """A consistent snapshot as `CacheInfo`."""
+        usd = self.usd_saved
         with self._lock:
             return CacheInfo(
                 self.hits,
@@ -76,7 +97,7 @@ class Counters:
                 self.hit_rate,
                 self.time_saved,
                 self.tokens_saved,
-                self.usd_saved,
+                usd,
             )
 
     def reset(self) -> None:
@@ -85,21 +106,39 @@ class Counters:
             for f in fields(self):
                 if not f.name.startswith("_"):
                     setattr(self, f.name, type(getattr(self, f.name))())
+            self._usd_base = 0.0
+            self._saved_usage = {}
 
     def merge(self, other: Counters | Mapping[str, Any]) -> None:
         """Add another set of counters (or its `to_dict()`) into this one."""
-        data = other.to_dict() if isinstance(other, Counters) else other
+        if isinstance(other, Counters):
+            with other._lock:
+                saved = {m: list(c) for m, c in other._saved_usage.items()}
+                base = other._usd_base
+            data: Mapping[str, Any] = {f.name: getattr(other, f.name) for f in fields(other) if f.name[0] != "_"}
+        else:
+            saved, data = {}, other
+            usd = data.get("usd_saved")
+            base = float(usd) if isinstance(usd, (int, float)) and not isinstance(usd, bool) else 0.0
         with self._lock:
             for f in fields(self):
                 if not f.name.startswith("_") and f.name in data:
                     value = data[f.name]
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         setattr(self, f.name, getattr(self, f.name) + type(getattr(self, f.name))(value))
+            self._usd_base += base
+            for model, counts in saved.items():
+                acc = self._saved_usage.setdefault(model, [0, 0, 0, 0, 0])
+                for i, n in enumerate(counts):
+                    acc[i] += n
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the counters."""
+        """A JSON-ready dict of the counters (``usd_saved`` at the prices in force now)."""
+        usd = self.usd_saved
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            out = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        out["usd_saved"] = usd
+        return out
 
 
 @dataclass
@@ -110,6 +149,8 @@ class StatsReport:
     by_layer: dict[str, Counters]
     by_function: dict[str, Counters]
     layers: dict[str, str] = field(default_factory=dict)  # function name -> layer
+    prompt_cache: Any = None
+    """Provider prompt-cache accounting (`agentcache.prompt_cache.PromptCacheStats`) once it is in use."""
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, Counters | Mapping[str, Any]]]) -> StatsReport:

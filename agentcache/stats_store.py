@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,8 @@ _hooked = False
 
 
 def _key() -> str:
+    import socket
+
     host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname()) or "host"
     return f"{PREFIX}{host}.{os.getpid()}:{_started}"
 

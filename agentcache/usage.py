@@ -154,8 +154,17 @@ class Usage:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         """Inverse of `to_dict`."""
-        known = {k: data[k] for k in _fields(cls()) if k in data}
-        return cls(**known)
+        return cls(**{k: data[k] for k in _FIELD_NAMES if k in data})
+
+
+_FIELD_NAMES = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "model",
+)
 
 
 def _fields(u: Usage) -> dict[str, Any]:

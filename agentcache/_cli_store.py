@@ -1,0 +1,194 @@
+"""What every `agentcache` command shares: the store it works on, key parts, key lookup, decoding for display."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._cli_render import jsonable, render_json, with_progress
+from ._core import FUNCTION_TAG
+from .cache import Cache
+from .errors import SerializationError
+from .keys import KEY_PREFIX, split_key
+from .serialization import MAGIC, MAGIC_TAGGED, decode_entry, unpack_vector
+
+if TYPE_CHECKING:
+    from .backends.base import Backend, EntryInfo, SupportsScan
+    from .usage import Usage
+
+__all__ = [
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "CliError",
+    "Parts",
+    "Session",
+    "Shown",
+    "decode",
+    "emit",
+    "emit_json",
+    "entry_info",
+    "parts",
+    "resolve_key",
+    "user_tags",
+]
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+
+
+class CliError(Exception):
+    """A failure to report in one line, with the exit status to return."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The readable parts of a key: namespace, layer, function and digest."""
+
+    namespace: str
+    layer: str
+    function: str
+    digest: str
+
+    @property
+    def internal(self) -> bool:
+        """True for agentcache's own records (`_stats`, `_events`), hidden from `ls` unless `--all`."""
+        return self.namespace.startswith("_")
+
+
+def parts(key: str) -> Parts:
+    """The readable parts of a key, including internal ones (`ac:v1:_events:event:{digest}`)."""
+    split = split_key(key)
+    if split is not None:
+        return Parts(split.namespace, split.layer, split.function, split.digest)
+    rest = key[len(KEY_PREFIX) :].split(":") if key.startswith(KEY_PREFIX) else [key]
+    if len(rest) == 3:
+        return Parts(rest[0], rest[1], "", rest[2])
+    rest += [""] * (4 - len(rest))
+    return Parts(rest[0], rest[1], ":".join(rest[2:-1]), rest[-1])
+
+
+def user_tags(tags: Sequence[str]) -> list[str]:
+    """The tags a user gave (without the internal per-function tag)."""
+    return [t for t in tags if not t.startswith(FUNCTION_TAG)]
+
+
+class Session:
+    """The store one command works on, opened without the fail-open wrapper so that failures are reported."""
+
+    def __init__(self, url: str | None) -> None:
+        self.cache = Cache(url, fail_open=False)
+        self.url = self.cache.url
+
+    @property
+    def store(self) -> Backend:
+        """The backend, opened on first use (raises `ConfigurationError` / `MissingDependencyError`)."""
+        return self.cache.store
+
+    def absent(self) -> bool:
+        """True when the store is a SQLite file that does not exist yet (reading must not create it)."""
+        path = getattr(self.store, "path", None)
+        return isinstance(path, Path) and not path.exists()
+
+    def scanner(self) -> SupportsScan:
+        """The backend as a `SupportsScan`, or a `CliError` saying it cannot list entries."""
+        from .backends.base import SupportsScan
+
+        store = self.store
+        if not isinstance(store, SupportsScan):
+            raise CliError(f"the {type(store).__name__} of {self.url} cannot list its entries")
+        return store
+
+    def scan(self, prefix: str, *, tag: str | None = None, label: str = "scanning") -> Iterator[EntryInfo]:
+        """Every live entry under `prefix` (with a progress line on a terminal for long scans)."""
+        if self.absent():
+            return iter(())
+        return with_progress(self.scanner().scan(prefix, tag=tag), label)
+
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes of `key`, or `None`."""
+        return None if self.absent() else self.store.get(key)
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.cache.close()
+
+
+def emit(text: str = "") -> None:
+    """Print a line on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def emit_json(value: Any) -> None:
+    """Print `value` as indented JSON on stdout."""
+    emit(render_json(value))
+
+
+def resolve_key(s: Session, text: str) -> str:
+    """A full key as given, or the one key whose digest starts with `text`."""
+    if text.startswith(KEY_PREFIX):
+        return text
+    needle = text.lower()
+    if _HEX.fullmatch(needle) is None:
+        raise CliError(
+            f"{text!r} is neither a full key (ac:v1:...) nor a digest prefix (hex, as `agentcache ls` shows it)"
+        )
+    found = [info.key for info in s.scan(KEY_PREFIX, label="searching") if parts(info.key).digest.startswith(needle)]
+    if not found:
+        raise CliError(f"no entry whose digest starts with {text!r} in {s.url}", EXIT_NOT_FOUND)
+    if len(found) > 1:
+        listed = "\n  ".join(found[:10]) + ("\n  ..." if len(found) > 10 else "")
+        raise CliError(f"{len(found)} entries match {text!r}; give more characters:\n  {listed}")
+    return found[0]
+
+
+@dataclass
+class Shown:
+    """An entry decoded for display: its kind, a JSON-ready value, what the call cost, and a note if any."""
+
+    kind: str
+    value: Any
+    created_at: float | None = None
+    duration: float | None = None
+    usage: Usage | None = None
+    note: str = ""
+
+
+def decode(raw: bytes, layer: str) -> Shown:
+    """Decode stored bytes for display; entries this process cannot rebuild are shown in their stored form."""
+    try:
+        entry = decode_entry(raw)
+        return Shown(entry.kind, jsonable(entry.value), entry.created_at, entry.duration, entry.usage)
+    except SerializationError as exc:
+        problem = str(exc)
+    if raw[:4] in (MAGIC, MAGIC_TAGGED):
+        try:
+            head = json.loads(raw[4:])
+            if isinstance(head, dict) and "v" in head:
+                note = f"shown in its stored (type-tagged) form: {problem}"
+                return Shown(str(head.get("k", "value")), head["v"], head.get("t"), head.get("d"), None, note)
+        except ValueError:
+            pass
+    if layer == "embedding" and len(raw) % 4 == 0:
+        vector = unpack_vector(raw)
+        return Shown("vector", vector, note=f"{len(vector)} float32 dimensions")
+    return Shown("unreadable", None, note=f"not an agentcache entry: {problem}")
+
+
+def entry_info(s: Session, key: str) -> EntryInfo | None:
+    """What the store reports about `key` (size, times, tags), or `None`."""
+    return next((info for info in s.scan(key) if info.key == key), None)

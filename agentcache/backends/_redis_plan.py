@@ -1,0 +1,560 @@
+"""Pure command plans for the Redis backend: the key layout, the Lua scripts and one flow per operation.
+
+Nothing here imports redis or does I/O. Every backend operation is a generator ("flow") that yields
+operations (`Batch`, `Nodes`, `ScanStep`, `Emit`) and receives their results; `agentcache.backends.redis`
+drives the same flow with a sync client or an async one, so each decision exists once.
+
+Key layout (cluster-safe): a core key `ac:v1:{ns}:{rest}` is stored as `<prefix>ac:v1:{<ns>}:{rest}`, so
+the namespace is the Redis hash tag and every key of one namespace lives in one slot. Any other key `k` is
+stored as `<prefix>{_}:k`. The part up to the first `}` is the *group base*; per-group metadata sits next to
+the data in the same slot: `<base>#t:<tag>` (set of data keys carrying a tag), `<base>#lru` (sorted set of
+last access, only with `max_entries`) and `<base>#lock:<name>` (single-flight locks). Data keys have `:`
+right after the base and metadata has `#`, so a scan for data never matches metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Collection, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from agentcache.backends.base import EntryInfo, Item
+
+__all__ = [
+    "DEL_SCRIPT",
+    "RELEASE_SCRIPT",
+    "SET_SCRIPT",
+    "TAGS_SCRIPT",
+    "Batch",
+    "Call",
+    "Emit",
+    "Flow",
+    "KeyLayout",
+    "Nodes",
+    "ScanStep",
+    "Script",
+]
+
+_CORE_HEAD = "ac:v1:"
+_GENERIC_TAG = "{_}"
+_BAD_NS_CHARS = frozenset(":*?[]{}\\") | frozenset(" \t\r\n\v\f")
+SCAN_COUNT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script and its SHA1 (EVALSHA first, SCRIPT LOAD on NOSCRIPT)."""
+
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        """The SHA1 Redis uses to name the script."""
+        import hashlib
+
+        return hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Redis command; `script` is set for EVALSHA calls so a NOSCRIPT reply can be repaired."""
+
+    args: tuple[Any, ...]
+    script: Script | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Run `calls` in one round trip (a non-transactional pipeline); the result is the list of replies."""
+
+    calls: tuple[Call, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Nodes:
+    """Ask for the nodes to scan: the one owning `key`'s slot, or every primary when `key` is None."""
+
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStep:
+    """One `SCAN cursor MATCH pattern COUNT n` on `node` (None outside a cluster); result: (cursor, keys)."""
+
+    node: Any
+    cursor: int
+    pattern: str
+    count: int = SCAN_COUNT
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Hand entries to the caller of an iterating flow (`scan`); the result is None."""
+
+    entries: tuple[EntryInfo, ...]
+
+
+Op: TypeAlias = Batch | Nodes | ScanStep | Emit
+Flow: TypeAlias = Generator[Op, Any, Any]
+
+_UNTAG = """
+local function untag(key)
+  local old = redis.call('HGET', key, 't')
+  if old and old ~= '' then
+    for _, tag in ipairs(cjson.decode(old)) do redis.call('SREM', base .. '#t:' .. tag, key) end
+  end
+end
+"""
+
+# KEYS[1]: the group's LRU zset, KEYS[2..]: data keys. ARGV: base, now_ms, max_entries (0: unbounded),
+# then per key: ttl_ms (-1: none, 0: do not store), value, tags_json, ntags, tag... Returns evictions.
+SET_SCRIPT = Script(
+    "set",
+    "local base, now, maxn = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\nlocal lru = KEYS[1]\n"
+    + _UNTAG
+    + """
+local i = 4
+for k = 2, #KEYS do
+  local key = KEYS[k]
+  local ttl, val, tj, n = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  untag(key)
+  redis.call('DEL', key)
+  if ttl == 0 then
+    redis.call('ZREM', lru, key)
+  else
+    redis.call('HSET', key, 'v', val, 't', tj, 'c', now)
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    for j = 1, n do
+      local tk = base .. '#t:' .. ARGV[i + 3 + j]
+      local left = redis.call('PTTL', tk)
+      redis.call('SADD', tk, key)
+      if ttl < 0 then
+        redis.call('PERSIST', tk)
+      elseif left == -2 or (left >= 0 and left < ttl) then
+        redis.call('PEXPIRE', tk, ttl)
+      end
+    end
+    if maxn > 0 then redis.call('ZADD', lru, now, key) end
+  end
+  i = i + 4 + n
+end
+local evicted = 0
+if maxn > 0 then
+  local over = redis.call('ZCARD', lru) - maxn
+  if over > 0 then
+    for _, victim in ipairs(redis.call('ZRANGE', lru, 0, over - 1)) do
+      untag(victim)
+      evicted = evicted + redis.call('DEL', victim)
+    end
+    redis.call('ZREMRANGEBYRANK', lru, 0, over - 1)
+  end
+end
+return evicted
+""",
+)
+
+# KEYS[1]: the group's LRU zset, KEYS[2..]: data keys. ARGV[1]: base. Returns how many existed.
+DEL_SCRIPT = Script(
+    "delete",
+    "local base, lru = ARGV[1], KEYS[1]\n"
+    + _UNTAG
+    + """
+local n = 0
+for k = 2, #KEYS do
+  untag(KEYS[k])
+  n = n + redis.call('DEL', KEYS[k])
+  redis.call('ZREM', lru, KEYS[k])
+end
+return n
+""",
+)
+
+# KEYS[1]: the group's LRU zset, KEYS[2..]: tag sets. ARGV: base, data-key prefix. Returns deletions.
+TAGS_SCRIPT = Script(
+    "delete_tags",
+    "local base, lru, pfx = ARGV[1], KEYS[1], ARGV[2]\n"
+    + _UNTAG
+    + """
+local tagsets = {}
+for k = 2, #KEYS do tagsets[#tagsets + 1] = KEYS[k] end
+local n = 0
+for _, key in ipairs(redis.call('SUNION', unpack(tagsets))) do
+  if string.sub(key, 1, #pfx) == pfx then
+    untag(key)
+    for _, tk in ipairs(tagsets) do redis.call('SREM', tk, key) end
+    n = n + redis.call('DEL', key)
+    redis.call('ZREM', lru, key)
+  end
+end
+return n
+""",
+)
+
+# KEYS[1]: the lock. ARGV[1]: the owner token. Deletes only when the token still owns it.
+RELEASE_SCRIPT = Script(
+    "release",
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""",
+)
+
+
+def glob_escape(text: str) -> str:
+    """Escape `text` for a Redis MATCH pattern."""
+    out = []
+    for ch in text:
+        if ch in "*?[]\\":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def ttl_ms(ttl: float | None) -> int:
+    """Seconds to the script's milliseconds: -1 for no expiry, 0 for do-not-store, else at least 1."""
+    if ttl is None:
+        return -1
+    if ttl <= 0:
+        return 0
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _valid_ns(ns: str) -> bool:
+    return bool(ns) and not any(ch in _BAD_NS_CHARS for ch in ns)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Translates core keys to Redis keys and back (see the module docstring); `prefix` isolates users."""
+
+    prefix: str = ""
+    max_entries: int | None = None
+
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError("a Redis key prefix must not contain '{' or '}' (they set the cluster slot)")
+        if self.max_entries is not None and self.max_entries < 1:
+            raise ValueError("max_entries must be at least 1 (or None for unbounded)")
+
+    # -- translation -----------------------------------------------------------------------------------------
+
+    def split(self, key: str) -> tuple[str, str]:
+        """Return `(base, rest)`: the group base (hash-tagged) and the key's part after it."""
+        if key.startswith(_CORE_HEAD):
+            ns, sep, rest = key[len(_CORE_HEAD) :].partition(":")
+            if sep and _valid_ns(ns):
+                return f"{self.prefix}{_CORE_HEAD}{{{ns}}}", rest
+        return self.prefix + _GENERIC_TAG, key
+
+    def data_key(self, key: str) -> str:
+        """The Redis key holding core key `key`."""
+        base, rest = self.split(key)
+        return f"{base}:{rest}"
+
+    def logical_key(self, redis_key: bytes | str) -> str | None:
+        """The core key stored at `redis_key`, or None for metadata and foreign keys."""
+        raw = _text(redis_key)
+        if not raw.startswith(self.prefix):
+            return None
+        raw = raw[len(self.prefix) :]
+        if raw.startswith(_GENERIC_TAG + ":"):
+            return raw[len(_GENERIC_TAG) + 1 :]
+        if raw.startswith(_CORE_HEAD + "{"):
+            ns, sep, rest = raw[len(_CORE_HEAD) + 1 :].partition("}")
+            if sep and rest.startswith(":") and _valid_ns(ns):
+                return f"{_CORE_HEAD}{ns}{rest}"
+        return None
+
+    @staticmethod
+    def base_of(redis_key: str) -> str:
+        """The group base of any key in our layout: everything up to the first `}`."""
+        return redis_key[: redis_key.index("}") + 1]
+
+    @staticmethod
+    def lru_key(base: str) -> str:
+        """The group's sorted set of last access times."""
+        return base + "#lru"
+
+    @staticmethod
+    def tag_key(base: str, tag: str) -> str:
+        """The group's set of data keys carrying `tag`."""
+        return f"{base}#t:{tag}"
+
+    def lock_key(self, name: str) -> str:
+        """The Redis key of lock `name` (in the slot of the cache key of the same name)."""
+        base, rest = self.split(name)
+        return f"{base}#lock:{rest}"
+
+    def channel(self) -> str:
+        """The pub/sub channel carrying invalidations between tiered processes."""
+        return self.prefix + "ac:inv"
+
+    def _logical_head(self, base: str) -> str:
+        """Every core key in group `base` starts with this."""
+        if base == self.prefix + _GENERIC_TAG:
+            return ""
+        return _CORE_HEAD + base[len(self.prefix) + len(_CORE_HEAD) + 1 : -1] + ":"
+
+    def group_filter(self, base: str, prefix: str) -> str | None:
+        """The data-key prefix in group `base` matching core-key `prefix`, or None if none can match."""
+        head = self._logical_head(base)
+        if prefix.startswith(head):
+            return f"{base}:{prefix[len(head) :]}"
+        if head.startswith(prefix):
+            return f"{base}:"
+        return None
+
+    def single_group(self, prefix: str) -> tuple[str, str] | None:
+        """`(base, rest)` when every key starting with `prefix` sits in one namespace group."""
+        if prefix.startswith(_CORE_HEAD):
+            ns, sep, rest = prefix[len(_CORE_HEAD) :].partition(":")
+            if sep and _valid_ns(ns):
+                return f"{self.prefix}{_CORE_HEAD}{{{ns}}}", rest
+        return None
+
+    def scan_patterns(self, prefix: str) -> list[tuple[str, str | None]]:
+        """MATCH patterns covering every data key that may start with `prefix`, each with a slot key or None.
+
+        A whole-group pattern (`<base>*`) also matches the group's metadata, which `clear` then drops too.
+        """
+        group = self.single_group(prefix)
+        if group is not None:
+            base, rest = group
+            return [(glob_escape(base) + ("*" if not rest else ":" + glob_escape(rest) + "*"), base)]
+        p = glob_escape(self.prefix)
+        patterns: list[tuple[str, str | None]] = [(p + _GENERIC_TAG + "*", None)]
+        if prefix:
+            patterns[0] = (f"{p}{{_}}:{glob_escape(prefix)}*", None)
+        if prefix.startswith(_CORE_HEAD):
+            patterns.append((f"{p}{_CORE_HEAD}{{{glob_escape(prefix[len(_CORE_HEAD) :])}*", None))
+        elif _CORE_HEAD.startswith(prefix):
+            patterns.append((f"{p}{_CORE_HEAD}{{*", None))
+        return patterns
+
+    def whole_groups(self, prefix: str) -> bool:
+        """Whether `prefix` selects whole groups (then metadata goes with the data)."""
+        group = self.single_group(prefix)
+        return prefix == "" or (group is not None and group[1] == "")
+
+
+# -- flows -------------------------------------------------------------------------------------------------
+
+
+def _script_call(script: Script, keys: Sequence[str], args: Iterable[Any]) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+
+def get_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flow:
+    """Read values (and touch the LRU when bounded): one pipeline of HGETs."""
+    calls: list[Call] = []
+    for key in keys:
+        base, rest = layout.split(key)
+        dkey = f"{base}:{rest}"
+        calls.append(Call(("HGET", dkey, "v")))
+        if layout.max_entries is not None:
+            calls.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
+    replies = yield Batch(tuple(calls))
+    step = 1 if layout.max_entries is None else 2
+    return [replies[i] for i in range(0, len(replies), step)]
+
+
+def get_entries_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flow:
+    """Read `(value, ttl_seconds_left, tags)` per key (None when missing), for an L1 fill."""
+    calls: list[Call] = []
+    for key in keys:
+        base, rest = layout.split(key)
+        dkey = f"{base}:{rest}"
+        calls += [Call(("HMGET", dkey, "v", "t")), Call(("PTTL", dkey))]
+        if layout.max_entries is not None:
+            calls.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
+    replies = yield Batch(tuple(calls))
+    step = 2 if layout.max_entries is None else 3
+    out: list[tuple[bytes, float | None, tuple[str, ...]] | None] = []
+    for i in range(0, len(replies), step):
+        value, tags_json = replies[i]
+        pttl = int(replies[i + 1])
+        if value is None or pttl == -2:
+            out.append(None)
+            continue
+        tags = tuple(json.loads(tags_json)) if tags_json else ()
+        out.append((value, None if pttl < 0 else pttl / 1000, tags))
+    return out
+
+
+def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int) -> Flow:
+    """Write items: one SET_SCRIPT call per group, all pipelined."""
+    groups: dict[str, tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
+    for item in items:
+        base, rest = layout.split(item.key)
+        keys, args = groups[base]
+        tags = tuple(dict.fromkeys(item.tags))
+        keys.append(f"{base}:{rest}")
+        args += [ttl_ms(item.ttl), item.value, json.dumps(tags) if tags else "", len(tags), *tags]
+    maxn = layout.max_entries or 0
+    calls = tuple(
+        _script_call(SET_SCRIPT, [layout.lru_key(base), *keys], [base, now_ms, maxn, *args])
+        for base, (keys, args) in groups.items()
+    )
+    if calls:
+        yield Batch(calls)
+
+
+def delete_flow(layout: KeyLayout, keys: Iterable[str], *, redis_keys: bool = False) -> Flow:
+    """Delete keys (core keys, or Redis data keys with `redis_keys`): one DEL_SCRIPT call per group."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        dkey = key if redis_keys else layout.data_key(key)
+        groups[layout.base_of(dkey)].append(dkey)
+    calls = tuple(_script_call(DEL_SCRIPT, [layout.lru_key(base), *dkeys], [base]) for base, dkeys in groups.items())
+    if not calls:
+        return 0
+    replies = yield Batch(calls)
+    return sum(int(r) for r in replies)
+
+
+def _scan_keys(layout: KeyLayout, prefix: str) -> Generator[Op, Any, list[list[str]]]:
+    """Run the SCANs covering `prefix`; return the found keys in batches (one per SCAN reply)."""
+    found: list[list[str]] = []
+    for pattern, slot_key in layout.scan_patterns(prefix):
+        nodes = yield Nodes(slot_key)
+        for node in nodes:
+            cursor = 0
+            while True:
+                cursor, keys = yield ScanStep(node, cursor, pattern)
+                if keys:
+                    found.append([_text(k) for k in keys])
+                if int(cursor) == 0:
+                    break
+    return found
+
+
+def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
+    """Delete every entry under `prefix` with SCAN (never KEYS/FLUSHDB); whole groups lose metadata too."""
+    batches = yield from _scan_keys(layout, prefix)
+    whole = layout.whole_groups(prefix)
+    total = 0
+    for found in batches:
+        data = [k for k in found if (lk := layout.logical_key(k)) is not None and lk.startswith(prefix)]
+        if not whole:
+            total += yield from delete_flow(layout, data, redis_keys=True)
+            continue
+        meta = [k for k in found if layout.logical_key(k) is None and "}#lock:" not in k and "}#" in k]
+        by_base: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+        for k in data:
+            by_base[layout.base_of(k)][0].append(k)
+        for k in meta:
+            by_base[layout.base_of(k)][1].append(k)
+        calls = [Call(("UNLINK", *d)) for d, _ in by_base.values() if d]
+        calls += [Call(("UNLINK", *m)) for _, m in by_base.values() if m]
+        if calls:
+            replies = yield Batch(tuple(calls))
+            total += sum(int(r) for r in replies[: sum(1 for d, _ in by_base.values() if d)])
+    return total
+
+
+def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> Flow:
+    """Delete entries carrying any of `tags` under `prefix`: one TAGS_SCRIPT call per group."""
+    tags = list(dict.fromkeys(tags))
+    if not tags:
+        return 0
+    group = layout.single_group(prefix)
+    bases: list[str]
+    if group is not None:
+        bases = [group[0]]
+    else:
+        found: set[str] = set()
+        p = glob_escape(layout.prefix)
+        for tag in tags:
+            pattern = f"{p}*}}#t:{glob_escape(tag)}"
+            nodes = yield Nodes(None)
+            for node in nodes:
+                cursor = 0
+                while True:
+                    cursor, keys = yield ScanStep(node, cursor, pattern)
+                    for k in keys:
+                        text = _text(k)
+                        if "}" in text and text == layout.tag_key(layout.base_of(text), tag):
+                            found.add(layout.base_of(text))
+                    if int(cursor) == 0:
+                        break
+        bases = sorted(found)
+    calls = []
+    for base in bases:
+        pfx = layout.group_filter(base, prefix)
+        if pfx is not None:
+            tag_keys = [layout.tag_key(base, t) for t in tags]
+            calls.append(_script_call(TAGS_SCRIPT, [layout.lru_key(base), *tag_keys], [base, pfx]))
+    if not calls:
+        return 0
+    replies = yield Batch(tuple(calls))
+    return sum(int(r) for r in replies)
+
+
+def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Flow:
+    """Emit an `EntryInfo` per live entry under `prefix` (carrying `tag` when given), in key order."""
+    collected: list[EntryInfo] = []
+    for pattern, slot_key in layout.scan_patterns(prefix):
+        nodes = yield Nodes(slot_key)
+        for node in nodes:
+            cursor = 0
+            while True:
+                cursor, raw = yield ScanStep(node, cursor, pattern)
+                pairs = [(k, lk) for k in map(_text, raw) if (lk := layout.logical_key(k)) is not None]
+                pairs = [(k, lk) for k, lk in pairs if lk.startswith(prefix)]
+                if pairs:
+                    calls: list[Call] = []
+                    for k, _ in pairs:
+                        calls += [Call(("HSTRLEN", k, "v")), Call(("HMGET", k, "t", "c")), Call(("PTTL", k))]
+                        if layout.max_entries is not None:
+                            calls.append(Call(("ZSCORE", layout.lru_key(layout.base_of(k)), k)))
+                    replies = yield Batch(tuple(calls))
+                    step = 3 if layout.max_entries is None else 4
+                    entries = []
+                    for i, (_, lk) in enumerate(pairs):
+                        size, (tags_json, created), pttl = replies[i * step : i * step + 3]
+                        if int(pttl) == -2 or created is None:
+                            continue
+                        tags = tuple(json.loads(tags_json)) if tags_json else ()
+                        if tag is not None and tag not in tags:
+                            continue
+                        accessed = replies[i * step + 3] if step == 4 else None
+                        entries.append(
+                            EntryInfo(
+                                key=lk,
+                                size=len(lk) + int(size),  # the protocol's size: key + value
+                                created_at=int(created) / 1000,
+                                expires_at=None if int(pttl) < 0 else now + int(pttl) / 1000,
+                                accessed_at=None if accessed is None else float(accessed) / 1000,
+                                tags=tags,
+                            )
+                        )
+                    collected += entries
+                if int(cursor) == 0:
+                    break
+    # SCAN order is arbitrary; the protocol promises key order, so the listing is sorted once at the end.
+    yield Emit(tuple(sorted(collected, key=lambda e: e.key)))
+
+
+def acquire_flow(layout: KeyLayout, name: str, ttl: float, token: str) -> Flow:
+    """SET NX PX with a random owner token; return the token when taken."""
+    (reply,) = yield Batch((Call(("SET", layout.lock_key(name), token, "NX", "PX", max(1, ttl_ms(ttl)))),))
+    return token if reply else None
+
+
+def release_flow(layout: KeyLayout, name: str, token: str) -> Flow:
+    """Compare-and-delete the lock in Lua; return whether `token` owned it."""
+    (reply,) = yield Batch((_script_call(RELEASE_SCRIPT, [layout.lock_key(name)], [token]),))
+    return bool(int(reply))
+
+
+def publish_flow(layout: KeyLayout, message: bytes) -> Flow:
+    """PUBLISH an invalidation message on the layout's channel."""
+    yield Batch((Call(("PUBLISH", layout.channel(), message)),))

@@ -1,0 +1,236 @@
+"""An in-process byte store: thread-safe LRU with per-entry TTL, tags, and entry/byte limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterator, Sequence
+
+from agentcache.backends.base import EntryInfo, Item
+
+__all__ = ["MemoryBackend"]
+
+_monotonic = time.monotonic
+_wall = time.time
+
+# How often an over-full store may sweep for expired entries before evicting live ones (seconds).
+_SWEEP_INTERVAL = 1.0
+
+
+class _Entry:
+    """One stored value; `expires` is on the monotonic clock, `created`/`accessed` are Unix seconds."""
+
+    __slots__ = ("accessed", "created", "expires", "size", "tags", "value")
+
+    def __init__(self, value: bytes, expires: float | None, created: float, tags: tuple[str, ...], size: int):
+        self.value = value
+        self.expires = expires
+        self.created = created
+        self.accessed = created
+        self.tags = tags
+        self.size = size
+
+
+class MemoryBackend:
+    """A thread-safe in-process LRU byte store implementing `Backend` and `SupportsScan`.
+
+    Entries expire after their TTL (monotonic clock), are read as missing once expired and are removed lazily.
+    When `max_entries` or `max_bytes` (sum of `len(key) + len(value)`) is exceeded, expired entries are swept
+    first and then the least recently used ones are evicted; a `get` counts as a use. `None` disables a limit.
+    An item larger than `max_bytes` on its own is not stored. The async face calls the sync methods directly:
+    nothing here blocks, so a thread hop would only add latency.
+
+    Example:
+        >>> b = MemoryBackend(max_entries=2)
+        >>> b.set_many([Item("k", b"v", ttl=60)])
+        >>> b.get("k")
+        b'v'
+    """
+
+    def __init__(self, *, max_entries: int | None = 10_000, max_bytes: int | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._tags: dict[str, set[str]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._last_sweep = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend(max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r})"
+
+    # -- sync face -------------------------------------------------------------------------------------------
+
+    def get(self, key: str, /) -> bytes | None:
+        """Return the value stored under `key`, or `None` when it is missing or expired."""
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                return None
+            if entry.expires is not None and entry.expires <= _monotonic():
+                self._remove(key, entry)
+                return None
+            self._data.move_to_end(key)
+            entry.accessed = _wall()
+            return entry.value
+
+    def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Return the values of `keys`, in order, with `None` for each missing or expired one."""
+        out: list[bytes | None] = []
+        with self._lock:
+            now = _monotonic()
+            wall = _wall()
+            data = self._data
+            for key in keys:
+                entry = data.get(key)
+                if entry is None:
+                    out.append(None)
+                elif entry.expires is not None and entry.expires <= now:
+                    self._remove(key, entry)
+                    out.append(None)
+                else:
+                    data.move_to_end(key)
+                    entry.accessed = wall
+                    out.append(entry.value)
+        return out
+
+    def set_many(self, items: Sequence[Item], /) -> None:
+        """Store every item, replacing existing values, TTLs and tags; `ttl <= 0` removes the key."""
+        with self._lock:
+            now = _monotonic()
+            wall = _wall()
+            for item in items:
+                old = self._data.get(item.key)
+                if old is not None:
+                    self._remove(item.key, old)
+                size = len(item.key) + len(item.value)
+                if (item.ttl is not None and item.ttl <= 0) or (self.max_bytes is not None and size > self.max_bytes):
+                    continue
+                expires = None if item.ttl is None else now + item.ttl
+                tags = tuple(dict.fromkeys(item.tags))
+                self._data[item.key] = _Entry(item.value, expires, wall, tags, size)
+                self._bytes += size
+                for tag in tags:
+                    self._tags.setdefault(tag, set()).add(item.key)
+            self._enforce_limits(now)
+
+    def delete_many(self, keys: Sequence[str], /) -> int:
+        """Delete `keys`; return how many existed (expired entries do not count)."""
+        with self._lock:
+            now = _monotonic()
+            count = 0
+            for key in keys:
+                entry = self._data.get(key)
+                if entry is not None:
+                    count += self._alive(entry, now)
+                    self._remove(key, entry)
+            return count
+
+    def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
+        with self._lock:
+            keys: set[str] = set()
+            for tag in tags:
+                keys.update(k for k in self._tags.get(tag, ()) if k.startswith(prefix))
+            return self._delete_keys(keys)
+
+    def clear(self, prefix: str = "", /) -> int:
+        """Delete every entry whose key starts with `prefix`; return the count of live entries deleted."""
+        with self._lock:
+            return self._delete_keys([k for k in self._data if k.startswith(prefix)])
+
+    def close(self) -> None:
+        """Nothing to release: the entries stay until the object is garbage collected."""
+
+    def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
+        """Yield every live entry whose key starts with `prefix` (and carries `tag`, when given)."""
+        with self._lock:
+            now = _monotonic()
+            wall = _wall()
+            keys = self._data if tag is None else self._tags.get(tag, set())
+            found = [
+                EntryInfo(
+                    key=key,
+                    size=e.size,
+                    created_at=e.created,
+                    expires_at=None if e.expires is None else wall + (e.expires - now),
+                    accessed_at=e.accessed,
+                    tags=e.tags,
+                )
+                for key in sorted(keys)
+                if key.startswith(prefix) and self._alive(e := self._data[key], now)
+            ]
+        return iter(found)
+
+    # -- async face: direct calls, nothing blocks ------------------------------------------------------------
+
+    async def aget(self, key: str, /) -> bytes | None:
+        """Awaitable `get` (runs inline)."""
+        return self.get(key)
+
+    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Awaitable `get_many` (runs inline)."""
+        return self.get_many(keys)
+
+    async def aset_many(self, items: Sequence[Item], /) -> None:
+        """Awaitable `set_many` (runs inline)."""
+        self.set_many(items)
+
+    async def adelete_many(self, keys: Sequence[str], /) -> int:
+        """Awaitable `delete_many` (runs inline)."""
+        return self.delete_many(keys)
+
+    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Awaitable `delete_tags` (runs inline)."""
+        return self.delete_tags(tags, prefix)
+
+    async def aclear(self, prefix: str = "", /) -> int:
+        """Awaitable `clear` (runs inline)."""
+        return self.clear(prefix)
+
+    async def aclose(self) -> None:
+        """Awaitable `close`."""
+        self.close()
+
+    # -- internals (callers hold the lock) -------------------------------------------------------------------
+
+    @staticmethod
+    def _alive(entry: _Entry, now: float) -> bool:
+        return entry.expires is None or entry.expires > now
+
+    def _remove(self, key: str, entry: _Entry) -> None:
+        del self._data[key]
+        self._bytes -= entry.size
+        for tag in entry.tags:
+            keys = self._tags.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._tags[tag]
+
+    def _delete_keys(self, keys: Collection[str]) -> int:
+        now = _monotonic()
+        count = 0
+        for key in keys:
+            entry = self._data[key]
+            count += self._alive(entry, now)
+            self._remove(key, entry)
+        return count
+
+    def _over(self) -> bool:
+        return (self.max_entries is not None and len(self._data) > self.max_entries) or (
+            self.max_bytes is not None and self._bytes > self.max_bytes
+        )
+
+    def _enforce_limits(self, now: float) -> None:
+        if not self._over():
+            return
+        # A full sweep is O(n), so it runs at most once per interval; between sweeps plain LRU applies.
+        if now - self._last_sweep >= _SWEEP_INTERVAL:
+            self._last_sweep = now
+            for key, entry in [(k, e) for k, e in self._data.items() if not self._alive(e, now)]:
+                self._remove(key, entry)
+        while self._data and self._over():
+            key, entry = next(iter(self._data.items()))
+            self._remove(key, entry)

@@ -1,0 +1,583 @@
+"""The Redis backend: a byte store shared by many processes and machines, on redis-py's sync + async clients.
+
+Every operation is a pure flow from `agentcache.backends._redis_plan`; this module only drives flows with a
+client (`_run` blocking, `_arun` awaited), creates the clients lazily and maps redis errors to `BackendError`
+/ `BackendUnavailable`. Nothing connects before the first call.
+
+URLs: `redis://[:password@]host:port/db`, `rediss://...` (TLS), `unix:///path/to.sock?db=0`,
+`redis+cluster://host:port` (or `rediss+cluster://`). Query options understood here (the rest go to
+redis-py): `prefix` (key prefix, no braces), `max_entries` (per-namespace LRU bound), `socket_timeout`,
+`socket_connect_timeout` (seconds), `max_connections`, `retries` (reconnect attempts on a dropped pooled
+connection), and `l1`, `l1_ttl` (an in-process tier in front: see `agentcache.backends.tiered`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from agentcache.backends import _redis_plan as plan
+from agentcache.backends._loop_clients import LoopClients
+from agentcache.backends.base import Backend, EntryInfo, Item
+from agentcache.errors import BackendError, BackendUnavailable, ConfigurationError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from agentcache.backends._redis_plan import Flow
+
+__all__ = ["RedisBackend", "open_redis"]
+
+DEFAULT_SOCKET_TIMEOUT = 0.5
+DEFAULT_CONNECT_TIMEOUT = 0.25
+_OUR_OPTIONS = {
+    "prefix",
+    "max_entries",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "max_connections",
+    "retries",
+}
+_TIERED_OPTIONS = {"l1", "l1_ttl"}
+
+Entry = tuple[bytes, float | None, tuple[str, ...]]
+
+
+@contextmanager
+def _map_errors() -> Iterator[None]:
+    """Re-raise driver errors as `BackendUnavailable` (cannot reach / timed out) or `BackendError`."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:
+        from redis import exceptions as rx
+
+        unavailable = (
+            rx.ConnectionError,
+            rx.TimeoutError,
+            rx.ClusterDownError,
+            rx.ClusterError,
+            rx.RedisClusterException,
+            rx.TryAgainError,
+            OSError,
+            asyncio.TimeoutError,
+        )
+        if isinstance(exc, unavailable):
+            raise BackendUnavailable(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
+        if isinstance(exc, rx.RedisError):
+            raise BackendError(f"redis error: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def _require_redis() -> None:
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("redis", "redis") from exc
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisBackend:
+    """A `Backend` + `SupportsScan` + `SupportsLocking` over Redis (standalone, TLS, unix socket or cluster).
+
+    Values are stored in one hash per entry (`v` value, `t` tags, `c` created ms) with a PX expiry; tags are
+    per-namespace sets; `max_entries` bounds each namespace with an LRU evicted atomically by a Lua script on
+    write. Keys of one namespace share a cluster slot (see `_redis_plan`), so every script touches one slot
+    and cross-namespace operations fan out per node. Clients are created on first use, pooled, with short
+    timeouts: a dead or silent server fails a call within about `socket_timeout` (+ connect timeout).
+
+    Args:
+        url: a Redis URL (see the module docstring); or pass `client` / `async_client` instead.
+        client: an existing `redis.Redis` or `redis.cluster.RedisCluster` (not closed by `close`).
+        async_client: an existing `redis.asyncio.Redis` or `redis.asyncio.RedisCluster`.
+        prefix: a prefix for every Redis key and the invalidation channel (isolates apps or tests).
+        max_entries: per-namespace entry bound (LRU); `None` leaves bounding to Redis' `maxmemory`.
+        socket_timeout / socket_connect_timeout: seconds, default 0.5 / 0.25.
+        max_connections: pool size per client (default: redis-py's).
+        retries: reconnect attempts on a connection error (a pooled connection dropped by a restart).
+
+    Example:
+        >>> b = RedisBackend("redis://localhost:6379/0", prefix="myapp:", max_entries=10_000)
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        async_client: Any = None,
+        prefix: str = "",
+        max_entries: int | None = None,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_connections: int | None = None,
+        retries: int = 1,
+    ) -> None:
+        if url is None and client is None and async_client is None:
+            raise ConfigurationError("RedisBackend needs a url, a client or an async_client")
+        try:
+            self.layout = plan.KeyLayout(prefix, max_entries)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.cluster = False
+        self._url: str | None = None
+        if url is not None:
+            parts = urlsplit(url)
+            scheme = parts.scheme
+            if scheme.endswith("+cluster"):
+                self.cluster, scheme = True, scheme[: -len("+cluster")]
+            if scheme not in {"redis", "rediss", "unix"}:
+                raise ConfigurationError(f"not a Redis URL: {url!r} (redis://, rediss://, unix://, +cluster)")
+            self._url = scheme + url[len(parts.scheme) :]
+        self._kwargs: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+        }
+        if max_connections is not None:
+            self._kwargs["max_connections"] = max_connections
+        self._retries = retries
+        self._client = client
+        self._owns_client = client is None
+        self._given_aclient = async_client
+        # Our own asyncio clients: one per running event loop, closed when that loop shuts down.
+        self._aclients: LoopClients[Any] = LoopClients(self._new_async, _aclose_client, _abandon_client)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = "<client>"
+        if self._url is not None:
+            parts = urlsplit(self._url)
+            where = f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}"
+            where += parts.path
+        return f"RedisBackend({where!r}, prefix={self.layout.prefix!r}, max_entries={self.layout.max_entries!r})"
+
+    # -- clients ---------------------------------------------------------------------------------------------
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        from redis import exceptions as rx
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        kwargs = dict(self._kwargs)
+        # Retry only connection errors (a pooled socket dropped by a restart), never timeouts: a silent
+        # server must cost one timeout, not several.
+        kwargs["retry"] = Retry(NoBackoff(), self._retries, supported_errors=(rx.ConnectionError,))
+        if self.cluster:
+            kwargs.pop("max_connections", None)
+        return kwargs
+
+    def _sync(self) -> Any:
+        client = self._client
+        if client is not None:
+            return client
+        _require_redis()
+        with self._lock:
+            if self._client is None:
+                if self._url is None:
+                    raise BackendError("this RedisBackend was built with an async client only")
+                if self.cluster:
+                    from redis.cluster import RedisCluster
+
+                    self._client = RedisCluster.from_url(self._url, **self._client_kwargs())
+                else:
+                    import redis
+
+                    self._client = redis.Redis.from_url(self._url, **self._client_kwargs())
+            return self._client
+
+    def _async(self) -> Any:
+        if self._given_aclient is not None:
+            return self._given_aclient
+        return self._aclients.get()
+
+    def _new_async(self) -> Any:
+        """A new asyncio client for the running loop (`LoopClients` calls it once per loop)."""
+        _require_redis()
+        if self._url is None:
+            raise BackendError("this RedisBackend was built with a sync client only")
+        if self.cluster:
+            from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+            return AsyncCluster.from_url(self._url, **self._client_kwargs())
+        import redis.asyncio
+
+        return redis.asyncio.Redis.from_url(self._url, **self._client_kwargs())
+
+    # -- drivers ---------------------------------------------------------------------------------------------
+
+    def _run(self, flow: Flow) -> Any:
+        with _map_errors():
+            client = self._sync()
+            reply: Any = None
+            try:
+                while True:
+                    reply = self._execute(client, flow.send(reply))
+            except StopIteration as stop:
+                return stop.value
+
+    async def _arun(self, flow: Flow) -> Any:
+        with _map_errors():
+            client = self._async()
+            reply: Any = None
+            try:
+                while True:
+                    reply = await self._aexecute(client, flow.send(reply))
+            except StopIteration as stop:
+                return stop.value
+
+    def _iterate(self, flow: Flow) -> Iterator[EntryInfo]:
+        reply: Any = None
+        while True:
+            with _map_errors():
+                try:
+                    op = flow.send(reply)
+                except StopIteration:
+                    return
+                reply = None if isinstance(op, plan.Emit) else self._execute(self._sync(), op)
+            if isinstance(op, plan.Emit):
+                yield from op.entries
+
+    def _execute(self, client: Any, op: Any) -> Any:
+        if isinstance(op, plan.Batch):
+            if len(op.calls) == 1:
+                return [self._call_one(client, op.calls[0])]
+            pipe = client.pipeline(transaction=False)
+            for call in op.calls:
+                pipe.execute_command(*call.args)
+            replies = pipe.execute(raise_on_error=False)
+            missing = _noscript(replies)
+            if missing:
+                for script in {op.calls[i].script for i in missing}:
+                    assert script is not None
+                    client.script_load(script.source)
+                for i in missing:
+                    replies[i] = client.execute_command(*op.calls[i].args)
+            return _raise_first(replies)
+        if isinstance(op, plan.Nodes):
+            if not self.cluster:
+                return [None]
+            return [client.get_node_from_key(op.key)] if op.key is not None else client.get_primaries()
+        assert isinstance(op, plan.ScanStep)
+        args = ("SCAN", op.cursor, "MATCH", op.pattern, "COUNT", op.count)
+        if op.node is None:
+            return client.execute_command(*args)
+        return _scan_reply(client.execute_command(*args, target_nodes=op.node))
+
+    def _call_one(self, client: Any, call: plan.Call) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return client.execute_command(*call.args)
+        except NoScriptError:
+            assert call.script is not None
+            client.script_load(call.script.source)
+            return client.execute_command(*call.args)
+
+    async def _aexecute(self, client: Any, op: Any) -> Any:
+        if isinstance(op, plan.Batch):
+            if len(op.calls) == 1:
+                return [await self._acall_one(client, op.calls[0])]
+            pipe = client.pipeline(transaction=False)
+            for call in op.calls:
+                pipe.execute_command(*call.args)
+            replies = await pipe.execute(raise_on_error=False)
+            missing = _noscript(replies)
+            if missing:
+                for script in {op.calls[i].script for i in missing}:
+                    assert script is not None
+                    await client.script_load(script.source)
+                for i in missing:
+                    replies[i] = await client.execute_command(*op.calls[i].args)
+            return _raise_first(replies)
+        if isinstance(op, plan.Nodes):
+            if not self.cluster:
+                return [None]
+            await client.initialize()
+            return [client.get_node_from_key(op.key)] if op.key is not None else client.get_primaries()
+        assert isinstance(op, plan.ScanStep)
+        args = ("SCAN", op.cursor, "MATCH", op.pattern, "COUNT", op.count)
+        if op.node is None:
+            return await client.execute_command(*args)
+        return _scan_reply(await client.execute_command(*args, target_nodes=op.node))
+
+    async def _acall_one(self, client: Any, call: plan.Call) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await client.execute_command(*call.args)
+        except NoScriptError:
+            assert call.script is not None
+            await client.script_load(call.script.source)
+            return await client.execute_command(*call.args)
+
+    # -- sync face -------------------------------------------------------------------------------------------
+
+    def get(self, key: str, /) -> bytes | None:
+        """Return the value stored under `key`, or `None` when it is missing or expired."""
+        value: bytes | None = self._run(plan.get_flow(self.layout, (key,), _now_ms()))[0]
+        return value
+
+    def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Return the values of `keys`, in order (one pipelined round trip)."""
+        if not keys:
+            return []
+        values: list[bytes | None] = self._run(plan.get_flow(self.layout, keys, _now_ms()))
+        return values
+
+    def get_entries(self, keys: Sequence[str], /) -> list[Entry | None]:
+        """Return `(value, ttl_left_seconds, tags)` per key, or None when missing (used by the L1 tier)."""
+        entries: list[Entry | None] = self._run(plan.get_entries_flow(self.layout, keys, _now_ms()))
+        return entries
+
+    def set_many(self, items: Sequence[Item], /) -> None:
+        """Store every item, replacing values, TTLs and tags atomically per namespace (one Lua call each)."""
+        self._run(plan.set_flow(self.layout, items, _now_ms()))
+
+    def delete_many(self, keys: Sequence[str], /) -> int:
+        """Delete `keys`; return how many existed."""
+        count: int = self._run(plan.delete_flow(self.layout, keys))
+        return count
+
+    def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
+        count: int = self._run(plan.delete_tags_flow(self.layout, tags, prefix))
+        return count
+
+    def clear(self, prefix: str = "", /) -> int:
+        """Delete every entry whose key starts with `prefix` (SCAN + UNLINK, never KEYS/FLUSHDB)."""
+        count: int = self._run(plan.clear_flow(self.layout, prefix))
+        return count
+
+    def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
+        """Yield every live entry whose key starts with `prefix` (and carries `tag`, when given)."""
+        return self._iterate(plan.scan_flow(self.layout, prefix, tag, time.time()))
+
+    def acquire_lock(self, name: str, ttl: float, /) -> str | None:
+        """Try once to take lock `name` for `ttl` seconds (SET NX PX); return the owner token or `None`."""
+        token: str | None = self._run(plan.acquire_flow(self.layout, name, ttl, secrets.token_hex(16)))
+        return token
+
+    def release_lock(self, name: str, token: str, /) -> bool:
+        """Release `name` if `token` still owns it (Lua compare-and-delete); return whether it did."""
+        released: bool = self._run(plan.release_flow(self.layout, name, token))
+        return released
+
+    def publish(self, message: bytes, /) -> None:
+        """Publish an invalidation message on this backend's channel (used by the L1 tier)."""
+        self._run(plan.publish_flow(self.layout, message))
+
+    def close(self) -> None:
+        """Release the connections this backend opened (asyncio ones on their own loop when it still runs).
+
+        A later call reconnects lazily. Clients passed in by the caller are left open.
+        """
+        with self._lock:
+            client = self._client
+            if self._owns_client:
+                self._client = None
+        if client is not None and self._owns_client:
+            client.close()
+        self._aclients.close()
+
+    # -- async face ------------------------------------------------------------------------------------------
+
+    async def aget(self, key: str, /) -> bytes | None:
+        """Awaitable `get`."""
+        value: bytes | None = (await self._arun(plan.get_flow(self.layout, (key,), _now_ms())))[0]
+        return value
+
+    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Awaitable `get_many`."""
+        if not keys:
+            return []
+        values: list[bytes | None] = await self._arun(plan.get_flow(self.layout, keys, _now_ms()))
+        return values
+
+    async def aget_entries(self, keys: Sequence[str], /) -> list[Entry | None]:
+        """Awaitable `get_entries`."""
+        entries: list[Entry | None] = await self._arun(plan.get_entries_flow(self.layout, keys, _now_ms()))
+        return entries
+
+    async def aset_many(self, items: Sequence[Item], /) -> None:
+        """Awaitable `set_many`."""
+        await self._arun(plan.set_flow(self.layout, items, _now_ms()))
+
+    async def adelete_many(self, keys: Sequence[str], /) -> int:
+        """Awaitable `delete_many`."""
+        count: int = await self._arun(plan.delete_flow(self.layout, keys))
+        return count
+
+    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Awaitable `delete_tags`."""
+        count: int = await self._arun(plan.delete_tags_flow(self.layout, tags, prefix))
+        return count
+
+    async def aclear(self, prefix: str = "", /) -> int:
+        """Awaitable `clear`."""
+        count: int = await self._arun(plan.clear_flow(self.layout, prefix))
+        return count
+
+    async def aacquire_lock(self, name: str, ttl: float, /) -> str | None:
+        """Awaitable `acquire_lock`."""
+        token: str | None = await self._arun(plan.acquire_flow(self.layout, name, ttl, secrets.token_hex(16)))
+        return token
+
+    async def arelease_lock(self, name: str, token: str, /) -> bool:
+        """Awaitable `release_lock`."""
+        released: bool = await self._arun(plan.release_flow(self.layout, name, token))
+        return released
+
+    async def apublish(self, message: bytes, /) -> None:
+        """Awaitable `publish`."""
+        await self._arun(plan.publish_flow(self.layout, message))
+
+    async def aclose(self) -> None:
+        """Awaitable `close`: awaits the closing of this loop's asyncio client, closes the others."""
+        await self._aclients.aclose()
+        with self._lock:
+            client = self._client
+            if self._owns_client:
+                self._client = None
+        if client is not None and self._owns_client:
+            client.close()
+
+    # -- for the subscriber of the L1 tier -------------------------------------------------------------------
+
+    def channel(self) -> str:
+        """The pub/sub channel the L1 tier publishes invalidations on (`<prefix>ac:inv`)."""
+        return self.layout.channel()
+
+    def subscriber_client(self) -> tuple[Any, bool]:
+        """A blocking client for a pub/sub subscriber, and whether the caller owns (and closes) it.
+
+        It never reconnects by itself: a dropped subscription must surface, because messages sent while it
+        was down are lost and the subscriber has to flush what it caches.
+        """
+        with _map_errors():
+            if self._url is None:
+                return self._sync(), False
+            _require_redis()
+            kwargs = self._client_kwargs()
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            kwargs["retry"] = Retry(NoBackoff(), 0)
+            if self.cluster:
+                from redis.cluster import RedisCluster
+
+                return RedisCluster.from_url(self._url, **kwargs), True
+            import redis
+
+            return redis.Redis.from_url(self._url, **kwargs), True
+
+
+async def _aclose_client(client: Any) -> None:
+    await client.aclose()
+
+
+def _abandon_client(client: Any) -> None:
+    """Close the sockets of an asyncio client whose event loop closed before the client could be closed.
+
+    Nothing can await on a closed loop, so the transports are shut by hand (the last resort: `LoopClients`
+    normally closes clients during the loop's shutdown), which also keeps the garbage collector quiet.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        connections = [*pool._available_connections, *pool._in_use_connections]
+    else:
+        nodes = client.nodes_manager.nodes_cache.values()
+        connections = [conn for node in nodes for conn in node._connections]
+    for conn in connections:
+        writer = conn._writer
+        conn._reader = conn._writer = None
+        if writer is None:
+            continue
+        transport = writer.transport
+        sock = transport._sock
+        transport._closing = True
+        transport._sock = None
+        if sock is not None:
+            sock.close()
+
+
+def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:
+    """A cluster client answers a one-node SCAN as `({node: cursor}, keys)`; unwrap the cursor."""
+    cursor, keys = reply
+    if isinstance(cursor, dict):
+        (cursor,) = cursor.values()
+    return int(cursor), list(keys)
+
+
+def _noscript(replies: list[Any]) -> list[int]:
+    from redis.exceptions import NoScriptError
+
+    return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+
+
+def _raise_first(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _split_options(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Remove our query options from `url`: return (url for redis-py, backend options, tier options)."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    tier: dict[str, str] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in _OUR_OPTIONS:
+            ours[name] = value
+        elif name in _TIERED_OPTIONS:
+            tier[name] = value
+        else:
+            rest.append((name, value))
+    base = url.split("?", 1)[0]
+    return (f"{base}?{urlencode(rest)}" if rest else base), ours, tier
+
+
+def _coerce(options: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        for name, value in options.items():
+            if name == "prefix":
+                out[name] = value
+            elif value.lower() in {"", "none"}:
+                out[name] = None
+            elif name in {"max_entries", "max_connections", "retries", "l1"}:
+                out[name] = int(value)
+            else:
+                out[name] = float(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis URL option: {exc}") from exc
+    return out
+
+
+def open_redis(url: str, **options: Any) -> Backend:
+    """Open a Redis backend from `url` (see the module docstring); keyword `options` override the query.
+
+    `?l1=N` (optionally `&l1_ttl=S`) puts an in-process LRU of N entries in front, kept coherent across
+    processes by pub/sub (`agentcache.backends.tiered.TieredBackend`).
+    """
+    _require_redis()
+    clean, ours, tier = _split_options(url)
+    merged = {**_coerce(ours), **_coerce(tier), **options}
+    l1 = merged.pop("l1", None)
+    l1_ttl = merged.pop("l1_ttl", None)
+    backend = RedisBackend(clean, **merged)
+    if l1 is None:
+        return backend
+    from agentcache.backends.memory import MemoryBackend
+    from agentcache.backends.tiered import TieredBackend
+
+    return TieredBackend(MemoryBackend(max_entries=int(l1)), backend, l1_ttl=l1_ttl)

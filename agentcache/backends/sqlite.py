@@ -1,0 +1,577 @@
+"""The embedded default store: one SQLite file, safe for many threads and many processes at once.
+
+Layout of the file (schema version 1):
+
+* `entries(key UNIQUE, size, created, expires, accessed, value)`: times are Unix seconds; `value` sits last
+  so reading the other columns never walks a large blob's overflow pages.
+* `tags(tag, key)`: primary key `(tag, key)` plus an index on `key`, so both directions are index seeks.
+* `stats(count, size)`: one row kept exact by triggers on `entries`, so culling never runs `COUNT(*)`.
+  A delete trigger also drops the entry's tags, so tags stay consistent on every delete path.
+* `settings(name, value)`: holds the `schema_version` row.
+
+Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
+power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
+and every write in a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead of failing
+with a deadlock on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from agentcache.backends.base import EntryInfo, Item
+from agentcache.errors import BackendError, BackendUnavailable
+
+__all__ = ["SQLiteBackend"]
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION = 1
+_FLUSH_INTERVAL = 1.0  # seconds between flushes of buffered access times
+_FLUSH_ENTRIES = 512  # ... or as soon as this many keys are buffered
+_FLUSH_BUSY_MS = 50  # a flush on the read path waits at most this long for the write lock
+_PURGE_BATCH = 100  # expired rows removed by each write transaction
+_CHUNK = 500  # bound parameters per statement (older SQLite builds allow 999)
+_SCAN_PAGE = 256
+# SQL text is built only from constants and `?` placeholders (values are always bound): hence `noqa: S608`.
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS entries (
+    rowid INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL,
+    expires REAL,
+    accessed REAL NOT NULL,
+    value BLOB NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS entries_accessed ON entries(accessed)",
+    "CREATE TABLE IF NOT EXISTS tags (tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS tags_key ON tags(key)",
+    """CREATE TABLE IF NOT EXISTS stats (
+    id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL, size INTEGER NOT NULL
+)""",
+    "INSERT OR IGNORE INTO stats VALUES (0, 0, 0)",
+    """CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
+    UPDATE stats SET count = count + 1, size = size + NEW.size WHERE id = 0;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_delete AFTER DELETE ON entries BEGIN
+    UPDATE stats SET count = count - 1, size = size - OLD.size WHERE id = 0;
+    DELETE FROM tags WHERE key = OLD.key;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS entries_resize AFTER UPDATE OF size ON entries BEGIN
+    UPDATE stats SET size = size + NEW.size - OLD.size WHERE id = 0;
+END""",
+)
+
+_GET = "SELECT value, expires FROM entries WHERE key = ?"
+_UPSERT = (
+    "INSERT INTO entries (key, size, created, expires, accessed, value) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET size = excluded.size, created = excluded.created, "
+    "expires = excluded.expires, accessed = excluded.accessed, value = excluded.value"
+)
+_LIVE = "(expires IS NULL OR expires > ?)"
+
+# The pid this process has, refreshed in a forked child, so the per-call fork check costs no syscall.
+_process = [os.getpid()]
+# Connections inherited through fork: closing them in the child could disturb the parent's locks, so
+# they are kept referenced (never closed, never finalized) for the life of the child.
+_inherited: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    _process[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Handle:
+    """One thread's connection, tagged with the process and generation that opened it."""
+
+    __slots__ = ("__weakref__", "conn", "generation", "pid")
+
+    def __init__(self, conn: sqlite3.Connection, pid: int, generation: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.generation = generation
+
+    def __del__(self) -> None:
+        if self.pid != _process[0]:
+            _inherited.append(self.conn)
+        else:  # the owning thread ended: close now rather than leave it to the garbage collector
+            self.conn.close()
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (None: no upper bound)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if code == 0xD800:  # surrogates cannot be stored as UTF-8
+            code = 0xE000
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _map_error(exc: BaseException, what: str) -> BackendError:
+    """Turn a driver/OS error into our tree: lock/IO/open problems are `BackendUnavailable`."""
+    message = f"sqlite {what} failed: {exc}"
+    if isinstance(exc, OSError):
+        return BackendUnavailable(message)
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "busy", "unable to open", "disk i/o", "readonly")
+    ):
+        return BackendUnavailable(message)
+    return BackendError(message)
+
+
+def _chunks(seq: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLiteBackend:
+    """A byte store in one SQLite file, implementing `Backend` and `SupportsScan`.
+
+    Args:
+        path: the database file; its parent directories are created on first use (constructing the backend
+            never touches the disk).
+        max_entries: evict when more entries are stored (`None`: unbounded).
+        max_bytes: evict when `sum(len(key) + len(value))` exceeds this (`None`: unbounded). An item larger
+            than this on its own is not stored.
+        timeout: seconds a call waits for another writer's lock before failing with `BackendUnavailable`.
+
+    Expired rows read as missing and are purged in batches by later writes. Eviction removes expired rows
+    first, then the least recently accessed ones. The LRU order is *approximate*: a hit does not write;
+    access times are buffered in memory and flushed in one batched transaction at most every ~1 s (or every
+    512 keys), and always before an eviction and on `close()`. Other processes see them after the flush.
+
+    Async face: reads run inline on the event loop thread, because a WAL reader never waits for a writer
+    and an inline `aget` hit costs ~6 µs, while a hop through `asyncio.to_thread` costs ~70-170 µs
+    (measured). Writes, which may wait up to `timeout` for another writer's lock, run in
+    `asyncio.to_thread`. The first call of a process (which creates the schema) also runs in a thread, and
+    so does the once-a-second flush of buffered access times.
+
+    Driver errors are raised as `BackendError` / `BackendUnavailable` (`from` the sqlite3 error); a corrupt
+    or non-SQLite file raises `BackendError` on use.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._touch_lock = threading.Lock()
+        self._generation = 0
+        self._ready: tuple[int, int] | None = None  # (pid, generation) whose schema check passed
+        self._touched: dict[str, float] = {}
+        self._flush_due = time.monotonic() + _FLUSH_INTERVAL
+
+    def __repr__(self) -> str:
+        limits = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
+        return f"SQLiteBackend({str(self.path)!r}, {limits})"
+
+    # -- connections -----------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None and handle.pid == _process[0] and handle.generation == self._generation:
+            return handle.conn
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        with self._lock:
+            generation = self._generation
+            pid = _process[0]
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            except (OSError, sqlite3.Error) as exc:
+                raise _map_error(exc, f"opening {str(self.path)!r}") from exc
+            try:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                conn.execute("PRAGMA synchronous = NORMAL")
+                if self._ready != (pid, generation):
+                    self._create_schema(conn)
+                    self._ready = (pid, generation)
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise _map_error(exc, f"opening {str(self.path)!r}") from exc
+                raise
+            handle = _Handle(conn, pid, generation)
+            self._handles.add(handle)
+            self._local.handle = handle
+            return conn
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            row = conn.execute("SELECT value FROM settings WHERE name = 'schema_version'").fetchone()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"unsupported agentcache schema version {row and row[0]!r}")
+
+    def _inline_ready(self) -> bool:
+        """Whether this thread already has a usable connection (so a read cannot wait on schema setup)."""
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        return handle is not None and handle.pid == _process[0] and handle.generation == self._generation
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped."""
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._flush_into(conn)
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _map_error(exc, what) from exc
+
+    # -- access-time buffer ----------------------------------------------------------------------------------
+
+    def _touch(self, key: str, now: float) -> None:
+        with self._touch_lock:
+            self._touched[key] = now
+
+    def _take_touched(self) -> list[tuple[float, str]]:
+        with self._touch_lock:
+            touched, self._touched = self._touched, {}
+            self._flush_due = time.monotonic() + _FLUSH_INTERVAL
+        return [(t, k) for k, t in touched.items()]
+
+    def _flush_into(self, conn: sqlite3.Connection) -> None:
+        if self._touched:
+            conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", self._take_touched())
+
+    def _should_flush(self) -> bool:
+        return len(self._touched) >= _FLUSH_ENTRIES or (bool(self._touched) and time.monotonic() >= self._flush_due)
+
+    def _flush_best_effort(self) -> None:
+        """Flush buffered access times without waiting long for the lock; on failure they are dropped."""
+        rows = self._take_touched()
+        if not rows:
+            return
+        try:
+            conn = self._conn()
+            conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        except (sqlite3.Error, BackendError):
+            pass  # access times only order eviction: losing one batch makes LRU a little less exact
+
+    # -- sync face -------------------------------------------------------------------------------------------
+
+    def _read_one(self, key: str) -> bytes | None:
+        try:
+            row = self._conn().execute(_GET, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise _map_error(exc, "get") from exc
+        if row is None:
+            return None
+        now = time.time()
+        expires = row[1]
+        if expires is not None and expires <= now:
+            return None
+        self._touch(key, now)
+        value: bytes = row[0]
+        return value
+
+    def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        found: dict[str, tuple[bytes, float | None]] = {}
+        try:
+            conn = self._conn()
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
+                found.update((k, (v, e)) for k, v, e in conn.execute(sql, chunk))
+        except sqlite3.Error as exc:
+            raise _map_error(exc, "get_many") from exc
+        now = time.time()
+        out: list[bytes | None] = []
+        for key in keys:
+            hit = found.get(key)
+            if hit is None or (hit[1] is not None and hit[1] <= now):
+                out.append(None)
+            else:
+                self._touch(key, now)
+                out.append(hit[0])
+        return out
+
+    def get(self, key: str, /) -> bytes | None:
+        """Return the value stored under `key`, or `None` when it is missing or expired."""
+        value = self._read_one(key)
+        if value is not None and self._should_flush():
+            self._flush_best_effort()
+        return value
+
+    def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Return the values of `keys`, in order, with `None` for each missing or expired one."""
+        values = self._read_many(keys)
+        if self._should_flush():
+            self._flush_best_effort()
+        return values
+
+    def set_many(self, items: Sequence[Item], /) -> None:
+        """Store every item in one transaction, replacing values, TTLs and tags; `ttl <= 0` drops the key."""
+        latest = {item.key: item for item in items}  # the last item of a key wins, as sequential sets would
+        now = time.time()
+        rows: list[tuple[str, int, float, float | None, float, bytes]] = []
+        tags: list[tuple[str, str]] = []
+        drop: list[str] = []
+        for key, item in latest.items():
+            size = len(key) + len(item.value)
+            if (item.ttl is not None and item.ttl <= 0) or (self.max_bytes is not None and size > self.max_bytes):
+                drop.append(key)
+                continue
+            expires = None if item.ttl is None else now + item.ttl
+            rows.append((key, size, now, expires, now, item.value))
+            tags.extend((tag, key) for tag in dict.fromkeys(item.tags))
+        with self._write("set_many") as conn:
+            for chunk in _chunks(drop):
+                conn.execute(f"DELETE FROM entries WHERE key IN ({_marks(len(chunk))})", chunk)  # noqa: S608
+            conn.executemany(_UPSERT, rows)
+            conn.executemany("DELETE FROM tags WHERE key = ?", [(row[0],) for row in rows])
+            conn.executemany("INSERT OR IGNORE INTO tags (tag, key) VALUES (?, ?)", tags)
+            self._cull(conn, now)
+
+    def delete_many(self, keys: Sequence[str], /) -> int:
+        """Delete `keys`; return how many existed (expired entries do not count)."""
+        count = 0
+        unique = list(dict.fromkeys(keys))
+        with self._write("delete_many") as conn:
+            now = time.time()
+            for chunk in _chunks(unique):
+                count += self._delete(conn, f"key IN ({_marks(len(chunk))})", [*chunk], now)
+        return count
+
+    def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
+        count = 0
+        range_sql, range_args = self._range("key", prefix)
+        with self._write("delete_tags") as conn:
+            now = time.time()
+            for chunk in _chunks(list(dict.fromkeys(tags))):
+                where = f"key IN (SELECT key FROM tags WHERE tag IN ({_marks(len(chunk))}){range_sql})"  # noqa: S608
+                count += self._delete(conn, where, [*chunk, *range_args], now)
+        return count
+
+    def clear(self, prefix: str = "", /) -> int:
+        """Delete every entry whose key starts with `prefix` (a key range, not LIKE); return the count."""
+        range_sql, range_args = self._range("key", prefix)
+        with self._write("clear") as conn:
+            return self._delete(conn, "1" + range_sql, range_args, time.time())
+
+    def close(self) -> None:
+        """Flush buffered access times and close every connection of this process; later calls reopen."""
+        try:
+            if self._touched:
+                self._flush_best_effort()
+        finally:
+            with self._lock:
+                self._generation += 1
+                handles = list(self._handles)
+            for handle in handles:
+                if handle.pid == _process[0]:
+                    handle.conn.close()
+
+    def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
+        """Yield every live entry whose key starts with `prefix` (and carries `tag`), in key order.
+
+        Rows are read in pages, so no read transaction stays open between yields.
+        """
+        upper = _successor(prefix)
+        after = prefix
+        inclusive = True
+        while True:
+            page = self._scan_page(after, inclusive, upper, tag)
+            with self._touch_lock:
+                touched = dict(self._touched)
+            yield from (
+                EntryInfo(
+                    key=key,
+                    size=size,
+                    created_at=created,
+                    expires_at=expires,
+                    accessed_at=max(accessed, touched.get(key, accessed)),
+                    tags=tags,
+                )
+                for key, size, created, expires, accessed, tags in page
+            )
+            if len(page) < _SCAN_PAGE:
+                return
+            after, inclusive = page[-1][0], False
+
+    # -- async face ------------------------------------------------------------------------------------------
+
+    async def _aread(self, read: Callable[[], _T]) -> _T:
+        if not self._inline_ready() and self._ready != (_process[0], self._generation):
+            await asyncio.to_thread(self._conn)  # the schema check takes the write lock: not on the loop
+        result = read()
+        if self._should_flush():
+            await asyncio.to_thread(self._flush_best_effort)
+        return result
+
+    async def aget(self, key: str, /) -> bytes | None:
+        """Awaitable `get`: runs inline (a WAL read never waits for writers)."""
+        return await self._aread(lambda: self._read_one(key))
+
+    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        """Awaitable `get_many`: runs inline (a WAL read never waits for writers)."""
+        return await self._aread(lambda: self._read_many(keys))
+
+    async def aset_many(self, items: Sequence[Item], /) -> None:
+        """Awaitable `set_many`, run in a worker thread."""
+        await asyncio.to_thread(self.set_many, items)
+
+    async def adelete_many(self, keys: Sequence[str], /) -> int:
+        """Awaitable `delete_many`, run in a worker thread."""
+        return await asyncio.to_thread(self.delete_many, keys)
+
+    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        """Awaitable `delete_tags`, run in a worker thread."""
+        return await asyncio.to_thread(self.delete_tags, tags, prefix)
+
+    async def aclear(self, prefix: str = "", /) -> int:
+        """Awaitable `clear`, run in a worker thread."""
+        return await asyncio.to_thread(self.clear, prefix)
+
+    async def aclose(self) -> None:
+        """Awaitable `close`, run in a worker thread."""
+        await asyncio.to_thread(self.close)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _range(column: str, prefix: str) -> tuple[str, list[str]]:
+        """SQL (starting with ' AND') bounding `column` to keys starting with `prefix`, and its args."""
+        if not prefix:
+            return "", []
+        upper = _successor(prefix)
+        if upper is None:
+            return f" AND {column} >= ?", [prefix]
+        return f" AND {column} >= ? AND {column} < ?", [prefix, upper]
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, where: str, args: Sequence[object], now: float) -> int:
+        """Delete rows matching `where`; return how many of them were live (expired ones go uncounted)."""
+        live = conn.execute(f"DELETE FROM entries WHERE ({where}) AND {_LIVE}", [*args, now]).rowcount  # noqa: S608
+        conn.execute(f"DELETE FROM entries WHERE ({where}) AND expires <= ?", [*args, now])  # noqa: S608
+        return live
+
+    def _cull(self, conn: sqlite3.Connection, now: float) -> None:
+        """Purge a batch of expired rows, then evict (expired first, then LRU) down to the limits."""
+        conn.execute(
+            "DELETE FROM entries WHERE rowid IN "  # noqa: S608
+            f"(SELECT rowid FROM entries WHERE expires <= ? LIMIT {_PURGE_BATCH})",
+            (now,),
+        )
+        if self.max_entries is None and self.max_bytes is None:
+            return
+        count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
+        if not self._exceeds(count, size):
+            return
+        conn.execute("DELETE FROM entries WHERE expires <= ?", (now,))
+        count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
+        if self.max_entries is not None and count > self.max_entries:
+            conn.execute(
+                "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY accessed, rowid LIMIT ?)",
+                (count - self.max_entries,),
+            )
+            count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
+        if self.max_bytes is not None and size > self.max_bytes:
+            victims: list[tuple[int]] = []
+            excess = size - self.max_bytes
+            for rowid, row_size in conn.execute("SELECT rowid, size FROM entries ORDER BY accessed, rowid"):
+                victims.append((rowid,))
+                excess -= row_size
+                if excess <= 0:
+                    break
+            conn.executemany("DELETE FROM entries WHERE rowid = ?", victims)
+
+    def _exceeds(self, count: int, size: int) -> bool:
+        return (self.max_entries is not None and count > self.max_entries) or (
+            self.max_bytes is not None and size > self.max_bytes
+        )
+
+    def _scan_page(
+        self, after: str, inclusive: bool, upper: str | None, tag: str | None
+    ) -> list[tuple[str, int, float, float | None, float, tuple[str, ...]]]:
+        lower = ">=" if inclusive else ">"
+        column = "e.key" if tag is None else "t.key"  # range and order on the index being walked
+        args: list[object] = [after]
+        where = f"{column} {lower} ?"
+        if upper is not None:
+            where += f" AND {column} < ?"
+            args.append(upper)
+        where += " AND (e.expires IS NULL OR e.expires > ?)"
+        args.append(time.time())
+        if tag is None:
+            sql = f"SELECT e.key, e.size, e.created, e.expires, e.accessed FROM entries e WHERE {where}"  # noqa: S608
+        else:
+            sql = (
+                "SELECT e.key, e.size, e.created, e.expires, e.accessed FROM tags t "  # noqa: S608
+                f"JOIN entries e ON e.key = t.key WHERE t.tag = ? AND {where}"
+            )
+            args.insert(0, tag)
+        try:
+            conn = self._conn()
+            rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
+            tags: dict[str, list[str]] = {}
+            if rows:
+                keys = [row[0] for row in rows]
+                tag_sql = f"SELECT key, tag FROM tags WHERE key IN ({_marks(len(keys))}) ORDER BY key, tag"  # noqa: S608
+                for key, name in conn.execute(tag_sql, keys):
+                    tags.setdefault(key, []).append(name)
+        except sqlite3.Error as exc:
+            raise _map_error(exc, "scan") from exc
+        return [(k, size, c, e, a, tuple(tags.get(k, ()))) for k, size, c, e, a in rows]

@@ -1,0 +1,201 @@
+"""`@embedding_cached`: never pay twice for an embedding; a batch call computes only the texts not cached.
+
+Each text is one entry, keyed by the model name, the text and the function's other arguments, and stored as
+raw little-endian float32 bytes (4 bytes a dimension, no JSON). Entries never expire unless `ttl=` says so.
+The batch flow is written once (`_batch_flow`) and driven by the shared sync and async drivers.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agentcache._core import Core, _attach, make_policy
+from agentcache._flow import Compute, Flow, GetMany, Store, run_async, run_sync
+from agentcache.config import get_settings
+from agentcache.errors import ConfigurationError, SerializationError
+from agentcache.keys import make_key, mapping_digest
+from agentcache.serialization import pack_vector, unpack_vector
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+    from agentcache.decorators._options import CacheOptions
+
+__all__ = ["CachedEmbedder", "embedding_cached"]
+
+LAYER = "embedding"
+
+
+class _EmbeddingCore(Core):
+    """`Core` plus the per-text keys of one embedding model."""
+
+    def __init__(self, func: Callable[..., Any], policy: Any, model: str) -> None:
+        super().__init__(func, policy)
+        self.model = model
+        params = list(self.binder.sig.parameters)
+        if not params:
+            raise ConfigurationError(f"{self.name}: an embedding function takes the text(s) as first argument")
+        self.text_param = params[0]
+
+    def split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The text argument and the other named arguments (after `ignore=`)."""
+        fields = self.binder.bind(args, kwargs)
+        texts = fields.pop(self.text_param)
+        for name in self.drop.intersection(fields):
+            del fields[name]
+        return texts, fields
+
+    def keys(self, namespace: str, texts: Sequence[str], others: dict[str, Any]) -> list[str]:
+        """One key per text: model, text and the other arguments, under the namespace."""
+        scope = (namespace, LAYER, self.model, self.policy.version or "")
+        return [
+            make_key(namespace, LAYER, self.model, mapping_digest({**others, "$text": t}, scope=scope)) for t in texts
+        ]
+
+
+def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow[list[list[float]]]:
+    """Read every key; compute the distinct missing texts in one call; store them; reassemble in order."""
+    from agentcache.backends.base import Item
+
+    found: list[bytes | None] = yield GetMany(keys)
+    out: list[list[float] | None] = []
+    for raw in found:
+        try:
+            out.append(None if raw is None else unpack_vector(raw))
+        except SerializationError:
+            out.append(None)
+    missing = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is None))
+    hits = len(texts) - sum(v is None for v in out)
+    for _ in range(hits):
+        core.counters.hit(0.0, None)
+    if missing:
+        core.counters.add("misses", len(missing))
+        fresh, _ = yield Compute(missing)
+        if len(fresh) != len(missing):
+            raise ValueError(f"{core.name} returned {len(fresh)} vectors for {len(missing)} texts")
+        by_text = {t: [float(x) for x in v] for t, v in zip(missing, fresh, strict=True)}
+        ttl = core.policy.ttl  # embeddings never go stale: no configured default TTL applies
+        tags = (core.function_tag,)
+        key_of = dict(zip(texts, keys, strict=True))
+        if ttl is None or ttl > 0:
+            yield Store([Item(key_of[t], pack_vector(v), ttl, tags) for t, v in by_text.items()])
+            core.counters.add("stores", len(by_text))
+        out = [by_text[t] if v is None else v for t, v in zip(texts, out, strict=True)]
+    return [v for v in out if v is not None]
+
+
+def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, **options: Unpack[CacheOptions]) -> Any:
+    """Cache an embedding function per text, for single-text and batch functions, sync or async.
+
+    The first parameter is the text: a `str` (the function returns one vector) or a list of `str` (it
+    returns one vector per text). In a batch call only the texts not yet cached reach the function, in one
+    call and without duplicates, and the results come back in input order. `model` names the vector space
+    and is part of every key, so two models never share vectors; the function's other arguments (e.g.
+    `dimensions=`) are part of the key too. Vectors are stored as float32 bytes; no expiry unless `ttl=`.
+
+    Example::
+
+        @agentcache.embedding_cached(model="text-embedding-3-small")
+        def embed(texts: list[str]) -> list[list[float]]:
+            return [d.embedding for d in client.embeddings.create(model=..., input=texts).data]
+    """
+    if not model:
+        raise ConfigurationError("embedding_cached needs model=, the name of the embedding model")
+    policy = make_policy(LAYER, **options)
+
+    def apply(f: Callable[..., Any]) -> Any:
+        core = _EmbeddingCore(f, policy, model)
+        target = f
+        while isinstance(target, functools.partial):
+            target = target.func
+        is_async = inspect.iscoroutinefunction(target)
+
+        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, list[str], list[str], Any]:
+            texts, others = core.split(args, kwargs)
+            single = isinstance(texts, str)
+            batch = [texts] if single else list(texts)
+            keys = core.keys(core.namespace_for(args, kwargs), batch, others)
+
+            def call_with(missing: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                text = missing[0] if single else missing
+                if args:
+                    return (text, *args[1:]), kwargs
+                return args, {**kwargs, core.text_param: text}
+
+            return single, batch, keys, call_with
+
+        def invoke(call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
+            return f(*call[0], **call[1])
+
+        if is_async:
+
+            @functools.wraps(f)
+            async def async_face(*args: Any, **kwargs: Any) -> Any:
+                if get_settings().disabled:
+                    return await f(*args, **kwargs)
+                single, batch, keys, call_with = plan(args, kwargs)
+
+                async def compute(missing: list[str]) -> Any:
+                    result = await invoke(call_with(missing))
+                    return [result] if single else result
+
+                store = core.cache.store
+                vectors = await run_async(_batch_flow(core, keys, batch), store, compute)
+                return vectors[0] if single else vectors
+
+            face: Any = async_face
+        else:
+
+            @functools.wraps(f)
+            def sync_face(*args: Any, **kwargs: Any) -> Any:
+                if get_settings().disabled:
+                    return f(*args, **kwargs)
+                single, batch, keys, call_with = plan(args, kwargs)
+
+                def compute(missing: list[str]) -> Any:
+                    result = invoke(call_with(missing))
+                    return [result] if single else result
+
+                vectors = run_sync(_batch_flow(core, keys, batch), core.cache.store, compute)
+                return vectors[0] if single else vectors
+
+            face = sync_face
+        return _attach(face, core, is_async=is_async)
+
+    return apply if func is None else apply(func)
+
+
+class CachedEmbedder:
+    """An `Embedder` whose vectors go through `embedding_cached`: give it to `semantic_cached(embedder=...)`
+    so a query text seen before (in any partition, by any process sharing the store) is never re-embedded.
+
+    Example::
+
+        embedder = CachedEmbedder(OpenAIEmbedder(client), backend="sqlite:///cache.db")
+        @agentcache.semantic_cached(embedder=embedder)
+        def answer(question: str) -> str: ...
+    """
+
+    def __init__(self, embedder: Any, **options: Unpack[CacheOptions]) -> None:
+        self.inner = embedder
+        self.model: str = embedder.model
+        self.dim: int = embedder.dim
+        self._embed = embedding_cached(model=self.model, **options)(embedder.embed)
+        self._aembed = embedding_cached(model=self.model, **options)(embedder.aembed)
+
+    def embed(self, texts: Sequence[str], /) -> list[list[float]]:
+        """The inner embedder's vectors, computed only for texts not cached yet."""
+        result: list[list[float]] = self._embed(list(texts))
+        return result
+
+    async def aembed(self, texts: Sequence[str], /) -> list[list[float]]:
+        """Awaitable `embed`."""
+        result: list[list[float]] = await self._aembed(list(texts))
+        return result

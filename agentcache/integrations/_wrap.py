@@ -1,0 +1,423 @@
+"""The machinery behind `agentcache.wrap(client)`: a copy of the SDK client whose cached methods go through one core.
+
+`wrap` makes a sibling of the client with the SDK's own `with_options()` (same class, same HTTP pool, same retry
+settings), then replaces the few resources that hold cached methods (`chat`, `messages`, ...) by `_Node` proxies.
+Every other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working.
+
+One `_Core` holds every decision (key, hit decoding and form conversion, what to store, accounting); the sync
+and async faces in `_Core.call` / `_Core.acall` only order the I/O. Hits are SDK objects rebuilt with the
+SDK's schemas (`model_validate`) or SDK stream objects over recorded SSE bytes; `is_cache_hit(obj)` tells them
+apart. Errors raised by the SDK propagate and are never stored; retries are the SDK's own.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentcache import prompt_cache as pc
+from agentcache._core import Core, make_policy
+from agentcache.backends.base import Item
+from agentcache.cache import current_epoch
+from agentcache.config import get_settings
+from agentcache.decorators.response import TRANSPORT_FIELDS
+from agentcache.errors import AgentCacheError
+from agentcache.integrations import _streams
+from agentcache.keys import make_key, mapping_digest
+from agentcache.serialization import decode_entry, encode_entry
+from agentcache.usage import Usage, extract_usage
+
+__all__ = ["Endpoint", "WrapOptions", "is_cache_hit", "wrap_client"]
+
+# Fields that never change the answer, on top of the response layer's transport fields: the stream form
+# (an entry serves streamed and non-streamed calls alike) and provider-cache routing hints.
+IGNORED_FIELDS = TRANSPORT_FIELDS | {"stream", "stream_options", "prompt_cache_retention"}
+
+_hits: dict[int, weakref.ref[Any]] = {}
+
+
+def mark_hit(obj: Any) -> Any:
+    ident = id(obj)
+
+    def forget(_ref: weakref.ref[Any]) -> None:
+        _hits.pop(ident, None)
+
+    _hits[ident] = weakref.ref(obj, forget)
+    return obj
+
+
+def is_cache_hit(obj: object) -> bool:
+    """Whether `obj` (a response or stream returned by a wrapped client) was served from the cache."""
+    ref = _hits.get(id(obj))
+    return ref is not None and ref() is obj
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One cached SDK method: where it lives, how its results are rebuilt and streamed."""
+
+    path: str
+    """Attribute path from the client, e.g. ``chat.completions.create``."""
+    provider: str
+    """Stream flavour for `_streams` (``openai.chat``, ``anthropic.messages``, ...)."""
+    url: str
+    """API path, used as the URL of replayed responses."""
+    result: Callable[[], type]
+    """The SDK type non-streamed results are rebuilt with."""
+    chunk: Callable[[], Any] | None = None
+    """The SDK type of stream items (`None`: streamed calls pass through uncached)."""
+    stream_cls: Callable[[bool], type] | None = None
+    """`stream_cls(is_async)` -> the SDK's `Stream` / `AsyncStream` class."""
+    rebuild: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
+    """Custom rebuild from stored JSON and the request (e.g. `.parse()` re-parsing structured output)."""
+    custom: Any = None
+    """An object with `call(core, method, kwargs)` / `acall(...)` replacing the generic flow (embeddings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrapOptions:
+    """What `wrap(...)` was asked for."""
+
+    namespace: str | None = None
+    ttl: float | None = None
+    backend: Any = None
+    prompt_cache: bool | Literal["5m", "1h"] = False
+    semantic: Any = None
+
+
+def _is_sentinel(value: Any) -> bool:
+    return type(value).__name__ in ("NotGiven", "Omit")
+
+
+def _key_value(value: Any) -> Any:
+    if isinstance(value, type):  # `.parse(response_format=MyModel)`: the schema decides the answer
+        schema = getattr(value, "model_json_schema", None)
+        return {"$type": f"{value.__module__}.{value.__qualname__}", "schema": schema() if schema else None}
+    return value
+
+
+def _record_or_pass(stream: Any, provider: str, done: Callable[..., Any]) -> Any:
+    """The recording twin of `stream`, or `stream` itself (uncached) if this SDK's stream cannot be teed."""
+    try:
+        return _streams.record_stream(stream, provider, done)
+    except Exception:
+        return stream
+
+
+def _request(**request: Any) -> Any:
+    """Stands for the SDK method in the per-endpoint decorator cores (never called)."""
+    raise NotImplementedError
+
+
+def build_model(cls: Any, body: Any) -> Any:
+    """Rebuild an SDK object from its stored JSON the way the SDK parses responses.
+
+    `model_validate` when the JSON validates; otherwise the SDK's own lenient `construct` (the SDKs build
+    responses without validation, so a real response may lack a field its schema calls required).
+    """
+    try:
+        return cls.model_validate(body)
+    except Exception:
+        return cls.construct(**body)
+
+
+class _Core:
+    """Every decision of the wrapped client, shared by its sync and async faces."""
+
+    def __init__(
+        self, provider: str, base_url: str, options: WrapOptions, is_async: bool, raw: Any, endpoints: list[Endpoint]
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url
+        self.options = options
+        self.is_async = is_async
+        self.raw = raw
+        # One decorator core per endpoint: its namespace/TTL rules, its store and its counters in `stats()`.
+        self.cores = {
+            e.path: Core(
+                _request,
+                make_policy(
+                    "response",
+                    name=f"{provider}.{e.path}",
+                    namespace=options.namespace,
+                    ttl=options.ttl,
+                    backend=options.backend,
+                    track_usage=True,
+                ),
+            )
+            for e in endpoints
+        }
+
+    # -- decisions ------------------------------------------------------------------------------------------
+
+    def prepare(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The request actually sent: provider prompt-caching hints added when asked for."""
+        if not self.options.prompt_cache:
+            return kwargs
+        if endpoint.provider == "anthropic.messages":
+            ttl: Literal["5m", "1h"] = "1h" if self.options.prompt_cache == "1h" else "5m"
+            return pc.place_anthropic_breakpoints(kwargs, ttl=ttl)[0]
+        if endpoint.provider in ("openai.chat", "openai.responses"):
+            return pc.prepare_openai_request(kwargs)
+        return kwargs
+
+    def key(self, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> str | None:
+        """The cache key of a request, or `None` when it must not be cached (kill switch, unencodable)."""
+        if get_settings().disabled:
+            return None
+        core = self.cores[endpoint.path]
+        fields = {k: _key_value(v) for k, v in kwargs.items() if k not in IGNORED_FIELDS and not _is_sentinel(v)}
+        fields["$endpoint"] = self.base_url
+        try:
+            ns = core.namespace_for((), {})
+            return make_key(ns, core.layer, core.name, mapping_digest(fields, scope=(ns, core.layer, core.name, "")))
+        except AgentCacheError:
+            return None
+
+    def lookup(self, endpoint: Endpoint, raw: bytes | None, kwargs: Mapping[str, Any]) -> Any:
+        """The hit for stored bytes in the form the request wants, or `None` (miss, corrupt, unconvertible)."""
+        if raw is None:
+            return None
+        try:
+            entry = decode_entry(raw)
+            result = self._rebuild(endpoint, entry.kind, entry.value, kwargs)
+        except Exception:  # a corrupt or foreign entry, or an SDK schema change: recompute
+            return None
+        if result is None:
+            return None
+        self.cores[endpoint.path].counters.hit(entry.duration, entry.usage)
+        return mark_hit(result)
+
+    def _rebuild(self, endpoint: Endpoint, kind: str, value: Any, kwargs: Mapping[str, Any]) -> Any:
+        wants_stream = bool(kwargs.get("stream")) and endpoint.chunk is not None
+        include_usage = bool((kwargs.get("stream_options") or {}).get("include_usage"))
+        if wants_stream:
+            events: list[tuple[str | None, str]] | None
+            if kind == "stream":
+                events = [(e, d) for e, d in value]
+                if endpoint.provider == "openai.chat":
+                    has_usage = any('"usage":{' in d.replace(" ", "") for _, d in events)
+                    if include_usage and not has_usage:
+                        return None
+                    if not include_usage and has_usage:
+                        events = _streams.chat_events(
+                            _streams.events_to_object(endpoint.provider, events), include_usage=False
+                        )
+            else:
+                events = _streams.object_to_events(endpoint.provider, value, include_usage=include_usage)
+                if events is None:
+                    return None
+            assert endpoint.stream_cls is not None
+            assert endpoint.chunk is not None
+            return _streams.replay_stream(
+                endpoint.stream_cls(self.is_async),
+                cast_to=endpoint.chunk(),
+                client=self.raw,
+                events=events,
+                url=self.base_url.rstrip("/") + endpoint.url,
+            )
+        body = _streams.events_to_object(endpoint.provider, value) if kind == "stream" else value
+        if endpoint.rebuild is not None:
+            return endpoint.rebuild(body, kwargs)
+        return build_model(endpoint.result(), body)
+
+    def entry_for_result(self, result: Any, duration: float) -> tuple[bytes, Usage | None] | None:
+        """The entry bytes of a fresh non-streamed result (`None` if it cannot be stored)."""
+        try:
+            body = result.model_dump(mode="json", exclude_unset=True, warnings=False)
+            usage = extract_usage(body)
+            return encode_entry(body, duration=duration, usage=usage), usage
+        except Exception:
+            return None
+
+    def entry_for_events(
+        self, endpoint: Endpoint, events: list[tuple[str | None, str]], duration: float
+    ) -> tuple[bytes, Usage | None] | None:
+        """The entry bytes of a completed recorded stream."""
+        try:
+            usage = extract_usage(_streams.events_to_object(endpoint.provider, events))
+            return encode_entry([list(e) for e in events], kind="stream", duration=duration, usage=usage), usage
+        except Exception:
+            return None
+
+    def account(self, endpoint: Endpoint, kwargs: Mapping[str, Any], usage: Usage | None) -> None:
+        """Record a real call's provider prompt-cache usage (and warn about busted prefixes)."""
+        if usage is None or endpoint.provider not in ("anthropic.messages", "openai.chat", "openai.responses"):
+            return
+        stream = f"{self.provider}:{usage.model}:{self.cores[endpoint.path].namespace_for((), {})}"
+        pc.ledger.record(usage, stream=stream, digest=pc.prefix_digest(kwargs))
+
+    def items(self, endpoint: Endpoint, key: str, data: bytes) -> list[Item]:
+        """The backend items of one entry (tagged like the decorator's, so `cache_clear` finds them)."""
+        core = self.cores[endpoint.path]
+        ttl = core.policy.ttl if core.policy.ttl_set else get_settings().ttl
+        return [Item(key, data, ttl, (core.function_tag,))]
+
+    # -- faces ----------------------------------------------------------------------------------------------
+
+    def call(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """The blocking face: lookup, then single-flight for plain calls, then the miss."""
+        if endpoint.custom is not None:
+            return endpoint.custom.call(self, method, kwargs)
+        key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
+        kwargs = self.prepare(endpoint, kwargs)
+        streaming = bool(kwargs.get("stream"))
+        if key is None or (streaming and endpoint.chunk is None):
+            return method(**kwargs)
+        core = self.cores[endpoint.path]
+        store = core.cache.store
+        hit = self.lookup(endpoint, store.get(key), kwargs)
+        if hit is not None:
+            return hit
+        if streaming:  # a stream is consumed by its caller: followers could not share it
+            return self._miss(endpoint, method, kwargs, key)
+        flight, leader = core.join(key, current_epoch())
+        if not leader:
+            flight.event.wait()
+            again = self.lookup(endpoint, store.get(key), kwargs)
+            return again if again is not None else self._miss(endpoint, method, kwargs, key)
+        try:
+            return self._miss(endpoint, method, kwargs, key)
+        finally:
+            core.leave(key, flight)
+            flight.event.set()
+
+    def _miss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
+        core = self.cores[endpoint.path]
+        store = core.cache.store
+        core.counters.add("misses")
+        epoch = current_epoch()
+        start = time.perf_counter()
+        try:
+            result = method(**kwargs)
+        except BaseException:
+            core.counters.add("errors")
+            raise
+        if kwargs.get("stream"):
+
+            def done(events: list[tuple[str | None, str]]) -> None:
+                entry = self.entry_for_events(endpoint, events, time.perf_counter() - start)
+                if entry is not None and current_epoch() == epoch:
+                    store.set_many(self.items(endpoint, key, entry[0]))
+                    self.account(endpoint, kwargs, entry[1])
+
+            return _record_or_pass(result, endpoint.provider, done)
+        entry = self.entry_for_result(result, time.perf_counter() - start)
+        if entry is not None and current_epoch() == epoch:
+            store.set_many(self.items(endpoint, key, entry[0]))
+            self.account(endpoint, kwargs, entry[1])
+        return result
+
+    async def acall(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        """The awaitable face: the same order as `call`, with awaited I/O."""
+        import asyncio
+
+        if endpoint.custom is not None:
+            return await endpoint.custom.acall(self, method, kwargs)
+        key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
+        kwargs = self.prepare(endpoint, kwargs)
+        streaming = bool(kwargs.get("stream"))
+        if key is None or (streaming and endpoint.chunk is None):
+            return await method(**kwargs)
+        core = self.cores[endpoint.path]
+        store = core.cache.store
+        hit = self.lookup(endpoint, await store.aget(key), kwargs)
+        if hit is not None:
+            return hit
+        if streaming:
+            return await self._amiss(endpoint, method, kwargs, key)
+        fut, leader = core.ajoin(key, current_epoch())
+        if not leader:
+            await asyncio.shield(fut)
+            again = self.lookup(endpoint, await store.aget(key), kwargs)
+            return again if again is not None else await self._amiss(endpoint, method, kwargs, key)
+        try:
+            return await self._amiss(endpoint, method, kwargs, key)
+        finally:
+            core.aleave(key, fut)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _amiss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
+        core = self.cores[endpoint.path]
+        store = core.cache.store
+        core.counters.add("misses")
+        epoch = current_epoch()
+        start = time.perf_counter()
+        try:
+            result = await method(**kwargs)
+        except BaseException:
+            core.counters.add("errors")
+            raise
+        if kwargs.get("stream"):
+
+            async def done(events: list[tuple[str | None, str]]) -> None:
+                entry = self.entry_for_events(endpoint, events, time.perf_counter() - start)
+                if entry is not None and current_epoch() == epoch:
+                    await store.aset_many(self.items(endpoint, key, entry[0]))
+                    self.account(endpoint, kwargs, entry[1])
+
+            return _record_or_pass(result, endpoint.provider, done)
+        entry = self.entry_for_result(result, time.perf_counter() - start)
+        if entry is not None and current_epoch() == epoch:
+            await store.aset_many(self.items(endpoint, key, entry[0]))
+            self.account(endpoint, kwargs, entry[1])
+        return result
+
+
+class _Node:
+    """A resource proxy: cached methods at the endpoint paths, the SDK's own attribute everywhere else."""
+
+    def __init__(self, real: Any, prefix: str, core: _Core, endpoints: Mapping[str, Endpoint]) -> None:
+        self._real = real
+        self._prefix = prefix
+        self._core = core
+        self._endpoints = endpoints
+
+    def __getattr__(self, name: str) -> Any:
+        path = self._prefix + name
+        target = getattr(self._real, name)
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            core = self._core
+            if core.is_async:
+
+                async def acached(**kwargs: Any) -> Any:
+                    return await core.acall(endpoint, target, kwargs)
+
+                value: Any = acached
+            else:
+
+                def cached(**kwargs: Any) -> Any:
+                    return core.call(endpoint, target, kwargs)
+
+                value = cached
+        elif any(p.startswith(path + ".") for p in self._endpoints):
+            value = _Node(target, path + ".", self._core, self._endpoints)
+        else:
+            return target
+        self.__dict__[name] = value
+        return value
+
+    def __repr__(self) -> str:
+        return f"<agentcache cached {self._real!r}>"
+
+
+def wrap_client(client: Any, provider: str, endpoints: list[Endpoint], options: WrapOptions, *, is_async: bool) -> Any:
+    """A sibling of `client` (same class and HTTP pool) whose `endpoints` are cached."""
+    twin = client.with_options()
+    core = _Core(provider, str(twin.base_url), options, is_async, twin, endpoints)
+    table = {e.path: e for e in endpoints}
+    for root in sorted({p.split(".", 1)[0] for p in table}):
+        twin.__dict__[root] = _Node(getattr(twin, root), root + ".", core, table)
+    twin.__dict__["_agentcache_core"] = core
+    return twin
+
+
+def core_of(client: Any) -> _Core | None:
+    """The core of a wrapped client (its counters, cache and options), or `None` for a plain client."""
+    core = getattr(client, "__dict__", {}).get("_agentcache_core")
+    return core if isinstance(core, _Core) else None

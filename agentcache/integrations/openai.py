@@ -1,0 +1,221 @@
+"""Cached `openai.OpenAI` / `openai.AsyncOpenAI` clients: `agentcache.wrap(OpenAI())`.
+
+Cached: `chat.completions.create` (streamed or not), `chat.completions.parse`, `responses.create` (streamed
+calls pass through) and `embeddings.create`, per input text through the `@embedding_cached` store: a batch
+sends only the texts not cached yet. The `chat.completions.stream(...)` helper runs the SDK's own stream
+manager over the cached stream. Everything else is the SDK's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agentcache.integrations._wrap import Endpoint, WrapOptions, mark_hit, wrap_client
+
+if TYPE_CHECKING:
+    from agentcache.decorators.embedding import _EmbeddingCore
+    from agentcache.integrations._wrap import _Core
+
+__all__ = ["ENDPOINTS", "wrap_openai"]
+
+
+def _chat_completion() -> type:
+    from openai.types.chat import ChatCompletion
+
+    return ChatCompletion
+
+
+def _chat_chunk() -> type:
+    from openai.types.chat import ChatCompletionChunk
+
+    return ChatCompletionChunk
+
+
+def _response() -> type:
+    from openai.types.responses import Response
+
+    return Response
+
+
+def _embeddings() -> type:
+    from openai.types import CreateEmbeddingResponse
+
+    return CreateEmbeddingResponse
+
+
+def _stream_cls(is_async: bool) -> type:
+    import openai
+
+    return openai.AsyncStream if is_async else openai.Stream
+
+
+def _strip_parsed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_parsed(v) for k, v in value.items() if k not in ("parsed", "parsed_arguments")}
+    if isinstance(value, list):
+        return [_strip_parsed(v) for v in value]
+    return value
+
+
+def _rebuild_parsed(body: dict[str, Any], request: Mapping[str, Any]) -> Any:
+    """Re-run the SDK's own structured-output parsing over the stored completion."""
+    from openai import NOT_GIVEN
+    from openai.lib._parsing._completions import parse_chat_completion
+    from openai.types.chat import ChatCompletion
+
+    completion = ChatCompletion.model_validate(_strip_parsed(body))
+    return parse_chat_completion(
+        response_format=request.get("response_format", NOT_GIVEN),
+        input_tools=request.get("tools", NOT_GIVEN),
+        chat_completion=completion,
+    )
+
+
+class _Embeddings:
+    """`embeddings.create` through the embedding layer: one float32 entry per (model, text, dimensions)."""
+
+    def __init__(self) -> None:
+        self._cores: dict[tuple[int, str], _EmbeddingCore] = {}
+
+    def _core(self, core: _Core, model: str) -> _EmbeddingCore:
+        found = self._cores.get((id(core), model))
+        if found is None:
+            from agentcache._core import make_policy
+            from agentcache.decorators.embedding import _EmbeddingCore
+
+            options = core.options
+            policy = make_policy(
+                "embedding",
+                name=f"openai.embeddings.create.{model}",
+                namespace=options.namespace,
+                ttl=options.ttl,
+                backend=options.backend,
+            )
+            found = self._cores[(id(core), model)] = _EmbeddingCore(_texts_stub, policy, model)
+        return found
+
+    def plan(self, core: _Core, kwargs: dict[str, Any]) -> tuple[_EmbeddingCore, list[str], list[str]] | None:
+        """The embedding core, texts and per-text keys of a request; `None` when it is not per-text cacheable."""
+        from agentcache.config import get_settings
+
+        texts = kwargs.get("input")
+        if get_settings().disabled or not isinstance(kwargs.get("model"), str):
+            return None
+        batch = [texts] if isinstance(texts, str) else texts
+        if not isinstance(batch, list) or not batch or not all(isinstance(t, str) for t in batch):
+            return None  # token arrays pass through
+        ecore = self._core(core, kwargs["model"])
+        dims = kwargs.get("dimensions")
+        others = {"dimensions": dims if isinstance(dims, int) else None, "$endpoint": core.base_url}
+        return ecore, batch, ecore.keys(ecore.namespace_for((), {}), batch, others)
+
+    def call(self, core: _Core, method: Any, kwargs: dict[str, Any]) -> Any:
+        """The blocking face."""
+        from agentcache._flow import run_sync
+        from agentcache.decorators.embedding import _batch_flow
+
+        planned = self.plan(core, kwargs)
+        if planned is None:
+            return method(**kwargs)
+        ecore, batch, keys = planned
+        fresh: list[Any] = []
+
+        def compute(missing: list[str]) -> list[list[float]]:
+            fresh.append(method(**{**kwargs, "input": missing}))
+            return _vectors(fresh[-1])
+
+        vectors = run_sync(_batch_flow(ecore, keys, batch), ecore.cache.store, compute)
+        return _assemble(kwargs, batch, vectors, fresh)
+
+    async def acall(self, core: _Core, method: Any, kwargs: dict[str, Any]) -> Any:
+        """The awaitable face."""
+        from agentcache._flow import run_async
+        from agentcache.decorators.embedding import _batch_flow
+
+        planned = self.plan(core, kwargs)
+        if planned is None:
+            return await method(**kwargs)
+        ecore, batch, keys = planned
+        fresh: list[Any] = []
+
+        async def compute(missing: list[str]) -> list[list[float]]:
+            fresh.append(await method(**{**kwargs, "input": missing}))
+            return _vectors(fresh[-1])
+
+        vectors = await run_async(_batch_flow(ecore, keys, batch), ecore.cache.store, compute)
+        return _assemble(kwargs, batch, vectors, fresh)
+
+
+def _texts_stub(texts: list[str]) -> Any:
+    """Stands for `embeddings.create` in the embedding core (never called)."""
+    raise NotImplementedError
+
+
+def _vectors(response: Any) -> list[list[float]]:
+    return [list(d.embedding) for d in sorted(response.data, key=lambda d: d.index)]
+
+
+def _assemble(kwargs: dict[str, Any], batch: list[str], vectors: list[list[float]], fresh: list[Any]) -> Any:
+    """The SDK's own response when every text was computed in one call; else one assembled from the parts."""
+    if fresh and len(_vectors(fresh[0])) == len(batch) == len(set(batch)):
+        return fresh[0]
+    from openai.types import CreateEmbeddingResponse
+
+    tokens = sum(r.usage.prompt_tokens for r in fresh if r.usage is not None)
+    body = {
+        "object": "list",
+        "model": fresh[0].model if fresh else kwargs["model"],
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    result = CreateEmbeddingResponse.model_validate(body)
+    return result if fresh else mark_hit(result)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "chat.completions.create",
+        "openai.chat",
+        "/chat/completions",
+        _chat_completion,
+        _chat_chunk,
+        _stream_cls,
+    ),
+    Endpoint("chat.completions.parse", "openai.chat", "/chat/completions", _chat_completion, rebuild=_rebuild_parsed),
+    Endpoint("responses.create", "openai.responses", "/responses", _response),
+    Endpoint("embeddings.create", "openai.embeddings", "/embeddings", _embeddings, custom=_Embeddings()),
+]
+
+
+def wrap_openai(client: Any, options: WrapOptions) -> Any:
+    """Return a cached sibling of an `openai.OpenAI` / `AsyncOpenAI` client."""
+    import openai
+
+    is_async = isinstance(client, openai.AsyncOpenAI)
+    twin = wrap_client(client, "openai", ENDPOINTS, options, is_async=is_async)
+    completions = twin.__dict__["chat"].completions
+    completions.__dict__["stream"] = _stream_helper(completions, is_async)
+    return twin
+
+
+def _stream_helper(completions: Any, is_async: bool) -> Any:
+    """`chat.completions.stream(...)` over the cached `create(stream=True)`: the SDK's own stream manager."""
+    from openai import NOT_GIVEN
+    from openai.lib._parsing._completions import type_to_response_format_param
+    from openai.lib.streaming.chat import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
+
+    def stream(**kwargs: Any) -> Any:
+        response_format = kwargs.pop("response_format", NOT_GIVEN)
+        tools = kwargs.get("tools", NOT_GIVEN)
+        if response_format is not NOT_GIVEN:
+            kwargs["response_format"] = type_to_response_format_param(response_format)
+        if is_async:
+            return AsyncChatCompletionStreamManager(
+                completions.create(**kwargs, stream=True), response_format=response_format, input_tools=tools
+            )
+        return ChatCompletionStreamManager(
+            lambda: completions.create(**kwargs, stream=True), response_format=response_format, input_tools=tools
+        )
+
+    return stream

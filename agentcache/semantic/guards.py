@@ -1,0 +1,420 @@
+"""Guards against look-alike hits: two questions can be close in embedding space and still differ.
+
+A guard is `(cached_query, new_query) -> reason | None`: it returns a short reason to reject the hit, or
+`None` to let it through. The defaults are cheap lexical checks tuned on `semantic_dev` (see
+`benchmarks/results/semantic_quality.md`): a difference in numbers, dates, negation, opposite words,
+swapped roles ("100 dollars to euros" / "100 euros to dollars"), or a proper noun present on one side
+only. A `Verifier` (e.g. an LLM judge) is the way past what lexical checks can see.
+
+The deployment-wide threshold floor (`set_threshold_floor`, or `AGENTCACHE_SEMANTIC_FLOOR`) is a lower
+bound no per-call `threshold=` can go below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from agentcache.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_GUARDS",
+    "DEFAULT_THRESHOLD",
+    "Guard",
+    "Verifier",
+    "antonym_guard",
+    "check_guards",
+    "date_guard",
+    "effective_threshold",
+    "entity_guard",
+    "entity_swap_guard",
+    "negation_guard",
+    "number_guard",
+    "role_swap_guard",
+    "set_threshold_floor",
+    "threshold_floor",
+]
+
+#: The default cosine threshold for the local MiniLM embedder (chosen on the dev pairs).
+DEFAULT_THRESHOLD = 0.80
+
+
+class Guard(Protocol):
+    """Decides whether a candidate hit may be served: returns a rejection reason, or `None` to accept."""
+
+    def __call__(self, cached: str, query: str, /) -> str | None:
+        """Compare the cached entry's query text with the new query text."""
+        ...
+
+
+#: An extra check after the guards, e.g. an LLM judge: `(cached, query, similarity) -> accept?`.
+#: It may be async; it is only called for candidates that passed the threshold and the guards.
+Verifier = Callable[[str, str, float], "bool | Awaitable[bool]"]
+
+_TOKEN = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:[.,'][A-Za-z0-9]+)*")
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        _words(
+            "zero _one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+            "sixteen seventeen eighteen nineteen twenty"
+        ),
+    )
+}
+del _NUMBER_WORDS["_one"]  # "one" is mostly a pronoun ("how does one prepare"); "1" is kept
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70"})
+_NUMBER_WORDS.update({"eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000"})
+_NUMBER_WORDS.update({"million": "1e6", "billion": "1e9", "dozen": "12", "half": "0.5"})
+_ORDINALS = {
+    w: f"#{i}" for i, w in enumerate(_words("zeroth first second third fourth fifth sixth seventh eighth ninth tenth"))
+}
+_ROMAN = re.compile(r"^(?:II|III|IV|VI|VII|VIII|IX|XI|XII|XIII|XIV|XV|XX)$")
+
+_MONTHS = frozenset(
+    _words(
+        "january february march april june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec"
+    ),
+)
+_DAYS = frozenset(_words("monday tuesday wednesday thursday friday saturday sunday weekend weekday"))
+# "today"/"now" are mostly filler ("how many users today?"); tomorrow/yesterday/tonight name a day.
+_RELATIVE = frozenset(_words("tonight tomorrow yesterday"))
+_PERIODS = frozenset(_words("day week month year quarter decade century morning evening night"))
+
+_NEGATIONS = frozenset(_words("not no never cannot nobody nothing none neither nor nowhere without"))
+
+_ANTONYMS: tuple[tuple[str, str], ...] = tuple(
+    (left, right)
+    for left, _, right in (
+        pair.partition("/")
+        for pair in _words(
+            "begin/end start/end start/finish start/stop accept/decline accept/reject create/delete "
+            "create/remove add/remove add/delete install/uninstall enable/disable increase/decrease buy/sell "
+            "import/export upload/download encrypt/decrypt encode/decode push/pull boil/freeze hot/cold high/low "
+            "max/min maximum/minimum best/worst before/after open/close win/lose gain/lose "
+            "advantage/disadvantage pro/con love/hate rise/fall true/false positive/negative public/private "
+            "public/anonymous input/output send/receive lend/borrow cheap/expensive fast/slow long/short "
+            "early/late inside/outside above/below male/female man/woman men/women husband/wife boy/girl "
+            "first/last more/less most/least legal/illegal happy/sad sync/async synchronous/asynchronous "
+            "lock/unlock mount/unmount subscribe/unsubscribe follow/unfollow block/unblock ascending/descending "
+            "asc/desc north/south east/west bigger/smaller larger/smaller higher/lower faster/slower "
+        )
+    )
+)
+# Prepositions after which a word names a role (target, source, opponent, agent); a word moving from one
+# role to another between the two queries means the question was reversed.
+_ROLE_PREPS = frozenset(_words("to into from against than by vs versus"))
+_STOP = frozenset(_words("a an the my your our their his her its this that these those some any"))
+_NOT_ENTITIES = frozenset(
+    _words(
+        "i i'm i've i'd i'll what how why when where which who whom whose is are am was were do does did "
+        "can could should would will shall may might must have has had the a an if in on at for of and or "
+        "but so to it its please hi hey ok okay mr mrs ms dr st jr sr rs vs"
+    ),
+)
+_APOSTROPHE_S = ("'s", "\u2019s")
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    words: tuple[str, ...]  # lowercased tokens, in order
+    original: tuple[str, ...]  # tokens as written
+    starts: frozenset[int]  # indexes of tokens that begin a sentence
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> _Parsed:
+    original: list[str] = []
+    starts: set[int] = set()
+    boundary = True
+    pos = 0
+    for match in _TOKEN.finditer(text):
+        between = text[pos : match.start()]
+        if any(c in between for c in '.?!:;\n"(') and between.strip():
+            boundary = True
+        if boundary:
+            starts.add(len(original))
+            boundary = False
+        written = match.group()
+        if written.endswith(_APOSTROPHE_S):
+            written = written[:-2]
+        original.append(written)
+        pos = match.end()
+    return _Parsed(tuple(w.lower() for w in original), tuple(original), frozenset(starts))
+
+
+def _normalize_number(written: str) -> str | None:
+    lowered = written.lower()
+    if lowered in _NUMBER_WORDS:
+        return _NUMBER_WORDS[lowered]
+    if lowered in _ORDINALS:
+        return _ORDINALS[lowered]
+    if _ROMAN.match(written):
+        return f"roman:{written}"
+    digits = re.match(r"^(\d[\d,]*(?:\.\d+)*)(st|nd|rd|th|k|m|s)?$", lowered)
+    if digits is None:
+        return lowered if any(c.isdigit() for c in lowered) else None
+    value, suffix = digits.group(1).replace(",", ""), digits.group(2) or ""
+    if value.count(".") == 1:
+        value = value.rstrip("0").rstrip(".") if "." in value else value
+    if suffix in ("st", "nd", "rd", "th"):
+        return f"#{value}"
+    return value + {"k": "000", "m": "000000"}.get(suffix, "")
+
+
+def _numbers(p: _Parsed) -> frozenset[str]:
+    found = set()
+    for i, written in enumerate(p.original):
+        n = _normalize_number(written)
+        if n is not None:
+            found.add(n)
+        elif written == "I" and i not in p.starts and i - 1 not in p.starts and p.original[i - 1][:1].isupper():
+            found.add("roman:I")  # "World War I", not the pronoun
+    return frozenset(found)
+
+
+def number_guard(cached: str, query: str, /) -> str | None:
+    """Reject when the two texts mention different numbers (digits, number words, ordinals, numerals)."""
+    a, b = _numbers(_parse(cached)), _numbers(_parse(query))
+    if a != b:
+        return f"numbers differ: {sorted(a ^ b)}"
+    return None
+
+
+def _dates(p: _Parsed) -> frozenset[str]:
+    found = set()
+    for i, (word, written) in enumerate(zip(p.words, p.original, strict=True)):
+        if word in _MONTHS or word in _DAYS or word in _RELATIVE or (written == "May" and i not in p.starts):
+            found.add(word.rstrip("s"))
+        elif word in ("next", "last", "this", "previous", "coming") and i + 1 < len(p.words):
+            following = p.words[i + 1].rstrip("s")
+            if following in _PERIODS or following in _DAYS:
+                found.add(f"{word} {following}")
+    return frozenset(found)
+
+
+def date_guard(cached: str, query: str, /) -> str | None:
+    """Reject when the texts name different dates or periods (months, weekdays, today/tomorrow, next week)."""
+    a, b = _dates(_parse(cached)), _dates(_parse(query))
+    if a != b:
+        return f"dates differ: {sorted(a ^ b)}"
+    return None
+
+
+def _negated(p: _Parsed) -> bool:
+    count = 0
+    for i, w in enumerate(p.words):
+        # "... or not?" / "why or why not" ask both ways: not a negated question.
+        if (w in _NEGATIONS or w.endswith("n't")) and not (w == "not" and i and p.words[i - 1] in ("or", "why")):
+            count += 1
+    return count % 2 == 1
+
+
+def negation_guard(cached: str, query: str, /) -> str | None:
+    """Reject when exactly one of the texts is negated (an odd number of negations)."""
+    if _negated(_parse(cached)) != _negated(_parse(query)):
+        return "negation differs"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _antonym_forms() -> dict[str, frozenset[str]]:
+    """Map each inflected form to the opposite base words it contrasts with."""
+
+    def forms(base: str) -> set[str]:
+        out = {base, base + "s", base + "es", base + "ed", base + "d", base + "ing", base + "er"}
+        if base.endswith("e"):
+            out |= {base[:-1] + "ing"}
+        out |= {base + base[-1] + "ing", base + base[-1] + "ed"}
+        return out
+
+    table: dict[str, set[str]] = {}
+    for left, right in _ANTONYMS:
+        for form in forms(left):
+            table.setdefault(form, set()).add(right)
+        for form in forms(right):
+            table.setdefault(form, set()).add(left)
+    base_of = {form: base for left, right in _ANTONYMS for base in (left, right) for form in forms(base)}
+    return {form: frozenset(opposites | {"=" + base_of[form]}) for form, opposites in table.items()}
+
+
+def _bases(p: _Parsed) -> dict[str, frozenset[str]]:
+    table = _antonym_forms()
+    out: dict[str, frozenset[str]] = {}
+    for word in p.words:
+        entry = table.get(word)
+        if entry is not None:
+            base = next(e[1:] for e in entry if e.startswith("="))
+            out[base] = frozenset(e for e in entry if not e.startswith("="))
+    return out
+
+
+def antonym_guard(cached: str, query: str, /) -> str | None:
+    """Reject when one text uses a word and the other its opposite (begin/end, accept/decline, ...)."""
+    a, b = _bases(_parse(cached)), _bases(_parse(query))
+    for base, opposites in a.items():
+        if base in b:
+            continue
+        for opposite in opposites:
+            if opposite in b and opposite not in a:
+                return f"opposite words: {base!r} / {opposite!r}"
+    return None
+
+
+def _roles(p: _Parsed) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for i, word in enumerate(p.words[:-1]):
+        if word not in _ROLE_PREPS:
+            continue
+        j = i + 1
+        while j < len(p.words) and p.words[j] in _STOP:
+            j += 1
+        if j < len(p.words):
+            roles.setdefault(p.words[j], word)
+    return roles
+
+
+def role_swap_guard(cached: str, query: str, /) -> str | None:
+    """Reject when words trade roles ("X to Y" / "Y to X", "A against B" / "B against A")."""
+    pa, pb = _parse(cached), _parse(query)
+    ra, rb = _roles(pa), _roles(pb)
+    wa, wb = set(pa.words), set(pb.words)
+    moved_a = [w for w, prep in ra.items() if w in wb and rb.get(w) != prep]
+    moved_b = [w for w, prep in rb.items() if w in wa and ra.get(w) != prep]
+    # One reordered phrase is a paraphrase; a word leaving a role *and* another taking it is a reversal.
+    if moved_a and moved_b:
+        return f"roles swapped: {moved_a[0]!r} / {moved_b[0]!r}"
+    return None
+
+
+def _entities(p: _Parsed) -> frozenset[str]:
+    found = set()
+    for i, written in enumerate(p.original):
+        lowered = p.words[i]
+        if i in p.starts or len(written) < 2 or lowered in _NOT_ENTITIES or lowered in _NUMBER_WORDS:
+            continue
+        if written[:1].isupper() or any(c.isupper() for c in written[1:]):
+            found.add(lowered)
+    return frozenset(found)
+
+
+def _mentions(entity: str, words: Iterable[str]) -> bool:
+    for word in words:
+        if word == entity:
+            return True
+        short, long = (entity, word) if len(entity) <= len(word) else (word, entity)
+        # Inflections and demonyms (America/Americans, US/USD) match; Java/JavaScript does not.
+        if long.startswith(short) and (len(long) - len(short) <= (3 if len(short) >= 4 else 1)):
+            return True
+        # Shared stems (Olympians/Olympic) and one-letter typos (Hilary/Hillary); Austria/Australia differ.
+        if len(short) >= 5 and _common_prefix(short, long) >= 0.8 * len(short):
+            return True
+        if len(short) >= 5 and len(long) - len(short) <= 1 and _one_edit(short, long):
+            return True
+    return False
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether `b` is `a` with one character inserted or substituted (len(b) - len(a) in {0, 1})."""
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
+
+
+def _unmatched(p: _Parsed, other: _Parsed) -> list[str]:
+    return sorted(e for e in _entities(p) if not _mentions(e, other.words))
+
+
+def entity_swap_guard(cached: str, query: str, /) -> str | None:
+    """Reject when each text has a proper noun the other lacks ("capital of France" / "of Spain").
+
+    A word only counts as a proper noun when it is capitalized *inside* a sentence ("Python code" at the
+    start is not one); matching ignores case and inflection, so "paris" matches "Paris" and "Americans"
+    matches "American". A name present on one side only ("Elvis Presley" / "Elvis") is not rejected:
+    on the dev pairs that rule cost far more true hits than it saved (see the quality benchmark).
+    """
+    pa, pb = _parse(cached), _parse(query)
+    only_a, only_b = _unmatched(pa, pb), _unmatched(pb, pa)
+    if only_a and only_b:
+        return f"entities differ: {only_a[0]!r} / {only_b[0]!r}"
+    return None
+
+
+def entity_guard(cached: str, query: str, /) -> str | None:
+    """Stricter `entity_swap_guard`: also reject when a proper noun appears on one side only."""
+    pa, pb = _parse(cached), _parse(query)
+    only_a, only_b = _unmatched(pa, pb), _unmatched(pb, pa)
+    if only_a or only_b:
+        return f"entity on one side only: {(only_a or only_b)[0]!r}"
+    return None
+
+
+#: The guards `semantic_cached` applies unless told otherwise.
+DEFAULT_GUARDS: tuple[Guard, ...] = (
+    number_guard,
+    date_guard,
+    negation_guard,
+    antonym_guard,
+    role_swap_guard,
+    entity_swap_guard,
+)
+
+
+def check_guards(guards: Sequence[Guard], cached: str, query: str) -> str | None:
+    """Run `guards` in order; return the first rejection reason, or `None` if every guard accepts."""
+    for guard in guards:
+        reason = guard(cached, query)
+        if reason is not None:
+            return reason
+    return None
+
+
+_floor: float | None = None
+
+
+def set_threshold_floor(floor: float | None) -> None:
+    """Set the deployment-wide lower bound on semantic thresholds (`None` removes it)."""
+    global _floor
+    if floor is not None and not 0.0 <= floor <= 1.0:
+        raise ConfigurationError(f"threshold floor must be within [0, 1], got {floor}")
+    _floor = floor
+
+
+def threshold_floor() -> float:
+    """The current floor: `set_threshold_floor`'s value, else `AGENTCACHE_SEMANTIC_FLOOR`, else 0."""
+    if _floor is not None:
+        return _floor
+    raw = os.environ.get("AGENTCACHE_SEMANTIC_FLOOR")
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"AGENTCACHE_SEMANTIC_FLOOR must be a number, got {raw!r}") from exc
+
+
+def effective_threshold(requested: float | None) -> float:
+    """The threshold a lookup uses: `requested` (or `DEFAULT_THRESHOLD`), never below the floor."""
+    value = DEFAULT_THRESHOLD if requested is None else requested
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(f"threshold must be within [0, 1], got {value}")
+    return max(value, threshold_floor())

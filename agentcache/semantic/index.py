@@ -1,0 +1,279 @@
+"""Vector indexes behind one small protocol: exact numpy search, with an automatic switch to HNSW.
+
+Ids are strings (the semantic cache uses its entry keys). Vectors are stored L2-normalized as float32,
+so a score is the cosine similarity. Every index really deletes: a removed id can never be returned.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from agentcache.errors import ConfigurationError, MissingDependencyError, SerializationError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["AutoIndex", "NumpyIndex", "VectorIndex", "load_index", "normalize_rows"]
+
+_MAGIC = b"ACNPIDX1"
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """A mutable set of `(id, vector)` searched by cosine similarity.
+
+    Contract: `add` inserts or replaces; `remove` returns how many ids existed; `search` returns at most
+    `k` `(id, cosine)` pairs, best first, never a removed id; `save`/`load` round-trip every entry.
+    """
+
+    dim: int
+
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
+        """Insert (or replace) one vector per id; `vectors` has shape `(len(ids), dim)`."""
+        ...
+
+    def remove(self, ids: Sequence[str], /) -> int:
+        """Delete `ids`; return how many were present."""
+        ...
+
+    def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
+        """Return up to `k` `(id, cosine similarity)` pairs, best first."""
+        ...
+
+    def __len__(self) -> int:
+        """The number of vectors held."""
+        ...
+
+    def __contains__(self, id_: object, /) -> bool:
+        """Whether `id_` is held."""
+        ...
+
+    def save(self, path: str | Path, /) -> None:
+        """Write the index to `path` (and sidecar files next to it, if the index needs them)."""
+        ...
+
+
+def _numpy() -> object:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise MissingDependencyError("numpy", "semantic") from exc
+    return numpy
+
+
+def normalize_rows(vectors: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
+    """Return `vectors` as a C-contiguous float32 `(n, dim)` array with unit-norm rows."""
+    _numpy()
+    import numpy as np
+
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ConfigurationError(f"expected vectors of dimension {dim}, got shape {arr.shape}")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = np.ascontiguousarray(arr / np.clip(norms, 1e-12, None), dtype=np.float32)
+    return out
+
+
+class NumpyIndex:
+    """Exact search: one float32 matrix and one matrix-vector product per query (numpy only).
+
+    Growth is amortized (capacity doubles); `remove` moves the last row into the hole, so the matrix stays
+    dense and a search never scans dead rows. Exact and fastest up to about 10k x 384 or 2.6k x 1536 (see
+    `benchmarks/results/semantic_speed.md`); above that `AutoIndex` switches to HNSW.
+    """
+
+    def __init__(self, dim: int) -> None:
+        _numpy()
+        import numpy as np
+
+        self.dim = dim
+        self._mat = np.empty((0, dim), dtype=np.float32)
+        self._n = 0
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, id_: object, /) -> bool:
+        return id_ in self._rows
+
+    def ids(self) -> list[str]:
+        """Every id held, in storage order."""
+        with self._lock:
+            return list(self._ids)
+
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """A copy of the stored unit vectors, row i belonging to `ids()[i]`."""
+        with self._lock:
+            out: npt.NDArray[np.float32] = self._mat[: self._n].copy()
+            return out
+
+    def _reserve(self, needed: int) -> None:
+        import numpy as np
+
+        if needed <= self._mat.shape[0]:
+            return
+        capacity = max(needed, 2 * self._mat.shape[0], 64)
+        grown = np.empty((capacity, self.dim), dtype=np.float32)
+        grown[: self._n] = self._mat[: self._n]
+        self._mat = grown
+
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
+        """Insert (or replace) one vector per id."""
+        rows = normalize_rows(vectors, self.dim)
+        if len(rows) != len(ids):
+            raise ConfigurationError(f"{len(ids)} ids for {len(rows)} vectors")
+        with self._lock:
+            self._reserve(self._n + len(ids))
+            for id_, row in zip(ids, rows, strict=True):
+                at = self._rows.get(id_)
+                if at is None:
+                    at = self._n
+                    self._rows[id_] = at
+                    self._ids.append(id_)
+                    self._n += 1
+                self._mat[at] = row
+
+    def remove(self, ids: Sequence[str], /) -> int:
+        """Delete `ids` by swapping the last row into each hole; return how many were present."""
+        removed = 0
+        with self._lock:
+            for id_ in ids:
+                at = self._rows.pop(id_, None)
+                if at is None:
+                    continue
+                last = self._n - 1
+                if at != last:
+                    moved = self._ids[last]
+                    self._mat[at] = self._mat[last]
+                    self._ids[at] = moved
+                    self._rows[moved] = at
+                self._ids.pop()
+                self._n -= 1
+                removed += 1
+        return removed
+
+    def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
+        """Return the `k` most similar `(id, cosine)` pairs, best first (exact)."""
+        import numpy as np
+
+        query = normalize_rows(vector, self.dim)[0]
+        with self._lock:
+            if self._n == 0 or k <= 0:
+                return []
+            scores = self._mat[: self._n] @ query
+            if k == 1:
+                best = int(np.argmax(scores))
+                return [(self._ids[best], float(scores[best]))]
+            k = min(k, self._n)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top])]
+            return [(self._ids[int(i)], float(scores[i])) for i in top]
+
+    def save(self, path: str | Path, /) -> None:
+        """Write one file: magic, a JSON header (dim, ids) and the raw little-endian float32 rows."""
+        with self._lock:
+            header = json.dumps({"dim": self.dim, "ids": self._ids}).encode()
+            body = self._mat[: self._n].astype("<f4").tobytes()
+        Path(path).write_bytes(_MAGIC + struct.pack("<Q", len(header)) + header + body)
+
+    @classmethod
+    def load(cls, path: str | Path, /) -> NumpyIndex:
+        """Read a file written by `save`; raises `SerializationError` if it is not one."""
+        import numpy as np
+
+        data = Path(path).read_bytes()
+        if not data.startswith(_MAGIC):
+            raise SerializationError(f"{path} is not a saved NumpyIndex")
+        (size,) = struct.unpack_from("<Q", data, len(_MAGIC))
+        start = len(_MAGIC) + 8
+        header = json.loads(data[start : start + size])
+        index = cls(int(header["dim"]))
+        ids: list[str] = header["ids"]
+        mat = np.frombuffer(data, dtype="<f4", offset=start + size).astype(np.float32)
+        if mat.size != len(ids) * index.dim:
+            raise SerializationError(f"{path} is truncated")
+        if ids:
+            index.add(ids, mat.reshape(len(ids), index.dim))
+        return index
+
+
+class AutoIndex:
+    """Exact `NumpyIndex` while small; moves everything into a `USearchIndex` once `len > switch_at`.
+
+    Below the crossover brute force is both exact and faster than HNSW; above it a scan of every row grows
+    linearly, and falls off a cliff once the matrix leaves the CPU cache (0.14 ms at 10k x 384, 1 ms at
+    20k x 384, 11 ms at 10k x 1536), while HNSW stays under half a millisecond. The measured crossover is
+    about 4M floats (16 MB), so `switch_at` defaults to `4_000_000 // dim` entries (10.4k at 384-d, 2.6k at
+    1536-d). The switch is one-way. With usearch missing it stays exact (correct, only slower).
+    """
+
+    CROSSOVER_FLOATS = 4_000_000
+
+    def __init__(self, dim: int, *, switch_at: int | None = None) -> None:
+        self.dim = dim
+        self.switch_at = switch_at if switch_at is not None else max(1_000, self.CROSSOVER_FLOATS // dim)
+        self._inner: VectorIndex = NumpyIndex(dim)
+        self._lock = threading.Lock()
+
+    @property
+    def inner(self) -> VectorIndex:
+        """The index currently answering."""
+        return self._inner
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __contains__(self, id_: object, /) -> bool:
+        return id_ in self._inner
+
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
+        """Insert (or replace) vectors, switching to HNSW when the size passes `switch_at`."""
+        with self._lock:
+            self._inner.add(ids, vectors)
+            inner = self._inner
+            if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at:
+                self._inner = self._to_hnsw(inner)
+
+    def _to_hnsw(self, exact: NumpyIndex) -> VectorIndex:
+        try:
+            from agentcache.semantic.usearch_index import USearchIndex
+
+            hnsw = USearchIndex(self.dim)
+        except MissingDependencyError:
+            return exact
+        hnsw.add(exact.ids(), exact.vectors())
+        return hnsw
+
+    def remove(self, ids: Sequence[str], /) -> int:
+        """Delete `ids`; return how many were present."""
+        return self._inner.remove(ids)
+
+    def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
+        """Return up to `k` `(id, cosine)` pairs, best first."""
+        return self._inner.search(vector, k)
+
+    def save(self, path: str | Path, /) -> None:
+        """Save the current inner index (load it back with `load_index`)."""
+        self._inner.save(path)
+
+
+def load_index(path: str | Path, /) -> VectorIndex:
+    """Load an index saved by any index here, recognising its format."""
+    with Path(path).open("rb") as f:
+        head = f.read(len(_MAGIC))
+    if head == _MAGIC:
+        return NumpyIndex.load(path)
+    from agentcache.semantic.usearch_index import USearchIndex
+
+    return USearchIndex.load(path)

@@ -1,0 +1,314 @@
+"""The fail-open wrapper: failures become misses, the breaker opens, half-opens and recovers, logs once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import pytest
+
+from agentcache.backends import Item, MemoryBackend, ResilientBackend, SQLiteBackend, SupportsLocking, SupportsScan
+from agentcache.backends.resilient import FAIL_OPEN_TOKEN
+from agentcache.errors import BackendUnavailable
+
+
+class FlakyStore:
+    """A store reached over a 'network' that can go down: the edge we simulate; the data lives in MemoryBackend."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.data = MemoryBackend()
+        self.down = False
+        self.fail_next = 0
+        self.calls = 0
+        self.error = error or BackendUnavailable("connection refused")
+
+    def _edge(self) -> None:
+        self.calls += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            raise self.error
+        if self.down:
+            raise self.error
+
+    def get(self, key: str, /) -> bytes | None:
+        self._edge()
+        return self.data.get(key)
+
+    def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        self._edge()
+        return self.data.get_many(keys)
+
+    def set_many(self, items: Sequence[Item], /) -> None:
+        self._edge()
+        self.data.set_many(items)
+
+    def delete_many(self, keys: Sequence[str], /) -> int:
+        self._edge()
+        return self.data.delete_many(keys)
+
+    def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        self._edge()
+        return self.data.delete_tags(tags, prefix)
+
+    def clear(self, prefix: str = "", /) -> int:
+        self._edge()
+        return self.data.clear(prefix)
+
+    def close(self) -> None:
+        self._edge()
+
+    async def aget(self, key: str, /) -> bytes | None:
+        return self.get(key)
+
+    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+        return self.get_many(keys)
+
+    async def aset_many(self, items: Sequence[Item], /) -> None:
+        self.set_many(items)
+
+    async def adelete_many(self, keys: Sequence[str], /) -> int:
+        return self.delete_many(keys)
+
+    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+        return self.delete_tags(tags, prefix)
+
+    async def aclear(self, prefix: str = "", /) -> int:
+        return self.clear(prefix)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class FlakyLockingStore(FlakyStore):
+    """A FlakyStore that also offers cross-process locks."""
+
+    def acquire_lock(self, name: str, ttl: float, /) -> str | None:
+        self._edge()
+        return "owner-token"
+
+    def release_lock(self, name: str, token: str, /) -> bool:
+        self._edge()
+        return token == "owner-token"
+
+    async def aacquire_lock(self, name: str, ttl: float, /) -> str | None:
+        return self.acquire_lock(name, ttl)
+
+    async def arelease_lock(self, name: str, token: str, /) -> bool:
+        return self.release_lock(name, token)
+
+
+def warnings_and_infos(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    records = [r for r in caplog.records if r.name == "agentcache"]
+    return (
+        sum(r.levelno == logging.WARNING for r in records),
+        sum(r.levelno == logging.INFO for r in records),
+    )
+
+
+def test_corrupt_sqlite_file_degrades_to_misses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Over a corrupt SQLite file every call is a miss or a no-op, counted by on_error, logged once."""
+    path = tmp_path / "c.db"
+    path.write_bytes(b"garbage, not sqlite " * 200)
+    errors: list[BaseException] = []
+    cache = ResilientBackend(SQLiteBackend(path), retries=1, failure_threshold=100, on_error=errors.append)
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        assert cache.get("k") is None
+        assert cache.get_many(["a", "b"]) == [None, None]
+        cache.set_many([Item("k", b"v")])
+        assert cache.delete_many(["k"]) == 0
+        assert cache.delete_tags(["t"]) == 0
+        assert cache.clear("p") == 0
+        cache.close()
+    assert len(errors) == 6
+    assert warnings_and_infos(caplog) == (1, 0)
+    assert "continue uncached" in caplog.text or "go on uncached" in caplog.text
+
+
+async def test_unopenable_path_degrades_to_misses_async(tmp_path: Path) -> None:
+    """Over a path that cannot be opened the async face misses too, without raising."""
+    (tmp_path / "file").write_text("x")
+    errors: list[BaseException] = []
+    cache = ResilientBackend(SQLiteBackend(tmp_path / "file" / "c.db"), on_error=errors.append)
+    assert await cache.aget("k") is None
+    assert await cache.aget_many(["k"]) == [None]
+    await cache.aset_many([Item("k", b"v")])
+    assert await cache.aclear() == 0
+    await cache.aclose()
+    assert len(errors) == 4
+
+
+def test_breaker_opens_stops_calling_half_opens_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    """After N failed calls the inner store is not called; after cooldown one probe closes the circuit."""
+    store = FlakyStore()
+    errors: list[BaseException] = []
+    cache = ResilientBackend(store, retries=0, failure_threshold=3, cooldown=0.1, on_error=errors.append)
+    cache.set_many([Item("k", b"v")])
+    store.down = True
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        for _ in range(3):
+            assert cache.get("k") is None
+        assert cache.state == "open"
+        calls = store.calls
+        for _ in range(20):
+            assert cache.get("k") is None
+        assert store.calls == calls  # open: the dead store is not called
+        assert len(errors) == 3
+        time.sleep(0.12)
+        assert cache.state == "half-open"
+        assert cache.get("k") is None  # the probe fails: open again for another cooldown
+        assert store.calls == calls + 1
+        assert cache.state == "open"
+        store.down = False
+        assert cache.get("k") is None  # still cooling down
+        time.sleep(0.12)
+        assert cache.get("k") == b"v"  # the probe succeeds
+        assert cache.state == "closed"
+        assert cache.get("k") == b"v"
+    assert warnings_and_infos(caplog) == (1, 1)
+
+
+def test_one_warning_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """Each outage logs one warning when it starts and one info line when it ends."""
+    store = FlakyStore()
+    cache = ResilientBackend(store, retries=0, failure_threshold=1000)
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        for _ in range(2):
+            store.down = True
+            for _ in range(10):
+                cache.get("k")
+            store.down = False
+            cache.get("k")
+    assert warnings_and_infos(caplog) == (2, 2)
+
+
+def test_retry_hides_a_transient_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """One failed attempt is retried: the call succeeds, nothing is reported or logged."""
+    store = FlakyStore()
+    errors: list[BaseException] = []
+    cache = ResilientBackend(store, retries=2, on_error=errors.append)
+    cache.set_many([Item("k", b"v")])
+    store.fail_next = 1
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        assert cache.get("k") == b"v"
+    assert store.calls == 3  # set, failed get, retried get
+    assert errors == []
+    assert warnings_and_infos(caplog) == (0, 0)
+
+
+def test_retries_are_bounded() -> None:
+    """A dead store costs 1 + retries attempts per call, within a small time budget."""
+    store = FlakyStore()
+    store.down = True
+    cache = ResilientBackend(store, retries=2, failure_threshold=100)
+    started = time.perf_counter()
+    assert cache.get("k") is None
+    assert time.perf_counter() - started < 0.5
+    assert store.calls == 3
+
+
+def test_any_exception_is_a_miss() -> None:
+    """Errors that are not BackendError (a bug in a third-party store) are misses too."""
+    store = FlakyStore(error=RuntimeError("boom"))
+    store.down = True
+    errors: list[BaseException] = []
+    cache = ResilientBackend(store, retries=0, on_error=errors.append)
+    assert cache.get("k") is None
+    assert cache.delete_tags(["t"], "p") == 0
+    assert [type(e) for e in errors] == [RuntimeError, RuntimeError]
+
+
+def test_raising_on_error_callback_is_contained() -> None:
+    """An on_error callback that raises does not turn the miss into an exception."""
+    store = FlakyStore()
+    store.down = True
+
+    def bad_callback(exc: BaseException) -> None:
+        raise ValueError("callback bug")
+
+    cache = ResilientBackend(store, retries=0, on_error=bad_callback)
+    assert cache.get("k") is None
+
+
+async def test_async_breaker_and_retry_waits_do_not_block_the_loop() -> None:
+    """The async face shares the breaker, and its retry waits let other tasks run."""
+    store = FlakyStore()
+    store.down = True
+    cache = ResilientBackend(store, retries=3, failure_threshold=2, cooldown=0.05)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        assert await cache.aget("k") is None
+        assert ticks > 1
+        assert await cache.aget_many(["k", "j"]) == [None, None]
+    finally:
+        task.cancel()
+    assert cache.state == "open"
+    calls = store.calls
+    assert await cache.adelete_many(["k"]) == 0
+    assert store.calls == calls
+    store.down = False
+    await asyncio.sleep(0.06)
+    assert await cache.aget("k") is None
+    assert cache.state == "closed"
+
+
+async def test_cancelled_probe_allows_a_new_probe() -> None:
+    """A probe cancelled mid-call does not leave the breaker stuck half-open."""
+
+    class SlowStore(FlakyStore):
+        async def aget(self, key: str, /) -> bytes | None:
+            self._edge()
+            await asyncio.sleep(10)
+            return None
+
+    store = SlowStore()
+    store.down = True
+    cache = ResilientBackend(store, retries=0, failure_threshold=1, cooldown=0.0)
+    assert cache.get("k") is None
+    assert cache.state == "half-open"
+    store.down = False
+    probe = asyncio.create_task(cache.aget("k"))
+    await asyncio.sleep(0.01)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert cache.get("k") is None
+    assert cache.state == "closed"
+
+
+def test_optional_powers_follow_the_inner_store() -> None:
+    """The wrapper offers scan and locking exactly when its inner store does."""
+    over_memory = ResilientBackend(MemoryBackend())
+    over_flaky = ResilientBackend(FlakyStore())
+    over_locking = ResilientBackend(FlakyLockingStore())
+    assert isinstance(over_memory, SupportsScan) and not isinstance(over_memory, SupportsLocking)
+    assert not isinstance(over_flaky, SupportsScan) and not isinstance(over_flaky, SupportsLocking)
+    assert isinstance(over_locking, SupportsLocking)
+    over_memory.set_many([Item("a:1", b"v", tags=("t",))])
+    assert [e.key for e in over_memory.scan("a:", tag="t")] == ["a:1"]  # type: ignore[attr-defined]
+    assert over_memory.inner.get("a:1") == b"v"
+
+
+async def test_locks_fail_open() -> None:
+    """A failing store hands out FAIL_OPEN_TOKEN (proceed uncoordinated), whose release touches nothing."""
+    store = FlakyLockingStore()
+    cache = ResilientBackend(store, retries=0)
+    assert isinstance(cache, SupportsLocking)
+    assert cache.acquire_lock("job", 5.0) == "owner-token"
+    assert await cache.arelease_lock("job", "owner-token") is True
+    store.down = True
+    assert cache.acquire_lock("job", 5.0) == FAIL_OPEN_TOKEN
+    assert await cache.aacquire_lock("job", 5.0) == FAIL_OPEN_TOKEN
+    calls = store.calls
+    assert cache.release_lock("job", FAIL_OPEN_TOKEN) is False
+    assert store.calls == calls
