@@ -76,7 +76,7 @@ def cmd_invalidate(s: Session, args: argparse.Namespace) -> int:
         validate_namespace(args.namespace)
     detail: dict[str, Any]
     if args.event:
-        from .invalidation import stored_rule
+        from .invalidation import apply_rule, stored_rule
 
         rule = None if s.absent() else stored_rule(s.store, args.event)
         if rule is None:
@@ -85,9 +85,7 @@ def cmd_invalidate(s: Session, args: argparse.Namespace) -> int:
                 f"agentcache.on({args.event!r}, tags=[...]) (the rule is recorded when its store opens)",
                 EXIT_NOT_FOUND,
             )
-        deleted = s.cache.invalidate(tags=rule.tags) if rule.tags else 0
-        for ns in rule.namespaces:
-            deleted += s.cache.invalidate(namespace=ns)
+        deleted = apply_rule(rule, s.cache)
         detail = {"event": args.event, "tags": list(rule.tags), "namespaces": list(rule.namespaces)}
         tags_text = ", ".join(rule.tags) or "-"
         what = f"event {args.event!r} (tags: {tags_text}; namespaces: {', '.join(rule.namespaces) or '-'})"

@@ -186,7 +186,7 @@ def decode(raw: bytes, layer: str) -> Shown:
     if layer == "embedding" and len(raw) % 4 == 0:
         vector = unpack_vector(raw)
         return Shown("vector", vector, note=f"{len(vector)} float32 dimensions")
-    return Shown("unreadable", None, note=f"not an agentcache entry: {problem}")
+    return Shown("unreadable", None, note=f"cannot decode: {problem} (the cache treats it as a miss)")
 
 
 def entry_info(s: Session, key: str) -> EntryInfo | None:

@@ -167,6 +167,14 @@ def _rule_for(event: str) -> EventRule | None:
     return stored_rule(default_cache().store, event)
 
 
+def apply_rule(rule: EventRule, cache: Cache | None = None) -> int:
+    """Invalidate what `rule` names (its tags, then each namespace); return entries deleted."""
+    deleted = invalidate(tags=rule.tags, cache=cache) if rule.tags else 0
+    for ns in rule.namespaces:
+        deleted += invalidate(namespace=ns, cache=cache)
+    return deleted
+
+
 def emit(event: str) -> int:
     """Apply the rule of `event` (registered here with `on`, or by another process); return entries deleted.
 
@@ -175,11 +183,7 @@ def emit(event: str) -> int:
     rule = _rule_for(event)
     if rule is None:
         return 0
-    deleted = 0
-    if rule.tags:
-        deleted += invalidate(tags=rule.tags)
-    for ns in rule.namespaces:
-        deleted += invalidate(namespace=ns)
+    deleted = apply_rule(rule)
     for handler in rule.handlers:
         handler(event)
     return deleted

@@ -16,8 +16,6 @@ from .usage import Usage
 
 __all__ = ["CacheInfo", "Counters", "StatsReport", "format_table"]
 
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
-
 
 class CacheInfo(NamedTuple):
     """What `fn.cache_info()` returns (like `functools.lru_cache`, plus savings)."""
@@ -55,17 +53,25 @@ class Counters:
             self.hits += 1
             self.time_saved += duration
             if usage:
-                u = usage.to_dict() if isinstance(usage, Usage) else usage
-                model = u.get("model")
-                acc = self._saved_usage.get(model)
-                if acc is None:
-                    acc = self._saved_usage[model] = [0, 0, 0, 0, 0]
-                for i, name in enumerate(_USAGE_FIELDS):
-                    n = u.get(name)
-                    if type(n) is int:
-                        acc[i] += n
-                        if i < 4:  # the 1 h writes are a part of cache_write_tokens
-                            self.tokens_saved += n
+                get = (usage.to_dict() if isinstance(usage, Usage) else usage).get
+                i, o, r, w, w1 = (
+                    get("input_tokens", 0),
+                    get("output_tokens", 0),
+                    get("cache_read_tokens", 0),
+                    get("cache_write_tokens", 0),
+                    get("cache_write_1h_tokens", 0),
+                )
+                if type(i) is int and type(o) is int and type(r) is int and type(w) is int and type(w1) is int:
+                    model = get("model")
+                    acc = self._saved_usage.get(model)
+                    if acc is None:
+                        acc = self._saved_usage[model] = [0, 0, 0, 0, 0]
+                    acc[0] += i
+                    acc[1] += o
+                    acc[2] += r
+                    acc[3] += w
+                    acc[4] += w1
+                    self.tokens_saved += i + o + r + w  # the 1 h writes are a part of cache_write_tokens
 
     @property
     def usd_saved(self) -> float:

@@ -40,14 +40,23 @@ def timed(label: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Call `fn(*args)` and print how long it took and whether the cache answered."""
     info = fn.cache_info()  # type: ignore[attr-defined]
     start = time.perf_counter()
+    note = ""
     try:
         result = fn(*args)
     except Exception as exc:
-        result = f"raised {type(exc).__name__}: {exc}"
+        result, note = None, f", raised {type(exc).__name__}: {exc}"
     ms = (time.perf_counter() - start) * 1000
     verdict = "hit  (from the cache)" if fn.cache_info().hits > info.hits else "miss (the tool ran)"  # type: ignore[attr-defined]
-    print(f"  {label:<34} {ms:7.1f} ms  {verdict}")
+    print(f"  {label:<34} {ms:7.1f} ms  {verdict}{note}")
     return result
+
+
+def summary(fn: Any) -> str:
+    """The interesting fields of `fn.cache_info()`."""
+    i = fn.cache_info()
+    return (
+        f"hits={i.hits} misses={i.misses} errors={i.errors} hit rate={i.hit_rate:.0%} time saved={i.time_saved:.3f} s"
+    )
 
 
 def main() -> None:
@@ -59,7 +68,7 @@ def main() -> None:
         timed('search("llm caching")', search, "llm caching")
         timed('search("llm caching")', search, "llm caching")
         timed('search("llm caching", 5)', search, "llm caching", 5)  # another argument: another entry
-        print(f"  cache_info(): {search.cache_info()}\n")
+        print(f"  search.cache_info(): {summary(search)}\n")
 
         print('2. ttl="2s": after two seconds the entry is gone and the tool runs again:')
         time.sleep(2.1)
@@ -76,12 +85,12 @@ def main() -> None:
         print(f'  agentcache.invalidate(tags=["search"]) -> {deleted} entries deleted (every entry tagged "search")')
         timed('search("vector databases")', search, "vector databases")
         search.cache_clear()
-        print(f"  search.cache_clear() -> every entry of search() gone, counters reset: {search.cache_info()}\n")
+        print(f"  search.cache_clear() -> every entry of search() gone, counters reset: {summary(search)}\n")
 
         print("4. errors are never cached: a failing call fails again, for real, each time:")
         timed('search("   ")', search, "   ")
         timed('search("   ")', search, "   ")
-        print(f"  errors counted: {search.cache_info().errors}\n")
+        print(f"  search.cache_info(): {summary(search)}\n")
 
         print("5. cache_if: only results the predicate accepts are stored (here: non-empty ones):")
         timed('lookup_customer("new@startup.io")', lookup_customer, "new@startup.io")

@@ -271,6 +271,18 @@ class TestShow:
         code, _, err = in_process(capsys, "--url", filled.url, "show", "not-a-key")
         assert code == 2 and "digest prefix" in err
 
+    def test_corrupt_entry_is_reported_not_raised(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Foreign bytes under an agentcache key show as unreadable instead of crashing the command."""
+        from agentcache.backends import Item, open_backend
+
+        url = f"sqlite://{tmp_path / 'c.db'}"
+        store = open_backend(url)
+        store.set_many([Item("ac:v1:default:tool:junk:" + "cd" * 16, b"garbage")])
+        store.close()
+        code, out, _ = in_process(capsys, "--url", url, "show", "cdcd")
+        assert code == 0
+        assert "kind       unreadable" in out and "cannot decode" in out
+
 
 class TestClear:
     def test_namespace_with_yes(self, filled: Filled, tmp_path: Path) -> None:

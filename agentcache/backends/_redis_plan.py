@@ -352,13 +352,19 @@ def _script_call(script: Script, keys: Sequence[str], args: Iterable[Any]) -> Ca
     return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
 
+def get_command(layout: KeyLayout, key: str) -> tuple[str, str, str]:
+    """The single command reading `key`'s value (the whole hit when there is no LRU to touch)."""
+    base, rest = layout.split(key)
+    return ("HGET", f"{base}:{rest}", "v")
+
+
 def get_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flow:
     """Read values (and touch the LRU when bounded): one pipeline of HGETs."""
     calls: list[Call] = []
     for key in keys:
         base, rest = layout.split(key)
         dkey = f"{base}:{rest}"
-        calls.append(Call(("HGET", dkey, "v")))
+        calls.append(Call(get_command(layout, key)))
         if layout.max_entries is not None:
             calls.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
     replies = yield Batch(tuple(calls))

@@ -47,31 +47,39 @@ _TIERED_OPTIONS = {"l1", "l1_ttl"}
 Entry = tuple[bytes, float | None, tuple[str, ...]]
 
 
+def _mapped(exc: Exception) -> Exception:
+    """The agentcache error for a driver error: `BackendUnavailable` (cannot reach / timed out) or `BackendError`."""
+    if isinstance(exc, BackendError):
+        return exc
+    from redis import exceptions as rx
+
+    unavailable = (
+        rx.ConnectionError,
+        rx.TimeoutError,
+        rx.ClusterDownError,
+        rx.ClusterError,
+        rx.RedisClusterException,
+        rx.TryAgainError,
+        OSError,
+        asyncio.TimeoutError,
+    )
+    if isinstance(exc, unavailable):
+        return BackendUnavailable(f"redis unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, rx.RedisError):
+        return BackendError(f"redis error: {type(exc).__name__}: {exc}")
+    return exc
+
+
 @contextmanager
 def _map_errors() -> Iterator[None]:
-    """Re-raise driver errors as `BackendUnavailable` (cannot reach / timed out) or `BackendError`."""
+    """Re-raise driver errors as `BackendUnavailable` or `BackendError` (see `_mapped`)."""
     try:
         yield
-    except BackendError:
-        raise
     except Exception as exc:
-        from redis import exceptions as rx
-
-        unavailable = (
-            rx.ConnectionError,
-            rx.TimeoutError,
-            rx.ClusterDownError,
-            rx.ClusterError,
-            rx.RedisClusterException,
-            rx.TryAgainError,
-            OSError,
-            asyncio.TimeoutError,
-        )
-        if isinstance(exc, unavailable):
-            raise BackendUnavailable(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
-        if isinstance(exc, rx.RedisError):
-            raise BackendError(f"redis error: {type(exc).__name__}: {exc}") from exc
-        raise
+        mapped = _mapped(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 def _require_redis() -> None:
@@ -321,8 +329,20 @@ class RedisBackend:
     # -- sync face -------------------------------------------------------------------------------------------
 
     def get(self, key: str, /) -> bytes | None:
-        """Return the value stored under `key`, or `None` when it is missing or expired."""
-        value: bytes | None = self._run(plan.get_flow(self.layout, (key,), _now_ms()))[0]
+        """Return the value stored under `key`, or `None` when it is missing or expired.
+
+        Without `max_entries` a hit is one plain command on a pooled connection: no pipeline, no flow.
+        """
+        if self.layout.max_entries is not None:
+            value: bytes | None = self._run(plan.get_flow(self.layout, (key,), _now_ms()))[0]
+            return value
+        try:
+            value = self._sync().execute_command(*plan.get_command(self.layout, key))
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return value
 
     def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
@@ -390,8 +410,17 @@ class RedisBackend:
     # -- async face ------------------------------------------------------------------------------------------
 
     async def aget(self, key: str, /) -> bytes | None:
-        """Awaitable `get`."""
-        value: bytes | None = (await self._arun(plan.get_flow(self.layout, (key,), _now_ms())))[0]
+        """Awaitable `get` (the same single-command hit)."""
+        if self.layout.max_entries is not None:
+            value: bytes | None = (await self._arun(plan.get_flow(self.layout, (key,), _now_ms())))[0]
+            return value
+        try:
+            value = await self._async().execute_command(*plan.get_command(self.layout, key))
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return value
 
     async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:

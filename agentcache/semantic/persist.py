@@ -1,0 +1,155 @@
+"""Persisted ANN indexes: a large partition's HNSW graph is saved to disk and read back at restart.
+
+Building HNSW over 100k vectors takes about a minute; reading the saved graph takes a fraction of a second.
+Only partitions that moved to `USearchIndex` are saved (an exact index is rebuilt from the backend faster
+than it could be checked). Files go next to the SQLite file (``<db>.semantic/``), or under
+``AGENTCACHE_DIR/semantic/<store digest>/`` for Redis; memory stores are never persisted.
+
+Per partition: ``<digest>.json`` (the manifest: partition prefix, dimension, the generation, and each
+record key's entry key and query) names ``<digest>-<generation>.usearch`` (+ its ``.ids.json``). Graph files
+are written under fresh names and the manifest is replaced atomically last, so concurrent writers (several
+processes on one store) never leave a manifest pointing at a mixed graph. A loaded index is reconciled with
+the backend's listing before use (`agentcache.semantic.partitions`), so entries added or removed while the
+process was away are picked up. The graph is loaded into memory, not memory-mapped: usearch's mapped view
+is read-only, and the cache must add and delete.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentcache.keys import digest
+
+if TYPE_CHECKING:
+    from agentcache.backends.base import Backend
+    from agentcache.semantic.index import AutoIndex
+    from agentcache.semantic.partitions import Partition
+
+__all__ = ["index_dir", "load_partition", "maybe_save", "save_indexes", "save_partition"]
+
+logger = logging.getLogger("agentcache")
+
+_dirs: dict[int, tuple[Any, Path | None]] = {}
+_stores: dict[int, Any] = {}
+_atexit_lock = threading.Lock()
+_atexit_registered = False
+
+
+def _store_dir(store: Any) -> Path | None:
+    from agentcache.config import get_settings
+
+    seen: set[int] = set()
+    node = store
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        path = getattr(node, "path", None)
+        if isinstance(path, Path) and type(node).__name__ == "SQLiteBackend":
+            return path.with_name(path.name + ".semantic")
+        if type(node).__name__ == "RedisBackend":
+            return get_settings().cache_dir / "semantic" / digest(repr(node).encode())
+        node = getattr(node, "inner", None) or getattr(node, "l2", None)
+    return None
+
+
+def index_dir(store: Backend) -> Path | None:
+    """Where the persisted indexes of `store` live, or `None` when its indexes are not persisted."""
+    entry = _dirs.get(id(store))
+    if entry is None or entry[0] is not store:
+        entry = _dirs[id(store)] = (store, _store_dir(store))
+    return entry[1]
+
+
+def _manifest(directory: Path, prefix: str) -> Path:
+    return directory / f"{digest(prefix.encode())}.json"
+
+
+def save_partition(store: Backend, part: Partition) -> bool:
+    """Save the partition's HNSW index (a no-op for exact indexes); return whether it was written."""
+    from agentcache.semantic.usearch_index import USearchIndex
+
+    directory = index_dir(store)
+    inner = part.index.inner
+    if directory is None or not isinstance(inner, USearchIndex):
+        return False
+    name = digest(part.prefix.encode())
+    generation = secrets.token_hex(6)
+    graph = directory / f"{name}-{generation}.usearch"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with part.lock:
+            inner.save(graph)
+            meta = {k: list(v) for k, v in part.meta.items()}
+            part.changes = 0
+        manifest = {"prefix": part.prefix, "dim": inner.dim, "generation": generation, "meta": meta}
+        target = _manifest(directory, part.prefix)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
+        tmp.write_text(json.dumps(manifest))
+        tmp.replace(target)
+    except OSError as exc:
+        logger.warning("agentcache: could not save the semantic index of %s: %r", part.prefix, exc)
+        return False
+    for old in directory.glob(f"{name}-*.usearch*"):  # older generations (another process may still be reading)
+        if generation not in old.name:
+            old.unlink(missing_ok=True)
+    return True
+
+
+def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, dict[str, tuple[str, str]]] | None:
+    """The saved index of a partition and its record metadata, or `None` (no file, or an unusable one)."""
+    directory = index_dir(store)
+    if directory is None:
+        return None
+    target = _manifest(directory, prefix)
+    if not target.exists():
+        return None
+    try:
+        from agentcache.semantic.index import AutoIndex
+        from agentcache.semantic.usearch_index import USearchIndex
+
+        manifest = json.loads(target.read_text())
+        if manifest["prefix"] != prefix or int(manifest["dim"]) != dim:
+            return None
+        graph = directory / f"{digest(prefix.encode())}-{manifest['generation']}.usearch"
+        inner = USearchIndex.load(graph)
+        meta = {str(k): (str(v[0]), str(v[1])) for k, v in manifest["meta"].items()}
+        if set(meta) != set(inner.ids()):
+            raise ValueError("the manifest and the graph disagree")
+    except Exception as exc:  # any unusable file means a rebuild from the backend, never a failed lookup
+        logger.info("agentcache: rebuilding the semantic index of %s (saved copy unusable: %r)", prefix, exc)
+        return None
+    return AutoIndex.from_index(inner), meta
+
+
+def maybe_save(store: Backend, part: Partition, *, built: int) -> None:
+    """Save after a large (re)build, and arrange a save at exit, for partitions that use HNSW."""
+    from agentcache.semantic.usearch_index import USearchIndex
+
+    global _atexit_registered
+    if not isinstance(part.index.inner, USearchIndex) or index_dir(store) is None:
+        return
+    _stores[id(store)] = store
+    with _atexit_lock:
+        if not _atexit_registered:
+            atexit.register(save_indexes)
+            _atexit_registered = True
+    if built >= 1_000 or part.changes >= max(1_000, len(part.index) // 10):
+        save_partition(store, part)
+
+
+def save_indexes() -> int:
+    """Save every changed HNSW partition index of this process now (also runs at exit); return how many."""
+    from agentcache.semantic.partitions import loaded_partitions
+
+    saved = 0
+    for store in list(_stores.values()):
+        for part in loaded_partitions(store):
+            if part.changes and save_partition(store, part):
+                saved += 1
+    return saved
