@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from agentcache.backends import Item, MemoryBackend, ResilientBackend, SQLiteBackend, SupportsLocking, SupportsScan
+from agentcache.backends.base import InlineAsyncFace
 from agentcache.backends.resilient import FAIL_OPEN_TOKEN
 from agentcache.errors import BackendUnavailable
 
 
-class FlakyStore:
+class FlakyStore(InlineAsyncFace):
     """A store reached over a 'network' that can go down: the edge we simulate; the data lives in MemoryBackend."""
 
     def __init__(self, error: Exception | None = None) -> None:
@@ -59,27 +60,6 @@ class FlakyStore:
 
     def close(self) -> None:
         self._edge()
-
-    async def aget(self, key: str, /) -> bytes | None:
-        return self.get(key)
-
-    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
-        return self.get_many(keys)
-
-    async def aset_many(self, items: Sequence[Item], /) -> None:
-        self.set_many(items)
-
-    async def adelete_many(self, keys: Sequence[str], /) -> int:
-        return self.delete_many(keys)
-
-    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
-        return self.delete_tags(tags, prefix)
-
-    async def aclear(self, prefix: str = "", /) -> int:
-        return self.clear(prefix)
-
-    async def aclose(self) -> None:
-        self.close()
 
 
 class FlakyLockingStore(FlakyStore):

@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "AsyncBackend",
+    "InlineAsyncFace",
     "Backend",
     "EntryInfo",
     "Item",
@@ -122,6 +123,41 @@ class AsyncBackend(Protocol):
 
 class Backend(SyncBackend, AsyncBackend, Protocol):
     """A byte store with both faces; what `agentcache.Cache` expects."""
+
+
+class InlineAsyncFace:
+    """Mixin: the async face of a store whose sync methods never block (memory), calling them directly.
+
+    A store whose sync methods do block (disk, network) must not use this: it would stall the event loop.
+    """
+
+    async def aget(self: SyncBackend, key: str, /) -> bytes | None:
+        """Awaitable `get` (runs inline)."""
+        return self.get(key)
+
+    async def aget_many(self: SyncBackend, keys: Sequence[str], /) -> list[bytes | None]:
+        """Awaitable `get_many` (runs inline)."""
+        return self.get_many(keys)
+
+    async def aset_many(self: SyncBackend, items: Sequence[Item], /) -> None:
+        """Awaitable `set_many` (runs inline)."""
+        self.set_many(items)
+
+    async def adelete_many(self: SyncBackend, keys: Sequence[str], /) -> int:
+        """Awaitable `delete_many` (runs inline)."""
+        return self.delete_many(keys)
+
+    async def adelete_tags(self: SyncBackend, tags: Collection[str], /, prefix: str = "") -> int:
+        """Awaitable `delete_tags` (runs inline)."""
+        return self.delete_tags(tags, prefix)
+
+    async def aclear(self: SyncBackend, prefix: str = "", /) -> int:
+        """Awaitable `clear` (runs inline)."""
+        return self.clear(prefix)
+
+    async def aclose(self: SyncBackend) -> None:
+        """Awaitable `close`."""
+        self.close()
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 
-from agentcache.backends.base import EntryInfo, Item
+from agentcache.backends.base import EntryInfo, InlineAsyncFace, Item
 
 __all__ = ["MemoryBackend"]
 
@@ -32,7 +32,7 @@ class _Entry:
         self.size = size
 
 
-class MemoryBackend:
+class MemoryBackend(InlineAsyncFace):
     """A thread-safe in-process LRU byte store implementing `Backend` and `SupportsScan`.
 
     Entries expire after their TTL (monotonic clock), are read as missing once expired and are removed lazily.
@@ -162,36 +162,6 @@ class MemoryBackend:
                 if key.startswith(prefix) and self._alive(e := self._data[key], now)
             ]
         return iter(found)
-
-    # -- async face: direct calls, nothing blocks ------------------------------------------------------------
-
-    async def aget(self, key: str, /) -> bytes | None:
-        """Awaitable `get` (runs inline)."""
-        return self.get(key)
-
-    async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
-        """Awaitable `get_many` (runs inline)."""
-        return self.get_many(keys)
-
-    async def aset_many(self, items: Sequence[Item], /) -> None:
-        """Awaitable `set_many` (runs inline)."""
-        self.set_many(items)
-
-    async def adelete_many(self, keys: Sequence[str], /) -> int:
-        """Awaitable `delete_many` (runs inline)."""
-        return self.delete_many(keys)
-
-    async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
-        """Awaitable `delete_tags` (runs inline)."""
-        return self.delete_tags(tags, prefix)
-
-    async def aclear(self, prefix: str = "", /) -> int:
-        """Awaitable `clear` (runs inline)."""
-        return self.clear(prefix)
-
-    async def aclose(self) -> None:
-        """Awaitable `close`."""
-        self.close()
 
     # -- internals (callers hold the lock) -------------------------------------------------------------------
 
