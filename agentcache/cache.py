@@ -112,8 +112,10 @@ class Cache:
                 )
             self._store = inner
         from .invalidation import _publish_events
+        from .stats_store import ensure_exit_flush
 
         _publish_events(self)
+        ensure_exit_flush()  # a process that only ever hits still leaves its stats for `agentcache stats`
         return inner
 
     def _on_error(self, exc: BaseException) -> None:

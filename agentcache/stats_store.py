@@ -67,14 +67,18 @@ def flush_stats() -> None:
             store.set_many([Item(_key(), encode_entry({"rows": rows}), SNAPSHOT_TTL)])
 
 
-def maybe_flush() -> None:
-    """Flush if the last flush is older than `FLUSH_INTERVAL` (cheap to call on every miss)."""
+def ensure_exit_flush() -> None:
+    """Write a last snapshot when the process exits (registered when the first store opens)."""
     global _hooked
     if not _hooked:
         with _lock:
             if not _hooked:
                 atexit.register(_flush_quietly)
                 _hooked = True
+
+
+def maybe_flush() -> None:
+    """Flush if the last flush is older than `FLUSH_INTERVAL` (cheap to call on every miss)."""
     if time.monotonic() - _last >= FLUSH_INTERVAL:
         _flush_quietly()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import agentcache
@@ -37,7 +37,9 @@ async def fetch_page_uncoalesced(url: str) -> str:
 
 
 @agentcache.response_cached()
-async def stream_answer(prompt: str, model: str = "gpt-4o-mini", stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+async def stream_answer(
+    prompt: str, model: str = "gpt-4o-mini", stream: bool = True
+) -> AsyncGenerator[dict[str, Any], None]:
     """A simulated streamed completion: 5 chunks 80 ms apart, usage on the last one (like OpenAI's)."""
     words = ["Caching", " makes", " agents", " cheaper", "."]
     for i, word in enumerate(words):

@@ -10,8 +10,10 @@ import time
 from contextlib import ExitStack
 
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
-from agentcache.integrations import core_of, is_cache_hit, wrap
+import agentcache
+from agentcache.integrations import is_cache_hit, wrap
 from agentcache.integrations.simulator import SimulatedLLM
 
 
@@ -23,7 +25,7 @@ def main() -> None:
             sim = stack.enter_context(SimulatedLLM(latency=0.3))  # pretend every call takes 300 ms
             raw = OpenAI(base_url=sim.openai_base_url, api_key="sk-simulated")
         client = wrap(raw, backend="memory://")
-        messages = [{"role": "user", "content": "Name three uses of a paperclip."}]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three uses of a paperclip."}]
 
         for attempt in (1, 2):
             start = time.perf_counter()
@@ -36,9 +38,7 @@ def main() -> None:
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
         print("  hit =", is_cache_hit(stream), "|", "".join(c.choices[0].delta.content or "" for c in stream))
 
-        core = core_of(client)
-        assert core is not None
-        info = core.cores["chat.completions.create"].counters.info()
+        info = agentcache.stats().by_function["openai.chat.completions.create"]
         print(f"hits={info.hits} misses={info.misses} tokens saved={info.tokens_saved} ${info.usd_saved:.6f}")
         client.close()
 

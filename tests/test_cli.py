@@ -532,3 +532,28 @@ class TestRedis:
         proc = run(url, "invalidate", "--event", "kb.changed", cwd=tmp_path)
         assert "deleted 3 entries" in proc.stdout, proc.stderr
         assert json.loads(run(url, "clear", "--yes", "--json", cwd=tmp_path).stdout) == {"deleted": 2}
+
+
+def test_a_process_with_only_hits_leaves_its_stats(tmp_path: Path) -> None:
+    """The exit snapshot is written even when a process never misses."""
+    import textwrap
+
+    url = f"sqlite://{tmp_path / 'hits.db'}"
+    script = textwrap.dedent(
+        """
+        import agentcache
+        @agentcache.tool_cached(name="only_hits")
+        def f(x): return x
+        f(1)
+        """
+    )
+    env = {**os.environ, "AGENTCACHE_URL": url}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "agentcache", "--json", "stats"], env=env, capture_output=True, text=True, check=True
+    )
+    report = json.loads(out.stdout)
+    assert report["snapshots"] == 2
+    assert report["stats"]["by_function"]["only_hits"]["hits"] == 1
+    assert report["stats"]["by_function"]["only_hits"]["misses"] == 1
