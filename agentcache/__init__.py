@@ -22,7 +22,7 @@ load when first used.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import KeyExplanation, explain_key
 from ._core import reset_stats as _reset_stats
@@ -46,6 +46,19 @@ from .stats import CacheInfo, StatsReport
 from .stats_store import flush_stats
 from .types import AsyncCachedFunction, CachedFunction
 from .usage import Price, Usage, extract_usage, set_prices
+
+if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
+    from .backends import open_backend
+    from .backends.memory import MemoryBackend
+    from .backends.redis import RedisBackend
+    from .backends.sqlite import SQLiteBackend
+    from .backends.tiered import TieredBackend
+    from .decorators.embedding import CachedEmbedder, embedding_cached
+    from .decorators.semantic import SemanticHit, invalidate_similar, last_semantic_hit, semantic_cached
+    from .integrations import is_cache_hit, wrap
+    from .prompt_cache import prompt_cached
+    from .semantic.embedders import LocalEmbedder, OpenAIEmbedder
+    from .semantic.guards import set_threshold_floor
 
 __version__ = "0.1.0"
 
@@ -121,8 +134,13 @@ def reset() -> None:
 
     Meant for tests (use it in an autouse fixture) and notebooks.
     """
+    import sys
+
     from . import cache, config, invalidation
 
+    partitions = sys.modules.get("agentcache.semantic.partitions")
+    if partitions is not None:
+        partitions.forget_partitions()
     cache.forget_all()
     config.reset_settings()
     invalidation.reset_events()

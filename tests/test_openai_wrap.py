@@ -34,6 +34,15 @@ class City(BaseModel):
     population: int
 
 
+def assert_same_items(replayed: list[Any], live: list[Any]) -> None:
+    """Replayed stream items are the live ones field for field: same classes, same set fields, same values."""
+    assert [type(x) for x in replayed] == [type(x) for x in live]
+    assert [x.model_dump(mode="json", exclude_unset=True) for x in replayed] == [
+        x.model_dump(mode="json", exclude_unset=True) for x in live
+    ]
+    assert [x.model_dump(mode="json") for x in replayed] == [x.model_dump(mode="json") for x in live]
+
+
 @pytest.fixture(name="server")
 def _server() -> Iterator[SimulatedLLM]:
     with fake_llm_server() as server:
@@ -189,13 +198,96 @@ class TestStreaming:
         assert server.calls["chat.completions"] == 2
 
     def test_cut_stream_raises_and_is_not_stored(self, client: Any, server: SimulatedLLM) -> None:
-        """A stream the server cuts mid-body raises the SDK's error and leaves no entry."""
+        """A stream the server cuts mid-body raises what the bare SDK raises and leaves no entry."""
         server.abort_streams_after = 2
-        with pytest.raises(openai.APIConnectionError):
+        bare = openai_client(server)
+        with pytest.raises(Exception) as expected:
+            list(bare.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
+        bare.close()
+        with pytest.raises(type(expected.value)):
             list(client.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
         server.abort_streams_after = None
         list(client.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
-        assert server.calls["chat.completions"] == 2
+        assert server.calls["chat.completions"] == 3
+
+    def test_replayed_chunks_equal_live_chunks_field_by_field(self, client: Any) -> None:
+        """Replayed chunks (n=2, tool-call deltas, usage chunk) have the live chunks' classes, set fields and values."""
+        kwargs: dict[str, Any] = {"model": MODEL, "messages": MSGS, "tools": TOOLS, "n": 2, "stream": True}
+        kwargs["stream_options"] = {"include_usage": True}
+        live = list(client.chat.completions.create(**kwargs))
+        replayed = list(client.chat.completions.create(**kwargs))
+        assert_same_items(replayed, live)
+
+    def test_replay_keeps_the_stream_interface(self, client: Any) -> None:
+        """A replayed stream has `.response`, works with `next()`, as a context manager, and closes."""
+        list(client.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
+        with client.chat.completions.create(model=MODEL, messages=MSGS, stream=True) as replay:
+            assert is_cache_hit(replay)
+            assert replay.response.status_code == 200
+            assert b"[DONE]" in replay.response.read()
+            first = next(replay)
+            rest = list(replay)
+        assert first.choices[0].delta.role == "assistant"
+        assert rest[-1].choices[0].finish_reason == "stop"
+        assert replay.response.is_closed
+
+
+class TestResponsesStreaming:
+    def test_stream_is_recorded_and_replayed(self, client: Any, server: SimulatedLLM) -> None:
+        """`responses.create(stream=True)` is replayed event for event as an `openai.Stream`, fields equal."""
+        live = list(client.responses.create(model=MODEL, input="hello", stream=True))
+        replay = client.responses.create(model=MODEL, input="hello", stream=True)
+        assert isinstance(replay, openai.Stream)
+        assert is_cache_hit(replay)
+        replayed = list(replay)
+        assert server.calls["responses"] == 1
+        assert [e.type for e in live][-1] == "response.completed"
+        assert "response.output_text.delta" in [e.type for e in live]
+        assert_same_items(replayed, live)
+
+    def test_one_entry_serves_both_forms(self, client: Any, server: SimulatedLLM) -> None:
+        """A recorded stream answers a plain call, and a stored `Response` answers a streamed call."""
+        events = list(client.responses.create(model=MODEL, input="a", stream=True))
+        plain = client.responses.create(model=MODEL, input="a")
+        assert is_cache_hit(plain)
+        assert plain == events[-1].response
+        stored = client.responses.create(model=MODEL, input="b")
+        streamed = list(client.responses.create(model=MODEL, input="b", stream=True))
+        assert "".join(e.delta for e in streamed if e.type == "response.output_text.delta") == stored.output_text
+        assert streamed[-1].response == stored
+        assert server.calls["responses"] == 2
+
+    def test_abandoned_stream_is_not_stored(self, client: Any, server: SimulatedLLM) -> None:
+        """A responses stream closed before `response.completed` is never stored."""
+        stream = client.responses.create(model=MODEL, input="hello", stream=True)
+        next(iter(stream))
+        stream.close()
+        list(client.responses.create(model=MODEL, input="hello", stream=True))
+        assert server.calls["responses"] == 2
+
+    def test_stream_helper_is_cached(self, client: Any, server: SimulatedLLM) -> None:
+        """`responses.stream(...)` runs the SDK's own stream manager over the cached stream."""
+        texts = []
+        for _ in range(2):
+            with client.responses.stream(model=MODEL, input="hello") as stream:
+                kinds = [e.type for e in stream]
+                texts.append(stream.get_final_response().output_text)
+        assert server.calls["responses"] == 1
+        assert "response.output_text.done" in kinds
+        assert texts[0] == texts[1] != ""
+
+    async def test_async_stream_and_helper(self, server: SimulatedLLM, url: str) -> None:
+        """`AsyncOpenAI().responses` streams replay as an `openai.AsyncStream` and through `.stream()`."""
+        client = wrap(openai_client(server, is_async=True), backend=url)
+        live = [e async for e in await client.responses.create(model=MODEL, input="q", stream=True)]
+        replay = await client.responses.create(model=MODEL, input="q", stream=True)
+        assert isinstance(replay, openai.AsyncStream)
+        assert_same_items([e async for e in replay], live)
+        async with client.responses.stream(model=MODEL, input="q") as stream:
+            final = await stream.get_final_response()
+        await client.close()
+        assert final.output_text == live[-1].response.output_text
+        assert server.calls["responses"] == 1
 
 
 class TestErrors:

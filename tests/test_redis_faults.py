@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from support.redis_server import REDIS_SERVER, RedisServer
+from support.redis_server import REDIS_SERVER, RedisServer, silent_server
 
 from agentcache.backends.base import Item
 from agentcache.backends.redis import RedisBackend, open_redis
@@ -34,28 +32,8 @@ def own_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port whose listener accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.1)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield int(listener.getsockname()[1])
-    stop.set()
-    thread.join(2)
-    listener.close()
-    for conn in accepted:
-        conn.close()
+    with silent_server() as port:
+        yield port
 
 
 def test_kill_and_restart_raises_unavailable_fast_then_recovers(own_server: RedisServer) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache._core import Core, _attach, make_policy
 from agentcache._flow import Compute, Flow, GetMany, Store, run_async, run_sync
@@ -26,11 +26,15 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from agentcache.decorators._options import CacheOptions
+    from agentcache.decorators._options import CacheDecorator, CacheOptions
+    from agentcache.types import AsyncCachedFunction, CachedFunction
 
 __all__ = ["CachedEmbedder", "embedding_cached"]
 
 LAYER = "embedding"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _EmbeddingCore(Core):
@@ -91,6 +95,16 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
     return [v for v in out if v is not None]
 
 
+@overload
+def embedding_cached(  # type: ignore[overload-overlap]
+    func: Callable[P, Coroutine[Any, Any, R]], /, *, model: str, **options: Unpack[CacheOptions]
+) -> AsyncCachedFunction[P, R]: ...
+@overload
+def embedding_cached(
+    func: Callable[P, R], /, *, model: str, **options: Unpack[CacheOptions]
+) -> CachedFunction[P, R]: ...
+@overload
+def embedding_cached(*, model: str, **options: Unpack[CacheOptions]) -> CacheDecorator: ...
 def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, **options: Unpack[CacheOptions]) -> Any:
     """Cache an embedding function per text, for single-text and batch functions, sync or async.
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError
+from agentcache.integrations._semantic import semantic_options
 from agentcache.integrations._wrap import WrapOptions, core_of, is_cache_hit
 from agentcache.keys import validate_namespace
 
@@ -30,7 +31,12 @@ def wrap(
 
     Args:
         client: `openai.OpenAI`, `openai.AsyncOpenAI`, `anthropic.Anthropic` or `anthropic.AsyncAnthropic`.
-        semantic: reserved for paraphrase hits; not supported by `wrap` yet (raises `ConfigurationError`).
+        semantic: paraphrase hits for `chat.completions.create`, `responses.create` and `messages.create`
+            through `@semantic_cached`: `True` (default threshold), a similarity threshold (`0.9`), or a dict
+            of `semantic_cached` options (`threshold`, `embedder`, `guards`, `verify`, ...). The exact entry
+            is read first; the query is the last user message, and only entries with the same model, system
+            prompt, tools, earlier turns, other parameters and namespace can match. Non-streamed calls only
+            (streamed calls keep the exact cache). `agentcache.last_semantic_hit()` shows the similarity.
         prompt_cache: add provider prompt-caching hints: Anthropic `cache_control` breakpoints (`True`/`"5m"`,
             or `"1h"`), OpenAI `prompt_cache_key`.
         namespace: the namespace of this client's entries (default: the current `agentcache.namespace()`).
@@ -45,13 +51,12 @@ def wrap(
         client = agentcache.wrap(OpenAI())
         r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     """
-    if semantic is not None:
-        raise ConfigurationError("wrap(semantic=...) is not supported yet: use @semantic_cached")
     options = WrapOptions(
         namespace=validate_namespace(namespace) if namespace is not None else None,
         ttl=parse_ttl(ttl),
         backend=backend,
         prompt_cache=prompt_cache,
+        semantic=semantic_options(semantic),
     )
     module = type(client).__module__.split(".", 1)[0]
     if module == "openai":

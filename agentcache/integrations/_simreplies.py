@@ -1,4 +1,6 @@
-"""Reply builders of `agentcache.integrations.simulator`: pure functions from a request body to wire JSON/SSE."""
+"""Reply builders of `agentcache.integrations.simulator`: pure functions from a request body to wire JSON.
+
+Streams are the `agentcache.integrations._streams` event form of these replies."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from agentcache.prompt_cache import approx_tokens, min_cacheable_tokens
@@ -18,16 +19,6 @@ OPENAI_CACHE_STEP = 128
 
 
 # -- shared helpers ---------------------------------------------------------------------------------------
-
-
-def sse(events: Iterable[tuple[str | None, Any]]) -> list[bytes]:
-    """Encode `(event, payload)` pairs as SSE frames (payload JSON-encoded unless it is a str)."""
-    out = []
-    for event, payload in events:
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        head = f"event: {event}\n" if event else ""
-        out.append(f"{head}data: {data}\n\n".encode())
-    return out
 
 
 def _text_of(content: Any) -> str:
@@ -232,17 +223,6 @@ def response_object(body: dict[str, Any], serial: int, cached: int) -> dict[str,
             "total_tokens": in_tokens + out_tokens,
         },
     }
-
-
-def response_events(answer: dict[str, Any]) -> list[bytes]:
-    """A minimal Responses-API event stream: created, then completed with the whole response."""
-    created = {**answer, "status": "in_progress", "output": []}
-    return sse(
-        [
-            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-            ("response.completed", {"type": "response.completed", "sequence_number": 1, "response": answer}),
-        ]
-    )
 
 
 def embedding_vector(text: str, dims: int) -> list[float]:

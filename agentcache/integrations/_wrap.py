@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache import prompt_cache as pc
 from agentcache._core import Core, make_policy
@@ -29,6 +29,9 @@ from agentcache.integrations import _streams
 from agentcache.keys import make_key, mapping_digest
 from agentcache.serialization import decode_entry, encode_entry
 from agentcache.usage import Usage, extract_usage
+
+if TYPE_CHECKING:
+    from agentcache.integrations._semantic import Pending, SemanticLayer
 
 __all__ = ["Endpoint", "WrapOptions", "is_cache_hit", "wrap_client"]
 
@@ -150,6 +153,16 @@ class _Core:
             )
             for e in endpoints
         }
+        self.semantic: dict[str, SemanticLayer] = {}
+        if options.semantic is not None:
+            from agentcache.integrations._semantic import SEMANTIC_QUERY, SemanticLayer
+
+            base = {"namespace": options.namespace, "ttl": options.ttl, "backend": options.backend}
+            self.semantic = {
+                e.path: SemanticLayer(f"{provider}.{e.path}", e.path, {**base, **options.semantic}, is_async=is_async)
+                for e in endpoints
+                if e.path in SEMANTIC_QUERY
+            }
 
     # -- decisions ------------------------------------------------------------------------------------------
 
@@ -164,13 +177,18 @@ class _Core:
             return pc.prepare_openai_request(kwargs)
         return kwargs
 
+    def fields(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of a request that decide the answer (plus the endpoint URL)."""
+        fields = {k: _key_value(v) for k, v in kwargs.items() if k not in IGNORED_FIELDS and not _is_sentinel(v)}
+        fields["$endpoint"] = self.base_url
+        return fields
+
     def key(self, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> str | None:
         """The cache key of a request, or `None` when it must not be cached (kill switch, unencodable)."""
         if get_settings().disabled:
             return None
         core = self.cores[endpoint.path]
-        fields = {k: _key_value(v) for k, v in kwargs.items() if k not in IGNORED_FIELDS and not _is_sentinel(v)}
-        fields["$endpoint"] = self.base_url
+        fields = self.fields(kwargs)
         try:
             ns = core.namespace_for((), {})
             return make_key(ns, core.layer, core.name, mapping_digest(fields, scope=(ns, core.layer, core.name, "")))
@@ -190,6 +208,18 @@ class _Core:
             return None
         self.cores[endpoint.path].counters.hit(entry.duration, entry.usage)
         return mark_hit(result)
+
+    def semantic_result(self, endpoint: Endpoint, body: Any, pending: Pending) -> Any:
+        """The answer of a semantic lookup: the SDK's own object after a miss, else the rebuilt hit (or `None`)."""
+        if pending.result is not None:
+            if body is not None:
+                self.account(endpoint, pending.kwargs, extract_usage(body))
+            return pending.result
+        try:
+            result = self._rebuild(endpoint, "value", body, pending.kwargs)
+        except Exception:  # an SDK schema change: the caller recomputes
+            return None
+        return None if result is None else mark_hit(result)
 
     def _rebuild(self, endpoint: Endpoint, kind: str, value: Any, kwargs: Mapping[str, Any]) -> Any:
         wants_stream = bool(kwargs.get("stream")) and endpoint.chunk is not None
@@ -218,6 +248,7 @@ class _Core:
                 client=self.raw,
                 events=events,
                 url=self.base_url.rstrip("/") + endpoint.url,
+                is_async=self.is_async,
             )
         body = _streams.events_to_object(endpoint.provider, value) if kind == "stream" else value
         if endpoint.rebuild is not None:
@@ -263,10 +294,16 @@ class _Core:
         if endpoint.custom is not None:
             return endpoint.custom.call(self, method, kwargs)
         key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
+        fields = self.fields(kwargs)
         kwargs = self.prepare(endpoint, kwargs)
         streaming = bool(kwargs.get("stream"))
         if key is None or (streaming and endpoint.chunk is None):
             return method(**kwargs)
+        layer = None if streaming else self.semantic.get(endpoint.path)
+        if layer is not None and layer.applies(fields):
+            body, pending = layer.call(method, kwargs, fields)
+            answer = self.semantic_result(endpoint, body, pending)
+            return answer if answer is not None else method(**kwargs)
         core = self.cores[endpoint.path]
         store = core.cache.store
         hit = self.lookup(endpoint, store.get(key), kwargs)
@@ -318,10 +355,16 @@ class _Core:
         if endpoint.custom is not None:
             return await endpoint.custom.acall(self, method, kwargs)
         key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
+        fields = self.fields(kwargs)
         kwargs = self.prepare(endpoint, kwargs)
         streaming = bool(kwargs.get("stream"))
         if key is None or (streaming and endpoint.chunk is None):
             return await method(**kwargs)
+        layer = None if streaming else self.semantic.get(endpoint.path)
+        if layer is not None and layer.applies(fields):
+            body, pending = await layer.acall(method, kwargs, fields)
+            answer = self.semantic_result(endpoint, body, pending)
+            return answer if answer is not None else await method(**kwargs)
         core = self.cores[endpoint.path]
         store = core.cache.store
         hit = self.lookup(endpoint, await store.aget(key), kwargs)

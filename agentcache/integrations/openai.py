@@ -1,9 +1,9 @@
 """Cached `openai.OpenAI` / `openai.AsyncOpenAI` clients: `agentcache.wrap(OpenAI())`.
 
-Cached: `chat.completions.create` (streamed or not), `chat.completions.parse`, `responses.create` (streamed
-calls pass through) and `embeddings.create`, per input text through the `@embedding_cached` store: a batch
-sends only the texts not cached yet. The `chat.completions.stream(...)` helper runs the SDK's own stream
-manager over the cached stream. Everything else is the SDK's own.
+Cached: `chat.completions.create` and `responses.create` (streamed or not), `chat.completions.parse`, and
+`embeddings.create`, per input text through the `@embedding_cached` store: a batch sends only the texts not
+cached yet. The `chat.completions.stream(...)` and `responses.stream(...)` helpers run the SDK's own stream
+managers over the cached streams. Everything else is the SDK's own.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def _response() -> type:
     from openai.types.responses import Response
 
     return Response
+
+
+def _response_event() -> Any:
+    from openai.types.responses import ResponseStreamEvent
+
+    return ResponseStreamEvent
 
 
 def _embeddings() -> type:
@@ -183,7 +189,7 @@ ENDPOINTS = [
         _stream_cls,
     ),
     Endpoint("chat.completions.parse", "openai.chat", "/chat/completions", _chat_completion, rebuild=_rebuild_parsed),
-    Endpoint("responses.create", "openai.responses", "/responses", _response),
+    Endpoint("responses.create", "openai.responses", "/responses", _response, _response_event, _stream_cls),
     Endpoint("embeddings.create", "openai.embeddings", "/embeddings", _embeddings, custom=_Embeddings()),
 ]
 
@@ -196,7 +202,19 @@ def wrap_openai(client: Any, options: WrapOptions) -> Any:
     twin = wrap_client(client, "openai", ENDPOINTS, options, is_async=is_async)
     completions = twin.__dict__["chat"].completions
     completions.__dict__["stream"] = _stream_helper(completions, is_async)
+    responses = twin.__dict__["responses"]
+    responses.__dict__["stream"] = _over_cached_create(responses, "stream")
     return twin
+
+
+def _over_cached_create(node: Any, name: str) -> Any:
+    """The SDK's own helper method `name`, run with the cached resource as `self`, so its `create` is cached."""
+    helper = getattr(type(node._real), name)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return helper(node, *args, **kwargs)
+
+    return run
 
 
 def _stream_helper(completions: Any, is_async: bool) -> Any:

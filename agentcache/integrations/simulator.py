@@ -172,9 +172,11 @@ class SimulatedLLM:
 
     def _events(self, endpoint: str, body: dict[str, Any], answer: dict[str, Any]) -> list[bytes]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        provider = {"chat.completions": "openai.chat", "messages": "anthropic.messages"}.get(endpoint)
-        events = _streams.object_to_events(provider, answer, include_usage=include_usage) if provider else None
-        return replies.response_events(answer) if events is None else [_streams.encode_sse([e]) for e in events]
+        provider = {"chat.completions": "openai.chat", "messages": "anthropic.messages"}.get(
+            endpoint, "openai.responses"
+        )
+        events = _streams.object_to_events(provider, answer, include_usage=include_usage) or []
+        return [_streams.encode_sse([e]) for e in events]
 
 
 def _make_handler(sim: SimulatedLLM) -> type[BaseHTTPRequestHandler]:

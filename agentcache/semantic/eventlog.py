@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -52,7 +53,7 @@ class SupportsEventLog(Protocol):
         ...
 
 
-_logs: dict[int, tuple[int, Any, SupportsEventLog | None]] = {}
+_logs: weakref.WeakKeyDictionary[Any, tuple[int, SupportsEventLog | None]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -77,20 +78,19 @@ def event_log_for(store: Any) -> SupportsEventLog | None:
 
     One adapter per store and process (a forked child builds its own connection).
     """
-    ident = id(store)
-    entry = _logs.get(ident)
-    if entry is not None and entry[0] == os.getpid() and entry[1] is store:
-        return entry[2]
+    entry = _logs.get(store)
+    if entry is not None and entry[0] == os.getpid():
+        return entry[1]
     with _lock:
         log = _find_log(store)
-        _logs[ident] = (os.getpid(), store, log)
+        _logs[store] = (os.getpid(), log)
         return log
 
 
 def forget_event_logs() -> None:
     """Drop every adapter (they are rebuilt on next use)."""
     with _lock:
-        for _, _, log in _logs.values():
+        for _, log in list(_logs.values()):
             close = getattr(log, "close", None)
             if callable(close):
                 close()

@@ -226,6 +226,13 @@ class AutoIndex:
         self._inner: VectorIndex = NumpyIndex(dim)
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
+        """An `AutoIndex` answering with an existing index (e.g. one loaded by `load_index`)."""
+        auto = cls(inner.dim, switch_at=switch_at)
+        auto._inner = inner
+        return auto
+
     @property
     def inner(self) -> VectorIndex:
         """The index currently answering."""

@@ -18,14 +18,15 @@ import logging
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentcache.errors import SerializationError
 from agentcache.keys import KEY_PREFIX, split_key
-from agentcache.serialization import pack_vector, unpack_vector
 from agentcache.semantic.eventlog import event_log_for
+from agentcache.serialization import pack_vector, unpack_vector
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANN_SWITCH_AT",
     "RESCAN_SECONDS",
+    "VECTOR_LAYER",
     "Partition",
     "announce",
     "decode_record",
@@ -45,6 +47,7 @@ __all__ = [
     "refresh",
 ]
 
+VECTOR_LAYER = "semvec"  # the key layer of vector records: ``ac:v1:{ns}:semvec:{partition}:{digest}``
 RESCAN_SECONDS = 10.0  # how stale a partition may get on a store without an event log
 #: Entries above which a partition's exact index moves to HNSW; `None`: AutoIndex's measured crossover.
 ANN_SWITCH_AT: int | None = None
@@ -128,29 +131,37 @@ class Partition:
             return [(key, s, *self.meta[key]) for key, s in self.index.search(vector, k) if key in self.meta]
 
 
-class _Registry:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.partitions: dict[tuple[int, str], Partition] = {}
-        self.cursors: dict[tuple[int, str], str] = {}
-        self.pull_locks: dict[tuple[int, str], threading.Lock] = {}
+@dataclass
+class _StoreState:
+    partitions: dict[str, Partition] = field(default_factory=dict)
+    cursors: dict[str, str] = field(default_factory=dict)  # namespace -> event-log cursor
+    pull_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
 
-_registry = _Registry()
+# Keyed weakly by store: a closed and collected store takes its indexes with it (ids are never confused).
+_states: weakref.WeakKeyDictionary[Any, _StoreState] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _state(store: Backend) -> _StoreState:
+    state = _states.get(store)
+    if state is None:
+        with _lock:
+            state = _states.setdefault(store, _StoreState())
+    return state
 
 
 def forget_partitions() -> None:
     """Drop every local index (the next lookup rebuilds from the backend, or from a persisted file)."""
-    with _registry.lock:
-        _registry.partitions.clear()
-        _registry.cursors.clear()
-        _registry.pull_locks.clear()
+    with _lock:
+        _states.clear()
 
 
 def loaded_partitions(store: Backend | None = None) -> list[Partition]:
     """The partitions this process holds (for `store` only, when given)."""
-    with _registry.lock:
-        return [p for (sid, _), p in _registry.partitions.items() if store is None or sid == id(store)]
+    with _lock:
+        states = list(_states.values()) if store is None else [s for s in (_states.get(store),) if s is not None]
+        return [p for s in states for p in list(s.partitions.values())]
 
 
 def _new_index(dim: int) -> AutoIndex:
@@ -160,22 +171,23 @@ def _new_index(dim: int) -> AutoIndex:
 
 
 def _partition(store: Backend, prefix: str, namespace: str, dim: int) -> Partition:
-    ident = (id(store), prefix)
-    part = _registry.partitions.get(ident)
+    state = _state(store)
+    part = state.partitions.get(prefix)
     if part is not None:
         return part
     from agentcache.semantic import persist
 
+    persist.track(store)
     loaded = persist.load_partition(store, prefix, dim)
-    with _registry.lock:
-        part = _registry.partitions.get(ident)
+    with _lock:
+        part = state.partitions.get(prefix)
         if part is None:
             if loaded is not None:
                 index, meta = loaded
                 part = Partition(prefix, namespace, index, meta, origin="file")
             else:
                 part = Partition(prefix, namespace, _new_index(dim))
-            _registry.partitions[ident] = part
+            state.partitions[prefix] = part
         return part
 
 
@@ -221,28 +233,30 @@ def _reconcile(store: Backend, part: Partition) -> None:
 
 def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
     """Apply the events of `namespace` since the last pull; return `False` when the log failed."""
-    ident = (id(store), namespace)
-    with _registry.lock:
-        pull_lock = _registry.pull_locks.setdefault(ident, threading.Lock())
+    state = _state(store)
+    with _lock:
+        pull_lock = state.pull_locks.setdefault(namespace, threading.Lock())
     with pull_lock:
         try:
-            batch = log.read(stream_of(namespace), _registry.cursors.get(ident))
+            batch = log.read(stream_of(namespace), state.cursors.get(namespace))
         except Exception as exc:
             logger.debug("agentcache: reading the semantic event log failed: %r", exc)
             return False
-        parts = {p.prefix: p for p in loaded_partitions(store) if p.namespace == namespace}
+        parts = {p.prefix: p for p in list(state.partitions.values()) if p.namespace == namespace}
         if not batch.complete:  # events were lost: every partition of the namespace reconciles
             for p in parts.values():
                 p.stale = True
         fetch: list[tuple[Partition, str]] = []
         for _, fields in batch.events:
             keys = fields.get("keys", "").split()
-            if fields.get("op") == "del":
-                for key in keys:
-                    if (p := parts.get(partition_of(key))) is not None:
-                        p.drop([key])
-            else:
-                fetch += [(p, k) for k in keys if (p := parts.get(partition_of(k))) is not None and k not in p.meta]
+            for key in keys:
+                target = parts.get(partition_of(key))
+                if target is None:  # a partition this process has not loaded: it will scan when it does
+                    continue
+                if fields.get("op") == "del":
+                    target.drop([key])
+                elif key not in target.meta:
+                    fetch.append((target, key))
         if fetch:
             try:
                 values = store.get_many([k for _, k in fetch])
@@ -250,24 +264,27 @@ def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
                 values = [None] * len(fetch)
             for (p, key), raw in zip(fetch, values, strict=True):
                 p.add_records([(key, raw)])
-        _registry.cursors[ident] = batch.last_id
+        state.cursors[namespace] = batch.last_id
         return True
 
 
 def refresh(store: Backend, namespace: str, prefix: str, dim: int) -> Partition:
     """The partition's index, brought up to date with the backend before a lookup (blocking I/O)."""
     part = _partition(store, prefix, namespace, dim)
-    log = event_log_for(store)
-    # The cursor is taken before the first scan, so nothing written between the two is missed.
-    followed = log is not None and _pull(store, log, namespace)
-    if not part.stale and (followed or time.monotonic() - part.scanned_at < RESCAN_SECONDS):
-        return part
-    first = part.scanned_at == float("-inf")
-    if part.refreshing.acquire(blocking=first):  # later refreshes never make a lookup wait for another's
-        try:
-            _reconcile(store, part)
-        finally:
-            part.refreshing.release()
+    try:
+        log = event_log_for(store)
+        # The cursor is taken before the first scan, so nothing written between the two is missed.
+        followed = log is not None and _pull(store, log, namespace)
+        if not part.stale and (followed or time.monotonic() - part.scanned_at < RESCAN_SECONDS):
+            return part
+        first = part.scanned_at == float("-inf")
+        if part.refreshing.acquire(blocking=first):  # later refreshes never make a lookup wait for another's
+            try:
+                _reconcile(store, part)
+            finally:
+                part.refreshing.release()
+    except Exception as exc:  # a stale index costs misses, never a failed call
+        logger.debug("agentcache: refreshing the semantic index of %s failed: %r", prefix, exc)
     return part
 
 
@@ -290,7 +307,8 @@ def announce(store: Backend, op: str, keys: Sequence[str]) -> None:
 
 def needs_io(store: Backend, prefix: str) -> bool:
     """Whether `refresh` would do I/O now (the async face skips the thread hop when it would not)."""
-    part = _registry.partitions.get((id(store), prefix))
+    state = _states.get(store)
+    part = None if state is None else state.partitions.get(prefix)
     if part is None or part.stale or event_log_for(store) is not None:
         return True
     return time.monotonic() - part.scanned_at >= RESCAN_SECONDS

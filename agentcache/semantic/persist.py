@@ -21,7 +21,9 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +34,12 @@ if TYPE_CHECKING:
     from agentcache.semantic.index import AutoIndex
     from agentcache.semantic.partitions import Partition
 
-__all__ = ["index_dir", "load_partition", "maybe_save", "save_indexes", "save_partition"]
+__all__ = ["index_dir", "load_partition", "maybe_save", "save_indexes", "save_partition", "track"]
 
 logger = logging.getLogger("agentcache")
 
-_dirs: dict[int, tuple[Any, Path | None]] = {}
-_stores: dict[int, Any] = {}
+_dirs: weakref.WeakKeyDictionary[Any, Path | None] = weakref.WeakKeyDictionary()
+_stores: weakref.WeakSet[Any] = weakref.WeakSet()
 _atexit_lock = threading.Lock()
 _atexit_registered = False
 
@@ -49,10 +51,12 @@ def _store_dir(store: Any) -> Path | None:
     node = store
     while node is not None and id(node) not in seen:
         seen.add(id(node))
-        path = getattr(node, "path", None)
-        if isinstance(path, Path) and type(node).__name__ == "SQLiteBackend":
+        sqlite = sys.modules.get("agentcache.backends.sqlite")
+        if sqlite is not None and isinstance(node, sqlite.SQLiteBackend):
+            path = Path(node.path)
             return path.with_name(path.name + ".semantic")
-        if type(node).__name__ == "RedisBackend":
+        redis = sys.modules.get("agentcache.backends.redis")
+        if redis is not None and isinstance(node, redis.RedisBackend):
             return get_settings().cache_dir / "semantic" / digest(repr(node).encode())
         node = getattr(node, "inner", None) or getattr(node, "l2", None)
     return None
@@ -60,10 +64,9 @@ def _store_dir(store: Any) -> Path | None:
 
 def index_dir(store: Backend) -> Path | None:
     """Where the persisted indexes of `store` live, or `None` when its indexes are not persisted."""
-    entry = _dirs.get(id(store))
-    if entry is None or entry[0] is not store:
-        entry = _dirs[id(store)] = (store, _store_dir(store))
-    return entry[1]
+    if store not in _dirs:
+        _dirs[store] = _store_dir(store)
+    return _dirs[store]
 
 
 def _manifest(directory: Path, prefix: str) -> Path:
@@ -92,7 +95,7 @@ def save_partition(store: Backend, part: Partition) -> bool:
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
         tmp.write_text(json.dumps(manifest))
         tmp.replace(target)
-    except OSError as exc:
+    except Exception as exc:  # a failed save only costs a rebuild at the next restart
         logger.warning("agentcache: could not save the semantic index of %s: %r", part.prefix, exc)
         return False
     for old in directory.glob(f"{name}-*.usearch*"):  # older generations (another process may still be reading)
@@ -127,18 +130,24 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
     return AutoIndex.from_index(inner), meta
 
 
-def maybe_save(store: Backend, part: Partition, *, built: int) -> None:
-    """Save after a large (re)build, and arrange a save at exit, for partitions that use HNSW."""
-    from agentcache.semantic.usearch_index import USearchIndex
-
+def track(store: Backend) -> None:
+    """Arrange for the HNSW partition indexes of `store` to be saved at exit (when it has an index dir)."""
     global _atexit_registered
-    if not isinstance(part.index.inner, USearchIndex) or index_dir(store) is None:
+    if index_dir(store) is None or store in _stores:
         return
-    _stores[id(store)] = store
     with _atexit_lock:
+        _stores.add(store)
         if not _atexit_registered:
             atexit.register(save_indexes)
             _atexit_registered = True
+
+
+def maybe_save(store: Backend, part: Partition, *, built: int) -> None:
+    """Save a partition that uses HNSW after a large (re)build or many changes."""
+    from agentcache.semantic.usearch_index import USearchIndex
+
+    if not isinstance(part.index.inner, USearchIndex) or index_dir(store) is None:
+        return
     if built >= 1_000 or part.changes >= max(1_000, len(part.index) // 10):
         save_partition(store, part)
 
@@ -148,7 +157,7 @@ def save_indexes() -> int:
     from agentcache.semantic.partitions import loaded_partitions
 
     saved = 0
-    for store in list(_stores.values()):
+    for store in list(_stores):
         for part in loaded_partitions(store):
             if part.changes and save_partition(store, part):
                 saved += 1

@@ -76,6 +76,11 @@ class USearchIndex:
     def __contains__(self, id_: object, /) -> bool:
         return id_ in self._labels
 
+    def ids(self) -> list[str]:
+        """Every id held."""
+        with self._lock:
+            return list(self._labels)
+
     @property
     def expansion_search(self) -> int:
         """HNSW search breadth (ef): higher is more accurate and slower."""

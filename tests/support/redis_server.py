@@ -12,10 +12,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisCluster3", "RedisServer", "free_port", "ping"]
+__all__ = ["REDIS_CLI", "REDIS_SERVER", "RedisCluster3", "RedisServer", "free_port", "ping", "silent_server"]
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -57,6 +60,35 @@ def ping(port: int, timeout: float = 0.2) -> bool:
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A port whose listener accepts connections and never answers (a hung server); yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+        for conn in accepted:
+            conn.close()
 
 
 class RedisServer:

@@ -1,0 +1,132 @@
+"""`wrap(client, semantic=...)`: paraphrase hits for the chat, responses and messages endpoints.
+
+Each semantic endpoint of a wrapped client gets one function decorated with `@semantic_cached` (the
+decorator's own core: exact read first, then the embedded query searched in its partition, guards, store of
+answer and vector record). The decorated function receives the request's key fields as keyword arguments, so
+the decorator's query/partition split applies unchanged: the query is the last user message (`messages`, or
+the Responses API `input`), the partition is everything else (model, system prompt, tools, earlier turns,
+other parameters, the endpoint URL and the namespace). The real SDK call rides along in an ignored argument,
+so a miss returns the SDK's own object and stores its JSON; a hit returns the stored JSON, which the wrapper
+rebuilds into the SDK's typed object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentcache.errors import ConfigurationError
+
+__all__ = ["SEMANTIC_QUERY", "Pending", "SemanticLayer", "semantic_options"]
+
+#: The endpoints served semantically, and the request field holding the query.
+SEMANTIC_QUERY = {"chat.completions.create": "messages", "responses.create": "input", "messages.create": "messages"}
+
+CALL_ARG = "_agentcache_call"
+_FIXED = ("query", "key", "name")  # the wrapper decides these
+
+
+def semantic_options(value: Any) -> dict[str, Any] | None:
+    """Normalize `wrap(semantic=...)`: `None`/`False` off, `True` defaults, a float threshold, or a dict of options.
+
+    The dict takes the options of `@semantic_cached` (`threshold`, `embedder`, `guards`, `verify`, `ttl`,
+    `tags`, `version`, `single_flight`, `cache_if`, ...) except `query`, `key` and `name`, which the wrapper sets.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"threshold": float(value)}
+    if isinstance(value, Mapping):
+        options = dict(value)
+        fixed = sorted(set(_FIXED).intersection(options))
+        if fixed:
+            raise ConfigurationError(f"wrap(semantic={{...}}) cannot set {fixed}: the wrapper decides them")
+        return options
+    raise ConfigurationError(
+        f"wrap(semantic=...) takes True, a similarity threshold or a dict of semantic_cached options, "
+        f"not {type(value).__name__}"
+    )
+
+
+class Pending:
+    """The real SDK call behind one semantic lookup; after a miss, `result` holds the SDK's own object."""
+
+    __slots__ = ("kwargs", "method", "result")
+
+    def __init__(self, method: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        self.method = method
+        self.kwargs = kwargs
+        self.result: Any = None
+
+    def run(self) -> Any:
+        """Call the SDK; return the JSON to store (`None`: not storable)."""
+        self.result = self.method(**self.kwargs)
+        return _dump(self.result)
+
+    async def arun(self) -> Any:
+        """Await the SDK; return the JSON to store (`None`: not storable)."""
+        self.result = await self.method(**self.kwargs)
+        return _dump(self.result)
+
+
+def _dump(result: Any) -> Any:
+    try:
+        return result.model_dump(mode="json", exclude_unset=True, warnings=False)
+    except Exception:  # an odd SDK object: returned to the caller, not stored
+        return None
+
+
+def _request(**fields: Any) -> Any:
+    """The decorated stand-in for a blocking SDK method: its arguments are the request's key fields."""
+    pending: Pending = fields[CALL_ARG]
+    return pending.run()
+
+
+async def _arequest(**fields: Any) -> Any:
+    """The decorated stand-in for an awaitable SDK method."""
+    pending: Pending = fields[CALL_ARG]
+    return await pending.arun()
+
+
+class SemanticLayer:
+    """The `@semantic_cached` face of one wrapped endpoint."""
+
+    def __init__(self, name: str, path: str, options: Mapping[str, Any], *, is_async: bool) -> None:
+        from agentcache.decorators.semantic import semantic_cached
+
+        opts = dict(options)
+        opts["ignore"] = (*opts.get("ignore", ()), CALL_ARG)
+        user_check: Callable[[Any], bool] | None = opts.pop("cache_if", None)
+
+        def storable(body: Any) -> bool:
+            return body is not None and (user_check is None or user_check(body))
+
+        self.query = SEMANTIC_QUERY[path]
+        decorator = semantic_cached(query=self.query, name=name, cache_if=storable, track_usage=True, **opts)
+        self.face: Callable[..., Any] = decorator(_arequest if is_async else _request)
+
+    def applies(self, fields: Mapping[str, Any]) -> bool:
+        """Whether this request has a query the semantic layer can embed (else it takes the exact path)."""
+        from agentcache.semantic.query import split_query
+
+        try:
+            split_query(fields, self.query)
+        except ConfigurationError:
+            return False
+        return True
+
+    def call(
+        self, method: Callable[..., Any], kwargs: dict[str, Any], fields: Mapping[str, Any]
+    ) -> tuple[Any, Pending]:
+        """Run the blocking lookup; returns `(stored JSON or None, the pending call)`."""
+        pending = Pending(method, kwargs)
+        return self.face(**fields, **{CALL_ARG: pending}), pending
+
+    async def acall(
+        self, method: Callable[..., Any], kwargs: dict[str, Any], fields: Mapping[str, Any]
+    ) -> tuple[Any, Pending]:
+        """Run the awaitable lookup; returns `(stored JSON or None, the pending call)`."""
+        pending = Pending(method, kwargs)
+        return await self.face(**fields, **{CALL_ARG: pending}), pending
