@@ -67,6 +67,23 @@ class TestMessages:
         assert list(replay) == recorded
         assert server.calls["messages"] == 1
 
+    def test_replayed_events_equal_live_events_field_by_field(self, client: Any) -> None:
+        """Replayed events (text and tool_use `input_json_delta`) have the live classes, set fields and values."""
+        kwargs: dict[str, Any] = {
+            "model": MODEL,
+            "max_tokens": 64,
+            "tools": TOOLS,
+            "messages": ask("f"),
+            "stream": True,
+        }
+        live = list(client.messages.create(**kwargs))
+        replayed = list(client.messages.create(**kwargs))
+        assert "input_json_delta" in [getattr(getattr(e, "delta", None), "type", None) for e in live]
+        assert [type(e) for e in replayed] == [type(e) for e in live]
+        assert [e.model_dump(mode="json", exclude_unset=True) for e in replayed] == [
+            e.model_dump(mode="json", exclude_unset=True) for e in live
+        ]
+
     def test_one_entry_serves_both_forms(self, client: Any, server: SimulatedLLM) -> None:
         """A stored message answers a streamed call and a recorded stream answers a plain call."""
         message = client.messages.create(model=MODEL, max_tokens=64, messages=ask("a"))

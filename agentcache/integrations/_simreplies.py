@@ -217,7 +217,7 @@ def response_object(body: dict[str, Any], serial: int, cached: int) -> dict[str,
         "tools": [],
         "usage": {
             "input_tokens": in_tokens,
-            "input_tokens_details": {"cached_tokens": cached},
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": in_tokens + out_tokens,

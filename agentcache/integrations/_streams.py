@@ -389,16 +389,41 @@ _validators: dict[Any, Callable[[Any], Any]] = {}
 
 
 def _validator(cast_to: Any) -> Callable[[Any], Any]:
-    """`cast_to.model_validate`, or a cached `TypeAdapter` for a union type such as `RawMessageStreamEvent`."""
+    """`cast_to.model_validate`; for an SDK event union, the variant's, picked by its discriminator field."""
     found = _validators.get(cast_to)
     if found is None:
-        validate = getattr(cast_to, "model_validate", None)
-        if validate is None:
-            from pydantic import TypeAdapter
-
-            validate = TypeAdapter(cast_to).validate_python
-        found = _validators[cast_to] = validate
+        found = getattr(cast_to, "model_validate", None) or _union_validator(cast_to)
+        _validators[cast_to] = found
     return found
+
+
+def _union_validator(union: Any) -> Callable[[Any], Any]:
+    """Validate with the variant the discriminator names, as the SDK's `construct_type` picks it.
+
+    The SDKs mark event unions ``Annotated[Union[...], PropertyInfo(discriminator="type")]``, which pydantic
+    does not read: a plain `TypeAdapter` would try every variant in turn (~50 for Responses events).
+    """
+    from typing import Annotated, get_args, get_origin
+
+    field: str | None = None
+    if get_origin(union) is Annotated:
+        union, *meta = get_args(union)
+        field = next((m.discriminator for m in meta if getattr(m, "discriminator", None)), None)
+    table: dict[Any, Callable[[Any], Any]] = {}
+    for variant in get_args(union):
+        info = getattr(variant, "model_fields", {}).get(field) if field else None
+        for value in get_args(info.annotation) if info is not None else ():
+            table.setdefault(value, variant.model_validate)
+    if field is None or not table:
+        from pydantic import TypeAdapter
+
+        return TypeAdapter(union).validate_python
+    name = field
+
+    def validate(payload: Any) -> Any:
+        return table[payload[name]](payload)  # an unknown event type raises: the SDK builds it instead
+
+    return validate
 
 
 def _iter_items(items: list[Any], response: Any) -> Iterator[Any]:

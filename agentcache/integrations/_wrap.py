@@ -180,6 +180,8 @@ class _Core:
     def fields(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The fields of a request that decide the answer (plus the endpoint URL)."""
         fields = {k: _key_value(v) for k, v in kwargs.items() if k not in IGNORED_FIELDS and not _is_sentinel(v)}
+        if fields.get("extra_body") is None:  # the SDK helpers pass `extra_body=None`: the same as leaving it out
+            fields.pop("extra_body", None)
         fields["$endpoint"] = self.base_url
         return fields
 
