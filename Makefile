@@ -48,6 +48,9 @@ bench: venv redis-server ## run the benchmarks; tables land in benchmarks/result
 	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_redis.py
 	$(BIN)/python benchmarks/bench_sdk.py
+	$(BIN)/python benchmarks/semantic_quality.py
+	$(BIN)/python benchmarks/semantic_speed.py
+	$(BIN)/python benchmarks/semantic_redis_sync.py
 
 .PHONY: fmt
 fmt: venv ## format and autofix
