@@ -141,7 +141,8 @@ class TestPromptCache:
         message = client.messages.create(model=MODEL, max_tokens=64, system=LONG_SYSTEM, messages=ask("one"))
         client.close()
         assert server.requests[0][1]["system"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
-        assert message.usage.cache_creation.ephemeral_1h_input_tokens == message.usage.cache_creation_input_tokens
+        usage = message.model_dump()["usage"]  # older SDKs keep `cache_creation` as an untyped dict
+        assert usage["cache_creation"]["ephemeral_1h_input_tokens"] == usage["cache_creation_input_tokens"]
         stats = pc.ledger.snapshot()
         assert stats.cache_write_1h_tokens == message.usage.cache_creation_input_tokens
         assert stats.net_saved_usd < 0  # a write alone costs the premium

@@ -154,6 +154,19 @@ class TestOtherEndpoints:
         assert is_cache_hit(again)
         assert server.calls["embeddings"] == 2
 
+    def test_base64_embeddings_are_cached_as_base64(self, client: Any, server: SimulatedLLM) -> None:
+        """`encoding_format="base64"` hits return the same base64 strings the server sent; floats share the entry."""
+        model = "text-embedding-3-small"
+        first = client.embeddings.create(model=model, input=["a", "b"], encoding_format="base64")
+        second = client.embeddings.create(model=model, input=["b", "a"], encoding_format="base64")
+        floats = client.embeddings.create(model=model, input="a")
+        assert isinstance(first.data[0].embedding, str)
+        assert [d.embedding for d in second.data] == [first.data[1].embedding, first.data[0].embedding]
+        assert is_cache_hit(second)
+        assert is_cache_hit(floats)
+        assert isinstance(floats.data[0].embedding, list)
+        assert server.calls["embeddings"] == 1
+
     def test_embedding_dimensions_are_part_of_the_key(self, client: Any, server: SimulatedLLM) -> None:
         """The same text at another `dimensions` is computed again."""
         client.embeddings.create(model="text-embedding-3-small", input="a", dimensions=4)

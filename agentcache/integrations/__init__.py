@@ -5,6 +5,7 @@ Nothing here imports an SDK: `openai` and `anthropic` are imported only when a c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from agentcache.durations import TTL, parse_ttl
@@ -21,7 +22,7 @@ C = TypeVar("C")
 def wrap(
     client: C,
     *,
-    semantic: Any = None,
+    semantic: bool | float | Mapping[str, Any] | None = None,
     prompt_cache: bool | Literal["5m", "1h"] = False,
     namespace: str | None = None,
     ttl: TTL = None,

@@ -346,7 +346,9 @@ def replay_stream(
     to the live ones. An item that does not validate is built the SDK's own way.
     """
     http = _sdk_http_module(stream_cls)
-    response = http.Response(200, headers=_SSE_HEADERS, content=encode_sse(events), request=_request_for(http, url))
+    # A stream body (not `content=`): readable on demand, not read into the response up front.
+    body = http.ByteStream(encode_sse(events))
+    response = http.Response(200, headers=_SSE_HEADERS, stream=body, request=_request_for(http, url))
     stream = _make_stream({"cast_to": cast_to, "client": client, "options": None}, stream_cls, response)
     items = build_items(client, cast_to, events, response)
     # The SDK iterates `self._iterator` (an attribute, or a cached property in newer SDKs): our items replace

@@ -457,7 +457,9 @@ def wrap_client(client: Any, provider: str, endpoints: list[Endpoint], options: 
     core = _Core(provider, str(twin.base_url), options, is_async, twin, endpoints)
     table = {e.path: e for e in endpoints}
     for root in sorted({p.split(".", 1)[0] for p in table}):
-        twin.__dict__[root] = _Node(getattr(twin, root), root + ".", core, table)
+        real = getattr(twin, root, None)
+        if real is not None:  # an older SDK may lack a resource (openai < 1.66 has no `responses`)
+            twin.__dict__[root] = _Node(real, root + ".", core, table)
     twin.__dict__["_agentcache_core"] = core
     return twin
 

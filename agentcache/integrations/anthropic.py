@@ -58,12 +58,16 @@ def _stream_helper(messages: Any, is_async: bool) -> Any:
         kwargs.pop("output_format", None)
         if is_async:
             return AsyncMessageStreamManager(messages.create(**kwargs, stream=True))
-        return MessageStreamManager(lambda: messages.create(**kwargs, stream=True), output_format=_not_given())
+        return MessageStreamManager(lambda: messages.create(**kwargs, stream=True), **extra)
 
+    extra = _manager_extras(MessageStreamManager)
     return stream
 
 
-def _not_given() -> Any:
+def _manager_extras(manager: type) -> dict[str, Any]:
+    """`output_format=NOT_GIVEN` for SDKs whose `MessageStreamManager` takes it (anthropic >= 0.74 or so)."""
+    import inspect
+
     from anthropic import NOT_GIVEN
 
-    return NOT_GIVEN
+    return {"output_format": NOT_GIVEN} if "output_format" in inspect.signature(manager).parameters else {}

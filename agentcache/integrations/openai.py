@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentcache.integrations._wrap import Endpoint, WrapOptions, mark_hit, wrap_client
+from agentcache.integrations._wrap import Endpoint, WrapOptions, build_model, mark_hit, wrap_client
 
 if TYPE_CHECKING:
     from agentcache.decorators.embedding import _EmbeddingCore
@@ -159,7 +159,28 @@ def _texts_stub(texts: list[str]) -> Any:
 
 
 def _vectors(response: Any) -> list[list[float]]:
-    return [list(d.embedding) for d in sorted(response.data, key=lambda d: d.index)]
+    return [_floats(d.embedding) for d in sorted(response.data, key=lambda d: d.index)]
+
+
+def _floats(embedding: Any) -> list[float]:
+    """A vector as floats; `encoding_format="base64"` answers carry packed little-endian float32."""
+    if isinstance(embedding, str):
+        import base64
+        import struct
+
+        raw = base64.b64decode(embedding)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    return list(embedding)
+
+
+def _encoded(vector: list[float], encoding_format: Any) -> Any:
+    """The vector as the request asked for it: floats, or base64 float32 for `encoding_format="base64"`."""
+    if encoding_format != "base64":
+        return vector
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
 def _assemble(kwargs: dict[str, Any], batch: list[str], vectors: list[list[float]], fresh: list[Any]) -> Any:
@@ -172,10 +193,13 @@ def _assemble(kwargs: dict[str, Any], batch: list[str], vectors: list[list[float
     body = {
         "object": "list",
         "model": fresh[0].model if fresh else kwargs["model"],
-        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encoded(v, kwargs.get("encoding_format"))}
+            for i, v in enumerate(vectors)
+        ],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    result = CreateEmbeddingResponse.model_validate(body)
+    result = build_model(CreateEmbeddingResponse, body)  # base64 vectors are `str`, as the SDK builds them
     return result if fresh else mark_hit(result)
 
 
@@ -202,8 +226,9 @@ def wrap_openai(client: Any, options: WrapOptions) -> Any:
     twin = wrap_client(client, "openai", ENDPOINTS, options, is_async=is_async)
     completions = twin.__dict__["chat"].completions
     completions.__dict__["stream"] = _stream_helper(completions, is_async)
-    responses = twin.__dict__["responses"]
-    responses.__dict__["stream"] = _over_cached_create(responses, "stream")
+    responses = twin.__dict__.get("responses")
+    if responses is not None and hasattr(type(responses._real), "stream"):
+        responses.__dict__["stream"] = _over_cached_create(responses, "stream")
     return twin
 
 
