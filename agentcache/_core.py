@@ -153,12 +153,15 @@ class _Binder:
         self.simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.VAR_KEYWORD) for p in params)
         self.names = frozenset(self.positional)
         self.params = frozenset(self.sig.parameters)
+        self.only_var_keyword = not self.positional and self.var_keyword is not None and len(params) == 1
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Named arguments with defaults applied; ``**kwargs`` contents are flattened in.
 
         Raises `TypeError` exactly when calling the function with these arguments would.
         """
+        if self.only_var_keyword and not args and self.var_keyword not in kwargs:
+            return dict(kwargs)  # `def chat(**request)`: the keywords are the request
         if self.simple and len(args) <= len(self.positional):
             bound = dict(zip(self.positional, args, strict=False))
             for name, value in kwargs.items():

@@ -101,7 +101,10 @@ class Cache:
                 inner = open_backend(url)
             else:
                 inner = spec
-            if self._fail_open:
+            from .backends.memory import MemoryBackend
+
+            # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
+            if self._fail_open and not isinstance(inner, MemoryBackend):
                 s = get_settings()
                 inner = ResilientBackend(
                     inner,

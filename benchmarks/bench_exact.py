@@ -147,7 +147,7 @@ def agentcache_rows(tmp: Path) -> tuple[list[Case], list[Case]]:
     """The floors, agentcache's four faces, and the steps of one memory hit."""
     import agentcache
     from agentcache.keys import canonical_bytes, digest
-    from agentcache.serialization import decode_entry
+    from agentcache.serialization import decode_parts
 
     key = _frozen(REQUEST)
     precomputed = {key: RESPONSE}
@@ -205,11 +205,9 @@ def agentcache_rows(tmp: Path) -> tuple[list[Case], list[Case]]:
         Case("whole hit: chat(**request)", lambda: chat_mem(**REQUEST)),
         Case("key: Core.prepare (bind + namespace + digest + Call)", lambda: core.prepare((), REQUEST)),
         Case("· of which hashing floor (canonical bytes + digest)", hashing_floor),
-        Case("store: ResilientBackend(MemoryBackend).get", lambda: call.store.get(call.key)),
-        Case("· of which MemoryBackend.get", lambda: call.store.inner.get(call.key)),
+        Case("store: MemoryBackend.get (memory is not wrapped: it cannot fail)", lambda: call.store.get(call.key)),
         Case("hit: Core.hit (decode + stats)", lambda: core.hit(call, raw)),
-        Case("· of which serialization.decode_entry", lambda: decode_entry(raw)),
-        Case("· of which json.loads(raw[4:])", lambda: json.loads(raw[4:])),
+        Case("· of which serialization.decode_parts", lambda: decode_parts(raw)),
     ]
     return main, breakdown
 
