@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import cache as _cache
 from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, run_sync
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from .backends.base import Backend, Item
     from .cache import Cache
+
+T = TypeVar("T")
 
 MISS: Any = object()
 _ABANDONED: Any = object()
@@ -127,13 +129,12 @@ class Call:
 class _Flight:
     """A computation in progress that concurrent callers of the same key wait for (threads)."""
 
-    __slots__ = ("epoch", "error", "event", "raw", "value")
+    __slots__ = ("epoch", "error", "event", "outcome")
 
     def __init__(self, epoch: int) -> None:
         self.event = threading.Event()
         self.epoch = epoch
-        self.value: Any = _ABANDONED
-        self.raw: bytes | None = None
+        self.outcome: Any = _ABANDONED
         self.error: BaseException | None = None
 
 
@@ -410,6 +411,70 @@ class Core:
             if entry is not None and entry[1] is fut:
                 del self._aflights[key]
 
+    def coalesce_sync(
+        self,
+        key: str,
+        epoch: int,
+        run: Callable[[], T],
+        retry: Callable[[], Any],
+        lead: Callable[[T], Any],
+        follow: Callable[[T], Any],
+    ) -> Any:
+        """Single-flight for threads: the first caller of a missing key runs `run()` and returns `lead(outcome)`;
+        concurrent callers wait and return `follow(outcome)`, re-raise its error, or `retry()` if it was abandoned.
+        """
+        flight, leader = self.join(key, epoch)
+        if not leader:
+            flight.event.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.outcome is _ABANDONED:
+                return retry()
+            return follow(flight.outcome)
+        try:
+            flight.outcome = run()
+            return lead(flight.outcome)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            self.leave(key, flight)
+            flight.event.set()
+
+    async def coalesce_async(
+        self,
+        key: str,
+        epoch: int,
+        run: Callable[[], Awaitable[T]],
+        retry: Callable[[], Awaitable[Any]],
+        lead: Callable[[T], Any],
+        follow: Callable[[T], Any],
+    ) -> Any:
+        """Single-flight for asyncio tasks, same contract as `coalesce_sync`; a cancelled leader abandons the
+        flight, so the tasks waiting for it run the call themselves instead of inheriting the cancellation."""
+        import asyncio
+
+        fut, leader = self.ajoin(key, epoch)
+        if not leader:
+            outcome = await asyncio.shield(fut)
+            if outcome is _ABANDONED:
+                return await retry()
+            return follow(outcome)
+        try:
+            outcome = await run()
+        except asyncio.CancelledError:
+            fut.set_result(_ABANDONED)
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: callers that waited re-raise it themselves
+            raise
+        else:
+            fut.set_result(outcome)
+            return lead(outcome)
+        finally:
+            self.aleave(key, fut)
+
     def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
         if raw is not None:
@@ -575,6 +640,10 @@ def decorate(func: Callable[..., Any], policy: Policy) -> Any:
     return _attach(face, core, is_async=inspect.iscoroutinefunction(target))
 
 
+def _first(outcome: tuple[Any, ...]) -> Any:
+    return outcome[0]
+
+
 def _disabled() -> bool:
     return get_settings().disabled
 
@@ -596,30 +665,19 @@ def _sync_face(core: Core) -> Callable[..., Any]:
 
         if not core.policy.single_flight:
             return run_sync(core.miss_flow(call, recheck=False), call.store, compute)[0]
-        flight, leader = core.join(call.key, call.epoch)
-        if not leader:
-            flight.event.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.value is not _ABANDONED:
-                return core.follower_value(call, flight.value, flight.raw)
-            return cached(*args, **kwargs)
-        try:
-            value, flight.raw = run_sync(core.miss_flow(call, recheck=True), call.store, compute)
-            flight.value = value
-            return value
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            core.leave(call.key, flight)
-            flight.event.set()
+        return core.coalesce_sync(
+            call.key,
+            call.epoch,
+            lambda: run_sync(core.miss_flow(call, recheck=True), call.store, compute),
+            lambda: cached(*args, **kwargs),
+            _first,
+            lambda outcome: core.follower_value(call, *outcome),
+        )
 
     return cached
 
 
 def _async_face(core: Core) -> Callable[..., Any]:
-    import asyncio  # only async faces need it; `import agentcache` stays light
 
     func = core.func
 
@@ -637,26 +695,14 @@ def _async_face(core: Core) -> Callable[..., Any]:
 
         if not core.policy.single_flight:
             return (await run_async(core.miss_flow(call, recheck=False), call.store, compute))[0]
-        fut, leader = core.ajoin(call.key, call.epoch)
-        if not leader:
-            outcome = await asyncio.shield(fut)
-            if outcome is _ABANDONED:
-                return await cached(*args, **kwargs)
-            return core.follower_value(call, *outcome)
-        try:
-            outcome = await run_async(core.miss_flow(call, recheck=True), call.store, compute)
-        except asyncio.CancelledError:
-            fut.set_result(_ABANDONED)
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: callers that waited re-raise it themselves
-            raise
-        else:
-            fut.set_result(outcome)
-            return outcome[0]
-        finally:
-            core.aleave(call.key, fut)
+        return await core.coalesce_async(
+            call.key,
+            call.epoch,
+            lambda: run_async(core.miss_flow(call, recheck=True), call.store, compute),
+            lambda: cached(*args, **kwargs),
+            _first,
+            lambda outcome: core.follower_value(call, *outcome),
+        )
 
     return cached
 

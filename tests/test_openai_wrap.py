@@ -313,6 +313,32 @@ class TestErrors:
         assert server.calls["chat.completions"] == 2
         assert not is_cache_hit(ok)
 
+    def test_concurrent_callers_share_the_error(self, server: SimulatedLLM, url: str) -> None:
+        """While one call is in flight, identical calls wait for it: its error reaches all, one server call."""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        client = wrap(openai_client(server, max_retries=0), backend=url)
+        server.latency = 0.2
+        server.fail_next(500)
+        barrier = threading.Barrier(6)
+
+        def call(_: int) -> str:
+            barrier.wait()
+            try:
+                client.chat.completions.create(model=MODEL, messages=MSGS)
+            except openai.InternalServerError:
+                return "error"
+            return "ok"
+
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(call, range(6)))
+        server.latency = 0.0
+        assert outcomes == ["error"] * 6
+        assert server.calls["chat.completions"] == 1
+        assert not is_cache_hit(client.chat.completions.create(model=MODEL, messages=MSGS))
+        client.close()
+
     def test_sdk_retries_apply(self, server: SimulatedLLM, url: str) -> None:
         """A 429 is retried by the SDK's own `max_retries`, and the successful answer is cached."""
         client = wrap(openai_client(server, max_retries=2), backend=url)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache import cache as _cache
-from agentcache._core import _ABANDONED, MISS, Call, Core, _attach, make_policy
+from agentcache._core import MISS, Call, Core, _attach, make_policy
 from agentcache._flow import Compute, Flow, Get, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError
@@ -204,6 +204,12 @@ class _SemanticCore(Core):
         return self.follower_value(call, value, raw)
 
 
+def _lead(outcome: Outcome) -> Any:
+    """What the caller that ran the lookup gets (and its `last_semantic_hit`)."""
+    _last_hit.set(outcome[2])
+    return outcome[0]
+
+
 def _verdict(core: _SemanticCore, payload: tuple[str, str, float]) -> Any:
     return core.verify(*payload) if core.verify is not None else True
 
@@ -240,25 +246,14 @@ def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]
             value, _, hit = run_sync(core.flow(call, text, prefix, record_key), store, compute)
             _last_hit.set(hit)
             return value
-        flight, leader = core.join(call.key, call.epoch)
-        if not leader:
-            flight.event.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.value is not _ABANDONED:
-                return core.follow(call, flight.value)
-            return sync_face(*args, **kwargs)
-        try:
-            outcome = run_sync(core.flow(call, text, prefix, record_key), store, compute)
-            flight.value, flight.raw = outcome, outcome[1]
-            _last_hit.set(outcome[2])
-            return outcome[0]
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            core.leave(call.key, flight)
-            flight.event.set()
+        return core.coalesce_sync(
+            call.key,
+            call.epoch,
+            lambda: run_sync(core.flow(call, text, prefix, record_key), store, compute),
+            lambda: sync_face(*args, **kwargs),
+            _lead,
+            lambda outcome: core.follow(call, outcome),
+        )
 
     return sync_face
 
@@ -296,27 +291,14 @@ def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any
             value, _, hit = await run_async(core.flow(call, text, prefix, record_key), store, compute)
             _last_hit.set(hit)
             return value
-        fut, leader = core.ajoin(call.key, call.epoch)
-        if not leader:
-            outcome = await asyncio.shield(fut)
-            if outcome is _ABANDONED:
-                return await async_face(*args, **kwargs)
-            return core.follow(call, outcome)
-        try:
-            outcome = await run_async(core.flow(call, text, prefix, record_key), store, compute)
-        except asyncio.CancelledError:
-            fut.set_result(_ABANDONED)
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: callers that waited re-raise it themselves
-            raise
-        else:
-            fut.set_result(outcome)
-            _last_hit.set(outcome[2])
-            return outcome[0]
-        finally:
-            core.aleave(call.key, fut)
+        return await core.coalesce_async(
+            call.key,
+            call.epoch,
+            lambda: run_async(core.flow(call, text, prefix, record_key), store, compute),
+            lambda: async_face(*args, **kwargs),
+            _lead,
+            lambda outcome: core.follow(call, outcome),
+        )
 
     return async_face
 

@@ -313,16 +313,18 @@ class _Core:
             return hit
         if streaming:  # a stream is consumed by its caller: followers could not share it
             return self._miss(endpoint, method, kwargs, key)
-        flight, leader = core.join(key, current_epoch())
-        if not leader:
-            flight.event.wait()
-            again = self.lookup(endpoint, store.get(key), kwargs)
-            return again if again is not None else self._miss(endpoint, method, kwargs, key)
-        try:
-            return self._miss(endpoint, method, kwargs, key)
-        finally:
-            core.leave(key, flight)
-            flight.event.set()
+        result, led = core.coalesce_sync(
+            key,
+            current_epoch(),
+            lambda: self._miss(endpoint, method, kwargs, key),
+            lambda: (self._miss(endpoint, method, kwargs, key), True),
+            _led,
+            _waited,
+        )
+        if led:
+            return result
+        copy = self.lookup(endpoint, store.get(key), kwargs)  # a caller that waited gets its own typed copy
+        return result if copy is None else copy
 
     def _miss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
         core = self.cores[endpoint.path]
@@ -352,7 +354,6 @@ class _Core:
 
     async def acall(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         """The awaitable face: the same order as `call`, with awaited I/O."""
-        import asyncio
 
         if endpoint.custom is not None:
             return await endpoint.custom.acall(self, method, kwargs)
@@ -374,17 +375,26 @@ class _Core:
             return hit
         if streaming:
             return await self._amiss(endpoint, method, kwargs, key)
-        fut, leader = core.ajoin(key, current_epoch())
-        if not leader:
-            await asyncio.shield(fut)
-            again = self.lookup(endpoint, await store.aget(key), kwargs)
-            return again if again is not None else await self._amiss(endpoint, method, kwargs, key)
-        try:
-            return await self._amiss(endpoint, method, kwargs, key)
-        finally:
-            core.aleave(key, fut)
-            if not fut.done():
-                fut.set_result(None)
+        result, led = await core.coalesce_async(
+            key,
+            current_epoch(),
+            lambda: self._amiss(endpoint, method, kwargs, key),
+            self._aretry(endpoint, method, kwargs, key),
+            _led,
+            _waited,
+        )
+        if led:
+            return result
+        copy = self.lookup(endpoint, await store.aget(key), kwargs)  # a caller that waited gets its own typed copy
+        return result if copy is None else copy
+
+    def _aretry(
+        self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str
+    ) -> Callable[[], Any]:
+        async def retry() -> tuple[Any, bool]:
+            return await self._amiss(endpoint, method, kwargs, key), True
+
+        return retry
 
     async def _amiss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
         core = self.cores[endpoint.path]
@@ -449,6 +459,14 @@ class _Node:
 
     def __repr__(self) -> str:
         return f"<agentcache cached {self._real!r}>"
+
+
+def _led(result: Any) -> tuple[Any, bool]:
+    return result, True
+
+
+def _waited(result: Any) -> tuple[Any, bool]:
+    return result, False
 
 
 def wrap_client(client: Any, provider: str, endpoints: list[Endpoint], options: WrapOptions, *, is_async: bool) -> Any:
