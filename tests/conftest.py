@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.backends import BACKEND_KINDS, REDIS_KINDS, backend_url_for
@@ -76,3 +77,18 @@ def backend(backend_url: str) -> Iterator[object]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    """A local fake OpenAI/Anthropic HTTP server (the real SDKs talk to it), stopped after the test."""
+    from support.fake_llm_server import fake_llm_server
+
+    with fake_llm_server() as llm:
+        yield llm
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A SQLite store URL private to this test."""
+    return f"sqlite://{tmp_path / 'cache.db'}"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
-from support.fake_llm_server import SimulatedLLM, anthropic_client, fake_llm_server
+from support.fake_llm_server import SimulatedLLM, anthropic_client
 
 from agentcache import prompt_cache as pc
 from agentcache.integrations import is_cache_hit, wrap
@@ -21,17 +20,6 @@ TOOLS = [{"name": "search", "description": "web search", "input_schema": {"type"
 def ask(text: str) -> list[dict[str, Any]]:
     """One user turn."""
     return [{"role": "user", "content": text}]
-
-
-@pytest.fixture(name="server")
-def _server() -> Iterator[SimulatedLLM]:
-    with fake_llm_server() as server:
-        yield server
-
-
-@pytest.fixture(name="url")
-def _url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'cache.db'}"
 
 
 @pytest.fixture(name="client")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -41,17 +40,6 @@ def assert_same_items(replayed: list[Any], live: list[Any]) -> None:
         x.model_dump(mode="json", exclude_unset=True) for x in live
     ]
     assert [x.model_dump(mode="json") for x in replayed] == [x.model_dump(mode="json") for x in live]
-
-
-@pytest.fixture(name="server")
-def _server() -> Iterator[SimulatedLLM]:
-    with fake_llm_server() as server:
-        yield server
-
-
-@pytest.fixture(name="url")
-def _url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'cache.db'}"
 
 
 @pytest.fixture(name="client")

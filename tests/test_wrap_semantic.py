@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
-from support.fake_llm_server import SimulatedLLM, anthropic_client, fake_llm_server, openai_client
+from support.fake_llm_server import SimulatedLLM, anthropic_client, openai_client
 
 import agentcache
 from agentcache.errors import ConfigurationError
@@ -27,17 +26,6 @@ def ask(text: str, *, system: str | None = None) -> list[dict[str, Any]]:
     """Chat messages: an optional system prompt, then one user turn."""
     head = [{"role": "system", "content": system}] if system else []
     return [*head, {"role": "user", "content": text}]
-
-
-@pytest.fixture(name="server")
-def _server() -> Iterator[SimulatedLLM]:
-    with fake_llm_server() as server:
-        yield server
-
-
-@pytest.fixture(name="url")
-def _url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'cache.db'}"
 
 
 @pytest.fixture(name="client")
