@@ -19,8 +19,8 @@ from agentcache.backends import Item, SupportsScan, open_backend
 from agentcache.backends.sqlite import SQLiteBackend
 from agentcache.errors import BackendError, ConfigurationError
 
-TTL = 0.05  # short enough to wait out, long enough to read back before it lapses
-PAST_TTL = 0.12
+TTL = 0.25  # long enough to read back even after a cold first write to a new file, short enough to wait out
+PAST_TTL = 0.4
 
 
 class Face:

@@ -133,11 +133,11 @@ class TestHitsAndMisses:
     async def test_ttl_expires(self, face: str, backend_url: str) -> None:
         """An entry older than its TTL is a miss."""
         body = Counter()
-        fn = make(face, _named(body, "search"), agentcache.tool_cached(backend=backend_url, ttl=0.15))
+        fn = make(face, _named(body, "search"), agentcache.tool_cached(backend=backend_url, ttl=0.4))
         await call(fn, "q")
         await call(fn, "q")
         assert len(body.calls) == 1
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.6)
         await call(fn, "q")
         assert len(body.calls) == 2
 
