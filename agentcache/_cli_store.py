@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -15,7 +14,7 @@ from ._core import FUNCTION_TAG
 from .cache import Cache
 from .errors import SerializationError
 from .keys import KEY_PREFIX, split_key
-from .serialization import MAGIC, MAGIC_TAGGED, decode_entry, unpack_vector
+from .serialization import decode_entry, stored_form, unpack_vector
 
 if TYPE_CHECKING:
     from .backends.base import Backend, EntryInfo, SupportsScan
@@ -175,14 +174,12 @@ def decode(raw: bytes, layer: str) -> Shown:
         return Shown(entry.kind, jsonable(entry.value), entry.created_at, entry.duration, entry.usage)
     except SerializationError as exc:
         problem = str(exc)
-    if raw[:4] in (MAGIC, MAGIC_TAGGED):
-        try:
-            head = json.loads(raw[4:])
-            if isinstance(head, dict) and "v" in head:
-                note = f"shown in its stored (type-tagged) form: {problem}"
-                return Shown(str(head.get("k", "value")), head["v"], head.get("t"), head.get("d"), None, note)
-        except ValueError:
-            pass
+    try:
+        stored = stored_form(raw)
+        note = f"shown in its stored (type-tagged) form: {problem}"
+        return Shown(stored.kind, stored.value, stored.created_at, stored.duration, stored.usage, note)
+    except SerializationError:
+        pass
     if layer == "embedding" and len(raw) % 4 == 0:
         vector = unpack_vector(raw)
         return Shown("vector", vector, note=f"{len(vector)} float32 dimensions")

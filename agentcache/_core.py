@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import cache as _cache
+from . import config as _config
+from ._binding import Binder
 from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, run_sync
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
-from .keys import function_name, make_key, mapping_digest, preview, validate_namespace
-from .scope import current_namespace
-from .serialization import decode_parts, encode_entry, register_type
+from .keys import digest, fields_bytes, function_name, make_key, preview, scope_head, validate_namespace
+from .scope import _current as _namespace_var
+from .serialization import Kind, decode_hit, decode_parts, encode_entry, register_type
 from .stats import CacheInfo, Counters, StatsReport
 from .stats_store import maybe_flush
 from .usage import Usage, extract_usage
@@ -139,50 +141,7 @@ class _Flight:
 
 
 _cores: weakref.WeakSet[Core] = weakref.WeakSet()
-
-
-class _Binder:
-    """Maps a call's arguments to parameter names, with a fast path for plain signatures."""
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.sig = inspect.signature(func)
-        params = list(self.sig.parameters.values())
-        self.positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        self.var_keyword = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
-        # The fast path covers plain parameters, optionally followed by **kwargs (`def chat(messages, **params)`).
-        self.simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.VAR_KEYWORD) for p in params)
-        self.names = frozenset(self.positional)
-        self.params = frozenset(self.sig.parameters)
-        self.only_var_keyword = not self.positional and self.var_keyword is not None and len(params) == 1
-
-    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Named arguments with defaults applied; ``**kwargs`` contents are flattened in.
-
-        Raises `TypeError` exactly when calling the function with these arguments would.
-        """
-        if self.only_var_keyword and not args and self.var_keyword not in kwargs:
-            return dict(kwargs)  # `def chat(**request)`: the keywords are the request
-        if self.simple and len(args) <= len(self.positional):
-            bound = dict(zip(self.positional, args, strict=False))
-            for name, value in kwargs.items():
-                if name in bound or (name not in self.names and (self.var_keyword is None or name in self.params)):
-                    break
-                bound[name] = value
-            else:
-                for name in self.positional[len(args) :]:
-                    if name not in bound:
-                        if name not in self.defaults:
-                            break
-                        bound[name] = self.defaults[name]
-                else:
-                    return bound
-        ba = self.sig.bind(*args, **kwargs)
-        ba.apply_defaults()
-        out = dict(ba.arguments)
-        if self.var_keyword is not None:
-            out.update(out.pop(self.var_keyword, {}))
-        return out
+_scoped_namespace = _namespace_var.get  # the `namespace()` block's namespace, or None
 
 
 class Core:
@@ -194,12 +153,12 @@ class Core:
         self.name = policy.name or function_name(func)
         self.layer = policy.layer
         self.counters = Counters()
-        self.binder = _Binder(func)
         self.is_generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
         drop = set(policy.drop | policy.ignore)
         if self.is_generator:
             drop |= policy.drop_when_streaming
         self.drop = frozenset(drop)
+        self.binder = Binder(func, self.drop)
         self.function_tag = FUNCTION_TAG + self.name
         self._version = policy.version or ""
         self._static_tags = None if callable(policy.tags) else (*policy.tags, self.function_tag)
@@ -208,6 +167,9 @@ class Core:
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], int]] = {}
         self._annotations_registered = False
         self._cache: Cache | None = None
+        self._scopes: dict[str, tuple[bytes, str]] = {}
+        self._own_namespace = policy.namespace is not None
+        self._keyed = policy.key is not None
         self._warned: set[str] = set()
         _cores.add(self)
 
@@ -231,7 +193,7 @@ class Core:
 
     def namespace_for(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         """The effective namespace: the `namespace()` scope, then the decorator's, nested."""
-        scoped = current_namespace()
+        scoped = _scoped_namespace()
         own = self.policy.namespace
         if own is not None and not isinstance(own, str):
             own = validate_namespace(str(own(*args, **kwargs)))
@@ -239,72 +201,107 @@ class Core:
             return f"{scoped}/{own}"
         return scoped or own or get_settings().namespace
 
-    def key_fields(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    def key_fields(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The named values that identify a call (after `ignore=` and the layer's dropped fields)."""
         if self.policy.key is not None:
             return {"key": self.policy.key(*args, **kwargs)}
-        bound = self.binder.bind(args, kwargs)
-        if self.drop:
-            for name in self.drop.intersection(bound):
-                del bound[name]
-        return bound
+        return self.binder.bind(args, kwargs)
 
-    def prepare(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Call:
-        """Resolve key, namespace, tags and TTL of one call.
+    def coordinates(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, even_disabled: bool = False
+    ) -> tuple[str, str, dict[str, Any], Backend] | None:
+        """``(key, namespace, key fields, store)`` of one call, everything a lookup needs; `None` while caching
+        is disabled (``AGENTCACHE_DISABLED``), checked before anything is computed, unless `even_disabled`.
+
+        This is the hit path, so it inlines what the common case needs: the namespace when the decorator sets
+        none, the binder, the digest and the store already opened.
 
         Raises:
             KeyEncodingError: an argument cannot be encoded (the message names it and how to exclude it).
         """
-        ns = self.namespace_for(args, kwargs)
-        fields = self.key_fields(args, kwargs)
+        settings = _config._resolved or get_settings()
+        if settings.disabled and not even_disabled:
+            return None
+        ns = self.namespace_for(args, kwargs) if self._own_namespace else (_scoped_namespace() or settings.namespace)
+        fields = self.key_fields(args, kwargs) if self._keyed else self.binder.bind(args, kwargs)
+        scope = self._scopes.get(ns)
+        if scope is None:
+            scope = self._scope(ns)
         try:
-            d = mapping_digest(fields, scope=(ns, self.layer, self.name, self._version))
+            payload = fields_bytes(fields)
         except KeyEncodingError as exc:
             raise KeyEncodingError(f"{self.name}: {exc}") from None
+        cache = self._cache
+        store = None if cache is None else cache._store
+        if store is None:
+            store = self.cache.store
+        return scope[1] + digest(scope[0] + payload), ns, fields, store
+
+    def _scope(self, ns: str) -> tuple[bytes, str]:
+        """The digest head and key prefix of namespace `ns` (computed once per namespace)."""
+        if len(self._scopes) > 4096:  # a namespace per tenant: bounded, recomputing is cheap
+            self._scopes.clear()
+        scope = self._scopes[ns] = (
+            scope_head((ns, self.layer, self.name, self._version)),
+            make_key(ns, self.layer, self.name, ""),
+        )
+        return scope
+
+    def call_at(
+        self, key: str, ns: str, fields: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Call:
+        """The full coordinates of a call that missed (tags, TTL, store and the invalidation epoch now)."""
         tags = self._static_tags
         if tags is None:
             tags = (*self.policy.tags(*args, **kwargs), self.function_tag)  # type: ignore[operator]
         ttl = self.policy.ttl if self.policy.ttl_set else get_settings().ttl
         cache = self.cache
-        return Call(
-            make_key(ns, self.layer, self.name, d),
-            ns,
-            tags,
-            ttl,
-            cache,
-            cache.store,
-            _cache.current_epoch(),
-            fields,
-        )
+        return Call(key, ns, tags, ttl, cache, cache.store, _cache.current_epoch(), fields)
+
+    def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        """Resolve key, namespace, tags and TTL of one call (whether or not caching is disabled).
+
+        Raises:
+            KeyEncodingError: an argument cannot be encoded (the message names it and how to exclude it).
+        """
+        key, ns, fields, _ = self.coordinates(args, kwargs, even_disabled=True)  # type: ignore[misc]
+        return self.call_at(key, ns, fields, args, kwargs)
 
     # -- hits and stores ----------------------------------------------------------------------------------
 
-    def decode(self, call: Call, raw: bytes) -> tuple[str, Any, float, dict[str, Any] | None, Any] | None:
-        """Decode stored bytes (`decode_parts`); a corrupt or foreign entry is deleted and reads as `None`."""
-        try:
-            return decode_parts(raw)
-        except SerializationError as exc:
-            if not self._annotations_registered:
-                self._register_annotations()
-                try:
-                    return decode_parts(raw)
-                except SerializationError:
-                    pass
-            self.warn_once("corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
-            self.counters.add("errors")
-            try:
-                call.store.delete_many([call.key])
-            except Exception:  # noqa: S110 - the store already fails open; nothing else to do
-                pass
-            return None
+    def hit(self, key: str, raw: bytes, kind: str = "value") -> Any:
+        """The value of the entry `raw` read under `key` (the hit is counted), or `MISS` when it is unusable.
 
-    def hit(self, call: Call, raw: bytes, kind: str = "value") -> Any:
-        """The value of a hit (counted), or `MISS` when the bytes are unusable."""
-        parts = self.decode(call, raw)
-        if parts is None or parts[0] != kind:
+        A corrupt or foreign entry is deleted; an entry of the other kind (a stream read by a plain function or
+        the reverse) is left alone.
+        """
+        try:
+            found, value, duration, usage = decode_hit(key, raw)
+        except SerializationError as exc:
+            parts = self._unreadable(key, raw, exc)
+            if parts is None:
+                return MISS
+            found, value, duration, usage = parts
+        if found != kind:
             return MISS
-        self.counters.hit(parts[2], parts[3])
-        return parts[1]
+        self.counters.hit(duration, usage)
+        return value
+
+    def _unreadable(self, key: str, raw: bytes, exc: SerializationError) -> tuple[Kind, Any, float, bytes] | None:
+        """Retry once with the return annotation's classes registered; else drop the entry and warn once."""
+        if not self._annotations_registered:
+            self._register_annotations()
+            try:
+                return decode_parts(raw)
+            except SerializationError:
+                pass
+        self.warn_once("corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
+        self.counters.add("errors")
+        try:
+            self.cache.store.delete_many([key])
+        except Exception:  # noqa: S110 - the store already fails open; nothing else to do
+            pass
+        return None
 
     def encode(self, call: Call, value: Any, duration: float, kind: str = "value") -> bytes | None:
         """Entry bytes for a fresh result, or `None` when it must not be stored."""
@@ -338,7 +335,7 @@ class Core:
         """The miss path, written once: recheck, cross-process lock, compute, store (if still valid)."""
         if recheck:
             raw = yield Get(call.key)
-            if raw is not None and (value := self.hit(call, raw)) is not MISS:
+            if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                 return value, raw
         token: str | None = None
         lock_name = f"{call.key}:lock"
@@ -349,14 +346,14 @@ class Core:
                 yield Sleep(delay)
                 delay = min(delay * 2, 0.1)
                 raw = yield Get(call.key)
-                if raw is not None and (value := self.hit(call, raw)) is not MISS:
+                if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                     return value, raw
                 if time.monotonic() > deadline:
                     break
         try:
             if token is not None:
                 raw = yield Get(call.key)
-                if raw is not None and (value := self.hit(call, raw)) is not MISS:
+                if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                     return value, raw
             self.counters.add("misses")
             try:
@@ -478,11 +475,14 @@ class Core:
     def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
         if raw is not None:
-            parts = self.decode(call, raw)
-            if parts is not None:
-                self.counters.hit(parts[2], parts[3])
-                return parts[1]
-        self.counters.hit(0.0, None)
+            try:
+                _, copy, duration, usage = decode_parts(raw)
+            except SerializationError:
+                pass
+            else:
+                self.counters.hit(duration, usage)
+                return copy
+        self.counters.hit(0.0)
         return value
 
     # -- misc -----------------------------------------------------------------------------------------------
@@ -497,13 +497,13 @@ class Core:
         for cls in _classes_in(hints.get("return")):
             register_type(cls)
 
-    def explain(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> KeyExplanation:
+    def explain(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> KeyExplanation:
         """Which fields went into the key of this call, and which were left out and why."""
         call = self.prepare(args, kwargs)
         if self.policy.key is not None:
             excluded = {"*": "replaced by key="}
         else:
-            bound = self.binder.bind(args, kwargs)
+            bound = self.binder.bind(args, kwargs, keep_dropped=True)
             excluded = {
                 n: ("ignore=" if n in self.policy.ignore else f"not part of a {self.layer} request's identity")
                 for n in bound
@@ -515,11 +515,20 @@ class Core:
             layer=self.layer,
             function=self.name,
             version=self.policy.version,
-            included={k: preview(v) for k, v in sorted(call.fields.items())},
+            included={_field_label(k): preview(v) for k, v in sorted(call.fields.items(), key=_field_order)},
             excluded=excluded,
             tags=call.tags,
             ttl=call.ttl,
         )
+
+
+def _field_label(name: Any) -> str:
+    """A key field's name as `explain_key` shows it (``**name`` for a ``**kwargs`` entry kept apart)."""
+    return name if isinstance(name, str) else f"{name[0]}{name[1]}"
+
+
+def _field_order(item: tuple[Any, Any]) -> str:
+    return _field_label(item[0])
 
 
 def _classes_in(annotation: Any) -> list[type]:
@@ -644,21 +653,19 @@ def _first(outcome: tuple[Any, ...]) -> Any:
     return outcome[0]
 
 
-def _disabled() -> bool:
-    return get_settings().disabled
-
-
 def _sync_face(core: Core) -> Callable[..., Any]:
     func = core.func
 
     @functools.wraps(func)
     def cached(*args: Any, **kwargs: Any) -> Any:
-        if _disabled():
+        where = core.coordinates(args, kwargs)
+        if where is None:  # caching is disabled
             return func(*args, **kwargs)
-        call = core.prepare(args, kwargs)
-        raw = call.store.get(call.key)
-        if raw is not None and (value := core.hit(call, raw)) is not MISS:
+        key, ns, fields, store = where
+        raw = store.get(key)
+        if raw is not None and (value := core.hit(key, raw)) is not MISS:
             return value
+        call = core.call_at(key, ns, fields, args, kwargs)
 
         def compute(_: Any) -> Any:
             return func(*args, **kwargs)
@@ -683,12 +690,14 @@ def _async_face(core: Core) -> Callable[..., Any]:
 
     @functools.wraps(func)
     async def cached(*args: Any, **kwargs: Any) -> Any:
-        if _disabled():
+        where = core.coordinates(args, kwargs)
+        if where is None:  # caching is disabled
             return await func(*args, **kwargs)
-        call = core.prepare(args, kwargs)
-        raw = await call.store.aget(call.key)
-        if raw is not None and (value := core.hit(call, raw)) is not MISS:
+        key, ns, fields, store = where
+        raw = await store.aget(key)
+        if raw is not None and (value := core.hit(key, raw)) is not MISS:
             return value
+        call = core.call_at(key, ns, fields, args, kwargs)
 
         def compute(_: Any) -> Any:
             return func(*args, **kwargs)
@@ -712,14 +721,16 @@ def _gen_face(core: Core) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def cached(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        if _disabled():
+        where = core.coordinates(args, kwargs)
+        if where is None:  # caching is disabled
             yield from func(*args, **kwargs)
             return
-        call = core.prepare(args, kwargs)
-        raw = call.store.get(call.key)
-        if raw is not None and (chunks := core.hit(call, raw, "stream")) is not MISS:
+        key, ns, fields, store = where
+        raw = store.get(key)
+        if raw is not None and (chunks := core.hit(key, raw, "stream")) is not MISS:
             yield from chunks
             return
+        call = core.call_at(key, ns, fields, args, kwargs)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()
@@ -748,16 +759,18 @@ def _async_gen_face(core: Core) -> Callable[..., Any]:
 
     @functools.wraps(func)
     async def cached(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        if _disabled():
+        where = core.coordinates(args, kwargs)
+        if where is None:  # caching is disabled
             async for chunk in func(*args, **kwargs):
                 yield chunk
             return
-        call = core.prepare(args, kwargs)
-        raw = await call.store.aget(call.key)
-        if raw is not None and (chunks := core.hit(call, raw, "stream")) is not MISS:
+        key, ns, fields, store = where
+        raw = await store.aget(key)
+        if raw is not None and (chunks := core.hit(key, raw, "stream")) is not MISS:
             for chunk in chunks:
                 yield chunk
             return
+        call = core.call_at(key, ns, fields, args, kwargs)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()

@@ -24,7 +24,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ConfigurationError, KeyEncodingError
 
@@ -59,55 +59,88 @@ def _json(obj: Any) -> bytes:
     The rare values orjson refuses (integers beyond 64 bits, lone surrogates) take the stdlib encoder, in a
     separate domain marked by a leading 0x01 byte, so the two encodings can never produce the same bytes.
     """
-    global _orjson
-    if _orjson is None:
-        import orjson
-
-        _orjson = orjson
+    orjson = _orjson or _load_orjson()
     try:
-        return bytes(_orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS))
-    except _orjson.JSONEncodeError:
+        return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+    except orjson.JSONEncodeError:
         return b"\x01" + _stdlib_dumps(obj).encode()
 
 
-def _is_plain(obj: Any) -> bool:
-    """True when JSON encodes `obj` unambiguously as it is (the fast path: no tagging walk needed).
+def _load_orjson() -> Any:
+    global _orjson
+    import orjson
 
-    Written as explicit loops with scalars checked inline: this walk runs on every cached call.
-    ``v - v != 0.0`` is true exactly for NaN and the infinities.
+    _orjson = orjson
+    return orjson
+
+
+def _plain_json(obj: Any) -> bytes | None:
+    """The canonical bytes of `obj` when JSON says it unambiguously as it is, else `None` (then the caller
+    takes the tagging walk, `_canonical`).
+
+    This is the hit path's encoder. Plain means: dicts, lists, str, int, bool, None and finite floats, no
+    ``"$t"`` key. Dict keys are not walked: orjson refuses every key that is not exactly a str (and integers
+    beyond 64 bits, and lone surrogates), and such a refusal also means "not plain".
     """
     t = type(obj)
     if t is dict:
-        for k, v in obj.items():
-            if type(k) is not str or k == _TAG:
+        if not _plain_dict(obj):
+            return None
+    elif t is list:
+        if not _plain_list(obj):
+            return None
+    elif t is float:
+        if obj - obj != 0.0:  # true exactly for NaN and the infinities
+            return None
+    elif not (t is str or t is int or t is bool or obj is None):
+        return None
+    orjson = _orjson or _load_orjson()
+    try:
+        return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
+    except orjson.JSONEncodeError:
+        return None
+
+
+# The walk behind `_plain_json`: one function per container type, str first (the common leaf), written as plain
+# loops because it runs on every cached call.
+def _plain_dict(obj: dict[Any, Any]) -> bool:
+    if _TAG in obj:
+        return False
+    for v in obj.values():
+        tv = type(v)
+        if tv is str:
+            continue
+        if tv is dict:
+            if not _plain_dict(v):
                 return False
-            tv = type(v)
-            if tv is str or tv is int or tv is bool or v is None:
-                continue
-            if tv is float:
-                if v - v != 0.0:
-                    return False
-                continue
-            if not _is_plain(v):
+        elif tv is list:
+            if not _plain_list(v):
                 return False
-        return True
-    if t is list:
-        for v in obj:
-            tv = type(v)
-            if tv is str or tv is int or tv is bool or v is None:
-                continue
-            if tv is float:
-                if v - v != 0.0:
-                    return False
-                continue
-            if not _is_plain(v):
+        elif tv is float:
+            if v - v != 0.0:
                 return False
-        return True
-    if t is str or t is int or t is bool or obj is None:
-        return True
-    if t is float:
-        return bool(obj - obj == 0.0)
-    return False
+        elif not (tv is int or tv is bool or v is None):
+            return False
+    return True
+
+
+def _plain_list(obj: list[Any]) -> bool:
+    for v in obj:
+        tv = type(v)
+        if tv is str:
+            continue
+        if tv is dict:
+            if not _plain_dict(v):
+                return False
+        elif tv is list:
+            if not _plain_list(v):
+                return False
+        elif tv is float:
+            if v - v != 0.0:
+                return False
+        elif not (tv is int or tv is bool or v is None):
+            return False
+    return True
 
 
 def _qualname(t: type) -> str:
@@ -209,24 +242,28 @@ def canonical_bytes(obj: Any, name: str = "value") -> bytes:
         KeyEncodingError: `obj` (or something inside it, reported by its path under `name`) is NaN or of a
             type with no canonical encoding.
     """
-    return _json(obj if _is_plain(obj) else _canonical(obj, name))
+    plain = _plain_json(obj)
+    return plain if plain is not None else _json(_canonical(obj, name))
 
 
 def digest(data: bytes) -> str:
     """The first 32 hex characters (128 bits) of the SHA-256 of `data`."""
-    return str(_sha256(data).hexdigest()[:32])
+    return (_sha256_ctor or _load_sha256())(data).hexdigest()[:32]
 
 
-def _sha256(data: bytes = b"") -> Any:
+class _Hash(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+def _load_sha256() -> Callable[[bytes], _Hash]:
     global _sha256_ctor
-    if _sha256_ctor is None:
-        from hashlib import sha256
+    from hashlib import sha256  # imported on first use: hashlib loads OpenSSL, `import agentcache` does not
 
-        _sha256_ctor = sha256
-    return _sha256_ctor(data)
+    _sha256_ctor = sha256
+    return sha256
 
 
-_sha256_ctor: Any = None
+_sha256_ctor: Callable[[bytes], _Hash] | None = None
 
 
 def validate_namespace(namespace: str) -> str:
@@ -297,17 +334,18 @@ def preview(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def fields_bytes(fields: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of named values (a call's key fields); an error names the field that cannot be encoded."""
+    data = fields if type(fields) is dict else dict(fields)
+    plain = _plain_json(data)
+    return plain if plain is not None else _json({k: _canonical(v, k) for k, v in data.items()})
+
+
+def scope_head(scope: tuple[str, ...]) -> bytes:
+    """The bytes hashed before a call's fields: its scope (namespace, layer, function, version), unambiguously."""
+    return _json(list(scope)) + b"\x00"
+
+
 def mapping_digest(fields: Mapping[str, Any], *, scope: tuple[str, ...]) -> str:
     """Digest of named fields plus the scope they belong to (namespace, layer, function, version)."""
-    head = _heads.get(scope)
-    if head is None:
-        if len(_heads) > 4096:
-            _heads.clear()
-        head = _heads[scope] = _json(list(scope)) + b"\x00"
-    data = fields if type(fields) is dict else dict(fields)
-    h = _sha256(head)
-    h.update(_json(data if _is_plain(data) else {k: _canonical(v, k) for k, v in data.items()}))
-    return str(h.hexdigest()[:32])
-
-
-_heads: dict[tuple[str, ...], bytes] = {}
+    return digest(scope_head(scope) + fields_bytes(fields))

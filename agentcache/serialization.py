@@ -1,11 +1,12 @@
 """Values to bytes and back, without pickle.
 
-An entry is ``b"ac1j"`` followed by a JSON envelope::
+An entry is a 24-byte header, the call's usage as JSON (may be empty), then the value as JSON::
 
-    {"k": "value" | "stream", "v": <tagged value>, "t": created, "d": seconds the call took,
-     "u": normalized usage or absent}
+    b"ac2" + kind byte + <created: f64> <duration: f64> <usage length: u32> + usage JSON + value JSON
 
-(``b"ac1t"`` instead when the value holds type tags, so plain values decode without a per-object hook.)
+The kind byte is ``v`` (a value), ``s`` (the recorded chunks of a stream), upper-case when the value holds type
+tags. A hit reads the header with one `struct` call and parses only the value; the usage bytes are parsed when
+statistics are read.
 
 Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, bytes, sets, datetimes, decimals,
 UUIDs, enums, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
@@ -25,6 +26,7 @@ import base64
 import dataclasses
 import enum
 import math
+import struct
 import sys
 import threading
 import time
@@ -38,14 +40,27 @@ from .usage import Usage
 __all__ = [
     "Entry",
     "decode_entry",
+    "decode_hit",
+    "decode_parts",
     "encode_entry",
     "pack_vector",
+    "parse_usage",
     "register_type",
+    "stored_form",
     "unpack_vector",
 ]
 
-MAGIC = b"ac1j"  # plain JSON value
-MAGIC_TAGGED = b"ac1t"  # the value holds type tags: decode with the tag hook
+MAGIC = b"ac2"  # every entry starts with it; the fourth byte says what follows
+_MAGIC_OF: dict[tuple[str, bool], bytes] = {
+    ("value", False): MAGIC + b"v",  # a plain JSON value
+    ("value", True): MAGIC + b"V",  # a value holding type tags: decoded with the tag walk
+    ("stream", False): MAGIC + b"s",  # the recorded chunks of a stream, as a JSON list
+    ("stream", True): MAGIC + b"S",
+}
+_KIND_OF: dict[bytes, tuple[Kind, bool]] = {m: (k, t) for (k, t), m in _MAGIC_OF.items()}  # type: ignore[misc]
+_HEAD = struct.Struct("<ddI")  # created (Unix s), duration of the original call (s), length of the usage JSON
+HEADER_SIZE = len(MAGIC) + 1 + _HEAD.size
+_USAGE_INTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
 _TAG = "$t"
 _types: dict[str, type] = {}
 _types_lock = threading.Lock()
@@ -217,14 +232,16 @@ def _untag(x: Any) -> Any:
 
 
 _orjson: Any = None
+_loads: Any = None  # orjson.loads once imported: the hit path calls it directly
 
 
 def _codec() -> Any:
-    global _orjson
+    global _orjson, _loads
     if _orjson is None:
         import orjson
 
         _orjson = orjson
+        _loads = orjson.loads
     return _orjson
 
 
@@ -246,65 +263,170 @@ def encode_entry(value: Any, *, kind: Kind = "value", duration: float = 0.0, usa
         SerializationError: the value (or a part of it) has a type that cannot be stored safely.
     """
     enc = _Encoder()
+    codec = _codec()
     try:
-        payload: dict[str, Any] = {
-            "k": kind,
-            "v": enc.encode(value),
-            "t": round(time.time(), 3),
-            "d": round(duration, 6),
-        }
+        body = codec.dumps(enc.encode(value))
+        usage_json = b"" if usage is None else codec.dumps(usage.to_dict())
     except RecursionError as exc:
         raise SerializationError("value is nested too deeply to cache") from exc
-    if usage is not None:
-        payload["u"] = usage.to_dict()
-    try:
-        return (MAGIC_TAGGED if enc.tagged else MAGIC) + _codec().dumps(payload)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
         raise SerializationError(f"value cannot be cached: {exc}") from exc
+    magic = _MAGIC_OF[kind, enc.tagged]
+    created = round(time.time(), 3)
+    return b"".join((magic, _HEAD.pack(created, max(float(duration), 0.0), len(usage_json)), usage_json, body))
 
 
-def decode_parts(raw: bytes) -> tuple[str, Any, float, dict[str, Any] | None, dict[str, Any]]:
-    """The hit path's decoder: ``(kind, value, duration, usage dict or None, envelope)`` with no objects built.
+def decode_parts(raw: bytes) -> tuple[Kind, Any, float, bytes]:
+    """The hit path's decoder: ``(kind, value, duration, usage JSON bytes or b"")``, no other objects built.
+
+    The usage bytes are parsed only when statistics are read (`agentcache.stats.Counters`), so a hit pays
+    for parsing its value and nothing else.
 
     Raises:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
-    magic = raw[:4]
     try:
-        if magic != MAGIC and magic != MAGIC_TAGGED:
-            raise SerializationError("not an agentcache entry")
-        head = _codec().loads(memoryview(raw)[4:])
-        if type(head) is not dict:
-            raise SerializationError("entry envelope is not an object")
-        value = head["v"]
-        if magic == MAGIC_TAGGED:
+        kind, tagged = _KIND_OF[raw[:4]]
+        _, duration, n = _HEAD.unpack_from(raw, 4)
+        start = HEADER_SIZE + n
+        value = (_loads or _codec().loads)(raw[start:])
+        if tagged:
             value = _untag(value)
-        kind = head.get("k", "value")
-        if kind != "value" and (kind != "stream" or type(value) is not list):
-            raise SerializationError(f"bad entry kind {kind!r}")
-        duration = head.get("d", 0.0)
-        if type(duration) is not float:
-            duration = float(duration)
-        u = head.get("u")
-        return kind, value, duration, (u if type(u) is dict else None), head
+        if not 0.0 <= duration < 1e9 or len(raw) < start or (kind == "stream" and type(value) is not list):
+            raise SerializationError("entry header or kind is inconsistent")
+        return kind, value, duration, raw[HEADER_SIZE:start]
     except SerializationError:
         raise
+    except KeyError:
+        raise SerializationError("not an agentcache entry") from None
     except Exception as exc:  # any malformed input, whatever the parser raises
         raise SerializationError(f"corrupt entry: {type(exc).__name__}: {exc}") from exc
 
 
-def decode_entry(raw: bytes) -> Entry:
-    """Parse entry bytes written by `encode_entry`.
+# -- hits of entries seen before ---------------------------------------------------------------------------------
+#
+# Parsing JSON builds every object of a value again, strings included. A value read before under the same key is
+# instead kept decoded (the *template*) and each hit gets a copy in which every dict and list is new and the
+# immutable leaves (str, int, float, bool, None) are shared: the caller may mutate it freely, at a fraction of the
+# cost of parsing. The template is used only while the store returns the very same bytes for the key, so a changed,
+# expired or invalidated entry is never served from it. Values holding type tags are always parsed (their objects
+# may be mutable).
+
+MEMO_BYTES = 16 << 20  # entry bytes whose decoded values are kept, all keys together
+MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit
+_memo: dict[str, tuple[bytes, Kind, Any, Any, float, bytes]] = {}
+_memo_size = 0
+_memo_lock = threading.Lock()
+_CONTAINERS = (dict, list)
+
+
+def decode_hit(key: str, raw: bytes) -> tuple[Kind, Any, float, bytes]:
+    """`decode_parts` for bytes just read under `key`, returning a fresh copy of a template when `raw` is the
+    entry this process decoded last for the key.
 
     Raises:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
-    kind, value, duration, u, head = decode_parts(raw)
+    memo = _memo.get(key)
+    if memo is not None and (memo[0] is raw or memo[0] == raw):
+        steps = memo[3]
+        return memo[1], (memo[2] if steps is None else _copy(memo[2], steps)), memo[4], memo[5]
+    kind, value, duration, usage = decode_parts(raw)
+    if raw[3] in _PLAIN and len(raw) <= MEMO_ENTRY_MAX:
+        steps = _copy_steps(value) if type(value) in _CONTAINERS else None
+        _remember(key, (raw, kind, value, steps, duration, usage))
+        if steps is not None:
+            value = _copy(value, steps)
+    return kind, value, duration, usage
+
+
+_PLAIN = frozenset(b"vs")  # kind bytes of entries without type tags
+_Step = tuple[int, Any, Any]  # (index of the parent copy, key or index in it, the template container)
+
+
+def _copy_steps(value: Any) -> tuple[_Step, ...]:
+    """The nested dicts and lists of `value` in the order `_copy` rebuilds them, each with its parent's index."""
+    steps: list[_Step] = []
+
+    def walk(container: Any, index: int) -> None:
+        for k, v in container.items() if type(container) is dict else enumerate(container):
+            if type(v) in _CONTAINERS:
+                steps.append((index, k, v))
+                walk(v, len(steps))
+
+    walk(value, 0)
+    return tuple(steps)
+
+
+def _copy(value: Any, steps: tuple[_Step, ...]) -> Any:
+    """A copy of the dict or list `value` in which every nested dict and list is new (the leaves are shared)."""
+    copies = [value.copy()]
+    add = copies.append
+    for parent, k, template in steps:
+        c = template.copy()
+        copies[parent][k] = c
+        add(c)
+    return copies[0]
+
+
+def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes]) -> None:
+    global _memo_size
+    with _memo_lock:
+        old = _memo.pop(key, None)
+        if old is not None:
+            _memo_size -= len(old[0])
+        _memo[key] = memo
+        _memo_size += len(memo[0])
+        while _memo_size > MEMO_BYTES:  # oldest first: entries still hit are simply decoded and kept again
+            _memo_size -= len(_memo.pop(next(iter(_memo)))[0])
+
+
+def forget_decoded() -> None:
+    """Drop every kept template (tests and `agentcache.reset`; never needed for correctness)."""
+    global _memo_size
+    with _memo_lock:
+        _memo.clear()
+        _memo_size = 0
+
+
+def parse_usage(data: bytes) -> Usage | None:
+    """The `Usage` stored in an entry's usage bytes; `None` when empty or unreadable (never raises)."""
+    if not data:
+        return None
     try:
-        usage = Usage.from_dict(u) if u is not None else None
-        return Entry(value, kind, float(head.get("t", 0.0)), duration, usage)  # type: ignore[arg-type]
+        fields = _codec().loads(data)
+        usage = Usage.from_dict(fields) if type(fields) is dict else None
+    except Exception:
+        return None
+    if usage is None or not all(type(getattr(usage, f)) is int for f in _USAGE_INTS):
+        return None
+    return usage if usage.model is None or type(usage.model) is str else None
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """Parse entry bytes written by `encode_entry` (with their creation time and parsed usage).
+
+    Raises:
+        SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
+    """
+    kind, value, duration, usage = decode_parts(raw)
+    created = _HEAD.unpack_from(raw, 4)[0]
+    return Entry(value, kind, created, duration, parse_usage(usage))
+
+
+def stored_form(raw: bytes) -> Entry:
+    """The entry with its value as stored (type tags left in): for showing entries this process cannot rebuild.
+
+    Raises:
+        SerializationError: the bytes are not an agentcache entry or not JSON.
+    """
+    try:
+        kind, _ = _KIND_OF[raw[:4]]
+        created, duration, n = _HEAD.unpack_from(raw, 4)
+        value = _codec().loads(raw[HEADER_SIZE + n :])
     except Exception as exc:
-        raise SerializationError(f"corrupt entry metadata: {exc}") from exc
+        raise SerializationError(f"not a readable agentcache entry: {type(exc).__name__}") from None
+    return Entry(value, kind, created, duration, parse_usage(raw[HEADER_SIZE : HEADER_SIZE + n]))
 
 
 def pack_vector(vector: Sequence[float] | Any) -> bytes:

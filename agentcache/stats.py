@@ -8,8 +8,10 @@ Counters are updated under a per-function lock, so threads never lose an increme
 from __future__ import annotations
 
 import threading
+from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from .usage import Usage
@@ -30,53 +32,103 @@ class CacheInfo(NamedTuple):
     usd_saved: float
 
 
-@dataclass
+_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored")
+_LOG_MAX = 512  # hits recorded but not yet folded in; bounds memory in processes that never read stats
+
+
 class Counters:
-    """Mutable counters of one cached function (or a sum of several)."""
+    """Mutable counters of one cached function (or a sum of several).
 
-    hits: int = 0
-    misses: int = 0
-    errors: int = 0
-    backend_errors: int = 0
-    stores: int = 0
-    not_stored: int = 0
-    time_saved: float = 0.0
-    tokens_saved: int = 0
-    _usd_base: float = field(default=0.0, repr=False)
-    # Tokens saved per model (in `_USAGE_FIELDS` order): priced only when read, so a hit does no price lookup.
-    _saved_usage: dict[str | None, list[int]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    A hit appends ``(duration, usage)`` to a log, with no lock (a list append is atomic) and no parsing; the
+    log is folded into the totals under the lock when the counters are read, or every `_LOG_MAX` hits. The
+    usage is an entry's raw usage JSON (`agentcache.serialization`), parsed once per distinct value at fold
+    time, or a `Usage`. Everything else is counted under the lock, so threads never lose an increment.
+    """
 
-    def hit(self, duration: float, usage: Mapping[str, Any] | Usage | None) -> None:
-        """Count a hit that saved a call of `duration` seconds and `usage` tokens (a `Usage` or its dict)."""
+    __slots__ = (*_COUNTS, "_hits", "_lock", "_log", "_saved_usage", "_time_saved", "_tokens", "_usd_base")
+
+    def __init__(self) -> None:
+        self.misses = 0
+        self.errors = 0
+        self.backend_errors = 0
+        self.stores = 0
+        self.not_stored = 0
+        self._hits = 0
+        self._time_saved = 0.0
+        self._tokens = 0
+        self._usd_base = 0.0
+        # Tokens saved per model (in `Usage` field order): priced only when read, so a hit does no price lookup.
+        self._saved_usage: dict[str | None, list[int]] = {}
+        self._log: list[tuple[float, bytes | Usage | None]] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Counters(hits={self.hits}, misses={self.misses}, errors={self.errors})"
+
+    def hit(self, duration: float, usage: bytes | Usage | None = None) -> None:
+        """Count a hit that saved a call of `duration` seconds and `usage` tokens (entry usage bytes or `Usage`)."""
+        log = self._log
+        log.append((duration, usage))
+        if len(log) >= _LOG_MAX:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Fold the logged hits into the totals (caller holds the lock; hits logged meanwhile stay queued)."""
+        log = self._log
+        n = len(log)
+        if not n:
+            return
+        batch = log[:n]
+        del log[:n]
+        self._hits += n
+        self._time_saved += sum(map(_first, batch))
+        by_usage = _Tally(map(_second, batch))
+        by_usage.pop(None, None)
+        if by_usage:
+            from .serialization import parse_usage
+
+            for usage, times in by_usage.items():
+                parsed = parse_usage(usage) if type(usage) is bytes else usage
+                if parsed is not None:
+                    self._account(parsed, times)
+
+    def _account(self, usage: Usage, times: int) -> None:
+        acc = self._saved_usage.get(usage.model)
+        if acc is None:
+            acc = self._saved_usage[usage.model] = [0, 0, 0, 0, 0]
+        acc[0] += usage.input_tokens * times
+        acc[1] += usage.output_tokens * times
+        acc[2] += usage.cache_read_tokens * times
+        acc[3] += usage.cache_write_tokens * times
+        acc[4] += usage.cache_write_1h_tokens * times
+        self._tokens += usage.total_tokens * times  # the 1 h writes are a part of cache_write_tokens
+
+    def _read(self, name: str) -> Any:
         with self._lock:
-            self.hits += 1
-            self.time_saved += duration
-            if usage:
-                get = (usage.to_dict() if isinstance(usage, Usage) else usage).get
-                i, o, r, w, w1 = (
-                    get("input_tokens", 0),
-                    get("output_tokens", 0),
-                    get("cache_read_tokens", 0),
-                    get("cache_write_tokens", 0),
-                    get("cache_write_1h_tokens", 0),
-                )
-                if type(i) is int and type(o) is int and type(r) is int and type(w) is int and type(w1) is int:
-                    model = get("model")
-                    acc = self._saved_usage.get(model)
-                    if acc is None:
-                        acc = self._saved_usage[model] = [0, 0, 0, 0, 0]
-                    acc[0] += i
-                    acc[1] += o
-                    acc[2] += r
-                    acc[3] += w
-                    acc[4] += w1
-                    self.tokens_saved += i + o + r + w  # the 1 h writes are a part of cache_write_tokens
+            self._fold()
+            return getattr(self, name)
+
+    @property
+    def hits(self) -> int:
+        """Hits so far."""
+        return int(self._read("_hits"))
+
+    @property
+    def time_saved(self) -> float:
+        """Seconds of original calls not repeated (their recorded durations, summed over hits)."""
+        return float(self._read("_time_saved"))
+
+    @property
+    def tokens_saved(self) -> int:
+        """Tokens not paid for again."""
+        return int(self._read("_tokens"))
 
     @property
     def usd_saved(self) -> float:
         """Dollars not paid again, at the prices in force now (`agentcache.set_prices`)."""
         with self._lock:
+            self._fold()
             saved = [Usage(a[0], a[1], a[2], a[3], a[4], model) for model, a in self._saved_usage.items()]
         return self._usd_base + sum(u.cost() for u in saved)
 
@@ -88,30 +140,36 @@ class Counters:
     @property
     def hit_rate(self) -> float:
         """Hits over lookups (0.0 before the first lookup)."""
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
+        hits = self.hits
+        total = hits + self.misses
+        return hits / total if total else 0.0
 
     def info(self) -> CacheInfo:
         """A consistent snapshot as `CacheInfo`."""
         usd = self.usd_saved
         with self._lock:
+            self._fold()
+            total = self._hits + self.misses
             return CacheInfo(
-                self.hits,
+                self._hits,
                 self.misses,
                 self.errors,
                 self.backend_errors,
-                self.hit_rate,
-                self.time_saved,
-                self.tokens_saved,
+                self._hits / total if total else 0.0,
+                self._time_saved,
+                self._tokens,
                 usd,
             )
 
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
-            for f in fields(self):
-                if not f.name.startswith("_"):
-                    setattr(self, f.name, type(getattr(self, f.name))())
+            self._fold()
+            for name in _COUNTS:
+                setattr(self, name, 0)
+            self._hits = 0
+            self._time_saved = 0.0
+            self._tokens = 0
             self._usd_base = 0.0
             self._saved_usage = {}
 
@@ -119,19 +177,29 @@ class Counters:
         """Add another set of counters (or its `to_dict()`) into this one."""
         if isinstance(other, Counters):
             with other._lock:
+                other._fold()
                 saved = {m: list(c) for m, c in other._saved_usage.items()}
                 base = other._usd_base
-            data: Mapping[str, Any] = {f.name: getattr(other, f.name) for f in fields(other) if f.name[0] != "_"}
+                data: Mapping[str, Any] = {
+                    **{name: getattr(other, name) for name in _COUNTS},
+                    "hits": other._hits,
+                    "time_saved": other._time_saved,
+                    "tokens_saved": other._tokens,
+                }
         else:
             saved, data = {}, other
-            usd = data.get("usd_saved")
-            base = float(usd) if isinstance(usd, (int, float)) and not isinstance(usd, bool) else 0.0
+            usd: Any = data.get("usd_saved")
+            base = float(usd) if _is_number(usd) else 0.0
         with self._lock:
-            for f in fields(self):
-                if not f.name.startswith("_") and f.name in data:
-                    value = data[f.name]
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        setattr(self, f.name, getattr(self, f.name) + type(getattr(self, f.name))(value))
+            self._fold()
+            for name in _COUNTS:
+                value: Any = data.get(name)
+                if _is_number(value):
+                    setattr(self, name, getattr(self, name) + int(value))
+            for name, attr, cast in _TOTALS:
+                value = data.get(name)
+                if _is_number(value):
+                    setattr(self, attr, getattr(self, attr) + cast(value))
             self._usd_base += base
             for model, counts in saved.items():
                 acc = self._saved_usage.setdefault(model, [0, 0, 0, 0, 0])
@@ -142,9 +210,26 @@ class Counters:
         """A JSON-ready dict of the counters (``usd_saved`` at the prices in force now)."""
         usd = self.usd_saved
         with self._lock:
-            out = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            self._fold()
+            out: dict[str, Any] = {"hits": self._hits}
+            out.update((name, getattr(self, name)) for name in _COUNTS)
+            out["time_saved"] = self._time_saved
+            out["tokens_saved"] = self._tokens
         out["usd_saved"] = usd
         return out
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+_TOTALS: tuple[tuple[str, str, type], ...] = (
+    ("hits", "_hits", int),
+    ("time_saved", "_time_saved", float),
+    ("tokens_saved", "_tokens", int),
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass

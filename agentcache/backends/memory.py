@@ -19,15 +19,14 @@ _SWEEP_INTERVAL = 1.0
 
 
 class _Entry:
-    """One stored value; `expires` is on the monotonic clock, `created`/`accessed` are Unix seconds."""
+    """One stored value; `expires` is on the monotonic clock, `created` is Unix seconds."""
 
-    __slots__ = ("accessed", "created", "expires", "size", "tags", "value")
+    __slots__ = ("created", "expires", "size", "tags", "value")
 
     def __init__(self, value: bytes, expires: float | None, created: float, tags: tuple[str, ...], size: int):
         self.value = value
         self.expires = expires
         self.created = created
-        self.accessed = created
         self.tags = tags
         self.size = size
 
@@ -40,6 +39,10 @@ class MemoryBackend(InlineAsyncFace):
     first and then the least recently used ones are evicted; a `get` counts as a use. `None` disables a limit.
     An item larger than `max_bytes` on its own is not stored. The async face calls the sync methods directly:
     nothing here blocks, so a thread hop would only add latency.
+
+    Reads take no lock: a dict lookup and `OrderedDict.move_to_end` are each atomic, writers hold the lock and
+    never iterate the live dict (they iterate a snapshot or pop from its ends). Access times are not recorded
+    (`scan` reports `accessed_at=None`); the recency order itself is exact.
 
     Example:
         >>> b = MemoryBackend(max_entries=2)
@@ -64,23 +67,25 @@ class MemoryBackend(InlineAsyncFace):
 
     def get(self, key: str, /) -> bytes | None:
         """Return the value stored under `key`, or `None` when it is missing or expired."""
-        with self._lock:
-            entry = self._data.get(key)
-            if entry is None:
-                return None
-            if entry.expires is not None and entry.expires <= _monotonic():
-                self._remove(key, entry)
-                return None
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires is not None and entry.expires <= _monotonic():
+            with self._lock:
+                if self._data.get(key) is entry:
+                    self._remove(key, entry)
+            return None
+        try:
             self._data.move_to_end(key)
-            entry.accessed = _wall()
-            return entry.value
+        except KeyError:  # removed by a writer since the lookup: this read still saw a live entry
+            pass
+        return entry.value
 
     def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
         """Return the values of `keys`, in order, with `None` for each missing or expired one."""
         out: list[bytes | None] = []
         with self._lock:
             now = _monotonic()
-            wall = _wall()
             data = self._data
             for key in keys:
                 entry = data.get(key)
@@ -91,7 +96,6 @@ class MemoryBackend(InlineAsyncFace):
                     out.append(None)
                 else:
                     data.move_to_end(key)
-                    entry.accessed = wall
                     out.append(entry.value)
         return out
 
@@ -138,7 +142,7 @@ class MemoryBackend(InlineAsyncFace):
     def clear(self, prefix: str = "", /) -> int:
         """Delete every entry whose key starts with `prefix`; return the count of live entries deleted."""
         with self._lock:
-            return self._delete_keys([k for k in self._data if k.startswith(prefix)])
+            return self._delete_keys([k for k in list(self._data) if k.startswith(prefix)])
 
     def close(self) -> None:
         """Nothing to release: the entries stay until the object is garbage collected."""
@@ -148,14 +152,13 @@ class MemoryBackend(InlineAsyncFace):
         with self._lock:
             now = _monotonic()
             wall = _wall()
-            keys = self._data if tag is None else self._tags.get(tag, set())
+            keys = list(self._data) if tag is None else self._tags.get(tag, set())
             found = [
                 EntryInfo(
                     key=key,
                     size=e.size,
                     created_at=e.created,
                     expires_at=None if e.expires is None else wall + (e.expires - now),
-                    accessed_at=e.accessed,
                     tags=e.tags,
                 )
                 for key in sorted(keys)
@@ -171,6 +174,10 @@ class MemoryBackend(InlineAsyncFace):
 
     def _remove(self, key: str, entry: _Entry) -> None:
         del self._data[key]
+        self._forget(key, entry)
+
+    def _forget(self, key: str, entry: _Entry) -> None:
+        """Size and tag bookkeeping of an entry that left `_data`."""
         self._bytes -= entry.size
         for tag in entry.tags:
             keys = self._tags.get(tag)
@@ -199,8 +206,8 @@ class MemoryBackend(InlineAsyncFace):
         # A full sweep is O(n), so it runs at most once per interval; between sweeps plain LRU applies.
         if now - self._last_sweep >= _SWEEP_INTERVAL:
             self._last_sweep = now
-            for key, entry in [(k, e) for k, e in self._data.items() if not self._alive(e, now)]:
+            for key, entry in [(k, e) for k, e in list(self._data.items()) if not self._alive(e, now)]:
                 self._remove(key, entry)
         while self._data and self._over():
-            key, entry = next(iter(self._data.items()))
-            self._remove(key, entry)
+            key, entry = self._data.popitem(last=False)  # least recently used first
+            self._forget(key, entry)

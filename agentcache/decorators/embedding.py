@@ -50,11 +50,8 @@ class _EmbeddingCore(Core):
 
     def split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """The text argument and the other named arguments (after `ignore=`)."""
-        fields = self.binder.bind(args, kwargs)
-        texts = fields.pop(self.text_param)
-        for name in self.drop.intersection(fields):
-            del fields[name]
-        return texts, fields
+        fields = self.binder.bind(args, kwargs)  # `ignore=` already applied; never mutated (may be `kwargs`)
+        return fields[self.text_param], {k: v for k, v in fields.items() if k != self.text_param}
 
     def keys(self, namespace: str, texts: Sequence[str], others: dict[str, Any]) -> list[str]:
         """One key per text: model, text and the other arguments, under the namespace."""

@@ -140,7 +140,7 @@ class _SemanticCore(Core):
         from agentcache.semantic.guards import check_guards, effective_threshold
 
         raw = yield Get(call.key)
-        if raw is not None and (value := self.hit(call, raw)) is not MISS:
+        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
             return value, raw, SemanticHit(1.0, text, text, call.key)
         part: Partition = (yield Compute(("refresh", prefix)))[0]
         try:
@@ -167,7 +167,7 @@ class _SemanticCore(Core):
                 accepted, _ = yield Compute(("verify", (cached_query, text, similarity)))
                 if not accepted:
                     continue
-            value = self.hit(call, raw)
+            value = self.hit(entry_key, raw)
             if value is not MISS:
                 return value, raw, SemanticHit(similarity, text, cached_query, entry_key)
         return (yield from self._compute_and_store(call, text, record_key, vector, part))

@@ -1,0 +1,114 @@
+"""From a call's arguments to the named values that identify it: the first step of every cache lookup.
+
+`Binder.bind` returns ``{parameter name: value}`` with defaults applied and ``**kwargs`` contents flattened in,
+minus the names the decorator drops (``ignore=``, a layer's transport fields). It raises `TypeError` exactly when
+calling the function would. Binding with `inspect.Signature.bind` costs microseconds, so the binder does it once
+per call *shape* (number of positional arguments and the keyword names, in order) and keeps a plan that rebuilds
+the result from then on with a few dict operations.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Binder"]
+
+_MAX_SHAPES = 256  # distinct call shapes remembered per function (a real program has a handful)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to bind every call of one shape."""
+
+    names: tuple[str, ...]  # the parameters that the positional arguments fill, in order
+    var_positional: str | None  # the ``*args`` parameter: it gets the positional arguments past `names`
+    defaults: dict[str, Any]  # parameters this shape leaves out, with their defaults
+    nested: tuple[str, ...]  # ``**kwargs`` keys named like a parameter: kept apart (see `Binder.NESTED`)
+    drop: tuple[str, ...]  # dropped names present in this shape's result
+    as_is: bool  # no positional arguments, nothing to add or drop: the keyword arguments are the result
+
+
+class Binder:
+    """Binds calls of one function (see the module docstring)."""
+
+    NESTED = "**"
+    """``**kwargs`` entries named like a parameter they cannot fill (a positional-only one, or ``*args``: ``def
+    f(a, /, **kw)`` called as ``f(1, a=2)``) go under the key ``("**", name)``, which no keyword argument can
+    spell, so the two values never mix."""
+
+    def __init__(self, func: Callable[..., Any], drop: frozenset[str] = frozenset()) -> None:
+        self.sig = inspect.signature(func)
+        self.drop = drop
+        params = list(self.sig.parameters.values())
+        self._positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self._var_positional = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+        self._var_keyword = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
+        self._shapes: dict[Any, _Plan] = {}
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, keep_dropped: bool = False) -> dict[str, Any]:
+        """The named values of a call, without the dropped names unless `keep_dropped`.
+
+        The result may be `kwargs` itself (the cache faces pass their own fresh dict): callers never mutate it.
+
+        Raises:
+            TypeError: the arguments do not fit the signature (the same error the call itself would raise).
+        """
+        shape = (len(args), *kwargs) if kwargs else len(args)
+        plan = self._shapes.get(shape)
+        if plan is None:
+            plan = self._plan(shape, args, kwargs)
+        if plan.as_is:
+            return kwargs
+        bound = self._apply(plan, args, kwargs)
+        if plan.drop and not keep_dropped:
+            for name in plan.drop:
+                del bound[name]
+        return bound
+
+    def _apply(self, plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = {**plan.defaults, **kwargs}
+        for name in plan.nested:
+            bound[(self.NESTED, name)] = bound.pop(name)  # type: ignore[index]
+        if args:
+            names = plan.names
+            for i, name in enumerate(names):
+                bound[name] = args[i]
+            if plan.var_positional is not None:
+                bound[plan.var_positional] = args[len(names) :]
+        return bound
+
+    def _plan(self, shape: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Plan:
+        """Bind one call with `inspect` (raising its `TypeError`) and remember how calls of its shape bind."""
+        given = self.sig.bind(*args, **kwargs).arguments
+        n = len(args)
+        names = tuple(p.name for p in self._positional[:n])
+        params = self.sig.parameters
+        to_var_keyword = given.get(self._var_keyword, {}) if self._var_keyword is not None else {}
+        nested = tuple(k for k in to_var_keyword if k in params and k != self._var_keyword)
+        defaults: dict[str, Any] = {}
+        for p in params.values():
+            if p.name in given or p.kind is p.VAR_KEYWORD:
+                continue
+            if p.kind is p.VAR_POSITIONAL:
+                defaults[p.name] = ()
+            elif p.default is not p.empty:
+                defaults[p.name] = p.default
+        var_positional = self._var_positional if n > len(names) else None
+        plan = _Plan(names, var_positional, defaults, nested, (), as_is=False)
+        present = self._apply(plan, args, kwargs)
+        drop = tuple(k for k in present if k in self.drop)
+        plan = _Plan(
+            names,
+            var_positional,
+            defaults,
+            nested,
+            drop,
+            as_is=n == 0 and not defaults and not nested and not drop,
+        )
+        if len(self._shapes) >= _MAX_SHAPES:
+            self._shapes.clear()
+        self._shapes[shape] = plan
+        return plan
