@@ -136,12 +136,13 @@ def reset() -> None:
     """
     import sys
 
-    from . import cache, config, invalidation
+    from . import cache, config, invalidation, serialization
 
     partitions = sys.modules.get("agentcache.semantic.partitions")
     if partitions is not None:
         partitions.forget_partitions()
     cache.forget_all()
+    serialization.forget_decoded()
     config.reset_settings()
     invalidation.reset_events()
     _reset_stats()

@@ -69,9 +69,11 @@ class Binder:
         return bound
 
     def _apply(self, plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if plan.nested:
+            kwargs = dict(kwargs)
+            for name in plan.nested:
+                kwargs[(self.NESTED, name)] = kwargs.pop(name)  # type: ignore[index]
         bound = {**plan.defaults, **kwargs}
-        for name in plan.nested:
-            bound[(self.NESTED, name)] = bound.pop(name)  # type: ignore[index]
         if args:
             names = plan.names
             for i, name in enumerate(names):

@@ -377,8 +377,14 @@ def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes]) -> Non
             _memo_size -= len(old[0])
         _memo[key] = memo
         _memo_size += len(memo[0])
-        while _memo_size > MEMO_BYTES:  # oldest first: entries still hit are simply decoded and kept again
+        while _memo_size > MEMO_BYTES and _memo:  # oldest first: entries still hit are simply decoded and kept again
             _memo_size -= len(_memo.pop(next(iter(_memo)))[0])
+
+
+def decoded_footprint() -> tuple[int, int]:
+    """How many entries are kept decoded, and the size of their bytes (bounded by `MEMO_BYTES`)."""
+    with _memo_lock:
+        return len(_memo), _memo_size
 
 
 def forget_decoded() -> None:

@@ -23,6 +23,12 @@ def _pristine_agentcache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     agentcache.reset()
 
 
+@pytest.fixture(params=["sync", "async"])
+def face(request: pytest.FixtureRequest) -> str:
+    """The sync and the async face of the same function (see `test_decorators.make`)."""
+    return str(request.param)
+
+
 @pytest.fixture(params=BACKEND_KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     """Each backend kind in turn."""

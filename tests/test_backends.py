@@ -424,6 +424,53 @@ def test_sqlite_many_threads(tmp_path: Path) -> None:
     assert errors == []
 
 
+def test_memory_lock_free_reads_during_writes_evictions_and_clears() -> None:
+    """Readers take no lock: with writers, tag deletes, clears and LRU evictions running at once, every read
+    returns a whole value or None, nothing raises, and the limits and byte count hold afterwards."""
+    import threading
+
+    from agentcache.backends.memory import MemoryBackend
+
+    b = MemoryBackend(max_entries=30, max_bytes=30 * 1200)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                for i in range(40):
+                    value = b.get(f"k{i}")
+                    assert value is None or value == value[:12] * (len(value) // 12)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def write(n: int) -> None:
+        try:
+            for i in range(400):
+                b.set_many([Item(f"k{(i * 7 + n) % 40}", f"{n:02}:{i:08}|".encode() * 80, 60, (f"t{i % 3}",))])
+                if i % 50 == 0:
+                    b.delete_tags([f"t{n % 3}"])
+                if i % 170 == 0:
+                    b.clear("k1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+    live = list(b.scan())
+    assert len(live) <= 30
+    assert sum(info.size for info in live) <= 30 * 1200
+    assert all(b.get(info.key) is not None for info in live)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sqlite_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     """A child forked after the parent used the backend reads and writes through a fresh connection."""

@@ -17,12 +17,6 @@ import agentcache
 from agentcache import KeyEncodingError
 
 
-@pytest.fixture(params=["sync", "async"])
-def face(request: pytest.FixtureRequest) -> str:
-    """The sync and the async face of the same function."""
-    return str(request.param)
-
-
 def make(face: str, body: Callable[..., Any], decorator: Callable[..., Any]) -> Any:
     """Decorate `body` as a plain function or as a coroutine function with the same name."""
     if face == "sync":

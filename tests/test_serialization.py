@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 
 import agentcache
 from agentcache.errors import SerializationError
-from agentcache.serialization import decode_entry, encode_entry, pack_vector, register_type, unpack_vector
+from agentcache.serialization import (
+    MAGIC,
+    decode_entry,
+    encode_entry,
+    pack_vector,
+    register_type,
+    unpack_vector,
+)
 from agentcache.usage import Usage
 
 
@@ -100,47 +108,71 @@ class TestRoundTrip:
         assert decode_entry(encode_entry(Local(1))).value == Local(1)
 
 
+def _entry(kind: bytes, value: bytes, usage: bytes = b"", duration: float = 0.5) -> bytes:
+    """Hand-made entry bytes: magic and kind byte, header, usage JSON, value JSON."""
+    return MAGIC + kind + struct.pack("<ddI", 1.7e9, duration, len(usage)) + usage + value
+
+
 class TestHostileBytes:
-    @given(st.binary(max_size=200))
+    @given(st.binary(max_size=200), st.sampled_from([b"", b"v", b"V", b"s", b"S"]))
     @settings(max_examples=500, deadline=None)
-    def test_random_bytes_only_raise_serialization_error(self, raw: bytes) -> None:
-        """Any bytes either decode or raise SerializationError (never another exception)."""
-        for candidate in (raw, b"ac1j" + raw, b"ac1t" + raw):
+    def test_random_bytes_only_raise_serialization_error(self, raw: bytes, kind: bytes) -> None:
+        """Any bytes, bare or behind a valid magic and kind byte, either decode or raise SerializationError."""
+        for candidate in (raw, MAGIC + kind + raw):
             try:
                 decode_entry(candidate)
             except SerializationError:
                 pass
 
-    @given(st.text(max_size=200))
+    @given(st.text(max_size=200), st.binary(max_size=40), st.floats())
     @settings(max_examples=300, deadline=None)
-    def test_random_json_text_is_handled(self, text: str) -> None:
-        """Arbitrary text after the magic never escapes as anything but SerializationError."""
-        for magic in (b"ac1j", b"ac1t"):
+    def test_random_json_text_is_handled(self, text: str, usage: bytes, duration: float) -> None:
+        """Arbitrary value text, usage bytes and durations in a well-formed header only raise SerializationError;
+        unreadable usage bytes are ignored, never a reason to fail."""
+        for kind in (b"v", b"V", b"s", b"S"):
             try:
-                decode_entry(magic + text.encode())
+                entry = decode_entry(_entry(kind, text.encode(), usage, duration))
             except SerializationError:
-                pass
+                continue
+            assert entry.duration == duration and 0.0 <= duration < 1e9
 
     @pytest.mark.parametrize(
         "payload",
         [
-            b'ac1t{"k":"value","v":{"$t":"ndarray","v":["|O8",[1],"AAAAAAAAAAA="]}}',
-            b'ac1t{"k":"value","v":{"$t":"model","c":"builtins:dict","v":{}}}',
-            b'ac1t{"k":"value","v":{"$t":"bytes","v":"!!!"}}',
-            b'ac1j{"k":"stream","v":3}',
-            b"ac1j[1,2]",
-            b"ac1j" + b"[" * 100000,
+            _entry(b"V", b'{"$t":"ndarray","v":["|O8",[1],"AAAAAAAAAAA="]}'),
+            _entry(b"V", b'{"$t":"model","c":"builtins:dict","v":{}}'),
+            _entry(b"V", b'{"$t":"bytes","v":"!!!"}'),
+            _entry(b"s", b"3"),
+            _entry(b"x", b"[1,2]"),
+            _entry(b"v", b"[1,2]", duration=float("nan")),
+            _entry(b"v", b"[1,2]", duration=-1.0),
+            _entry(b"v", b"[1,2]")[:20],
+            _entry(b"v", b"[" * 100000),
+            MAGIC + b"v" + struct.pack("<ddI", 0.0, 0.0, 2**31) + b"[1]",
+        ],
+        ids=[
+            "object-array",
+            "unregistered-class",
+            "bad-base64",
+            "stream-not-a-list",
+            "unknown-kind",
+            "nan-duration",
+            "negative-duration",
+            "truncated-header",
+            "deep-nesting",
+            "usage-length-past-the-end",
         ],
     )
     def test_crafted_entries_are_refused(self, payload: bytes) -> None:
-        """Object arrays, unregistered classes, bad base64, wrong kinds and deep nesting are refused."""
+        """Object arrays, unregistered classes, bad base64, wrong kinds, bad headers and deep nesting are refused."""
         with pytest.raises(SerializationError):
             decode_entry(payload)
 
-    @given(st.binary(max_size=300))
-    @settings(max_examples=200, deadline=None)
-    def test_lookup_of_garbage_is_a_miss_and_removes_it(self, raw: bytes) -> None:
+    @given(st.sampled_from([b"", MAGIC + b"v", MAGIC + b"V", MAGIC + b"s"]), st.binary(max_size=300))
+    @settings(max_examples=300, deadline=None)
+    def test_lookup_of_garbage_is_a_miss_and_removes_it(self, prefix: bytes, tail: bytes) -> None:
         """A cached call whose entry is garbage runs the function, returns its value and replaces the entry."""
+        raw = prefix + tail
         from agentcache.backends import open_backend
         from agentcache.backends.base import Item
 
@@ -155,12 +187,12 @@ class TestHostileBytes:
         key = tool.cache_key("q")
         backend.set_many([Item(key, raw)])
         try:
-            value = decode_entry(raw).value
+            entry = decode_entry(raw)
         except SerializationError:
             assert tool("q") == "real" and calls == [1]
             assert backend.get(key) != raw
-        else:
-            assert tool("q") == value
+        else:  # readable after all: a value entry is a hit, a stream entry is not this function's
+            assert tool("q") == (entry.value if entry.kind == "value" else "real")
 
 
 class TestVectors:
