@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Binder"]
@@ -19,16 +18,27 @@ __all__ = ["Binder"]
 _MAX_SHAPES = 256  # distinct call shapes remembered per function (a real program has a handful)
 
 
-@dataclass(frozen=True, slots=True)
 class _Plan:
-    """How to bind every call of one shape."""
+    """How to bind every call of one shape (a plain class: a dataclass costs import time)."""
 
-    names: tuple[str, ...]  # the parameters that the positional arguments fill, in order
-    var_positional: str | None  # the ``*args`` parameter: it gets the positional arguments past `names`
-    defaults: dict[str, Any]  # parameters this shape leaves out, with their defaults
-    nested: tuple[str, ...]  # ``**kwargs`` keys named like a parameter: kept apart (see `Binder.NESTED`)
-    drop: tuple[str, ...]  # dropped names present in this shape's result
-    as_is: bool  # no positional arguments, nothing to add or drop: the keyword arguments are the result
+    __slots__ = ("as_is", "defaults", "drop", "names", "nested", "var_positional")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        var_positional: str | None,
+        defaults: dict[str, Any],
+        nested: tuple[str, ...],
+        drop: tuple[str, ...],
+        *,
+        as_is: bool,
+    ) -> None:
+        self.names = names  # the parameters that the positional arguments fill, in order
+        self.var_positional = var_positional  # the ``*args`` parameter: it gets the arguments past `names`
+        self.defaults = defaults  # parameters this shape leaves out, with their defaults
+        self.nested = nested  # ``**kwargs`` keys named like a parameter: kept apart (see `Binder.NESTED`)
+        self.drop = drop  # dropped names present in this shape's result
+        self.as_is = as_is  # no positional arguments, nothing to add or drop: the keyword arguments are the result
 
 
 class Binder:
@@ -56,7 +66,10 @@ class Binder:
         Raises:
             TypeError: the arguments do not fit the signature (the same error the call itself would raise).
         """
-        shape = (len(args), *kwargs) if kwargs else len(args)
+        if args:
+            shape: Any = (len(args), *kwargs) if kwargs else len(args)
+        else:
+            shape = tuple(kwargs)
         plan = self._shapes.get(shape)
         if plan is None:
             plan = self._plan(shape, args, kwargs)

@@ -26,7 +26,7 @@ from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, ru
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
-from .keys import digest, fields_bytes, function_name, make_key, preview, scope_head, validate_namespace
+from .keys import fields_bytes, function_name, make_key, preview, scoped_digest, validate_namespace
 from .scope import _current as _namespace_var
 from .serialization import Kind, decode_hit, decode_parts, encode_entry, register_type
 from .stats import CacheInfo, Counters, StatsReport
@@ -167,7 +167,7 @@ class Core:
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], int]] = {}
         self._annotations_registered = False
         self._cache: Cache | None = None
-        self._scopes: dict[str, tuple[bytes, str]] = {}
+        self._scopes: dict[str, tuple[Callable[[bytes], str], str]] = {}
         self._own_namespace = policy.namespace is not None
         self._keyed = policy.key is not None
         self._warned: set[str] = set()
@@ -235,14 +235,14 @@ class Core:
         store = None if cache is None else cache._store
         if store is None:
             store = self.cache.store
-        return scope[1] + digest(scope[0] + payload), ns, fields, store
+        return scope[1] + scope[0](payload), ns, fields, store
 
-    def _scope(self, ns: str) -> tuple[bytes, str]:
-        """The digest head and key prefix of namespace `ns` (computed once per namespace)."""
+    def _scope(self, ns: str) -> tuple[Callable[[bytes], str], str]:
+        """The digest function and key prefix of namespace `ns` (made once per namespace)."""
         if len(self._scopes) > 4096:  # a namespace per tenant: bounded, recomputing is cheap
             self._scopes.clear()
         scope = self._scopes[ns] = (
-            scope_head((ns, self.layer, self.name, self._version)),
+            scoped_digest((ns, self.layer, self.name, self._version)),
             make_key(ns, self.layer, self.name, ""),
         )
         return scope

@@ -253,6 +253,8 @@ def digest(data: bytes) -> str:
 
 class _Hash(Protocol):
     def hexdigest(self) -> str: ...
+    def copy(self) -> _Hash: ...
+    def update(self, data: bytes, /) -> None: ...
 
 
 def _load_sha256() -> Callable[[bytes], _Hash]:
@@ -344,6 +346,22 @@ def fields_bytes(fields: Mapping[str, Any]) -> bytes:
 def scope_head(scope: tuple[str, ...]) -> bytes:
     """The bytes hashed before a call's fields: its scope (namespace, layer, function, version), unambiguously."""
     return _json(list(scope)) + b"\x00"
+
+
+def scoped_digest(scope: tuple[str, ...]) -> Callable[[bytes], str]:
+    """The digest function of one scope: ``scoped_digest(scope)(fields_bytes(f)) == mapping_digest(f, scope=scope)``.
+
+    It resumes a SHA-256 state that has already consumed the scope head, which is cheaper than hashing the head
+    again with every call's fields.
+    """
+    head = (_sha256_ctor or _load_sha256())(scope_head(scope))
+
+    def digest_in_scope(payload: bytes) -> str:
+        h = head.copy()
+        h.update(payload)
+        return h.hexdigest()[:32]
+
+    return digest_in_scope
 
 
 def mapping_digest(fields: Mapping[str, Any], *, scope: tuple[str, ...]) -> str:

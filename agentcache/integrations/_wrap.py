@@ -27,7 +27,7 @@ from agentcache.decorators.response import TRANSPORT_FIELDS
 from agentcache.errors import AgentCacheError
 from agentcache.integrations import _streams
 from agentcache.keys import make_key, mapping_digest
-from agentcache.serialization import decode_entry, encode_entry
+from agentcache.serialization import decode_hit, encode_entry
 from agentcache.usage import Usage, extract_usage
 
 if TYPE_CHECKING:
@@ -197,18 +197,19 @@ class _Core:
         except AgentCacheError:
             return None
 
-    def lookup(self, endpoint: Endpoint, raw: bytes | None, kwargs: Mapping[str, Any]) -> Any:
-        """The hit for stored bytes in the form the request wants, or `None` (miss, corrupt, unconvertible)."""
+    def lookup(self, endpoint: Endpoint, key: str, raw: bytes | None, kwargs: Mapping[str, Any]) -> Any:
+        """The hit for the bytes stored under `key` in the form the request wants, or `None` (miss, corrupt,
+        unconvertible)."""
         if raw is None:
             return None
         try:
-            entry = decode_entry(raw)
-            result = self._rebuild(endpoint, entry.kind, entry.value, kwargs)
+            kind, value, duration, usage = decode_hit(key, raw)
+            result = self._rebuild(endpoint, kind, value, kwargs)
         except Exception:  # a corrupt or foreign entry, or an SDK schema change: recompute
             return None
         if result is None:
             return None
-        self.cores[endpoint.path].counters.hit(entry.duration, entry.usage)
+        self.cores[endpoint.path].counters.hit(duration, usage)
         return mark_hit(result)
 
     def semantic_result(self, endpoint: Endpoint, body: Any, pending: Pending) -> Any:
@@ -308,7 +309,7 @@ class _Core:
             return answer if answer is not None else method(**kwargs)
         core = self.cores[endpoint.path]
         store = core.cache.store
-        hit = self.lookup(endpoint, store.get(key), kwargs)
+        hit = self.lookup(endpoint, key, store.get(key), kwargs)
         if hit is not None:
             return hit
         if streaming:  # a stream is consumed by its caller: followers could not share it
@@ -323,7 +324,7 @@ class _Core:
         )
         if led:
             return result
-        copy = self.lookup(endpoint, store.get(key), kwargs)  # a caller that waited gets its own typed copy
+        copy = self.lookup(endpoint, key, store.get(key), kwargs)  # a caller that waited gets its own typed copy
         return result if copy is None else copy
 
     def _miss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
@@ -370,7 +371,7 @@ class _Core:
             return answer if answer is not None else await method(**kwargs)
         core = self.cores[endpoint.path]
         store = core.cache.store
-        hit = self.lookup(endpoint, await store.aget(key), kwargs)
+        hit = self.lookup(endpoint, key, await store.aget(key), kwargs)
         if hit is not None:
             return hit
         if streaming:
@@ -385,7 +386,7 @@ class _Core:
         )
         if led:
             return result
-        copy = self.lookup(endpoint, await store.aget(key), kwargs)  # a caller that waited gets its own typed copy
+        copy = self.lookup(endpoint, key, await store.aget(key), kwargs)  # a caller that waited gets its own typed copy
         return result if copy is None else copy
 
     def _aretry(
