@@ -7,6 +7,7 @@
 | `disabled`        | `AGENTCACHE_DISABLED=1`  | off: the kill switch makes every decorator a no-op   |
 | `namespace`       | `AGENTCACHE_NAMESPACE`   | `default`                                            |
 | `ttl`             | `AGENTCACHE_TTL`         | none (entries never expire unless a decorator says)  |
+| `decoded_bytes`   | `AGENTCACHE_DECODED_BYTES` | 8 MiB of entries kept decoded for fast hits; 0: off |
 
 Settings are resolved lazily, on the first cached call: importing agentcache or decorating a function reads no
 file and opens no connection, so `configure()` in `main()` still applies to module-level decorators.
@@ -44,6 +45,7 @@ class Settings:
     retries: int = 2
     failure_threshold: int = 5
     cooldown: float = 5.0
+    decoded_bytes: int = 8 << 20
 
     @property
     def cache_dir(self) -> Path:
@@ -100,7 +102,17 @@ def _from_environment() -> dict[str, Any]:
         out["namespace"] = validate_namespace(env["AGENTCACHE_NAMESPACE"])
     if env.get("AGENTCACHE_TTL"):
         out["ttl"] = parse_ttl(env["AGENTCACHE_TTL"])
+    if env.get("AGENTCACHE_DECODED_BYTES"):
+        out["decoded_bytes"] = _byte_count("AGENTCACHE_DECODED_BYTES", env["AGENTCACHE_DECODED_BYTES"])
     return out
+
+
+def _byte_count(name: str, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigurationError(f"{name}={value!r}: expected a number of bytes >= 0 (0 turns it off)")
+    return value
 
 
 def get_settings() -> Settings:
@@ -132,6 +144,7 @@ def configure(
     retries: int = _UNSET,
     failure_threshold: int = _UNSET,
     cooldown: float = _UNSET,
+    decoded_bytes: int = _UNSET,
     prices: Any = None,
 ) -> Settings:
     """Set process-wide options; anything not passed keeps its environment or default value.
@@ -143,6 +156,8 @@ def configure(
         namespace: the namespace used outside any `agentcache.namespace()` block.
         ttl: default expiry of entries whose decorator sets none (seconds, timedelta or ``"1h"``).
         retries, failure_threshold, cooldown: resilience of backend calls (bounded retries, circuit breaker).
+        decoded_bytes: how many bytes of entries each process keeps decoded, so that a hit on an unchanged
+            entry copies it instead of parsing it (0 turns this off).
         prices: model prices to add or override, as accepted by `agentcache.set_prices`.
 
     Returns the new settings. Open stores are closed so the next call uses the new configuration.
@@ -159,6 +174,7 @@ def configure(
         "retries": retries,
         "failure_threshold": failure_threshold,
         "cooldown": cooldown,
+        "decoded_bytes": decoded_bytes if decoded_bytes is _UNSET else _byte_count("decoded_bytes", decoded_bytes),
     }
     if dir is _UNSET:
         given["dir"] = _UNSET
@@ -169,9 +185,10 @@ def configure(
         from .usage import set_prices
 
         set_prices(prices)
-    from . import cache
+    from . import cache, serialization
 
     cache.close_all()
+    serialization.forget_decoded()
     return get_settings()
 
 

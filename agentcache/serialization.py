@@ -312,8 +312,7 @@ def decode_parts(raw: bytes) -> tuple[Kind, Any, float, bytes]:
 # expired or invalidated entry is never served from it. Values holding type tags are always parsed (their objects
 # may be mutable).
 
-MEMO_BYTES = 16 << 20  # entry bytes whose decoded values are kept, all keys together
-MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit
+MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together: `Settings.decoded_bytes`
 _memo: dict[str, tuple[bytes, Kind, Any, Any, float, bytes]] = {}
 _memo_size = 0
 _memo_lock = threading.Lock()
@@ -371,18 +370,23 @@ def _copy(value: Any, steps: tuple[_Step, ...]) -> Any:
 
 def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes]) -> None:
     global _memo_size
+    from .config import get_settings
+
+    budget = get_settings().decoded_bytes
     with _memo_lock:
         old = _memo.pop(key, None)
         if old is not None:
             _memo_size -= len(old[0])
+        if len(memo[0]) > budget:
+            return
         _memo[key] = memo
         _memo_size += len(memo[0])
-        while _memo_size > MEMO_BYTES and _memo:  # oldest first: entries still hit are simply decoded and kept again
+        while _memo_size > budget:  # oldest first: an entry still in use is simply decoded and kept again
             _memo_size -= len(_memo.pop(next(iter(_memo)))[0])
 
 
 def decoded_footprint() -> tuple[int, int]:
-    """How many entries are kept decoded, and the size of their bytes (bounded by `MEMO_BYTES`)."""
+    """How many entries are kept decoded, and the size of their bytes (at most `Settings.decoded_bytes`)."""
     with _memo_lock:
         return len(_memo), _memo_size
 

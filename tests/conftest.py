@@ -15,7 +15,13 @@ def _pristine_agentcache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     """Every test starts unconfigured, with its default store in a private dir (never the user's cache)."""
     import agentcache
 
-    for name in ("AGENTCACHE_URL", "AGENTCACHE_DISABLED", "AGENTCACHE_NAMESPACE", "AGENTCACHE_TTL"):
+    for name in (
+        "AGENTCACHE_URL",
+        "AGENTCACHE_DISABLED",
+        "AGENTCACHE_NAMESPACE",
+        "AGENTCACHE_TTL",
+        "AGENTCACHE_DECODED_BYTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AGENTCACHE_DIR", str(tmp_path_factory.mktemp("agentcache-home")))
     agentcache.reset()

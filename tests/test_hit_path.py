@@ -125,9 +125,9 @@ class TestCounting:
 
 
 class TestDecodedTemplates:
-    def test_kept_templates_stay_within_their_byte_budget(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_kept_templates_stay_within_their_byte_budget(self) -> None:
         """Hitting many distinct entries never keeps more decoded entries than the budget allows."""
-        monkeypatch.setattr(serialization, "MEMO_BYTES", 20_000)
+        agentcache.configure(decoded_bytes=20_000)
 
         @agentcache.tool_cached(backend="memory://")
         def tool(i: int) -> dict[str, str]:
@@ -138,6 +138,24 @@ class TestDecodedTemplates:
             assert tool(i) == {"i": str(i), "pad": "x" * 1000}
         entries, size = serialization.decoded_footprint()
         assert 0 < size <= 20_000 and entries < 100
+
+    def test_a_zero_budget_parses_every_hit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``AGENTCACHE_DECODED_BYTES=0`` keeps nothing decoded; hits still return copies."""
+        monkeypatch.setenv("AGENTCACHE_DECODED_BYTES", "0")
+
+        @agentcache.tool_cached(backend="memory://")
+        def tool(q: str) -> dict[str, list[int]]:
+            return {"xs": [1]}
+
+        tool("q")
+        tool("q")["xs"].append(2)
+        assert tool("q") == {"xs": [1]}
+        assert serialization.decoded_footprint() == (0, 0)
+
+    def test_a_bad_budget_is_refused_with_what_to_write(self) -> None:
+        """A negative or non-numeric budget raises ConfigurationError naming the setting."""
+        with pytest.raises(agentcache.ConfigurationError, match="decoded_bytes"):
+            agentcache.configure(decoded_bytes=-1)
 
     def test_large_entries_are_parsed_every_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An entry over the per-entry limit is never kept decoded, and still hits."""

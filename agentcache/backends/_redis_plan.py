@@ -224,7 +224,7 @@ def ttl_ms(ttl: float | None) -> int:
 
 
 def _valid_ns(ns: str) -> bool:
-    return bool(ns) and not any(ch in _BAD_NS_CHARS for ch in ns)
+    return bool(ns) and _BAD_NS_CHARS.isdisjoint(ns)
 
 
 def _text(raw: bytes | str) -> str:
