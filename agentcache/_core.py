@@ -232,7 +232,7 @@ class Core:
         except KeyEncodingError as exc:
             raise KeyEncodingError(f"{self.name}: {exc}") from None
         cache = self._cache
-        store = None if cache is None else cache._store
+        store = None if cache is None else cache._store  # the opened store, without two property calls
         if store is None:
             store = self.cache.store
         return scope[1] + scope[0](payload), ns, fields, store
@@ -264,7 +264,9 @@ class Core:
         Raises:
             KeyEncodingError: an argument cannot be encoded (the message names it and how to exclude it).
         """
-        key, ns, fields, _ = self.coordinates(args, kwargs, even_disabled=True)  # type: ignore[misc]
+        where = self.coordinates(args, kwargs, even_disabled=True)
+        assert where is not None  # only a disabled lookup returns None
+        key, ns, fields, _ = where
         return self.call_at(key, ns, fields, args, kwargs)
 
     # -- hits and stores ----------------------------------------------------------------------------------
