@@ -597,6 +597,7 @@ def explain_key(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> KeyEx
 
     Example::
 
+        # ask(messages, model="gpt-4o", temperature=0.0, **params), as in docs/response_cached.md
         print(agentcache.explain_key(ask, [{"role": "user", "content": "hi"}], timeout=30))
     """
     core = getattr(func, "__agentcache_core__", None)
