@@ -82,17 +82,7 @@ def _plain_json(obj: Any) -> bytes | None:
     ``"$t"`` key. Dict keys are not walked: orjson refuses every key that is not exactly a str (and integers
     beyond 64 bits, and lone surrogates), and such a refusal also means "not plain".
     """
-    t = type(obj)
-    if t is dict:
-        if not _plain_dict(obj):
-            return None
-    elif t is list:
-        if not _plain_list(obj):
-            return None
-    elif t is float:
-        if obj - obj != 0.0:  # true exactly for NaN and the infinities
-            return None
-    elif not (t is str or t is int or t is bool or obj is None):
+    if not _plain_values((obj,)):
         return None
     orjson = _orjson or _load_orjson()
     try:
@@ -101,42 +91,21 @@ def _plain_json(obj: Any) -> bytes | None:
         return None
 
 
-# The walk behind `_plain_json`: one function per container type, str first (the common leaf), written as plain
-# loops because it runs on every cached call.
-def _plain_dict(obj: dict[Any, Any]) -> bool:
-    if _TAG in obj:
-        return False
-    for v in obj.values():
+def _plain_values(values: Any) -> bool:
+    """The walk behind `_plain_json`, over a list or a dict's values: str first (the common leaf), a dict is
+    entered through its values, written as one plain loop because it runs on every cached call."""
+    for v in values:
         tv = type(v)
         if tv is str:
             continue
         if tv is dict:
-            if not _plain_dict(v):
+            if _TAG in v or not _plain_values(v.values()):
                 return False
         elif tv is list:
-            if not _plain_list(v):
+            if not _plain_values(v):
                 return False
         elif tv is float:
-            if v - v != 0.0:
-                return False
-        elif not (tv is int or tv is bool or v is None):
-            return False
-    return True
-
-
-def _plain_list(obj: list[Any]) -> bool:
-    for v in obj:
-        tv = type(v)
-        if tv is str:
-            continue
-        if tv is dict:
-            if not _plain_dict(v):
-                return False
-        elif tv is list:
-            if not _plain_list(v):
-                return False
-        elif tv is float:
-            if v - v != 0.0:
+            if v - v != 0.0:  # true exactly for NaN and the infinities
                 return False
         elif not (tv is int or tv is bool or v is None):
             return False
