@@ -82,7 +82,12 @@ def _plain_json(obj: Any) -> bytes | None:
     ``"$t"`` key. Dict keys are not walked: orjson refuses every key that is not exactly a str (and integers
     beyond 64 bits, and lone surrogates), and such a refusal also means "not plain".
     """
-    if not _plain_values((obj,)):
+    t = type(obj)
+    if t is dict:
+        plain = _TAG not in obj and _plain_values(obj.values())
+    else:
+        plain = _plain_values(obj if t is list else (obj,))
+    if not plain:
         return None
     orjson = _orjson or _load_orjson()
     try:
