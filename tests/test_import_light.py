@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = [
     "redis",
@@ -32,11 +34,21 @@ def test_import_pulls_no_optional_dependency() -> None:
     assert json.loads(out.stdout) == []
 
 
-def test_import_is_fast() -> None:
-    """`import agentcache` takes < 100 ms (best of 5 fresh interpreters, import time only)."""
+def test_import_is_fast(tmp_path: Path) -> None:
+    """`import agentcache` takes < 100 ms (best of 5 fresh interpreters, import time only).
+
+    Measured as users run it: from bytecode (pip compiles an installed package). The first interpreter
+    compiles into a private cache dir, so the source tree stays clean even where PYTHONDONTWRITEBYTECODE is set.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
     code = "import time; t = time.perf_counter(); import agentcache; print(time.perf_counter() - t)"
-    times = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-        for _ in range(5)
-    ]
+
+    def once() -> float:
+        return float(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+        )
+
+    once()  # writes the bytecode
+    times = [once() for _ in range(5)]
     assert min(times) < 0.100, times
