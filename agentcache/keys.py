@@ -326,8 +326,11 @@ def scoped_digest(scope: tuple[str, ...]) -> Callable[[bytes], str]:
     """The digest function of one scope: ``scoped_digest(scope)(fields_bytes(f)) == mapping_digest(f, scope=scope)``.
 
     It resumes a SHA-256 state that has already consumed the scope head, which is cheaper than hashing the head
-    again with every call's fields.
+    again with every call's fields. Made once per scope (the last 4096 are kept).
     """
+    fn = _scoped.get(scope)
+    if fn is not None:
+        return fn
     head = (_sha256_ctor or _load_sha256())(scope_head(scope))
 
     def digest_in_scope(payload: bytes) -> str:
@@ -335,9 +338,15 @@ def scoped_digest(scope: tuple[str, ...]) -> Callable[[bytes], str]:
         h.update(payload)
         return h.hexdigest()[:32]
 
+    if len(_scoped) >= 4096:  # a namespace per tenant: bounded, remaking one is cheap
+        _scoped.clear()
+    _scoped[scope] = digest_in_scope
     return digest_in_scope
+
+
+_scoped: dict[tuple[str, ...], Callable[[bytes], str]] = {}
 
 
 def mapping_digest(fields: Mapping[str, Any], *, scope: tuple[str, ...]) -> str:
     """Digest of named fields plus the scope they belong to (namespace, layer, function, version)."""
-    return digest(scope_head(scope) + fields_bytes(fields))
+    return scoped_digest(scope)(fields_bytes(fields))

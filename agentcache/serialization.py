@@ -285,16 +285,23 @@ def decode_parts(raw: bytes) -> tuple[Kind, Any, float, bytes]:
     Raises:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
+    kind, value, _, duration, usage = _decode(raw)
+    return kind, value, duration, usage
+
+
+def _decode(raw: bytes, *, untag: bool = True) -> tuple[Kind, Any, float, float, bytes]:
+    """``(kind, value, created, duration, usage bytes)``: the one reader of the entry format. With `untag`
+    false, type tags are left in the value (see `stored_form`)."""
     try:
         kind, tagged = _KIND_OF[raw[:4]]
-        _, duration, n = _HEAD.unpack_from(raw, 4)
+        created, duration, n = _HEAD.unpack_from(raw, 4)
         start = HEADER_SIZE + n
         value = (_loads or _codec().loads)(raw[start:])
-        if tagged:
+        if tagged and untag:
             value = _untag(value)
         if not 0.0 <= duration < 1e9 or len(raw) < start or (kind == "stream" and type(value) is not list):
             raise SerializationError("entry header or kind is inconsistent")
-        return kind, value, duration, raw[HEADER_SIZE:start]
+        return kind, value, created, duration, raw[HEADER_SIZE:start]
     except SerializationError:
         raise
     except KeyError:
@@ -327,7 +334,7 @@ def decode_hit(key: str, raw: bytes) -> tuple[Kind, Any, float, bytes]:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
     memo = _memo.get(key)
-    if memo is not None and (memo[0] is raw or memo[0] == raw):
+    if memo is not None and memo[0] == raw:  # bytes equality checks identity first
         steps = memo[3]
         return memo[1], (memo[2] if steps is None else _copy(memo[2], steps)), memo[4], memo[5]
     kind, value, duration, usage = decode_parts(raw)
@@ -419,8 +426,7 @@ def decode_entry(raw: bytes) -> Entry:
     Raises:
         SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
     """
-    kind, value, duration, usage = decode_parts(raw)
-    created = _HEAD.unpack_from(raw, 4)[0]
+    kind, value, created, duration, usage = _decode(raw)
     return Entry(value, kind, created, duration, parse_usage(usage))
 
 
@@ -430,13 +436,8 @@ def stored_form(raw: bytes) -> Entry:
     Raises:
         SerializationError: the bytes are not an agentcache entry or not JSON.
     """
-    try:
-        kind, _ = _KIND_OF[raw[:4]]
-        created, duration, n = _HEAD.unpack_from(raw, 4)
-        value = _codec().loads(raw[HEADER_SIZE + n :])
-    except Exception as exc:
-        raise SerializationError(f"not a readable agentcache entry: {type(exc).__name__}") from None
-    return Entry(value, kind, created, duration, parse_usage(raw[HEADER_SIZE : HEADER_SIZE + n]))
+    kind, value, created, duration, usage = _decode(raw, untag=False)
+    return Entry(value, kind, created, duration, parse_usage(usage))
 
 
 def pack_vector(vector: Sequence[float] | Any) -> bytes:
