@@ -10,6 +10,8 @@ ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	@# the distribution was renamed agentcache -> agentcache-py: drop an old editable install of this checkout
+	@$(BIN)/python -m pip uninstall -q -y agentcache 2>/dev/null || true
 	$(BIN)/python -m pip install -q -e ".[all]" --group dev --group bench
 	@touch $(STAMP)
 
