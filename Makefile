@@ -38,11 +38,11 @@ test: venv redis-server lint typecheck ## bootstrap everything, then lint, type-
 	$(BIN)/pytest $(ARGS)
 
 .PHONY: demo
-demo: venv ## the main job on the embedded default (SQLite), no API key, no server; run it twice
+demo: venv ## the main job on the embedded store (SQLite in ./.agentcache), no API key, no server; run it twice
 	$(BIN)/python examples/demo.py
 
 .PHONY: examples
-examples: venv ## run every example as a smoke test
+examples: venv ## run every example as a smoke test (throwaway or project-local stores, never your cache dir)
 	@set -e; for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 .PHONY: bench
