@@ -76,9 +76,15 @@ def test_examples_keep_out_of_the_user_cache_dir(tmp_path: Path) -> None:
         for s in scripts
     }
     failed = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=TIMEOUT)
-        if proc.returncode != 0:
-            failed[name] = (out + err)[-2000:]
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=TIMEOUT)
+            if proc.returncode != 0:
+                failed[name] = (out + err)[-2000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert failed == {}
     assert _written(home) == []
