@@ -43,7 +43,8 @@ class MissingDependencyError(AgentCacheError, ImportError):
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(
-            f"{package!r} is required for this feature: pip install '{DISTRIBUTION}[{extra}]'",
+            f"{package!r} is required for this feature: pip install '{DISTRIBUTION}[{extra}]' "
+            f"(from a clone of agentcache: pip install '.[{extra}]')",
         )
         self.package = package
         self.extra = extra

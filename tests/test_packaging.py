@@ -91,3 +91,4 @@ def test_install_lines_in_the_docs_install_this_project() -> None:
 def test_missing_dependency_error_names_the_distribution() -> None:
     message = str(MissingDependencyError("redis", "redis"))
     assert f"pip install '{DISTRIBUTION}[redis]'" in message
+    assert "pip install '.[redis]'" in message
