@@ -10,6 +10,8 @@ ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	@# the distribution was renamed agentcache -> agentcache-py: drop an old editable install of this checkout
+	@$(BIN)/python -m pip uninstall -q -y agentcache 2>/dev/null || true
 	$(BIN)/python -m pip install -q -e ".[all]" --group dev --group bench
 	@touch $(STAMP)
 
@@ -36,11 +38,11 @@ test: venv redis-server lint typecheck ## bootstrap everything, then lint, type-
 	$(BIN)/pytest $(ARGS)
 
 .PHONY: demo
-demo: venv ## the main job on the embedded default (SQLite), no API key, no server; run it twice
+demo: venv ## the main job on the embedded store (SQLite in ./.agentcache), no API key, no server; run it twice
 	$(BIN)/python examples/demo.py
 
 .PHONY: examples
-examples: venv ## run every example as a smoke test
+examples: venv ## run every example as a smoke test (throwaway or project-local stores, never your cache dir)
 	@set -e; for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 .PHONY: bench

@@ -44,7 +44,7 @@ from .scope import current_namespace, namespace
 from .serialization import register_type
 from .stats import CacheInfo, StatsReport
 from .stats_store import flush_stats
-from .types import AsyncCachedFunction, CachedFunction
+from .types import AsyncCachedFunction, AsyncCachedMethod, CachedFunction, CachedMethod
 from .usage import Price, Usage, extract_usage, set_prices
 
 if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
@@ -65,6 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AgentCacheError",
     "AsyncCachedFunction",
+    "AsyncCachedMethod",
     "BackendError",
     "BackendUnavailable",
     "Cache",
@@ -73,6 +74,7 @@ __all__ = [
     "CacheOptions",
     "CachedEmbedder",
     "CachedFunction",
+    "CachedMethod",
     "ConfigurationError",
     "KeyEncodingError",
     "KeyExplanation",

@@ -34,12 +34,17 @@ class ConfigurationError(AgentCacheError, ValueError):
     """Raised for an invalid option, namespace or backend URL."""
 
 
+# The name agentcache is installed under (`pip install agentcache` is an unrelated project on the public index).
+DISTRIBUTION = "agentcache-py"
+
+
 class MissingDependencyError(AgentCacheError, ImportError):
     """Raised when a feature needs an optional extra that is not installed."""
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(
-            f"{package!r} is required for this feature: pip install 'agentcache[{extra}]'",
+            f"{package!r} is required for this feature: pip install '{DISTRIBUTION}[{extra}]' "
+            f"(from a clone of agentcache: pip install '.[{extra}]')",
         )
         self.package = package
         self.extra = extra

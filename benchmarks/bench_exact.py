@@ -44,7 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Case, Result, fmt, machine_info, markdown_table, measure, ratio, write_report  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "exact.md"
-PACKAGES = ("agentcache", "cachetools", "cashews", "diskcache", "langchain-core", "langchain-community", "SQLAlchemy")
+PACKAGES = (
+    "agentcache-py",
+    "cachetools",
+    "cashews",
+    "diskcache",
+    "langchain-core",
+    "langchain-community",
+    "SQLAlchemy",
+)
 
 SYSTEM = (
     "You are Ada, the support assistant of Northwind Cloud. Answer questions about billing, quotas, regions and "

@@ -402,7 +402,7 @@ class TestInfoAndErrors:
             check=False,
         )
         assert proc.returncode == 2
-        assert "pip install 'agentcache[redis]'" in proc.stderr
+        assert "pip install 'agentcache-py[redis]'" in proc.stderr
 
     def test_unreachable_store_exits_3(self, tmp_path: Path) -> None:
         """A store that refuses connections exits 3 and says to check the URL."""

@@ -35,14 +35,16 @@ def test_import_pulls_no_optional_dependency() -> None:
 
 
 def test_import_is_fast(tmp_path: Path) -> None:
-    """`import agentcache` takes < 100 ms (best of 5 fresh interpreters, import time only).
+    """`import agentcache` costs < 100 ms of CPU (best of 5 fresh interpreters, import time only).
 
     Measured as users run it: from bytecode (pip compiles an installed package). The first interpreter
     compiles into a private cache dir, so the source tree stays clean even where PYTHONDONTWRITEBYTECODE is set.
+    CPU time, not wall time: on a loaded machine the wall time includes waiting for a core (it measured 60-400 ms
+    for the same ~50 ms of CPU on a 2-core machine at load 5).
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
-    code = "import time; t = time.perf_counter(); import agentcache; print(time.perf_counter() - t)"
+    code = "import time; t = time.process_time(); import agentcache; print(time.process_time() - t)"
 
     def once() -> float:
         return float(

