@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from agentcache.errors import SerializationError
 from agentcache.keys import KEY_PREFIX, split_key
 from agentcache.semantic.eventlog import event_log_for
-from agentcache.serialization import pack_vector, unpack_vector
+from agentcache.serialization import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -55,14 +55,17 @@ ANN_SWITCH_AT: int | None = None
 logger = logging.getLogger("agentcache")
 
 
-def encode_record(query: str, entry_key: str, model: str, vector: Sequence[float]) -> bytes:
-    """A vector record: length-prefixed JSON metadata, then the float32 vector."""
+def encode_record(record_key: str, query: str, entry_key: str, model: str, vector: Sequence[float]) -> bytes:
+    """The vector record stored under `record_key`: length-prefixed JSON metadata, then the float32 vector,
+    `seal`ed (checksum and key digest, like every entry)."""
     meta = json.dumps({"q": query, "k": entry_key, "m": model}).encode()
-    return struct.pack("<I", len(meta)) + meta + pack_vector(vector)
+    return seal(RECORD_MAGIC, record_key, struct.pack("<I", len(meta)) + meta + pack_vector(vector))
 
 
-def decode_record(raw: bytes) -> tuple[str, str, str, list[float]]:
-    """`(query, entry_key, model, vector)` of a vector record; raises `SerializationError` if malformed."""
+def decode_record(record_key: str, raw: bytes) -> tuple[str, str, str, list[float]]:
+    """`(query, entry_key, model, vector)` of the vector record read under `record_key`; raises
+    `SerializationError` if it is damaged, malformed or another key's."""
+    raw = unseal(RECORD_MAGIC, raw, record_key)
     try:
         (size,) = struct.unpack_from("<I", raw)
         meta = json.loads(raw[4 : 4 + size])
@@ -103,7 +106,7 @@ class Partition:
                 if raw is None or key in self.meta:
                     continue
                 try:
-                    query, entry_key, _, vector = decode_record(raw)
+                    query, entry_key, _, vector = decode_record(key, raw)
                     self.index.add([key], [vector])
                 except (SerializationError, ValueError):
                     continue
