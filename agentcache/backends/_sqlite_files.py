@@ -61,7 +61,10 @@ def directory_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError:  # a file system without flock: go on uncoordinated rather than fail
+            pass
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -315,20 +315,22 @@ class SQLiteBackend:
     def _recover(self, exc: BaseException, generation: int) -> bool:
         """After an operation of `generation` failed with `exc`: whether to retry it on a new connection.
 
-        Yes when another thread reopened meanwhile, or the path names another file (another process moved the
-        damaged one aside). When the file is damaged, it is moved aside here (one process does it: the move
-        happens under the directory lock and only if the path still names the file that failed) and a fresh
-        store starts, with one warning; at most once per `REBUILD_INTERVAL`.
+        Yes when the path names another file (another process moved the damaged one aside), or the file is
+        damaged and another thread already reopened. Otherwise a damaged file is moved aside here (one process
+        does it: the move happens under the directory lock and only if the path still names the file that
+        failed) and a fresh store starts, with one warning; at most once per `REBUILD_INTERVAL`. Any other
+        error (busy, I/O) on an unchanged file is not retried.
         """
+        corrupt = files.is_corrupt(exc.__cause__ if isinstance(exc, BackendError) else exc)
         if generation != self._generation:
-            return True
+            return corrupt
         opened_in, opened = self._opened
         if opened_in != generation:  # failed before a connection of this generation existed
             return False
         if files.identity(self.path) != opened:
             self._reopen(generation)
             return True
-        if not files.is_corrupt(exc.__cause__ if isinstance(exc, BackendError) else exc):
+        if not corrupt:
             return False
         with self._rebuild_lock:
             if generation != self._generation:
