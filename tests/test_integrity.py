@@ -242,3 +242,35 @@ class TestEmbeddings:
 def test_key_digest_is_eight_bytes_and_key_specific() -> None:
     """The digest every entry carries: 8 bytes, different for different keys."""
     assert len(key_digest("a")) == 8 and key_digest("a") != key_digest("b")
+
+
+class TestSemanticRecords:
+    def test_a_damaged_vector_record_is_never_used_and_is_removed(self) -> None:
+        """A vector record with a flipped byte is not indexed (a paraphrase misses instead of hitting through
+        it) and is deleted from the store, so later rescans do not fetch it again."""
+        from test_semantic_cached import SameVector
+
+        from agentcache.decorators.semantic import semantic_cached
+        from agentcache.semantic.partitions import forget_partitions
+
+        cache = Cache("memory://")
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=())
+        def reply(question: str) -> str:
+            calls.append(question)
+            return question
+
+        reply("original")
+        assert reply("paraphrase") == "original"  # a semantic hit through the record
+        store = cache.store
+        (record_key,) = [e.key for e in getattr(store, "inner", store).scan("") if ":semvec:" in e.key]
+        raw = store.get(record_key)
+        assert raw is not None
+        damaged = bytearray(raw)
+        damaged[-1] ^= 0x40
+        store.set_many([Item(record_key, bytes(damaged))])
+        forget_partitions()  # the next lookup rebuilds the index from the store
+        assert reply("another paraphrase") == "another paraphrase"
+        assert calls == ["original", "another paraphrase"]
+        assert store.get(record_key) is None

@@ -99,8 +99,10 @@ class Partition:
     lock: threading.RLock = field(default_factory=threading.RLock)
     refreshing: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> None:
-        """Index the given vector records (missing or corrupt ones are skipped)."""
+    def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
+        """Index the given vector records (missing ones are skipped); return the keys of unreadable ones
+        (damaged, another key's, or of an earlier format), which the caller removes from the store."""
+        unreadable: list[str] = []
         with self.lock:
             for key, raw in records:
                 if raw is None or key in self.meta:
@@ -108,10 +110,14 @@ class Partition:
                 try:
                     query, entry_key, _, vector = decode_record(key, raw)
                     self.index.add([key], [vector])
-                except (SerializationError, ValueError):
+                except SerializationError:
+                    unreadable.append(key)
+                    continue
+                except ValueError:
                     continue
                 self.meta[key] = (entry_key, query)
                 self.changes += 1
+        return unreadable
 
     def add(self, key: str, entry_key: str, query: str, vector: Sequence[float]) -> None:
         """Index one record this process just stored."""
@@ -224,7 +230,7 @@ def _reconcile(store: Backend, part: Partition) -> None:
             values = store.get_many(unknown)
         except Exception:
             values = [None] * len(unknown)
-        part.add_records(zip(unknown, values, strict=True))
+        _remove(store, part.add_records(zip(unknown, values, strict=True)))
     if part.origin == "empty":
         part.origin = "scan"
     part.scanned_at = time.monotonic()
@@ -232,6 +238,16 @@ def _reconcile(store: Backend, part: Partition) -> None:
     from agentcache.semantic import persist
 
     persist.maybe_save(store, part, built=len(unknown))
+
+
+def _remove(store: Backend, keys: list[str]) -> None:
+    """Delete unreadable vector records, so no rescan fetches them again (best effort)."""
+    if keys:
+        logger.debug("agentcache: removing %d unreadable semantic vector records", len(keys))
+        try:
+            store.delete_many(keys)
+        except Exception as exc:  # a failing store: they are refused again next time
+            logger.debug("agentcache: removing unreadable vector records failed: %r", exc)
 
 
 def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
@@ -266,7 +282,7 @@ def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
             except Exception:
                 values = [None] * len(fetch)
             for (p, key), raw in zip(fetch, values, strict=True):
-                p.add_records([(key, raw)])
+                _remove(store, p.add_records([(key, raw)]))
         state.cursors[namespace] = batch.last_id
         return True
 
