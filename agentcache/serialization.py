@@ -82,6 +82,8 @@ _KIND_OF: dict[bytes, tuple[Kind, bool, int]] = {
 }
 # checksum, key digest, created (Unix s), duration of the original call (s), length of the usage JSON
 _HEAD = struct.Struct("<I8sddI")
+_CRC = struct.Struct("<I")
+_HEAD_REST = struct.Struct("<8sddI")  # the header past the checksum
 _SUMMED = 8  # the checksum covers bytes [0, 4) (magic and kind) and [8, end)
 HEADER_SIZE = len(MAGIC) + 1 + _HEAD.size
 _SEAL = struct.Struct("<I8s")  # checksum and key digest of the other framed records (`seal`)
@@ -322,10 +324,9 @@ def encode_entry(
         raise SerializationError(f"value cannot be cached: {exc}") from exc
     magic = _MAGIC_OF[kind, enc.tagged]
     created = round(time.time(), 3)
-    head = _HEAD.pack(0, key_digest(key), created, max(float(duration), 0.0), len(usage_json))
-    raw = bytearray(b"".join((magic, head, usage_json, body)))
-    struct.pack_into("<I", raw, len(magic), _checksum(raw, _KIND_OF[magic][2]))  # type: ignore[arg-type]
-    return bytes(raw)
+    rest = _HEAD_REST.pack(key_digest(key), created, max(float(duration), 0.0), len(usage_json))
+    checksum = zlib.crc32(body, zlib.crc32(usage_json, zlib.crc32(rest, _KIND_OF[magic][2])))
+    return b"".join((magic, _CRC.pack(checksum), rest, usage_json, body))
 
 
 def decode_parts(raw: bytes, key: str) -> tuple[Kind, Any, float, bytes]:
@@ -544,9 +545,8 @@ def unpack_vector(data: bytes) -> list[float]:
 
 def seal(magic: bytes, key: str, body: bytes) -> bytes:
     """Frame `body` like an entry: 4-byte `magic`, checksum, digest of `key`, then `body` (see `unseal`)."""
-    raw = bytearray(magic + _SEAL.pack(0, key_digest(key)) + body)
-    struct.pack_into("<I", raw, len(magic), _checksum(raw, zlib.crc32(magic)))  # type: ignore[arg-type]
-    return bytes(raw)
+    digest = key_digest(key)
+    return b"".join((magic, _CRC.pack(zlib.crc32(body, zlib.crc32(digest, zlib.crc32(magic)))), digest, body))
 
 
 def unseal(magic: bytes, raw: bytes, key: str) -> bytes:
