@@ -134,11 +134,11 @@ def _worker(path: str, start: Any, between: Any, results: Any) -> None:
         return double(x)
 
     fn = agentcache.tool_cached(backend=cache, name="double")(counted)
-    start.wait()
+    start.wait(timeout=60)
     for computed_now in computed:
         now.append(computed_now)
         wrong += [i for i in range(N) if fn(i) != double(i)]
-        between.wait()
+        between.wait(timeout=60)
     cache.close()
     results.put((os.getpid(), records, [len(c) for c in computed], wrong))
 
@@ -152,7 +152,7 @@ def test_two_processes_finding_the_damaged_file_at_once(tmp_path: Path) -> None:
     _overwrite_header(path)
     ctx = multiprocessing.get_context("spawn")
     start, between, results = ctx.Barrier(2), ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(path), start, between, results)) for _ in range(2)]
+    procs = [ctx.Process(target=_worker, args=(str(path), start, between, results), daemon=True) for _ in range(2)]
     for p in procs:
         p.start()
     reports = [results.get(timeout=120) for _ in procs]
