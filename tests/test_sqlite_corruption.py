@@ -114,6 +114,25 @@ class TestRebuild:
         backend.close()
 
 
+def test_a_process_reading_a_moved_file_reopens_the_new_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that never touched the damaged pages, whose file another process moved aside and replaced,
+    serves what the new file holds at its next check (every second; here every call), never the old file."""
+    from agentcache.backends import _sqlite_files, sqlite
+
+    monkeypatch.setattr(sqlite, "_RECHECK_INTERVAL", 0.0)
+    path = tmp_path / "cache.db"
+    reader = SQLiteBackend(path)
+    reader.set_many([Item("k", b"old")])
+    assert reader.get("k") == b"old"
+    with _sqlite_files.directory_lock(path, exclusive=True):  # what the process that found the damage does
+        _sqlite_files.move_aside(path)
+    other = SQLiteBackend(path)
+    other.set_many([Item("k", b"new")])
+    assert reader.get("k") == b"new"
+    other.close()
+    reader.close()
+
+
 def _worker(path: str, start: Any, between: Any, results: Any) -> None:
     """Call `double` for every i twice (the second round after every process finished the first)."""
     records: list[str] = []
