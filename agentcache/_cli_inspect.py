@@ -186,7 +186,7 @@ def cmd_show(s: Session, args: argparse.Namespace) -> int:
         raise CliError(f"no entry {key} in {s.url} (it may have expired)", EXIT_NOT_FOUND)
     p = parts(key)
     info = entry_info(s, key)
-    shown = decode(raw, p.layer)
+    shown = decode(raw, key, p.layer)
     created = shown.created_at or (info.created_at if info else None)
     expires = info.expires_at if info else None
     tags = user_tags(info.tags) if info else []

@@ -14,7 +14,7 @@ from ._core import FUNCTION_TAG
 from .cache import Cache
 from .errors import SerializationError
 from .keys import KEY_PREFIX, split_key
-from .serialization import decode_entry, stored_form, unpack_vector
+from .serialization import CorruptEntryError, decode_entry, decode_vector, stored_form
 
 if TYPE_CHECKING:
     from .backends.base import Backend, EntryInfo, SupportsScan
@@ -167,23 +167,32 @@ class Shown:
     note: str = ""
 
 
-def decode(raw: bytes, layer: str) -> Shown:
-    """Decode stored bytes for display; entries this process cannot rebuild are shown in their stored form."""
+def decode(raw: bytes, key: str, layer: str) -> Shown:
+    """Decode the bytes stored under `key` for display; entries this process cannot rebuild are shown in their
+    stored form, damaged ones (checksum, another key's) as unreadable."""
+    if layer == "embedding":
+        try:
+            vector = decode_vector(raw, key)
+            return Shown("vector", vector, note=f"{len(vector)} float32 dimensions")
+        except SerializationError as exc:
+            return _unreadable(exc)
     try:
-        entry = decode_entry(raw)
+        entry = decode_entry(raw, key)
         return Shown(entry.kind, jsonable(entry.value), entry.created_at, entry.duration, entry.usage)
+    except CorruptEntryError as exc:
+        return _unreadable(exc)
     except SerializationError as exc:
         problem = str(exc)
     try:
-        stored = stored_form(raw)
+        stored = stored_form(raw, key)
         note = f"shown in its stored (type-tagged) form: {problem}"
         return Shown(stored.kind, stored.value, stored.created_at, stored.duration, stored.usage, note)
-    except SerializationError:
-        pass
-    if layer == "embedding" and len(raw) % 4 == 0:
-        vector = unpack_vector(raw)
-        return Shown("vector", vector, note=f"{len(vector)} float32 dimensions")
-    return Shown("unreadable", None, note=f"cannot decode: {problem} (the cache treats it as a miss)")
+    except SerializationError as exc:
+        return _unreadable(exc)
+
+
+def _unreadable(exc: SerializationError) -> Shown:
+    return Shown("unreadable", None, note=f"cannot decode: {exc} (the cache treats it as a miss)")
 
 
 def entry_info(s: Session, key: str) -> EntryInfo | None:

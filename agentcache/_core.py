@@ -28,7 +28,15 @@ from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
 from .keys import fields_bytes, function_name, make_key, preview, scoped_digest, validate_namespace
 from .scope import _current as _namespace_var
-from .serialization import Kind, decode_hit, decode_parts, encode_entry, register_type
+from .serialization import (
+    CorruptEntryError,
+    Kind,
+    OutdatedEntryError,
+    decode_hit,
+    decode_parts,
+    encode_entry,
+    register_type,
+)
 from .stats import CacheInfo, Counters, StatsReport
 from .stats_store import maybe_flush
 from .usage import Usage, extract_usage
@@ -274,8 +282,8 @@ class Core:
     def hit(self, key: str, raw: bytes, kind: str = "value") -> Any:
         """The value of the entry `raw` read under `key` (the hit is counted), or `MISS` when it is unusable.
 
-        A corrupt or foreign entry is deleted; an entry of the other kind (a stream read by a plain function or
-        the reverse) is left alone.
+        A corrupt, foreign or unreadable entry is deleted (see `discard`); an entry of an earlier format or of the
+        other kind (a stream read by a plain function or the reverse) is left alone.
         """
         try:
             found, value, duration, usage = decode_hit(key, raw)
@@ -290,20 +298,35 @@ class Core:
         return value
 
     def _unreadable(self, key: str, raw: bytes, exc: SerializationError) -> tuple[Kind, Any, float, bytes] | None:
-        """Retry once with the return annotation's classes registered; else drop the entry and warn once."""
-        if not self._annotations_registered:
+        """Retry once with the return annotation's classes registered; else drop the entry (`discard`)."""
+        if not self._annotations_registered and type(exc) is SerializationError:
             self._register_annotations()
             try:
-                return decode_parts(raw)
-            except SerializationError:
-                pass
-        self.warn_once("corrupt", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
-        self.counters.add("errors")
+                return decode_parts(raw, key)
+            except SerializationError as again:
+                exc = again
+        self.discard(key, exc)
+        return None
+
+    def discard(self, key: str, exc: SerializationError, *, delete: bool = True) -> None:
+        """Deal with an entry that cannot be served: one of an earlier format is left for the next store to
+        replace; a corrupt one (damaged, foreign, another key's) is counted as ``corrupt``, an unreadable one
+        (naming a type this process does not know) as an error; either is warned about once and deleted (unless
+        `delete` is false: the caller is about to overwrite it)."""
+        if isinstance(exc, OutdatedEntryError):
+            return
+        if isinstance(exc, CorruptEntryError):
+            self.counters.add("corrupt")
+            self.warn_once("corrupt", f"agentcache: dropped a corrupt entry of {self.name}: {exc}")
+        else:
+            self.counters.add("errors")
+            self.warn_once("unreadable", f"agentcache: dropped an unreadable entry of {self.name}: {exc}")
+        if not delete:
+            return
         try:
             self.cache.store.delete_many([key])
         except Exception:  # noqa: S110 - the store already fails open; nothing else to do
             pass
-        return None
 
     def encode(self, call: Call, value: Any, duration: float, kind: str = "value") -> bytes | None:
         """Entry bytes for a fresh result, or `None` when it must not be stored."""
@@ -317,7 +340,7 @@ class Core:
         if self.policy.track_usage:
             usage = _stream_usage(value) if kind == "stream" else extract_usage(value)
         try:
-            return encode_entry(checked, kind=kind, duration=duration, usage=usage)  # type: ignore[arg-type]
+            return encode_entry(checked, key=call.key, kind=kind, duration=duration, usage=usage)  # type: ignore[arg-type]
         except SerializationError as exc:
             self.counters.add("not_stored")
             self.warn_once(
@@ -478,7 +501,7 @@ class Core:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
         if raw is not None:
             try:
-                _, copy, duration, usage = decode_parts(raw)
+                _, copy, duration, usage = decode_parts(raw, call.key)
             except SerializationError:
                 pass
             else:

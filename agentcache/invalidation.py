@@ -137,7 +137,8 @@ def _write_rule(store: Backend, rule: EventRule) -> None:
     from .backends.base import Item
 
     value = {"event": rule.event, "tags": list(rule.tags), "namespaces": list(rule.namespaces)}
-    store.set_many([Item(_rule_key(rule.event), encode_entry(value))])
+    key = _rule_key(rule.event)
+    store.set_many([Item(key, encode_entry(value, key=key))])
 
 
 def _publish_events(cache: Cache) -> None:
@@ -149,11 +150,12 @@ def _publish_events(cache: Cache) -> None:
 
 def stored_rule(store: Backend, event: str) -> EventRule | None:
     """The rule for `event` as recorded in a store (by any process), or `None`."""
-    raw = store.get(_rule_key(event))
+    key = _rule_key(event)
+    raw = store.get(key)
     if raw is None:
         return None
     try:
-        value = decode_entry(raw).value
+        value = decode_entry(raw, key).value
         return EventRule(event, tuple(value.get("tags", ())), tuple(value.get("namespaces", ())))
     except (SerializationError, AttributeError, TypeError):
         return None

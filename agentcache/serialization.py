@@ -1,12 +1,19 @@
 """Values to bytes and back, without pickle.
 
-An entry is a 24-byte header, the call's usage as JSON (may be empty), then the value as JSON::
+An entry is a 36-byte header, the call's usage as JSON (may be empty), then the value as JSON::
 
-    b"ac2" + kind byte + <created: f64> <duration: f64> <usage length: u32> + usage JSON + value JSON
+    b"ac3" + kind byte + <checksum: u32> <key digest: 8 bytes> <created: f64> <duration: f64> <usage length: u32>
+    + usage JSON + value JSON
 
 The kind byte is ``v`` (a value), ``s`` (the recorded chunks of a stream), upper-case when the value holds type
-tags. A hit reads the header with one `struct` call and parses only the value; the usage bytes are parsed when
-statistics are read.
+tags. The key digest binds the entry to the key it was written under (an entry copied or moved under another key
+is refused); the checksum (CRC-32 of every byte but its own four) is verified when bytes are read for the first
+time, so a flipped bit anywhere in the entry is a miss, never a wrong value. A hit reads the header with one
+`struct` call and parses only the value; the usage bytes are parsed when statistics are read.
+
+Failures are `SerializationError`; the subclass `CorruptEntryError` means the bytes are damaged, foreign or belong
+to another key (the cache counts them as ``corrupt``), `OutdatedEntryError` that they were written in an earlier
+format (a quiet miss: the next store replaces them).
 
 Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, bytes, sets, datetimes, decimals,
 UUIDs, enums, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
@@ -16,7 +23,8 @@ annotation, or one passed to `register_type`. Anything else in stored bytes — 
 formats — raises `SerializationError`, which the cache treats as a miss and deletes the entry. Nothing read from a
 store can make this module import a module or call an arbitrary constructor.
 
-Embedding vectors are stored as little-endian float32 bytes (`pack_vector` / `unpack_vector`).
+Embedding vectors are entries of their own (`encode_vector` / `decode_vector`): the same checksum and key digest,
+the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`).
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ import array
 import base64
 import dataclasses
 import enum
+import hashlib
 import math
 import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,11 +48,18 @@ from .errors import SerializationError
 from .usage import Usage
 
 __all__ = [
+    "CorruptEntryError",
     "Entry",
+    "OutdatedEntryError",
     "decode_entry",
     "decode_hit",
     "decode_parts",
+    "decode_vector",
     "encode_entry",
+    "encode_vector",
+    "key_digest",
+    "seal",
+    "unseal",
     "pack_vector",
     "parse_usage",
     "register_type",
@@ -50,22 +67,54 @@ __all__ = [
     "unpack_vector",
 ]
 
-MAGIC = b"ac2"  # every entry starts with it; the fourth byte says what follows
+MAGIC = b"ac3"  # every entry starts with it; the fourth byte says what follows
+_OLD_MAGICS = (b"ac2",)  # earlier formats: read as a quiet miss, replaced by the next store
 _MAGIC_OF: dict[tuple[str, bool], bytes] = {
     ("value", False): MAGIC + b"v",  # a plain JSON value
     ("value", True): MAGIC + b"V",  # a value holding type tags: decoded with the tag walk
     ("stream", False): MAGIC + b"s",  # the recorded chunks of a stream, as a JSON list
     ("stream", True): MAGIC + b"S",
 }
-_KIND_OF: dict[bytes, tuple[Kind, bool]] = {m: (k, t) for (k, t), m in _MAGIC_OF.items()}  # type: ignore[misc]
-_HEAD = struct.Struct("<ddI")  # created (Unix s), duration of the original call (s), length of the usage JSON
+# magic + kind byte -> (kind, tagged, CRC-32 of those four bytes: the seed of the checksum over the rest)
+_KIND_OF: dict[bytes, tuple[Kind, bool, int]] = {
+    m: (k, t, zlib.crc32(m))  # type: ignore[misc]
+    for (k, t), m in _MAGIC_OF.items()
+}
+# checksum, key digest, created (Unix s), duration of the original call (s), length of the usage JSON
+_HEAD = struct.Struct("<I8sddI")
+_CRC = struct.Struct("<I")
+_HEAD_REST = struct.Struct("<8sddI")  # the header past the checksum
+_SUMMED = 8  # the checksum covers bytes [0, 4) (magic and kind) and [8, end)
 HEADER_SIZE = len(MAGIC) + 1 + _HEAD.size
+_SEAL = struct.Struct("<I8s")  # checksum and key digest of the other framed records (`seal`)
+SEALED_HEADER_SIZE = 4 + _SEAL.size
+VECTOR_MAGIC = MAGIC + b"e"  # embedding entries: a sealed u32 dimension, then float32 values
+VECTOR_HEADER_SIZE = SEALED_HEADER_SIZE + 4
+RECORD_MAGIC = MAGIC + b"r"  # semantic vector records (`agentcache.semantic.partitions`)
 _USAGE_INTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
 _TAG = "$t"
 _types: dict[str, type] = {}
 _types_lock = threading.Lock()
 
 Kind = Literal["value", "stream"]
+
+
+class CorruptEntryError(SerializationError):
+    """Stored bytes fail their checksum, are not an agentcache entry, or were written under another key."""
+
+
+class OutdatedEntryError(SerializationError):
+    """Stored bytes are an entry of an earlier format (not damaged: the next store replaces them)."""
+
+
+def key_digest(key: str) -> bytes:
+    """The 8-byte digest of `key` every entry carries (BLAKE2b: a copy under another key never matches)."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _checksum(raw: bytes, seed: int) -> int:
+    """CRC-32 of `raw` past its checksum field, seeded with the CRC of its magic and kind byte."""
+    return zlib.crc32(memoryview(raw)[_SUMMED:], seed)
 
 
 def _name(t: type) -> str:
@@ -256,8 +305,10 @@ class Entry:
     usage: Usage | None = None
 
 
-def encode_entry(value: Any, *, kind: Kind = "value", duration: float = 0.0, usage: Usage | None = None) -> bytes:
-    """Serialize `value` into entry bytes.
+def encode_entry(
+    value: Any, *, key: str, kind: Kind = "value", duration: float = 0.0, usage: Usage | None = None
+) -> bytes:
+    """Serialize `value` into entry bytes bound to `key` (the key it will be stored under) and checksummed.
 
     Raises:
         SerializationError: the value (or a part of it) has a type that cannot be stored safely.
@@ -273,39 +324,61 @@ def encode_entry(value: Any, *, kind: Kind = "value", duration: float = 0.0, usa
         raise SerializationError(f"value cannot be cached: {exc}") from exc
     magic = _MAGIC_OF[kind, enc.tagged]
     created = round(time.time(), 3)
-    return b"".join((magic, _HEAD.pack(created, max(float(duration), 0.0), len(usage_json)), usage_json, body))
+    rest = _HEAD_REST.pack(key_digest(key), created, max(float(duration), 0.0), len(usage_json))
+    checksum = zlib.crc32(body, zlib.crc32(usage_json, zlib.crc32(rest, _KIND_OF[magic][2])))
+    return b"".join((magic, _CRC.pack(checksum), rest, usage_json, body))
 
 
-def decode_parts(raw: bytes) -> tuple[Kind, Any, float, bytes]:
+def decode_parts(raw: bytes, key: str) -> tuple[Kind, Any, float, bytes]:
     """The hit path's decoder: ``(kind, value, duration, usage JSON bytes or b"")``, no other objects built.
 
-    The usage bytes are parsed only when statistics are read (`agentcache.stats.Counters`), so a hit pays
-    for parsing its value and nothing else.
+    `key` is the key the bytes were read under. The usage bytes are parsed only when statistics are read
+    (`agentcache.stats.Counters`), so a hit pays for parsing its value and nothing else.
 
     Raises:
-        SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
+        CorruptEntryError: the bytes are damaged, foreign, or belong to another key.
+        OutdatedEntryError: the bytes are an entry of an earlier format.
+        SerializationError: the bytes name a type this process has not registered.
     """
-    kind, value, _, duration, usage = _decode(raw)
+    kind, value, _, duration, usage = _decode(raw, key)
     return kind, value, duration, usage
 
 
-def _decode(raw: bytes, *, untag: bool = True) -> tuple[Kind, Any, float, float, bytes]:
+def _verify(raw: bytes, key: str) -> tuple[Kind, bool, float, float, int]:
+    """Check magic, checksum and key digest: ``(kind, tagged, created, duration, usage length)``."""
+    try:
+        kind, tagged, seed = _KIND_OF[raw[:4]]
+        checksum, owner, created, duration, n = _HEAD.unpack_from(raw, 4)
+    except (KeyError, struct.error, TypeError):
+        if raw[:3] in _OLD_MAGICS:
+            raise OutdatedEntryError("entry of an earlier format") from None
+        raise CorruptEntryError("not an agentcache entry") from None
+    if _checksum(raw, seed) != checksum:
+        raise CorruptEntryError("entry fails its checksum")
+    if owner != key_digest(key):
+        raise CorruptEntryError("entry was written under another key")
+    return kind, tagged, created, duration, n
+
+
+def _decode(raw: bytes, key: str, *, untag: bool = True) -> tuple[Kind, Any, float, float, bytes]:
     """``(kind, value, created, duration, usage bytes)``: the one reader of the entry format. With `untag`
     false, type tags are left in the value (see `stored_form`)."""
+    kind, tagged, created, duration, n = _verify(raw, key)
+    return kind, _parse(raw, kind, tagged and untag, duration, n), created, duration, raw[HEADER_SIZE : HEADER_SIZE + n]
+
+
+def _parse(raw: bytes, kind: Kind, untag: bool, duration: float, n: int) -> Any:
+    """The value of verified entry bytes whose usage JSON is `n` bytes long."""
     try:
-        kind, tagged = _KIND_OF[raw[:4]]
-        created, duration, n = _HEAD.unpack_from(raw, 4)
         start = HEADER_SIZE + n
         value = (_loads or _codec().loads)(raw[start:])
-        if tagged and untag:
+        if untag:
             value = _untag(value)
         if not 0.0 <= duration < 1e9 or len(raw) < start or (kind == "stream" and type(value) is not list):
             raise SerializationError("entry header or kind is inconsistent")
-        return kind, value, created, duration, raw[HEADER_SIZE:start]
+        return value
     except SerializationError:
         raise
-    except KeyError:
-        raise SerializationError("not an agentcache entry") from None
     except Exception as exc:  # any malformed input, whatever the parser raises
         raise SerializationError(f"corrupt entry: {type(exc).__name__}: {exc}") from exc
 
@@ -317,7 +390,7 @@ def _decode(raw: bytes, *, untag: bool = True) -> tuple[Kind, Any, float, float,
 # immutable leaves (str, int, float, bool, None) are shared: the caller may mutate it freely, at a fraction of the
 # cost of parsing. The template is used only while the store returns the very same bytes for the key, so a changed,
 # expired or invalidated entry is never served from it. Values holding type tags are always parsed (their objects
-# may be mutable).
+# may be mutable), but their bytes too are verified (checksum, key digest) only when they differ from the last seen.
 
 MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together: `Settings.decoded_bytes`
 _memo: dict[str, tuple[bytes, Kind, Any, Any, float, bytes]] = {}
@@ -328,22 +401,30 @@ _CONTAINERS = (dict, list)
 
 def decode_hit(key: str, raw: bytes) -> tuple[Kind, Any, float, bytes]:
     """`decode_parts` for bytes just read under `key`, returning a fresh copy of a template when `raw` is the
-    entry this process decoded last for the key.
+    entry this process decoded last for the key (those bytes were verified then: equal bytes need no new check).
 
     Raises:
-        SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
+        SerializationError: as `decode_parts`.
     """
     memo = _memo.get(key)
     if memo is not None and memo[0] == raw:  # bytes equality checks identity first
         steps = memo[3]
+        if steps is _REPARSE:  # verified before; type-tagged objects may be mutable, so they are built anew
+            return memo[1], _parse(raw, memo[1], True, memo[4], len(memo[5])), memo[4], memo[5]
         return memo[1], (memo[2] if steps is None else _copy(memo[2], steps)), memo[4], memo[5]
-    kind, value, duration, usage = decode_parts(raw)
-    if raw[3] in _PLAIN and len(raw) <= MEMO_ENTRY_MAX:
-        steps = _copy_steps(value) if type(value) in _CONTAINERS else None
-        _remember(key, (raw, kind, value, steps, duration, usage))
-        if steps is not None:
-            value = _copy(value, steps)
+    kind, value, duration, usage = decode_parts(raw, key)
+    if len(raw) <= MEMO_ENTRY_MAX:
+        if raw[3] in _PLAIN:
+            steps = _copy_steps(value) if type(value) in _CONTAINERS else None
+            _remember(key, (raw, kind, value, steps, duration, usage))
+            if steps is not None:
+                value = _copy(value, steps)
+        else:
+            _remember(key, (raw, kind, None, _REPARSE, duration, usage))
     return kind, value, duration, usage
+
+
+_REPARSE: Any = object()  # the memo's "steps" of a type-tagged entry: its bytes were verified, it is parsed again
 
 
 _PLAIN = frozenset(b"vs")  # kind bytes of entries without type tags
@@ -420,23 +501,23 @@ def parse_usage(data: bytes) -> Usage | None:
     return usage if usage.model is None or type(usage.model) is str else None
 
 
-def decode_entry(raw: bytes) -> Entry:
-    """Parse entry bytes written by `encode_entry` (with their creation time and parsed usage).
+def decode_entry(raw: bytes, key: str) -> Entry:
+    """Parse entry bytes written by `encode_entry` and read under `key` (with creation time and parsed usage).
 
     Raises:
-        SerializationError: the bytes are corrupt, foreign, or name a type this process has not registered.
+        SerializationError: as `decode_parts`.
     """
-    kind, value, created, duration, usage = _decode(raw)
+    kind, value, created, duration, usage = _decode(raw, key)
     return Entry(value, kind, created, duration, parse_usage(usage))
 
 
-def stored_form(raw: bytes) -> Entry:
+def stored_form(raw: bytes, key: str) -> Entry:
     """The entry with its value as stored (type tags left in): for showing entries this process cannot rebuild.
 
     Raises:
-        SerializationError: the bytes are not an agentcache entry or not JSON.
+        SerializationError: the bytes are damaged, not an agentcache entry of `key`, or not JSON.
     """
-    kind, value, created, duration, usage = _decode(raw, untag=False)
+    kind, value, created, duration, usage = _decode(raw, key, untag=False)
     return Entry(value, kind, created, duration, parse_usage(usage))
 
 
@@ -460,3 +541,49 @@ def unpack_vector(data: bytes) -> list[float]:
     if sys.byteorder == "big":
         arr.byteswap()
     return arr.tolist()
+
+
+def seal(magic: bytes, key: str, body: bytes) -> bytes:
+    """Frame `body` like an entry: 4-byte `magic`, checksum, digest of `key`, then `body` (see `unseal`)."""
+    digest = key_digest(key)
+    return b"".join((magic, _CRC.pack(zlib.crc32(body, zlib.crc32(digest, zlib.crc32(magic)))), digest, body))
+
+
+def unseal(magic: bytes, raw: bytes, key: str) -> bytes:
+    """The body of bytes framed by `seal(magic, key, ...)`, read under `key`.
+
+    Raises:
+        CorruptEntryError: another magic, a failed checksum, or a frame written under another key.
+    """
+    if raw[:4] != magic or len(raw) < SEALED_HEADER_SIZE:
+        raise CorruptEntryError(f"not an agentcache {magic[3:].decode(errors='replace')!r} record")
+    checksum, owner = _SEAL.unpack_from(raw, 4)
+    if _checksum(raw, zlib.crc32(magic)) != checksum:
+        raise CorruptEntryError("record fails its checksum")
+    if owner != key_digest(key):
+        raise CorruptEntryError("record was written under another key")
+    return raw[SEALED_HEADER_SIZE:]
+
+
+def encode_vector(vector: Sequence[float] | Any, *, key: str) -> bytes:
+    """An embedding entry for `key`: `seal`ed dimension (u32) and little-endian float32 bytes."""
+    data = pack_vector(vector)
+    if not data:
+        raise SerializationError("an empty vector cannot be cached")
+    return seal(VECTOR_MAGIC, key, struct.pack("<I", len(data) // 4) + data)
+
+
+def decode_vector(raw: bytes, key: str) -> list[float]:
+    """The vector of an embedding entry read under `key`, after checking checksum, key digest and dimension.
+
+    Raises:
+        CorruptEntryError: the bytes are damaged, foreign, or belong to another key.
+        OutdatedEntryError: the bytes are a bare float32 vector of the earlier format.
+    """
+    if raw[:4] != VECTOR_MAGIC and len(raw) % 4 == 0 and raw[:2] != MAGIC[:2]:
+        raise OutdatedEntryError("embedding stored in the earlier format (bare float32 bytes)")
+    body = unseal(VECTOR_MAGIC, raw, key)
+    dim = struct.unpack_from("<I", body)[0] if len(body) >= 4 else 0
+    if dim == 0 or len(body) != 4 + 4 * dim:
+        raise CorruptEntryError("embedding entry's dimension does not match its length")
+    return unpack_vector(body[4:])

@@ -64,7 +64,8 @@ def flush_stats() -> None:
     for cache, rows in by_cache.values():
         store = cache._store
         if store is not None:
-            store.set_many([Item(_key(), encode_entry({"rows": rows}), SNAPSHOT_TTL)])
+            key = _key()
+            store.set_many([Item(key, encode_entry({"rows": rows}, key=key), SNAPSHOT_TTL)])
 
 
 def ensure_exit_flush() -> None:
@@ -98,11 +99,11 @@ def load_stats(store: Backend) -> StatsReport:
     rows: list[tuple[str, str, Any]] = []
     if isinstance(inner, SupportsScan):
         keys = [info.key for info in inner.scan(PREFIX)]
-        for raw in store.get_many(keys) if keys else []:
+        for key, raw in zip(keys, store.get_many(keys) if keys else [], strict=True):
             if raw is None:
                 continue
             try:
-                value = decode_entry(raw).value
+                value = decode_entry(raw, key).value
                 for name, layer, counters in value["rows"]:
                     rows.append((str(name), str(layer), dict(counters)))
             except (SerializationError, KeyError, TypeError, ValueError):

@@ -241,7 +241,10 @@ def agentcache_rows(tmp: Path) -> tuple[list[Case], list[Case]]:
         Case("· of which hashing floor (canonical bytes + digest)", hashing_floor),
         Case("store: MemoryBackend.get (lock-free read)", lambda: store.get(hit_key)),
         Case("hit: Core.hit (fresh copy of the decoded entry + stats)", lambda: core.hit(hit_key, raw)),
-        Case("a changed or first-read entry: serialization.decode_parts (parse)", lambda: decode_parts(raw)),
+        Case(
+            "a changed or first-read entry: serialization.decode_parts (verify + parse)",
+            lambda: decode_parts(raw, hit_key),
+        ),
     ]
     return main, breakdown
 

@@ -324,16 +324,18 @@ def test_sqlite_constructor_does_not_touch_disk(tmp_path: Path) -> None:
     b.close()
 
 
-def test_sqlite_corrupt_file_raises_backend_error(tmp_path: Path) -> None:
-    """A file that is not SQLite surfaces as BackendError on use, not as a crash."""
+def test_sqlite_non_database_file_is_moved_aside(tmp_path: Path) -> None:
+    """A file that is not SQLite is moved aside (kept, renamed) and the store starts afresh in its place
+    (`tests/test_sqlite_corruption.py` covers damaged cache files, processes and warnings)."""
     path = tmp_path / "c.db"
     path.write_bytes(b"this is not a database" * 100)
     b = SQLiteBackend(path)
-    with pytest.raises(BackendError):
-        b.get("k")
-    with pytest.raises(BackendError):
-        b.set_many([Item("k", b"v")])
+    assert b.get("k") is None
+    b.set_many([Item("k", b"v")])
+    assert b.get("k") == b"v"
     b.close()
+    (aside,) = tmp_path.glob("c.db.corrupt-*")
+    assert aside.read_bytes() == b"this is not a database" * 100
 
 
 def test_sqlite_unopenable_path_raises_backend_error(tmp_path: Path) -> None:

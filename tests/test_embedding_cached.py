@@ -11,7 +11,7 @@ from agentcache.cache import Cache
 from agentcache.decorators.embedding import embedding_cached
 from agentcache.errors import ConfigurationError
 from agentcache.semantic.embedders import LocalEmbedder
-from agentcache.serialization import pack_vector
+from agentcache.serialization import VECTOR_HEADER_SIZE, pack_vector
 
 
 def fake_vector(text: str) -> list[float]:
@@ -108,7 +108,9 @@ class TestKeys:
         try:
             entries = list(store.scan(""))  # type: ignore[attr-defined]
             assert len(entries) == 1
-            assert store.get(entries[0].key) == pack_vector([0.25, -1.0, 2.0])  # 12 bytes, not JSON
+            raw = store.get(entries[0].key)
+            assert raw is not None and raw.endswith(pack_vector([0.25, -1.0, 2.0]))  # float32 bytes, not JSON
+            assert len(raw) == VECTOR_HEADER_SIZE + 12  # behind a 20-byte header: checksum, key digest, dimension
             assert entries[0].expires_at is None
         finally:
             store.close()

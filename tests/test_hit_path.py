@@ -73,7 +73,8 @@ class TestCopies:
         assert await call(fn, "q") == {"v": 1}
         assert await call(fn, "q") == {"v": 1}
         for v in (2, 3):
-            backend.set_many([Item(fn.cache_key("q"), encode_entry({"v": v}))])
+            key = fn.cache_key("q")
+            backend.set_many([Item(key, encode_entry({"v": v}, key=key))])
             assert await call(fn, "q") == {"v": v}
             assert await call(fn, "q") == {"v": v}
 

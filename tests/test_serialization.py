@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,21 @@ from agentcache.serialization import (
     MAGIC,
     decode_entry,
     encode_entry,
+    key_digest,
     pack_vector,
     register_type,
     unpack_vector,
 )
 from agentcache.usage import Usage
+
+KEY = "ac:v1:default:tool:t:0123456789abcdef"
+
+
+def _reseal(raw: bytes) -> bytes:
+    """`raw` with its checksum recomputed: bytes a (foreign) writer produced on purpose, not damaged ones."""
+    out = bytearray(raw)
+    struct.pack_into("<I", out, 4, zlib.crc32(bytes(out[8:]), zlib.crc32(bytes(out[:4]))))
+    return bytes(out)
 
 
 class Mood(enum.Enum):
@@ -65,7 +76,7 @@ class TestRoundTrip:
     )
     def test_value_round_trips(self, value: Any) -> None:
         """decode(encode(v)) == v, with the same types."""
-        back = decode_entry(encode_entry(value, duration=1.25, usage=Usage(10, 5, model="gpt-4o"))).value
+        back = decode_entry(encode_entry(value, key=KEY, duration=1.25, usage=Usage(10, 5, model="gpt-4o")), KEY).value
         if isinstance(value, float):
             assert back != back  # NaN
         else:
@@ -75,27 +86,27 @@ class TestRoundTrip:
     def test_numpy_arrays(self) -> None:
         """Arrays keep dtype and shape."""
         arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-        back = decode_entry(encode_entry(arr)).value
+        back = decode_entry(encode_entry(arr, key=KEY), KEY).value
         assert back.dtype == arr.dtype and back.shape == arr.shape and (back == arr).all()
 
     def test_metadata(self) -> None:
         """Duration, usage and kind survive."""
-        entry = decode_entry(encode_entry(["a", "b"], kind="stream", duration=0.5, usage=Usage(3, 4)))
+        entry = decode_entry(encode_entry(["a", "b"], key=KEY, kind="stream", duration=0.5, usage=Usage(3, 4)), KEY)
         assert (entry.kind, entry.duration, entry.usage) == ("stream", 0.5, Usage(3, 4))
 
     def test_unserializable_raises(self) -> None:
         """Objects without a safe encoding are refused (the cache then returns them uncached)."""
         with pytest.raises(SerializationError):
-            encode_entry({"x": object()})
+            encode_entry({"x": object()}, key=KEY)
 
     def test_unregistered_class_is_foreign(self) -> None:
         """A stored class name this process never registered is refused, not imported."""
-        raw = encode_entry(Hit("t", 1.0)).replace(b"Hit", b"Evil")
+        raw = _reseal(encode_entry(Hit("t", 1.0), key=KEY).replace(b"Hit", b"Evil"))
         with pytest.raises(SerializationError, match="unregistered"):
-            decode_entry(raw)
-        raw2 = encode_entry(Hit("t", 1.0)).replace(b"test_serialization:Hit", b"os:system")
+            decode_entry(raw, KEY)
+        raw2 = _reseal(encode_entry(Hit("t", 1.0), key=KEY).replace(b"test_serialization:Hit", b"os:system"))
         with pytest.raises(SerializationError):
-            decode_entry(raw2)
+            decode_entry(raw2, KEY)
 
     def test_register_type_decorator(self) -> None:
         """register_type returns the class, so it works as a decorator."""
@@ -105,12 +116,15 @@ class TestRoundTrip:
         class Local:
             x: int
 
-        assert decode_entry(encode_entry(Local(1))).value == Local(1)
+        assert decode_entry(encode_entry(Local(1), key=KEY), KEY).value == Local(1)
 
 
-def _entry(kind: bytes, value: bytes, usage: bytes = b"", duration: float = 0.5) -> bytes:
-    """Hand-made entry bytes: magic and kind byte, header, usage JSON, value JSON."""
-    return MAGIC + kind + struct.pack("<ddI", 1.7e9, duration, len(usage)) + usage + value
+def _entry(
+    kind: bytes, value: bytes, usage: bytes = b"", duration: float = 0.5, usage_length: int | None = None
+) -> bytes:
+    """Hand-made entry bytes for `KEY`, with a valid checksum: magic and kind byte, header, usage, value."""
+    n = len(usage) if usage_length is None else usage_length
+    return _reseal(MAGIC + kind + struct.pack("<I8sddI", 0, key_digest(KEY), 1.7e9, duration, n) + usage + value)
 
 
 class TestHostileBytes:
@@ -120,7 +134,7 @@ class TestHostileBytes:
         """Any bytes, bare or behind a valid magic and kind byte, either decode or raise SerializationError."""
         for candidate in (raw, MAGIC + kind + raw):
             try:
-                decode_entry(candidate)
+                decode_entry(candidate, KEY)
             except SerializationError:
                 pass
 
@@ -131,7 +145,7 @@ class TestHostileBytes:
         unreadable usage bytes are ignored, never a reason to fail."""
         for kind in (b"v", b"V", b"s", b"S"):
             try:
-                entry = decode_entry(_entry(kind, text.encode(), usage, duration))
+                entry = decode_entry(_entry(kind, text.encode(), usage, duration), KEY)
             except SerializationError:
                 continue
             assert entry.duration == duration and 0.0 <= duration < 1e9
@@ -148,7 +162,7 @@ class TestHostileBytes:
             _entry(b"v", b"[1,2]", duration=-1.0),
             _entry(b"v", b"[1,2]")[:20],
             _entry(b"v", b"[" * 100000),
-            MAGIC + b"v" + struct.pack("<ddI", 0.0, 0.0, 2**31) + b"[1]",
+            _entry(b"v", b"[1]", usage_length=2**31),
         ],
         ids=[
             "object-array",
@@ -166,13 +180,13 @@ class TestHostileBytes:
     def test_crafted_entries_are_refused(self, payload: bytes) -> None:
         """Object arrays, unregistered classes, bad base64, wrong kinds, bad headers and deep nesting are refused."""
         with pytest.raises(SerializationError):
-            decode_entry(payload)
+            decode_entry(payload, KEY)
 
-    @given(st.sampled_from([b"", MAGIC + b"v", MAGIC + b"V", MAGIC + b"s"]), st.binary(max_size=300))
+    @given(st.sampled_from([b"", MAGIC + b"v", MAGIC + b"V", MAGIC + b"s", b"sealed"]), st.binary(max_size=300))
     @settings(max_examples=300, deadline=None)
     def test_lookup_of_garbage_is_a_miss_and_removes_it(self, prefix: bytes, tail: bytes) -> None:
-        """A cached call whose entry is garbage runs the function, returns its value and replaces the entry."""
-        raw = prefix + tail
+        """A cached call whose entry is garbage runs the function, returns its value and replaces the entry;
+        "sealed" garbage (a valid checksum and key digest around bytes that are not JSON) included."""
         from agentcache.backends import open_backend
         from agentcache.backends.base import Item
 
@@ -185,9 +199,12 @@ class TestHostileBytes:
             return "real"
 
         key = tool.cache_key("q")
+        raw = prefix + tail
+        if prefix == b"sealed":
+            raw = _reseal(MAGIC + b"v" + struct.pack("<I8sddI", 0, key_digest(key), 0.0, 0.0, 0) + tail)
         backend.set_many([Item(key, raw)])
         try:
-            entry = decode_entry(raw)
+            entry = decode_entry(raw, key)
         except SerializationError:
             assert tool("q") == "real" and calls == [1]
             assert backend.get(key) != raw

@@ -13,11 +13,19 @@ Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against 
 power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
 and every write in a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead of failing
 with a deadlock on lock upgrade.
+
+A damaged file ("file is not a database", "database disk image is malformed", at open or on any operation) is
+moved aside with its ``-wal``/``-shm`` (`agentcache.backends._sqlite_files`) and the store starts afresh in a new
+file, with one warning; the operation is then retried once on it. Processes sharing the file do not fight: one
+moves it, the others find a different file at the path and reopen; every process also re-checks once a second
+that the path still names the file it has open. At most one move per store object every `REBUILD_INTERVAL`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -26,14 +34,16 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
+from agentcache.backends import _sqlite_files as files
 from agentcache.backends.base import EntryInfo, Item
 from agentcache.errors import BackendError, BackendUnavailable
 
 __all__ = ["SQLiteBackend"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 SCHEMA_VERSION = 1
 _FLUSH_INTERVAL = 1.0  # seconds between flushes of buffered access times
@@ -42,6 +52,9 @@ _FLUSH_BUSY_MS = 50  # a flush on the read path waits at most this long for the 
 _PURGE_BATCH = 100  # expired rows removed by each write transaction
 _CHUNK = 500  # bound parameters per statement (older SQLite builds allow 999)
 _SCAN_PAGE = 256
+REBUILD_INTERVAL = 600.0  # seconds: a store moves a damaged file aside at most this often (no rebuild loops)
+_RECHECK_INTERVAL = 1.0  # seconds between checks that the path still names the file this process has open
+logger = logging.getLogger("agentcache")
 # SQL text is built only from constants and `?` placeholders (values are always bound): hence `noqa: S608`.
 
 _SCHEMA = (
@@ -151,6 +164,24 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _recovering(
+    method: Callable[Concatenate[SQLiteBackend, _P], _T],
+) -> Callable[Concatenate[SQLiteBackend, _P], _T]:
+    """Run `method` again, once, after `SQLiteBackend._recover` dealt with a damaged or replaced file."""
+
+    def run(self: SQLiteBackend, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        generation = self._generation
+        try:
+            return method(self, *args, **kwargs)
+        except BackendError as exc:
+            if not self._recover(exc, generation):
+                raise
+        return method(self, *args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    return run
+
+
 class SQLiteBackend:
     """A byte store in one SQLite file, implementing `Backend` and `SupportsScan`.
 
@@ -159,7 +190,10 @@ class SQLiteBackend:
             never touches the disk).
         max_entries: evict when more entries are stored (`None`: unbounded).
         max_bytes: evict when `sum(len(key) + len(value))` exceeds this (`None`: unbounded). An item larger
-            than this on its own is not stored.
+            than this on its own is not stored. The ``-wal`` file is kept within a quarter of it (at least
+            64 KiB, at most SQLite's default 4 MiB) by checkpoints: measured with 2 KB values, the log peaked at
+            95 KB for `max_bytes=100_000` and 284 KB for `1_000_000` (without the bound: ~4.1 MB for both), the
+            database file at 147 KB and 1.09 MB (page and index overhead).
         timeout: seconds a call waits for another writer's lock before failing with `BackendUnavailable`.
 
     Expired rows read as missing and are purged in batches by later writes. Eviction removes expired rows
@@ -173,8 +207,10 @@ class SQLiteBackend:
     `asyncio.to_thread`. The first call of a process (which creates the schema) also runs in a thread, and
     so does the once-a-second flush of buffered access times.
 
-    Driver errors are raised as `BackendError` / `BackendUnavailable` (`from` the sqlite3 error); a corrupt
-    or non-SQLite file raises `BackendError` on use.
+    Driver errors are raised as `BackendError` / `BackendUnavailable` (`from` the sqlite3 error). A damaged or
+    non-SQLite file is moved aside to ``<name>.corrupt-<UTC time>-<pid>`` and the store starts afresh (see the
+    module docstring); only if that fails, or the file is damaged again within `REBUILD_INTERVAL`, do calls
+    raise `BackendError`.
     """
 
     def __init__(
@@ -197,6 +233,10 @@ class SQLiteBackend:
         self._ready: tuple[int, int] | None = None  # (pid, generation) whose schema check passed
         self._touched: dict[str, float] = {}
         self._flush_due = time.monotonic() + _FLUSH_INTERVAL
+        self._opened: tuple[int, tuple[int, int] | None] = (-1, None)  # generation, file identity it opened
+        self._recheck_at = 0.0
+        self._rebuild_lock = threading.Lock()
+        self._rebuilt_at: float | None = None
 
     def __repr__(self) -> str:
         limits = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
@@ -206,7 +246,12 @@ class SQLiteBackend:
 
     def _conn(self) -> sqlite3.Connection:
         handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is not None and handle.pid == _process[0] and handle.generation == self._generation:
+        if (
+            handle is not None
+            and handle.pid == _process[0]
+            and handle.generation == self._generation
+            and (time.monotonic() < self._recheck_at or not self._replaced())
+        ):
             return handle.conn
         return self._open()
 
@@ -216,24 +261,103 @@ class SQLiteBackend:
             pid = _process[0]
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            except (OSError, sqlite3.Error) as exc:
+            except OSError as exc:
                 raise _map_error(exc, f"opening {str(self.path)!r}") from exc
-            try:
-                conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                conn.execute("PRAGMA synchronous = NORMAL")
-                if self._ready != (pid, generation):
-                    self._create_schema(conn)
-                    self._ready = (pid, generation)
-            except BaseException as exc:
-                conn.close()
-                if isinstance(exc, sqlite3.Error):
-                    raise _map_error(exc, f"opening {str(self.path)!r}") from exc
-                raise
+            with files.directory_lock(self.path, exclusive=False):  # never halfway through another's move
+                conn = self._connect(generation, pid)
             handle = _Handle(conn, pid, generation)
             self._handles.add(handle)
             self._local.handle = handle
             return conn
+
+    def _connect(self, generation: int, pid: int) -> sqlite3.Connection:
+        """A new connection, configured, with the schema checked once per generation."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise _map_error(exc, f"opening {str(self.path)!r}") from exc
+        if self._opened[0] != generation:  # the file this generation works on (see `_replaced`, `_recover`)
+            self._opened = (generation, files.identity(self.path))
+            self._recheck_at = time.monotonic() + _RECHECK_INTERVAL
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in files.wal_pragmas(self.max_bytes):
+                conn.execute(pragma).fetchone()
+            if self._ready != (pid, generation):
+                self._create_schema(conn)
+                self._ready = (pid, generation)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _map_error(exc, f"opening {str(self.path)!r}") from exc
+            raise
+        return conn
+
+    # -- a damaged or replaced file --------------------------------------------------------------------------
+
+    def _replaced(self) -> bool:
+        """Whether the path names another file than the one this generation opened (moved aside by another
+        process, or deleted); if so, the next call opens the file now there. Checked once a second."""
+        self._recheck_at = time.monotonic() + _RECHECK_INTERVAL
+        generation, opened = self._opened
+        if generation != self._generation or files.identity(self.path) == opened:
+            return False
+        self._reopen(generation)
+        return True
+
+    def _reopen(self, generation: int) -> None:
+        """Make every thread open a new connection (unless another thread already did since `generation`)."""
+        with self._lock:
+            if self._generation == generation:
+                self._generation += 1
+
+    def _recover(self, exc: BaseException, generation: int) -> bool:
+        """After an operation of `generation` failed with `exc`: whether to retry it on a new connection.
+
+        Yes when the path names another file (another process moved the damaged one aside), or the file is
+        damaged and another thread already reopened. Otherwise a damaged file is moved aside here (one process
+        does it: the move happens under the directory lock and only if the path still names the file that
+        failed) and a fresh store starts, with one warning; at most once per `REBUILD_INTERVAL`. Any other
+        error (busy, I/O) on an unchanged file is not retried.
+        """
+        corrupt = files.is_corrupt(exc.__cause__ if isinstance(exc, BackendError) else exc)
+        if generation != self._generation:
+            return corrupt
+        opened_in, opened = self._opened
+        if opened_in != generation:  # failed before a connection of this generation existed
+            return False
+        if files.identity(self.path) != opened:
+            self._reopen(generation)
+            return True
+        if not corrupt:
+            return False
+        with self._rebuild_lock:
+            if generation != self._generation:
+                return True
+            now = time.monotonic()
+            if self._rebuilt_at is not None and now - self._rebuilt_at < REBUILD_INTERVAL:
+                return False
+            self._rebuilt_at = now
+            aside = None
+            try:
+                with files.directory_lock(self.path, exclusive=True):
+                    if files.identity(self.path) == opened:  # not yet moved by another process
+                        aside = files.move_aside(self.path)
+            except OSError as move_error:
+                logger.warning(
+                    "agentcache: %s is damaged (%s) and cannot be moved aside: %s", self.path, exc, move_error
+                )
+                return False
+            self._reopen(generation)
+        if aside is not None:
+            logger.warning(
+                "agentcache: %s is damaged (%s); moved it to %s and started an empty store there",
+                self.path,
+                exc.__cause__ or exc,
+                aside.name,
+            )
+        return True
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
@@ -349,11 +473,18 @@ class SQLiteBackend:
 
     def get(self, key: str, /) -> bytes | None:
         """Return the value stored under `key`, or `None` when it is missing or expired."""
-        value = self._read_one(key)
+        generation = self._generation
+        try:
+            value = self._read_one(key)
+        except BackendError as exc:  # `_recovering`, inlined on the hit path
+            if not self._recover(exc, generation):
+                raise
+            value = self._read_one(key)
         if value is not None and self._should_flush():
             self._flush_best_effort()
         return value
 
+    @_recovering
     def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
         """Return the values of `keys`, in order, with `None` for each missing or expired one."""
         values = self._read_many(keys)
@@ -361,6 +492,7 @@ class SQLiteBackend:
             self._flush_best_effort()
         return values
 
+    @_recovering
     def set_many(self, items: Sequence[Item], /) -> None:
         """Store every item in one transaction, replacing values, TTLs and tags; `ttl <= 0` drops the key."""
         latest = {item.key: item for item in items}  # the last item of a key wins, as sequential sets would
@@ -384,6 +516,7 @@ class SQLiteBackend:
             conn.executemany("INSERT OR IGNORE INTO tags (tag, key) VALUES (?, ?)", tags)
             self._cull(conn, now)
 
+    @_recovering
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete `keys`; return how many existed (expired entries do not count)."""
         count = 0
@@ -394,6 +527,7 @@ class SQLiteBackend:
                 count += self._delete(conn, f"key IN ({_marks(len(chunk))})", [*chunk], now)
         return count
 
+    @_recovering
     def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
         """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
         count = 0
@@ -405,6 +539,7 @@ class SQLiteBackend:
                 count += self._delete(conn, where, [*chunk, *range_args], now)
         return count
 
+    @_recovering
     def clear(self, prefix: str = "", /) -> int:
         """Delete every entry whose key starts with `prefix` (a key range, not LIKE); return the count."""
         range_sql, range_args = self._range("key", prefix)
@@ -433,7 +568,13 @@ class SQLiteBackend:
         after = prefix
         inclusive = True
         while True:
-            page = self._scan_page(after, inclusive, upper, tag)
+            generation = self._generation
+            try:
+                page = self._scan_page(after, inclusive, upper, tag)
+            except BackendError as exc:
+                if self._recover(exc, generation):
+                    return  # the store started afresh: nothing more to list
+                raise
             with self._touch_lock:
                 touched = dict(self._touched)
             yield from (
@@ -454,12 +595,21 @@ class SQLiteBackend:
     # -- async face ------------------------------------------------------------------------------------------
 
     async def _aread(self, read: Callable[[], _T]) -> _T:
-        if not self._inline_ready() and self._ready != (_process[0], self._generation):
-            await asyncio.to_thread(self._conn)  # the schema check takes the write lock: not on the loop
-        result = read()
+        generation = self._generation
+        try:
+            result = await self._aread_once(read)
+        except BackendError as exc:
+            if not await asyncio.to_thread(self._recover, exc, generation):  # may move files: not on the loop
+                raise
+            result = await self._aread_once(read)
         if self._should_flush():
             await asyncio.to_thread(self._flush_best_effort)
         return result
+
+    async def _aread_once(self, read: Callable[[], _T]) -> _T:
+        if not self._inline_ready() and self._ready != (_process[0], self._generation):
+            await asyncio.to_thread(self._conn)  # the schema check takes the write lock: not on the loop
+        return read()
 
     async def aget(self, key: str, /) -> bytes | None:
         """Awaitable `get`: runs inline (a WAL read never waits for writers)."""

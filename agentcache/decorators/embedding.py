@@ -1,7 +1,9 @@
 """`@embedding_cached`: never pay twice for an embedding; a batch call computes only the texts not cached.
 
 Each text is one entry, keyed by the model name, the text and the function's other arguments, and stored as
-raw little-endian float32 bytes (4 bytes a dimension, no JSON). Entries never expire unless `ttl=` says so.
+little-endian float32 bytes (4 bytes a dimension, no JSON) behind a header holding a checksum, the key's digest
+and the dimension (`agentcache.serialization.encode_vector`): damaged bytes or another key's vector are a miss.
+Entries never expire unless `ttl=` says so.
 The batch flow is written once (`_batch_flow`) and driven by the shared sync and async drivers.
 """
 
@@ -18,7 +20,7 @@ from agentcache._flow import Compute, Flow, GetMany, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.keys import make_key, mapping_digest
-from agentcache.serialization import pack_vector, unpack_vector
+from agentcache.serialization import decode_vector, encode_vector
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -67,10 +69,11 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
 
     found: list[bytes | None] = yield GetMany(keys)
     out: list[list[float] | None] = []
-    for raw in found:
+    for key, raw in zip(keys, found, strict=True):
         try:
-            out.append(None if raw is None else unpack_vector(raw))
-        except SerializationError:
+            out.append(None if raw is None else decode_vector(raw, key))
+        except SerializationError as exc:  # counted; recomputed below, and the fresh vector replaces the entry
+            core.discard(key, exc, delete=False)
             out.append(None)
     missing = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is None))
     hits = len(texts) - sum(v is None for v in out)
@@ -86,7 +89,7 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
         tags = (core.function_tag,)
         key_of = dict(zip(texts, keys, strict=True))
         if ttl is None or ttl > 0:
-            yield Store([Item(key_of[t], pack_vector(v), ttl, tags) for t, v in by_text.items()])
+            yield Store([Item(key_of[t], encode_vector(v, key=key_of[t]), ttl, tags) for t, v in by_text.items()])
             core.counters.add("stores", len(by_text))
         out = [by_text[t] if v is None else v for t, v in zip(texts, out, strict=True)]
     return [v for v in out if v is not None]

@@ -188,7 +188,7 @@ class _SemanticCore(Core):
         if encoded is not None and _cache.current_epoch() == call.epoch:  # no store across an invalidation
             items = [Item(call.key, encoded, call.ttl, call.tags)]
             if vector is not None:
-                record = encode_record(text, call.key, self.embedder.model, vector)
+                record = encode_record(record_key, text, call.key, self.embedder.model, vector)
                 items.append(Item(record_key, record, call.ttl, call.tags))
             yield Store(items)
             self.counters.add("stores")

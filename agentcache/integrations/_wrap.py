@@ -24,7 +24,7 @@ from agentcache.backends.base import Item
 from agentcache.cache import current_epoch
 from agentcache.config import get_settings
 from agentcache.decorators.response import TRANSPORT_FIELDS
-from agentcache.errors import AgentCacheError
+from agentcache.errors import AgentCacheError, SerializationError
 from agentcache.integrations import _streams
 from agentcache.keys import make_key, mapping_digest
 from agentcache.serialization import decode_hit, encode_entry
@@ -202,14 +202,19 @@ class _Core:
         unconvertible)."""
         if raw is None:
             return None
+        core = self.cores[endpoint.path]
         try:
             kind, value, duration, usage = decode_hit(key, raw)
+        except SerializationError as exc:  # a corrupt or foreign entry: counted, dropped, recomputed
+            core.discard(key, exc)
+            return None
+        try:
             result = self._rebuild(endpoint, kind, value, kwargs)
-        except Exception:  # a corrupt or foreign entry, or an SDK schema change: recompute
+        except Exception:  # an SDK schema change: recompute
             return None
         if result is None:
             return None
-        self.cores[endpoint.path].counters.hit(duration, usage)
+        core.counters.hit(duration, usage)
         return mark_hit(result)
 
     def semantic_result(self, endpoint: Endpoint, body: Any, pending: Pending) -> Any:
@@ -258,22 +263,23 @@ class _Core:
             return endpoint.rebuild(body, kwargs)
         return build_model(endpoint.result(), body)
 
-    def entry_for_result(self, result: Any, duration: float) -> tuple[bytes, Usage | None] | None:
-        """The entry bytes of a fresh non-streamed result (`None` if it cannot be stored)."""
+    def entry_for_result(self, key: str, result: Any, duration: float) -> tuple[bytes, Usage | None] | None:
+        """The entry bytes of a fresh non-streamed result for `key` (`None` if it cannot be stored)."""
         try:
             body = result.model_dump(mode="json", exclude_unset=True, warnings=False)
             usage = extract_usage(body)
-            return encode_entry(body, duration=duration, usage=usage), usage
+            return encode_entry(body, key=key, duration=duration, usage=usage), usage
         except Exception:
             return None
 
     def entry_for_events(
-        self, endpoint: Endpoint, events: list[tuple[str | None, str]], duration: float
+        self, endpoint: Endpoint, key: str, events: list[tuple[str | None, str]], duration: float
     ) -> tuple[bytes, Usage | None] | None:
-        """The entry bytes of a completed recorded stream."""
+        """The entry bytes of a completed recorded stream for `key`."""
         try:
             usage = extract_usage(_streams.events_to_object(endpoint.provider, events))
-            return encode_entry([list(e) for e in events], kind="stream", duration=duration, usage=usage), usage
+            entry = [list(e) for e in events]
+            return encode_entry(entry, key=key, kind="stream", duration=duration, usage=usage), usage
         except Exception:
             return None
 
@@ -341,13 +347,13 @@ class _Core:
         if kwargs.get("stream"):
 
             def done(events: list[tuple[str | None, str]]) -> None:
-                entry = self.entry_for_events(endpoint, events, time.perf_counter() - start)
+                entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
                 if entry is not None and current_epoch() == epoch:
                     store.set_many(self.items(endpoint, key, entry[0]))
                     self.account(endpoint, kwargs, entry[1])
 
             return _record_or_pass(result, endpoint.provider, done)
-        entry = self.entry_for_result(result, time.perf_counter() - start)
+        entry = self.entry_for_result(key, result, time.perf_counter() - start)
         if entry is not None and current_epoch() == epoch:
             store.set_many(self.items(endpoint, key, entry[0]))
             self.account(endpoint, kwargs, entry[1])
@@ -411,13 +417,13 @@ class _Core:
         if kwargs.get("stream"):
 
             async def done(events: list[tuple[str | None, str]]) -> None:
-                entry = self.entry_for_events(endpoint, events, time.perf_counter() - start)
+                entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
                 if entry is not None and current_epoch() == epoch:
                     await store.aset_many(self.items(endpoint, key, entry[0]))
                     self.account(endpoint, kwargs, entry[1])
 
             return _record_or_pass(result, endpoint.provider, done)
-        entry = self.entry_for_result(result, time.perf_counter() - start)
+        entry = self.entry_for_result(key, result, time.perf_counter() - start)
         if entry is not None and current_epoch() == epoch:
             await store.aset_many(self.items(endpoint, key, entry[0]))
             self.account(endpoint, kwargs, entry[1])

@@ -56,7 +56,7 @@ def invalidate_similar(
         if raw is None:
             continue
         try:
-            _, entry_key, model, vector = decode_record(raw)
+            _, entry_key, model, vector = decode_record(key, raw)
         except SerializationError:
             continue
         if model != embedder.model or len(vector) != len(target):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from agentcache.errors import SerializationError
 from agentcache.keys import KEY_PREFIX, split_key
 from agentcache.semantic.eventlog import event_log_for
-from agentcache.serialization import pack_vector, unpack_vector
+from agentcache.serialization import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -55,14 +55,17 @@ ANN_SWITCH_AT: int | None = None
 logger = logging.getLogger("agentcache")
 
 
-def encode_record(query: str, entry_key: str, model: str, vector: Sequence[float]) -> bytes:
-    """A vector record: length-prefixed JSON metadata, then the float32 vector."""
+def encode_record(record_key: str, query: str, entry_key: str, model: str, vector: Sequence[float]) -> bytes:
+    """The vector record stored under `record_key`: length-prefixed JSON metadata, then the float32 vector,
+    `seal`ed (checksum and key digest, like every entry)."""
     meta = json.dumps({"q": query, "k": entry_key, "m": model}).encode()
-    return struct.pack("<I", len(meta)) + meta + pack_vector(vector)
+    return seal(RECORD_MAGIC, record_key, struct.pack("<I", len(meta)) + meta + pack_vector(vector))
 
 
-def decode_record(raw: bytes) -> tuple[str, str, str, list[float]]:
-    """`(query, entry_key, model, vector)` of a vector record; raises `SerializationError` if malformed."""
+def decode_record(record_key: str, raw: bytes) -> tuple[str, str, str, list[float]]:
+    """`(query, entry_key, model, vector)` of the vector record read under `record_key`; raises
+    `SerializationError` if it is damaged, malformed or another key's."""
+    raw = unseal(RECORD_MAGIC, raw, record_key)
     try:
         (size,) = struct.unpack_from("<I", raw)
         meta = json.loads(raw[4 : 4 + size])
@@ -96,19 +99,25 @@ class Partition:
     lock: threading.RLock = field(default_factory=threading.RLock)
     refreshing: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> None:
-        """Index the given vector records (missing or corrupt ones are skipped)."""
+    def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
+        """Index the given vector records (missing ones are skipped); return the keys of unreadable ones
+        (damaged, another key's, or of an earlier format), which the caller removes from the store."""
+        unreadable: list[str] = []
         with self.lock:
             for key, raw in records:
                 if raw is None or key in self.meta:
                     continue
                 try:
-                    query, entry_key, _, vector = decode_record(raw)
+                    query, entry_key, _, vector = decode_record(key, raw)
                     self.index.add([key], [vector])
-                except (SerializationError, ValueError):
+                except SerializationError:
+                    unreadable.append(key)
+                    continue
+                except ValueError:
                     continue
                 self.meta[key] = (entry_key, query)
                 self.changes += 1
+        return unreadable
 
     def add(self, key: str, entry_key: str, query: str, vector: Sequence[float]) -> None:
         """Index one record this process just stored."""
@@ -221,7 +230,7 @@ def _reconcile(store: Backend, part: Partition) -> None:
             values = store.get_many(unknown)
         except Exception:
             values = [None] * len(unknown)
-        part.add_records(zip(unknown, values, strict=True))
+        _remove(store, part.add_records(zip(unknown, values, strict=True)))
     if part.origin == "empty":
         part.origin = "scan"
     part.scanned_at = time.monotonic()
@@ -229,6 +238,16 @@ def _reconcile(store: Backend, part: Partition) -> None:
     from agentcache.semantic import persist
 
     persist.maybe_save(store, part, built=len(unknown))
+
+
+def _remove(store: Backend, keys: list[str]) -> None:
+    """Delete unreadable vector records, so no rescan fetches them again (best effort)."""
+    if keys:
+        logger.debug("agentcache: removing %d unreadable semantic vector records", len(keys))
+        try:
+            store.delete_many(keys)
+        except Exception as exc:  # a failing store: they are refused again next time
+            logger.debug("agentcache: removing unreadable vector records failed: %r", exc)
 
 
 def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
@@ -263,7 +282,7 @@ def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
             except Exception:
                 values = [None] * len(fetch)
             for (p, key), raw in zip(fetch, values, strict=True):
-                p.add_records([(key, raw)])
+                _remove(store, p.add_records([(key, raw)]))
         state.cursors[namespace] = batch.last_id
         return True
 
