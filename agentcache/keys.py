@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import json
 import math
 import re
@@ -295,8 +296,13 @@ def split_key(key: str) -> KeyParts | None:
 
 
 def function_name(func: Callable[..., Any]) -> str:
-    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded."""
-    module = getattr(func, "__module__", None) or "?"
+    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded, where the module
+    of a script is the name it would have if imported (``bot.ask``, never ``__main__.ask``)."""
+    from ._identity import module_name
+
+    target = func.func if isinstance(func, functools.partial) else func
+    module = module_name(target)
+    func = target
     qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
     return _segment(f"{module}.{qual}".replace(".<locals>", ""))
 
