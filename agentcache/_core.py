@@ -584,7 +584,7 @@ class Core:
             namespace=call.namespace,
             layer=self.layer,
             function=self.name,
-            version=self.policy.version,
+            version=self.policy.version if self._internal else self.identity()[0],
             included={_field_label(k): preview(v) for k, v in sorted(call.fields.items(), key=_field_order)},
             excluded=excluded,
             tags=call.tags,

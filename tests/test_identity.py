@@ -6,6 +6,7 @@ the per-user default store.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -299,6 +300,33 @@ class TestInProcess:
         agentcache.configure(project="one")
         f("x")
         assert computed == ["x", "x"]
+
+    def test_values_bound_by_partial_are_keyed(self) -> None:
+        """`functools.partial(f, "A")` and `partial(f, "B")` bind different prompts the signature no longer shows:
+        they never share entries (failed before: both were `functools.partial` with the same arguments)."""
+
+        def base(system: str, q: str) -> str:
+            return f"{system}:{q}"
+
+        a = agentcache.tool_cached(backend="memory://")(functools.partial(base, "A"))
+        b = agentcache.tool_cached(backend="memory://")(functools.partial(base, "B"))
+        assert (a("q"), b("q")) == ("A:q", "B:q")
+        assert a.cache_key("q").split(":")[4].endswith(".base")
+        opaque = agentcache.tool_cached(backend="memory://")(functools.partial(base, object()))
+        with pytest.raises(agentcache.KeyEncodingError, match=r"functools\.partial"):
+            opaque("q")
+
+    def test_explain_shows_the_code_version(self) -> None:
+        @agentcache.tool_cached(backend="memory://")
+        def f(q: str) -> str:
+            return q
+
+        @agentcache.tool_cached(backend="memory://", version=2)
+        def g(q: str) -> str:
+            return q
+
+        assert (agentcache.explain_key(f, "q").version or "").startswith("code:")
+        assert agentcache.explain_key(g, "q").version == "version:2"
 
     def test_project_names_are_validated(self) -> None:
         with pytest.raises(agentcache.ConfigurationError, match="project"):
