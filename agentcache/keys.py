@@ -24,7 +24,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from .errors import ConfigurationError, KeyEncodingError
@@ -141,7 +141,7 @@ def _canonical(obj: Any, path: str) -> Any:
         if not math.isfinite(obj):
             raise KeyEncodingError(
                 f"argument {path!r} is {obj!r}: NaN and infinities have no stable cache key; "
-                f"exclude it with ignore=({path.split('.')[0].split('[')[0]!r},) or supply key=..."
+                f"exclude it with ignore=({_argument(path)!r},) or supply key=..."
             )
         return obj
     if t is list:
@@ -154,43 +154,51 @@ def _canonical(obj: Any, path: str) -> Any:
     if t is tuple:
         return _tag("tuple", [_canonical(v, f"{path}[{i}]") for i, v in enumerate(obj)])
     hook = getattr(obj, "__cache_key__", None)
-    if hook is not None and callable(hook):
+    if hook is not None and callable(hook):  # authoritative: the class says what identifies it
         return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
     if isinstance(obj, enum.Enum):
         return _tag("enum", _canonical(obj.value, f"{path}.value"), t)
     if isinstance(obj, (set, frozenset)):
         items = [_canonical(v, f"{path}<item>") for v in obj]
-        return _tag("set" if isinstance(obj, set) else "frozenset", sorted(items, key=_sort_key))
+        kind = "set" if isinstance(obj, set) else "frozenset"
+        return _tag(kind, sorted(items, key=_sort_key), _subclass(obj, t, (set, frozenset), path))
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"))
+        cls = None if t is bytes else _subclass(obj, t, (bytes, bytearray, memoryview), path) or t
+        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"), cls)
     # An object of a type whose module was never imported cannot exist, so look modules up instead of
     # importing them: `import agentcache` stays light.
     mods = sys.modules
     if (dt := mods.get("datetime")) is not None:
         if isinstance(obj, dt.datetime):
-            return _tag("datetime", obj.isoformat())
+            return _tag("datetime", obj.isoformat(), _subclass(obj, t, (dt.datetime,), path))
         if isinstance(obj, dt.date):
-            return _tag("date", obj.isoformat())
+            return _tag("date", obj.isoformat(), _subclass(obj, t, (dt.date,), path))
         if isinstance(obj, dt.time):
-            return _tag("time", obj.isoformat())
+            return _tag("time", obj.isoformat(), _subclass(obj, t, (dt.time,), path))
         if isinstance(obj, dt.timedelta):
-            return _tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
+            return _tag(
+                "timedelta", [obj.days, obj.seconds, obj.microseconds], _subclass(obj, t, (dt.timedelta,), path)
+            )
     if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
         if not obj.is_finite():
             raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
-        return _tag("decimal", str(obj))
+        return _tag("decimal", str(obj), _subclass(obj, t, (dec.Decimal,), path))
     if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
-        return _tag("uuid", str(obj))
+        return _tag("uuid", str(obj), _subclass(obj, t, (uid.UUID,), path))
     if (pl := mods.get("pathlib")) is not None and isinstance(obj, pl.PurePath):
+        _subclass(obj, t, (pl.PurePath,), path)
         return _tag("path", obj.as_posix(), t)
-    if isinstance(obj, (str, int, float, list, dict)):  # subclasses of JSON types keep their class
-        base: Any = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
+    if isinstance(obj, (str, int, float, list, dict, tuple)):  # subclasses of JSON types keep their class
+        base: Any = next(b for b in (str, bool, int, float, list, dict, tuple) if isinstance(obj, b))
+        _subclass(obj, t, (base,), path)
         return _tag("sub", _canonical(base(obj), path), t)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: _canonical(getattr(obj, f.name), f"{path}.{f.name}") for f in dataclasses.fields(obj)}
-        return _tag("dataclass", fields, t)
+        names = [f.name for f in dataclasses.fields(obj)]
+        _refuse_hidden(obj, path, _hidden_state(obj, names))
+        return _tag("dataclass", {n: _canonical(getattr(obj, n), f"{path}.{n}") for n in names}, t)
     dump = getattr(obj, "model_dump", None)
     if dump is not None and hasattr(type(obj), "model_fields"):  # pydantic v2 model
+        _refuse_hidden(obj, path, _model_hidden_state(obj))
         return _tag("model", _canonical(dump(mode="json"), path), t)
     module = t.__module__
     if module == "numpy" or module.startswith("numpy."):
@@ -199,15 +207,96 @@ def _canonical(obj: Any, path: str) -> Any:
         if shape is not None and dtype is not None:
             if getattr(dtype, "hasobject", False):
                 raise KeyEncodingError(f"argument {path!r} is a numpy array of Python objects: no stable key")
+            _refuse_hidden(obj, path, sorted(getattr(obj, "__dict__", None) or ()))  # e.g. a masked array's mask
+            # A structured dtype's `.str` is only its size ("|V12"): its fields must be spelled out.
+            kind = dtype.str if getattr(dtype, "fields", None) is None else str(dtype.descr)
             if shape == ():  # numpy scalar
-                return _tag("np", [dtype.str, _canonical(obj.item(), path)])
+                return _tag("np", [kind, _canonical(obj.item(), path)])
             data = obj.tobytes(order="C")
-            return _tag("ndarray", [dtype.str, list(shape), base64.b64encode(data).decode("ascii")])
+            cls = None if module == "numpy" and t.__name__ == "ndarray" else t
+            return _tag("ndarray", [kind, list(shape), base64.b64encode(data).decode("ascii")], cls)
     raise KeyEncodingError(
         f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
-        f"ignore=({path.split('.')[0].split('[')[0]!r},), supply key=lambda ...: ..., or give the class a "
+        f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
         f"__cache_key__() method returning plain data"
     )
+
+
+def _argument(path: str) -> str:
+    """The parameter a value's path starts with (``messages`` for ``messages[0].client``)."""
+    return path.split(".")[0].split("[")[0].split("<")[0]
+
+
+def _subclass(obj: Any, t: type, bases: tuple[type, ...], path: str) -> type | None:
+    """`None` for an instance of one of `bases` itself; for a subclass instance, its class (which then goes into
+    the key), after checking that the subclass adds no state the base's encoding would leave out."""
+    if t in bases:
+        return None
+    _refuse_hidden(obj, path, _hidden_state(obj, (), stop=bases))
+    return t
+
+
+def _hidden_state(obj: Any, known: Collection[str], stop: tuple[type, ...] = ()) -> list[str]:
+    """The attributes of `obj` its encoding leaves out: entries of its ``__dict__`` not in `known` (values a
+    ``functools.cached_property`` derived from the encoded ones excepted) and the ``__slots__`` declared by its
+    classes above `stop` that hold a value."""
+    t = type(obj)
+    slots, derived = _layout(t, stop)
+    hidden = [name for name in getattr(obj, "__dict__", None) or () if name not in known and name not in derived]
+    hidden += [name for name, attr in slots if name not in known and hasattr(obj, attr)]
+    return hidden
+
+
+def _layout(t: type, stop: tuple[type, ...]) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    """A class' declared slots (name, attribute name after private-name mangling) and cached-property names."""
+    found = _layouts.get(t)
+    if found is None:
+        slots: list[tuple[str, str]] = []
+        for klass in t.__mro__:
+            if klass in stop or klass is object:
+                break
+            declared = klass.__dict__.get("__slots__", ())
+            for name in (declared,) if isinstance(declared, str) else declared:
+                if name in ("__dict__", "__weakref__"):
+                    continue
+                private = name.startswith("__") and not name.endswith("__")
+                slots.append((name, f"_{klass.__name__.lstrip('_')}{name}" if private else name))
+        derived = frozenset(
+            name
+            for klass in t.__mro__
+            for name, attr in vars(klass).items()
+            if isinstance(attr, functools.cached_property)
+        )
+        found = _layouts[t] = (tuple(slots), derived)
+    return found
+
+
+_layouts: dict[type, tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
+
+
+def _model_hidden_state(obj: Any) -> list[str]:
+    """What a pydantic model's ``model_dump`` leaves out: private attributes (``_name``, e.g. the request and
+    server a framework's context object carries), fields declared with ``exclude=True``, attributes set outside
+    its fields."""
+    private = getattr(obj, "__pydantic_private__", None) or {}
+    fields = type(obj).model_fields
+    excluded = [name for name, info in fields.items() if getattr(info, "exclude", None) is True]
+    return [*private, *excluded, *_hidden_state(obj, fields, stop=_pydantic_bases(type(obj)))]
+
+
+def _pydantic_bases(t: type) -> tuple[type, ...]:
+    """pydantic's own classes in `t`'s bases: their slots (``__pydantic_fields_set__``, ...) are bookkeeping."""
+    return tuple(k for k in t.__mro__ if k.__module__.split(".")[0] == "pydantic")
+
+
+def _refuse_hidden(obj: Any, path: str, hidden: list[str]) -> None:
+    if hidden:
+        raise KeyEncodingError(
+            f"argument {path!r} of type {_qualname(type(obj))} holds state its cache key would leave out "
+            f"({', '.join(hidden)}), so different values could share one key: exclude it with "
+            f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a __cache_key__() "
+            f"method returning what identifies it"
+        )
 
 
 def canonical_bytes(obj: Any, name: str = "value") -> bytes:
