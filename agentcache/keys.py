@@ -11,7 +11,9 @@ Canonical encoding is JSON (orjson, sorted keys) with *type tags* for everything
 ``(1, 2)`` and ``[1, 2]`` differ, ``{1: "a"}`` and ``{"1": "a"}`` differ, ``b"hi"`` and ``"hi"`` differ, an
 ``IntEnum`` differs from its int. Dataclasses, pydantic models, enums, datetimes, decimals, UUIDs, paths, sets and
 numpy arrays are supported; objects may define ``__cache_key__()`` to return an encodable value. NaN and every other
-type raise `KeyEncodingError` naming the argument, never a silent ``str()`` fallback.
+type raise `KeyEncodingError` naming the argument, never a silent ``str()`` fallback; so does an object holding state
+its encoding would leave out (a pydantic model's private attributes, a dataclass's attributes outside its fields, a
+builtin subclass's instance attributes), so that it never becomes a constant in a key.
 """
 
 from __future__ import annotations
