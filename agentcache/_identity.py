@@ -81,10 +81,10 @@ def project_of(func: Callable[..., Any]) -> str:
 def _defining_dir(func: Callable[..., Any]) -> str:
     target = _target(func)
     module = sys.modules.get(getattr(target, "__module__", None) or "")
-    file = getattr(module, "__file__", None)
-    if not (isinstance(file, str) and file):
-        code = getattr(target, "__code__", None)
-        file = getattr(code, "co_filename", None)
+    if module is not None:  # a module without a file (the REPL, a notebook, whose cells get a new temporary
+        file = getattr(module, "__file__", None)  # file name per kernel) belongs to the current directory
+    else:  # code run by exec() under a made-up module name: where the code says it comes from
+        file = getattr(getattr(target, "__code__", None), "co_filename", None)
     if isinstance(file, str) and os.path.isabs(file) and os.path.exists(file):
         return os.path.dirname(os.path.realpath(file))
     return os.path.realpath(os.getcwd())
@@ -118,10 +118,14 @@ def _target(func: Any) -> Any:
 
 
 def code_digest(func: Callable[..., Any]) -> str:
-    """A digest of the code `func` runs and the simple constant values it reads (see the module docstring);
-    ``""`` for a callable without Python code (a builtin, a C extension)."""
+    """A digest of the code `func` runs and the simple constant values it reads, as they are now (see the module
+    docstring); for a callable object, its class' ``__call__`` (not the object's state); ``""`` for a callable
+    without Python code (a builtin, a C extension)."""
     target = _target(func)
     code = getattr(target, "__code__", None)
+    if code is None and not isinstance(target, type):  # a callable object: the code of its class' __call__
+        target = getattr(type(target), "__call__", None)  # noqa: B004 - the method itself
+        code = getattr(target, "__code__", None)
     if not isinstance(code, CodeType):
         return ""
     out: list[bytes] = []

@@ -389,3 +389,32 @@ class TestDigests:
         namespace: dict[str, Any] = {"__name__": "not_imported"}
         exec(compile(mod.read_text(), str(mod), "exec"), namespace)
         assert project_of(namespace["f"]) == f"path:{os.path.realpath(tmp_path / 'repo')}"
+
+    def test_callable_objects_are_keyed_by_their_call_method(self) -> None:
+        class Shout:
+            def __call__(self, q: str) -> str:
+                return q.upper()
+
+        class Whisper:
+            def __call__(self, q: str) -> str:
+                return q.lower()
+
+        assert code_digest(Shout()) not in ("", code_digest(Whisper()))
+        assert code_digest(len) == ""
+
+    def test_a_module_without_file_belongs_to_the_current_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A notebook's cells compile from a temporary file named per kernel: the project must not follow it."""
+        import types
+
+        cell = tmp_path / "ipykernel_123" / "4567.py"
+        cell.parent.mkdir()
+        cell.write_text("def f():\n    return 1\n")
+        notebook = types.ModuleType("notebook_main")
+        monkeypatch.setitem(sys.modules, "notebook_main", notebook)
+        exec(compile(cell.read_text(), str(cell), "exec"), notebook.__dict__)
+        work = tmp_path / "work"
+        work.mkdir()
+        monkeypatch.chdir(work)
+        assert project_of(notebook.f) == f"path:{os.path.realpath(work)}"
