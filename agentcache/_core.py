@@ -23,7 +23,6 @@ from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
 from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, run_sync
-from ._identity import code_digest, is_internal, project_of
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
@@ -170,6 +169,8 @@ class Core:
             drop |= policy.drop_when_streaming
         self.drop = frozenset(drop)
         self.binder = Binder(func, self.drop)
+        from ._identity import is_internal  # not at import time: `import agentcache` stays light
+
         self._internal = is_internal(func)
         self._identity: tuple[str | None, tuple[str, ...], str] | None = None  # see `identity`
         self._code: str | None = None
@@ -287,6 +288,8 @@ class Core:
         if self._internal:
             found = (settings.project, (self.policy.version or "",), FUNCTION_TAG + self.name)
         else:
+            from ._identity import project_of
+
             project = f"name:{settings.project}" if settings.project else project_of(self.func)
             code = self._code
             if code is None:  # computed once: the code does not change with the project setting
@@ -302,6 +305,8 @@ class Core:
     def _code_digest(self) -> str:
         """`code_digest` of the function, plus the values a `functools.partial` binds positionally (they are
         arguments the signature no longer shows, so they must be in the key)."""
+        from ._identity import code_digest
+
         code = code_digest(self.func)
         bound = self.func.args if isinstance(self.func, functools.partial) else ()
         if not bound:
