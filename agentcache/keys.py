@@ -276,14 +276,38 @@ def _layout(t: type, stop: tuple[type, ...]) -> tuple[tuple[tuple[str, str], ...
 _layouts: dict[type, tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
 
 
-def _model_hidden_state(obj: Any) -> list[str]:
+def _model_hidden_state(obj: Any, depth: int = 0) -> list[str]:
     """What a pydantic model's ``model_dump`` leaves out: private attributes (``_name``, e.g. the request and
     server a framework's context object carries), fields declared with ``exclude=True``, attributes set outside
-    its fields."""
+    its fields; and the same in the models and dataclasses it holds (``model_dump`` encodes them too)."""
     private = getattr(obj, "__pydantic_private__", None) or {}
     fields = type(obj).model_fields
     excluded = [name for name, info in fields.items() if getattr(info, "exclude", None) is True]
-    return [*private, *excluded, *_hidden_state(obj, fields, stop=_pydantic_bases(type(obj)))]
+    hidden = [*private, *excluded, *_hidden_state(obj, fields, stop=_pydantic_bases(type(obj)))]
+    for name in fields:
+        hidden += [f"{name}{inner}" for inner in _nested_hidden_state(getattr(obj, name, None), depth + 1)]
+    return hidden
+
+
+def _nested_hidden_state(value: Any, depth: int) -> list[str]:
+    """Hidden state (see `_model_hidden_state`) of the models and dataclasses inside a model's field value, as
+    paths relative to that value (``.ctx._request``, ``[0]._client``)."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None or depth > 32:
+        return []
+    if t is list or t is tuple or t is set or t is frozenset:
+        return [f"[{i}]{inner}" for i, v in enumerate(value) for inner in _nested_hidden_state(v, depth + 1)]
+    if t is dict:
+        return [f"[{k!r}]{inner}" for k, v in value.items() for inner in _nested_hidden_state(v, depth + 1)]
+    if hasattr(t, "model_fields") and hasattr(value, "model_dump"):
+        return [f".{inner}" for inner in _model_hidden_state(value, depth)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [f.name for f in dataclasses.fields(value)]
+        hidden = [f".{name}" for name in _hidden_state(value, names)]
+        for name in names:
+            hidden += [f".{name}{inner}" for inner in _nested_hidden_state(getattr(value, name, None), depth + 1)]
+        return hidden
+    return []
 
 
 def _pydantic_bases(t: type) -> tuple[type, ...]:

@@ -325,3 +325,16 @@ class TestHiddenState:
         assert canonical_bytes(Point(1, 2)) != canonical_bytes((1, 2))
         assert canonical_bytes(Point(1, 2)) == canonical_bytes(Point(1, 2))
         assert canonical_bytes(bytearray(b"hi")) != canonical_bytes(b"hi")
+
+    def test_private_state_nested_in_a_model_is_refused(self) -> None:
+        """`model_dump` encodes nested models and dataclasses too: their hidden state is found there as well."""
+
+        class Envelope(pydantic.BaseModel):
+            model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+            name: str
+            contexts: list[RequestContext]
+
+        with pytest.raises(KeyEncodingError, match=r"contexts\[0\]\._request_context"):
+            canonical_bytes(Envelope(name="a", contexts=[RequestContext(request_context="r1")]), "env")
+        plain = Envelope(name="a", contexts=[])
+        assert canonical_bytes(plain) == canonical_bytes(Envelope(name="a", contexts=[]))

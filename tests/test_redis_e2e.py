@@ -92,7 +92,9 @@ def test_a_killed_lock_owner_blocks_others_only_until_the_lock_ttl(
         owner.kill()
         owner.join(10)
 
-        @agentcache.tool_cached(backend=redis_server, namespace=ns, name="e2e.crash", version=1, ttl=600, lock_ttl=lock_ttl)
+        @agentcache.tool_cached(
+            backend=redis_server, namespace=ns, name="e2e.crash", version=1, ttl=600, lock_ttl=lock_ttl
+        )
         def slow(key: str) -> str:
             counter.incr(calls_key(ns, key))
             return "computed-here"
