@@ -251,7 +251,7 @@ def _hidden_state(obj: Any, known: Collection[str], stop: tuple[type, ...] = ())
 
 def _layout(t: type, stop: tuple[type, ...]) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
     """A class' declared slots (name, attribute name after private-name mangling) and cached-property names."""
-    found = _layouts.get(t)
+    found = _layouts.get((t, stop))
     if found is None:
         slots: list[tuple[str, str]] = []
         for klass in t.__mro__:
@@ -269,11 +269,13 @@ def _layout(t: type, stop: tuple[type, ...]) -> tuple[tuple[tuple[str, str], ...
             for name, attr in vars(klass).items()
             if isinstance(attr, functools.cached_property)
         )
-        found = _layouts[t] = (tuple(slots), derived)
+        if len(_layouts) >= 4096:  # classes made at run time: bounded, recomputing is cheap
+            _layouts.clear()
+        found = _layouts[t, stop] = (tuple(slots), derived)
     return found
 
 
-_layouts: dict[type, tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
+_layouts: dict[tuple[type, tuple[type, ...]], tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
 
 
 def _model_hidden_state(obj: Any, depth: int = 0) -> list[str]:
