@@ -298,7 +298,11 @@ class Core:
                     if self.policy.version is not None
                     else f"code:{self._code_digest()}"
                 )
-            found = (settings.project, (code, project), f"{FUNCTION_TAG}{self.name}@{digest(project.encode())[:16]}")
+            found = (
+                settings.project,
+                (code, project),
+                f"{FUNCTION_TAG}{self.name}@{digest(project.encode(errors='surrogateescape'))[:16]}",
+            )
         self._identity = found
         return found
 
@@ -313,10 +317,12 @@ class Core:
             return code
         try:
             extra = canonical_bytes(list(bound), "partial")
-        except KeyEncodingError as exc:
+        except KeyEncodingError:
+            kinds = ", ".join(type(v).__qualname__ for v in bound)
             raise KeyEncodingError(
-                f"{self.name}: {exc} (a value bound positionally by functools.partial is part of the key; "
-                f"bind it by keyword instead and list it in ignore=)"
+                f"{self.name}: functools.partial binds positional values ({kinds}) that cannot be part of a cache "
+                f"key, and they decide the result: bind them by keyword and list them in ignore=, or give their "
+                f"class a __cache_key__() method"
             ) from None
         return digest(code.encode() + b"\x00" + extra)
 
