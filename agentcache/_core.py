@@ -26,7 +26,16 @@ from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, ru
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
-from .keys import fields_bytes, function_name, make_key, preview, scoped_digest, validate_namespace
+from .keys import (
+    canonical_bytes,
+    digest,
+    fields_bytes,
+    function_name,
+    make_key,
+    preview,
+    scoped_digest,
+    validate_namespace,
+)
 from .scope import _current as _namespace_var
 from .serialization import (
     CorruptEntryError,
@@ -46,6 +55,7 @@ if TYPE_CHECKING:
 
     from .backends.base import Backend, Item
     from .cache import Cache
+    from .config import Settings
 
 T = TypeVar("T")
 
@@ -167,15 +177,17 @@ class Core:
             drop |= policy.drop_when_streaming
         self.drop = frozenset(drop)
         self.binder = Binder(func, self.drop)
-        self.function_tag = FUNCTION_TAG + self.name
-        self._version = policy.version or ""
-        self._static_tags = None if callable(policy.tags) else (*policy.tags, self.function_tag)
+        from ._identity import is_internal  # not at import time: `import agentcache` stays light
+
+        self._internal = is_internal(func)
+        self._identity: tuple[str | None, tuple[str, ...], str] | None = None  # see `identity`
+        self._code: str | None = None
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], int]] = {}
         self._annotations_registered = False
         self._cache: Cache | None = None
-        self._scopes: dict[str, tuple[Callable[[bytes], str], str]] = {}
+        self._scopes: dict[str, tuple[Callable[[bytes], str], str, Settings]] = {}
         self._own_namespace = policy.namespace is not None
         self._keyed = policy.key is not None
         self._warned: set[str] = set()
@@ -233,8 +245,8 @@ class Core:
         ns = self.namespace_for(args, kwargs) if self._own_namespace else (_scoped_namespace() or settings.namespace)
         fields = self.key_fields(args, kwargs) if self._keyed else self.binder.bind(args, kwargs)
         scope = self._scopes.get(ns)
-        if scope is None:
-            scope = self._scope(ns)
+        if scope is None or scope[2] is not settings:
+            scope = self._scope(ns, settings)
         try:
             payload = fields_bytes(fields)
         except KeyEncodingError as exc:
@@ -245,15 +257,82 @@ class Core:
             store = self.cache.store
         return scope[1] + scope[0](payload), ns, fields, store
 
-    def _scope(self, ns: str) -> tuple[Callable[[bytes], str], str]:
-        """The digest function and key prefix of namespace `ns` (made once per namespace)."""
+    def _scope(self, ns: str, settings: Settings) -> tuple[Callable[[bytes], str], str, Settings]:
+        """The digest function and key prefix of namespace `ns` (made once per namespace and settings)."""
         if len(self._scopes) > 4096:  # a namespace per tenant: bounded, recomputing is cheap
             self._scopes.clear()
         scope = self._scopes[ns] = (
-            scoped_digest((ns, self.layer, self.name, self._version)),
+            scoped_digest((ns, self.layer, self.name, *self.identity(settings))),
             make_key(ns, self.layer, self.name, ""),
+            settings,
         )
         return scope
+
+    def identity(self, settings: Settings | None = None) -> tuple[str, ...]:
+        """What identifies this function in its keys besides its name: ``(code, project)``, where code is
+        ``"code:<digest of its code>"`` or ``"version:<version=>"`` and project is ``"path:<project root>"`` or
+        ``"name:<project setting>"`` (see `agentcache._identity`). agentcache's own stand-ins (the SDK wrapper) have
+        ``(version,)`` only. Computed on first use, then kept per project setting.
+
+        Raises:
+            KeyEncodingError: a value bound positionally by `functools.partial` cannot be encoded.
+        """
+        return self._identify(settings or get_settings())[1]
+
+    @property
+    def function_tag(self) -> str:
+        """The tag every entry of this function carries (its name, and its project), so `cache_clear` finds them."""
+        return self._identify(get_settings())[2]
+
+    @property
+    def _static_tags(self) -> tuple[str, ...] | None:
+        """The tags of every entry when the decorator's tags are fixed; `None` when they depend on the call."""
+        return None if callable(self.policy.tags) else (*self.policy.tags, self.function_tag)
+
+    def _identify(self, settings: Settings) -> tuple[str | None, tuple[str, ...], str]:
+        found = self._identity
+        if found is not None and found[0] == settings.project:
+            return found
+        if self._internal:
+            found = (settings.project, (self.policy.version or "",), FUNCTION_TAG + self.name)
+        else:
+            from ._identity import project_of
+
+            project = f"name:{settings.project}" if settings.project else project_of(self.func)
+            code = self._code
+            if code is None:  # computed once: the code does not change with the project setting
+                code = self._code = (
+                    f"version:{self.policy.version}"
+                    if self.policy.version is not None
+                    else f"code:{self._code_digest()}"
+                )
+            found = (
+                settings.project,
+                (code, project),
+                f"{FUNCTION_TAG}{self.name}@{digest(project.encode(errors='surrogateescape'))[:16]}",
+            )
+        self._identity = found
+        return found
+
+    def _code_digest(self) -> str:
+        """`code_digest` of the function, plus the values a `functools.partial` binds positionally (they are
+        arguments the signature no longer shows, so they must be in the key)."""
+        from ._identity import code_digest
+
+        code = code_digest(self.func)
+        bound = self.func.args if isinstance(self.func, functools.partial) else ()
+        if not bound:
+            return code
+        try:
+            extra = canonical_bytes(list(bound), "partial")
+        except KeyEncodingError:
+            kinds = ", ".join(type(v).__qualname__ for v in bound)
+            raise KeyEncodingError(
+                f"{self.name}: functools.partial binds positional values ({kinds}) that cannot be part of a cache "
+                f"key, and they decide the result: bind them by keyword and list them in ignore=, or give their "
+                f"class a __cache_key__() method"
+            ) from None
+        return digest(code.encode() + b"\x00" + extra)
 
     def call_at(
         self, key: str, ns: str, fields: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
@@ -539,7 +618,7 @@ class Core:
             namespace=call.namespace,
             layer=self.layer,
             function=self.name,
-            version=self.policy.version,
+            version=self.policy.version if self._internal else self.identity()[0],
             included={_field_label(k): preview(v) for k, v in sorted(call.fields.items(), key=_field_order)},
             excluded=excluded,
             tags=call.tags,

@@ -8,6 +8,7 @@
 | `namespace`       | `AGENTCACHE_NAMESPACE`   | `default`                                            |
 | `ttl`             | `AGENTCACHE_TTL`         | none (entries never expire unless a decorator says)  |
 | `decoded_bytes`   | `AGENTCACHE_DECODED_BYTES` | 8 MiB of entries kept decoded for fast hits; 0: off |
+| `project`         | `AGENTCACHE_PROJECT`     | each function's project root directory (docs/tool_cached.md) |
 
 Settings are resolved lazily, on the first cached call: importing agentcache or decorating a function reads no
 file and opens no connection, so `configure()` in `main()` still applies to module-level decorators.
@@ -46,6 +47,7 @@ class Settings:
     failure_threshold: int = 5
     cooldown: float = 5.0
     decoded_bytes: int = 8 << 20
+    project: str | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -104,6 +106,8 @@ def _from_environment() -> dict[str, Any]:
         out["ttl"] = parse_ttl(env["AGENTCACHE_TTL"])
     if env.get("AGENTCACHE_DECODED_BYTES"):
         out["decoded_bytes"] = _byte_count("AGENTCACHE_DECODED_BYTES", env["AGENTCACHE_DECODED_BYTES"])
+    if env.get("AGENTCACHE_PROJECT", "").strip():
+        out["project"] = env["AGENTCACHE_PROJECT"].strip()
     return out
 
 
@@ -113,6 +117,12 @@ def _byte_count(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigurationError(f"{name}={value!r}: expected a number of bytes >= 0 (0 turns it off)")
     return value
+
+
+def _project_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"project={value!r}: expected a non-empty name (or None for the project root path)")
+    return value.strip()
 
 
 def get_settings() -> Settings:
@@ -145,6 +155,7 @@ def configure(
     failure_threshold: int = _UNSET,
     cooldown: float = _UNSET,
     decoded_bytes: int = _UNSET,
+    project: str | None = _UNSET,
     prices: Any = None,
 ) -> Settings:
     """Set process-wide options; anything not passed keeps its environment or default value.
@@ -158,6 +169,8 @@ def configure(
         retries, failure_threshold, cooldown: resilience of backend calls (bounded retries, circuit breaker).
         decoded_bytes: how many bytes of entries each process keeps decoded, so that a hit on an unchanged
             entry copies it instead of parsing it (0 turns this off).
+        project: the project name in every decorated function's keys, instead of the path of its project
+            root; deployments of one project at different paths set the same name to share a store.
         prices: model prices to add or override, as accepted by `agentcache.set_prices`.
 
     Returns the new settings. Open stores are closed so the next call uses the new configuration.
@@ -175,6 +188,7 @@ def configure(
         "failure_threshold": failure_threshold,
         "cooldown": cooldown,
         "decoded_bytes": decoded_bytes if decoded_bytes is _UNSET else _byte_count("decoded_bytes", decoded_bytes),
+        "project": project if project is _UNSET or project is None else _project_name(project),
     }
     if dir is _UNSET:
         given["dir"] = _UNSET

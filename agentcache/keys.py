@@ -11,7 +11,9 @@ Canonical encoding is JSON (orjson, sorted keys) with *type tags* for everything
 ``(1, 2)`` and ``[1, 2]`` differ, ``{1: "a"}`` and ``{"1": "a"}`` differ, ``b"hi"`` and ``"hi"`` differ, an
 ``IntEnum`` differs from its int. Dataclasses, pydantic models, enums, datetimes, decimals, UUIDs, paths, sets and
 numpy arrays are supported; objects may define ``__cache_key__()`` to return an encodable value. NaN and every other
-type raise `KeyEncodingError` naming the argument, never a silent ``str()`` fallback.
+type raise `KeyEncodingError` naming the argument, never a silent ``str()`` fallback; so does an object holding state
+its encoding would leave out (a pydantic model's private attributes, a dataclass's attributes outside its fields, a
+builtin subclass's instance attributes), so that it never becomes a constant in a key.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from .errors import ConfigurationError, KeyEncodingError
@@ -140,7 +143,7 @@ def _canonical(obj: Any, path: str) -> Any:
         if not math.isfinite(obj):
             raise KeyEncodingError(
                 f"argument {path!r} is {obj!r}: NaN and infinities have no stable cache key; "
-                f"exclude it with ignore=({path.split('.')[0].split('[')[0]!r},) or supply key=..."
+                f"exclude it with ignore=({_argument(path)!r},) or supply key=..."
             )
         return obj
     if t is list:
@@ -153,43 +156,51 @@ def _canonical(obj: Any, path: str) -> Any:
     if t is tuple:
         return _tag("tuple", [_canonical(v, f"{path}[{i}]") for i, v in enumerate(obj)])
     hook = getattr(obj, "__cache_key__", None)
-    if hook is not None and callable(hook):
+    if hook is not None and callable(hook):  # authoritative: the class says what identifies it
         return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
     if isinstance(obj, enum.Enum):
         return _tag("enum", _canonical(obj.value, f"{path}.value"), t)
     if isinstance(obj, (set, frozenset)):
         items = [_canonical(v, f"{path}<item>") for v in obj]
-        return _tag("set" if isinstance(obj, set) else "frozenset", sorted(items, key=_sort_key))
+        kind = "set" if isinstance(obj, set) else "frozenset"
+        return _tag(kind, sorted(items, key=_sort_key), _subclass(obj, t, (set, frozenset), path))
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"))
+        cls = None if t is bytes else _subclass(obj, t, (bytes, bytearray, memoryview), path) or t
+        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"), cls)
     # An object of a type whose module was never imported cannot exist, so look modules up instead of
     # importing them: `import agentcache` stays light.
     mods = sys.modules
     if (dt := mods.get("datetime")) is not None:
         if isinstance(obj, dt.datetime):
-            return _tag("datetime", obj.isoformat())
+            return _tag("datetime", obj.isoformat(), _subclass(obj, t, (dt.datetime,), path))
         if isinstance(obj, dt.date):
-            return _tag("date", obj.isoformat())
+            return _tag("date", obj.isoformat(), _subclass(obj, t, (dt.date,), path))
         if isinstance(obj, dt.time):
-            return _tag("time", obj.isoformat())
+            return _tag("time", obj.isoformat(), _subclass(obj, t, (dt.time,), path))
         if isinstance(obj, dt.timedelta):
-            return _tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
+            return _tag(
+                "timedelta", [obj.days, obj.seconds, obj.microseconds], _subclass(obj, t, (dt.timedelta,), path)
+            )
     if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
         if not obj.is_finite():
             raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
-        return _tag("decimal", str(obj))
+        return _tag("decimal", str(obj), _subclass(obj, t, (dec.Decimal,), path))
     if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
-        return _tag("uuid", str(obj))
+        return _tag("uuid", str(obj), _subclass(obj, t, (uid.UUID,), path))
     if (pl := mods.get("pathlib")) is not None and isinstance(obj, pl.PurePath):
+        _subclass(obj, t, (pl.PurePath,), path)
         return _tag("path", obj.as_posix(), t)
-    if isinstance(obj, (str, int, float, list, dict)):  # subclasses of JSON types keep their class
-        base: Any = next(b for b in (str, bool, int, float, list, dict) if isinstance(obj, b))
+    if isinstance(obj, (str, int, float, list, dict, tuple)):  # subclasses of JSON types keep their class
+        base: Any = next(b for b in (str, bool, int, float, list, dict, tuple) if isinstance(obj, b))
+        _subclass(obj, t, (base,), path)
         return _tag("sub", _canonical(base(obj), path), t)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: _canonical(getattr(obj, f.name), f"{path}.{f.name}") for f in dataclasses.fields(obj)}
-        return _tag("dataclass", fields, t)
+        names = [f.name for f in dataclasses.fields(obj)]
+        _refuse_hidden(obj, path, _hidden_state(obj, names))
+        return _tag("dataclass", {n: _canonical(getattr(obj, n), f"{path}.{n}") for n in names}, t)
     dump = getattr(obj, "model_dump", None)
     if dump is not None and hasattr(type(obj), "model_fields"):  # pydantic v2 model
+        _refuse_hidden(obj, path, _model_hidden_state(obj))
         return _tag("model", _canonical(dump(mode="json"), path), t)
     module = t.__module__
     if module == "numpy" or module.startswith("numpy."):
@@ -198,15 +209,122 @@ def _canonical(obj: Any, path: str) -> Any:
         if shape is not None and dtype is not None:
             if getattr(dtype, "hasobject", False):
                 raise KeyEncodingError(f"argument {path!r} is a numpy array of Python objects: no stable key")
+            _refuse_hidden(obj, path, sorted(getattr(obj, "__dict__", None) or ()))  # e.g. a masked array's mask
+            # A structured dtype's `.str` is only its size ("|V12"): its fields must be spelled out.
+            kind = dtype.str if getattr(dtype, "fields", None) is None else str(dtype.descr)
             if shape == ():  # numpy scalar
-                return _tag("np", [dtype.str, _canonical(obj.item(), path)])
+                return _tag("np", [kind, _canonical(obj.item(), path)])
             data = obj.tobytes(order="C")
-            return _tag("ndarray", [dtype.str, list(shape), base64.b64encode(data).decode("ascii")])
+            cls = None if module == "numpy" and t.__name__ == "ndarray" else t
+            return _tag("ndarray", [kind, list(shape), base64.b64encode(data).decode("ascii")], cls)
     raise KeyEncodingError(
         f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
-        f"ignore=({path.split('.')[0].split('[')[0]!r},), supply key=lambda ...: ..., or give the class a "
+        f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
         f"__cache_key__() method returning plain data"
     )
+
+
+def _argument(path: str) -> str:
+    """The parameter a value's path starts with (``messages`` for ``messages[0].client``)."""
+    return path.split(".")[0].split("[")[0].split("<")[0]
+
+
+def _subclass(obj: Any, t: type, bases: tuple[type, ...], path: str) -> type | None:
+    """`None` for an instance of one of `bases` itself; for a subclass instance, its class (which then goes into
+    the key), after checking that the subclass adds no state the base's encoding would leave out."""
+    if t in bases:
+        return None
+    _refuse_hidden(obj, path, _hidden_state(obj, (), stop=bases))
+    return t
+
+
+def _hidden_state(obj: Any, known: Collection[str], stop: tuple[type, ...] = ()) -> list[str]:
+    """The attributes of `obj` its encoding leaves out: entries of its ``__dict__`` not in `known` (values a
+    ``functools.cached_property`` derived from the encoded ones excepted) and the ``__slots__`` declared by its
+    classes above `stop` that hold a value."""
+    t = type(obj)
+    slots, derived = _layout(t, stop)
+    hidden = [name for name in getattr(obj, "__dict__", None) or () if name not in known and name not in derived]
+    hidden += [name for name, attr in slots if name not in known and hasattr(obj, attr)]
+    return hidden
+
+
+def _layout(t: type, stop: tuple[type, ...]) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    """A class' declared slots (name, attribute name after private-name mangling) and cached-property names."""
+    found = _layouts.get((t, stop))
+    if found is None:
+        slots: list[tuple[str, str]] = []
+        for klass in t.__mro__:
+            if klass in stop or klass is object:
+                break
+            declared = klass.__dict__.get("__slots__", ())
+            for name in (declared,) if isinstance(declared, str) else declared:
+                if name in ("__dict__", "__weakref__"):
+                    continue
+                private = name.startswith("__") and not name.endswith("__")
+                slots.append((name, f"_{klass.__name__.lstrip('_')}{name}" if private else name))
+        derived = frozenset(
+            name
+            for klass in t.__mro__
+            for name, attr in vars(klass).items()
+            if isinstance(attr, functools.cached_property)
+        )
+        if len(_layouts) >= 4096:  # classes made at run time: bounded, recomputing is cheap
+            _layouts.clear()
+        found = _layouts[t, stop] = (tuple(slots), derived)
+    return found
+
+
+_layouts: dict[tuple[type, tuple[type, ...]], tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
+
+
+def _model_hidden_state(obj: Any, depth: int = 0) -> list[str]:
+    """What a pydantic model's ``model_dump`` leaves out: private attributes (``_name``, e.g. the request and
+    server a framework's context object carries), fields declared with ``exclude=True``, attributes set outside
+    its fields; and the same in the models and dataclasses it holds (``model_dump`` encodes them too)."""
+    private = getattr(obj, "__pydantic_private__", None) or {}
+    fields = type(obj).model_fields
+    excluded = [name for name, info in fields.items() if getattr(info, "exclude", None) is True]
+    hidden = [*private, *excluded, *_hidden_state(obj, fields, stop=_pydantic_bases(type(obj)))]
+    for name in fields:
+        hidden += [f"{name}{inner}" for inner in _nested_hidden_state(getattr(obj, name, None), depth + 1)]
+    return hidden
+
+
+def _nested_hidden_state(value: Any, depth: int) -> list[str]:
+    """Hidden state (see `_model_hidden_state`) of the models and dataclasses inside a model's field value, as
+    paths relative to that value (``.ctx._request``, ``[0]._client``)."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None or depth > 32:
+        return []
+    if t is list or t is tuple or t is set or t is frozenset:
+        return [f"[{i}]{inner}" for i, v in enumerate(value) for inner in _nested_hidden_state(v, depth + 1)]
+    if t is dict:
+        return [f"[{k!r}]{inner}" for k, v in value.items() for inner in _nested_hidden_state(v, depth + 1)]
+    if hasattr(t, "model_fields") and hasattr(value, "model_dump"):
+        return [f".{inner}" for inner in _model_hidden_state(value, depth)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [f.name for f in dataclasses.fields(value)]
+        hidden = [f".{name}" for name in _hidden_state(value, names)]
+        for name in names:
+            hidden += [f".{name}{inner}" for inner in _nested_hidden_state(getattr(value, name, None), depth + 1)]
+        return hidden
+    return []
+
+
+def _pydantic_bases(t: type) -> tuple[type, ...]:
+    """pydantic's own classes in `t`'s bases: their slots (``__pydantic_fields_set__``, ...) are bookkeeping."""
+    return tuple(k for k in t.__mro__ if k.__module__.split(".")[0] == "pydantic")
+
+
+def _refuse_hidden(obj: Any, path: str, hidden: list[str]) -> None:
+    if hidden:
+        raise KeyEncodingError(
+            f"argument {path!r} of type {_qualname(type(obj))} holds state its cache key would leave out "
+            f"({', '.join(hidden)}), so different values could share one key: exclude it with "
+            f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a __cache_key__() "
+            f"method returning what identifies it"
+        )
 
 
 def canonical_bytes(obj: Any, name: str = "value") -> bytes:
@@ -295,8 +413,13 @@ def split_key(key: str) -> KeyParts | None:
 
 
 def function_name(func: Callable[..., Any]) -> str:
-    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded."""
-    module = getattr(func, "__module__", None) or "?"
+    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded, where the module
+    of a script is the name it would have if imported (``bot.ask``, never ``__main__.ask``)."""
+    from ._identity import module_name
+
+    target = func.func if isinstance(func, functools.partial) else func
+    module = module_name(target)
+    func = target
     qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
     return _segment(f"{module}.{qual}".replace(".<locals>", ""))
 

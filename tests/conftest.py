@@ -21,6 +21,7 @@ def _pristine_agentcache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
         "AGENTCACHE_NAMESPACE",
         "AGENTCACHE_TTL",
         "AGENTCACHE_DECODED_BYTES",
+        "AGENTCACHE_PROJECT",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AGENTCACHE_DIR", str(tmp_path_factory.mktemp("agentcache-home")))

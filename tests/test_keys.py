@@ -6,9 +6,10 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import uuid
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pydantic
@@ -174,3 +175,166 @@ class TestNamespaces:
         parts = split_key(key)
         assert parts is not None and parts.namespace == "tenant-42/search" and parts.layer == "response"
         assert split_key("foreign:key") is None
+
+
+class RequestContext(pydantic.BaseModel):
+    """A stand-in for MCP's `Context`: a pydantic model with no fields whose state lives in private attributes
+    (the request being served and the server), set by its constructor like `mcp.server.fastmcp.Context`."""
+
+    model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+    _request_context: Any = None
+    _fastmcp: Any = None
+
+    def __init__(self, *, request_context: Any = None, fastmcp: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._request_context = request_context
+        self._fastmcp = fastmcp
+
+    @property
+    def request_id(self) -> str:
+        return str(self._request_context)
+
+
+class Secretive(pydantic.BaseModel):
+    name: str
+    token: str = pydantic.Field(exclude=True)
+
+
+@dataclasses.dataclass
+class WithPostInit:
+    model: str
+
+    def __post_init__(self) -> None:
+        self.client = object()  # state outside the fields
+
+
+@dataclasses.dataclass(slots=True)
+class Slotted:
+    model: str
+
+
+class SlottedPlus(Slotted):
+    __slots__ = ("session",)
+
+    def __init__(self, model: str, session: str) -> None:
+        super().__init__(model)
+        self.session = session
+
+
+@dataclasses.dataclass
+class Derived:
+    text: str
+
+    @functools.cached_property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+class TaggedPrompt(str):
+    """A str subclass carrying a model in its instance dict: its str value alone does not identify it."""
+
+    model: str
+
+
+class OnlySlots:
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+class TestHiddenState:
+    """Objects whose canonical encoding would drop state are refused, never keyed as a constant (#9.2)."""
+
+    def test_model_with_private_state_is_refused(self) -> None:
+        """Two MCP-like contexts serving different requests encoded to the same bytes before."""
+        with pytest.raises(KeyEncodingError, match=r"'ctx'.*_request_context, _fastmcp.*ignore=\('ctx',\)"):
+            canonical_bytes(RequestContext(request_context="r1", fastmcp="server"), "ctx")
+
+    def test_context_argument_of_a_cached_tool(self) -> None:
+        """End to end: the error names the argument and how to leave it out; ignore= makes the tool cacheable."""
+        import agentcache
+
+        @agentcache.tool_cached(backend="memory://")
+        def search(query: str, ctx: RequestContext) -> str:
+            return f"{query} for {ctx.request_id}"
+
+        with pytest.raises(KeyEncodingError, match=r"ignore=\('ctx',\)"):
+            search("q", RequestContext(request_context="r1"))
+
+        @agentcache.tool_cached(backend="memory://", ignore=["ctx"])
+        def search_ignoring(query: str, ctx: RequestContext) -> str:
+            return query
+
+        assert search_ignoring("q", RequestContext(request_context="r1")) == "q"
+
+    def test_model_field_excluded_from_dump_is_refused(self) -> None:
+        with pytest.raises(KeyEncodingError, match=r"\(token\)"):
+            canonical_bytes(Secretive(name="a", token="t"), "creds")
+
+    def test_dataclass_state_outside_its_fields_is_refused(self) -> None:
+        with pytest.raises(KeyEncodingError, match=r"\(client\)"):
+            canonical_bytes(WithPostInit("m"), "cfg")
+
+    def test_slots_beyond_the_dataclass_fields_are_refused(self) -> None:
+        assert canonical_bytes(Slotted("m")) == canonical_bytes(Slotted("m"))
+        with pytest.raises(KeyEncodingError, match=r"\(session\)"):
+            canonical_bytes(SlottedPlus("m", "s1"), "cfg")
+
+    def test_plain_object_with_slots_is_refused(self) -> None:
+        with pytest.raises(KeyEncodingError, match="cannot be part of a cache key"):
+            canonical_bytes(OnlySlots(1), "value")
+
+    def test_subclass_of_a_builtin_with_instance_state_is_refused(self) -> None:
+        prompt = TaggedPrompt("hello")
+        assert canonical_bytes(prompt) != canonical_bytes("hello")  # an empty subclass keeps its class
+        prompt.model = "gpt-4o"
+        with pytest.raises(KeyEncodingError, match=r"\(model\)"):
+            canonical_bytes(prompt, "prompt")
+
+    def test_masked_array_is_refused(self) -> None:
+        masked = np.ma.masked_array([1, 2, 3], mask=[False, True, False])
+        with pytest.raises(KeyEncodingError, match="_mask"):
+            canonical_bytes(masked, "x")
+
+    def test_structured_arrays_differ_by_field_names(self) -> None:
+        a = np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")])
+        b = np.zeros(2, dtype=[("x", "<i4"), ("y", "<f8")])
+        assert canonical_bytes(a) != canonical_bytes(b)
+
+    def test_derived_state_and_hooks_are_accepted(self) -> None:
+        """A cached_property derived from the fields is not hidden state; __cache_key__ stays authoritative."""
+        d = Derived("a b")
+        before = canonical_bytes(d)
+        assert d.words == 2
+        assert canonical_bytes(d) == before
+
+        class KeyedContext(RequestContext):
+            def __cache_key__(self) -> str:
+                return "tenant-1"
+
+        assert canonical_bytes(KeyedContext(request_context="r1")) == canonical_bytes(KeyedContext())
+
+    def test_new_shapes_never_collide(self) -> None:
+        """namedtuples are encodable (with their class), bytearray differs from bytes."""
+        assert canonical_bytes(Point(1, 2)) != canonical_bytes((1, 2))
+        assert canonical_bytes(Point(1, 2)) == canonical_bytes(Point(1, 2))
+        assert canonical_bytes(bytearray(b"hi")) != canonical_bytes(b"hi")
+
+    def test_private_state_nested_in_a_model_is_refused(self) -> None:
+        """`model_dump` encodes nested models and dataclasses too: their hidden state is found there as well."""
+
+        class Envelope(pydantic.BaseModel):
+            model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+            name: str
+            contexts: list[RequestContext]
+
+        with pytest.raises(KeyEncodingError, match=r"contexts\[0\]\._request_context"):
+            canonical_bytes(Envelope(name="a", contexts=[RequestContext(request_context="r1")]), "env")
+        plain = Envelope(name="a", contexts=[])
+        assert canonical_bytes(plain) == canonical_bytes(Envelope(name="a", contexts=[]))

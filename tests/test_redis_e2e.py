@@ -92,7 +92,9 @@ def test_a_killed_lock_owner_blocks_others_only_until_the_lock_ttl(
         owner.kill()
         owner.join(10)
 
-        @agentcache.tool_cached(backend=redis_server, namespace=ns, name="e2e.crash", ttl=600, lock_ttl=lock_ttl)
+        @agentcache.tool_cached(
+            backend=redis_server, namespace=ns, name="e2e.crash", version=1, ttl=600, lock_ttl=lock_ttl
+        )
         def slow(key: str) -> str:
             counter.incr(calls_key(ns, key))
             return "computed-here"
@@ -214,7 +216,7 @@ def test_invalidate_in_one_process_reaches_another_l1_within_100ms(
     url = f"{redis_server}?l1=100&prefix=e2e{ns}:"
     version_key = f"e2e-version:{ns}"
 
-    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.doc", tags=["doc"], ttl=600)
+    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.doc", version=1, tags=["doc"], ttl=600)
     def doc(key: str) -> str:
         return f"{key}@{int(counter.get(version_key) or 0)}"
 

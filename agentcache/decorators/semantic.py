@@ -130,7 +130,7 @@ class _SemanticCore(Core):
         from agentcache.semantic.query import split_query
 
         text, rest = split_query(call.fields, self.query)
-        scope = (call.namespace, LAYER, self.name, self.policy.version or "")
+        scope = (call.namespace, LAYER, self.name, *self.identity())
         partition = mapping_digest({**rest, "$embedding_model": self.embedder.model}, scope=scope)
         prefix = make_key(call.namespace, VECTOR_LAYER, partition, "")
         return text, prefix, prefix + call.key.rsplit(":", 1)[1]

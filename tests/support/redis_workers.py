@@ -2,6 +2,9 @@
 
 Every decorated function counts its real executions with an `INCR` on a Redis key outside the cache's
 layout, so the parent can check how many upstream calls happened across all processes.
+
+The functions here and their twins in the tests have different bodies; the ones meant to share entries across
+processes set one `version=`, which replaces the code hash in their keys (a `name=` alone no longer shares).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def crashing_owner(url: str, ns: str, key: str, started: Any, lock_ttl: float) -
 
     counter = redis.Redis.from_url(url.split("?", 1)[0])
 
-    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.crash", ttl=600, lock_ttl=lock_ttl)
+    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.crash", version=1, ttl=600, lock_ttl=lock_ttl)
     def slow(key: str) -> str:
         counter.incr(calls_key(ns, key))
         started.set()
@@ -66,7 +69,7 @@ def tiered_reader(url: str, ns: str, ready: Any, seen_at: Any) -> None:
     version = redis.Redis.from_url(url.split("?", 1)[0])
     version_key = f"e2e-version:{ns}"
 
-    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.doc", tags=["doc"], ttl=600)
+    @agentcache.tool_cached(backend=url, namespace=ns, name="e2e.doc", version=1, tags=["doc"], ttl=600)
     def doc(key: str) -> str:
         return f"{key}@{int(version.get(version_key) or 0)}"
 
