@@ -92,6 +92,7 @@ def make_policy(
         raise ConfigurationError("tags= and ignore= take a list of strings, e.g. tags=['search']")
     if isinstance(namespace, str):
         namespace = validate_namespace(namespace)
+    _cache.check_spec(backend)  # a bad URL is an error at start-up, never one per call
     lock_seconds = parse_ttl(lock_ttl) or 60.0
     return Policy(
         layer=layer,

@@ -57,6 +57,10 @@ class Cache:
     """
 
     def __init__(self, backend: str | Backend | None = None, *, fail_open: bool = True) -> None:
+        check_spec(backend)
+        self._setup(backend, fail_open)
+
+    def _setup(self, backend: str | Backend | None, fail_open: bool) -> None:
         self._spec = backend
         self._fail_open = fail_open
         self._store: Backend | None = None
@@ -94,25 +98,28 @@ class Cache:
 
             spec = self._spec
             inner: Backend
-            if spec is None or isinstance(spec, str):
-                url = get_settings().backend_url if spec is None else spec
-                if url.rstrip("/") in ("sqlite:", "sqlite:/"):
-                    url = f"sqlite://{get_settings().cache_dir / 'cache.db'}"
-                inner = open_backend(url)
-            else:
-                inner = spec
             from .backends.memory import MemoryBackend
 
-            # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
-            if self._fail_open and not isinstance(inner, MemoryBackend):
-                s = get_settings()
-                inner = ResilientBackend(
-                    inner,
-                    retries=s.retries,
-                    failure_threshold=s.failure_threshold,
-                    cooldown=s.cooldown,
-                    on_error=self._on_error,
-                )
+            try:
+                if spec is None or isinstance(spec, str):
+                    url = _resolved_url(spec)
+                    inner = open_backend(url)
+                else:
+                    inner = spec
+                # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
+                if self._fail_open and not isinstance(inner, MemoryBackend):
+                    s = get_settings()
+                    inner = ResilientBackend(
+                        inner,
+                        retries=s.retries,
+                        failure_threshold=s.failure_threshold,
+                        cooldown=s.cooldown,
+                        on_error=self._on_error,
+                    )
+            except Exception as exc:
+                if not self._fail_open:
+                    raise
+                inner = _unopened(self, exc)
             self._store = inner
         from .invalidation import _publish_events
         from .stats_store import ensure_exit_flush
@@ -183,6 +190,50 @@ class Cache:
             store.close()
 
 
+def _resolved_url(spec: str | None) -> str:
+    """The URL a string or default spec opens; ``sqlite://`` alone means the default file.
+
+    Only the default file's directory (the platform cache dir or `AGENTCACHE_DIR`) is created; an explicit
+    SQLite URL's directory must exist.
+    """
+    settings = get_settings()
+    url = settings.backend_url if spec is None else spec
+    if url.rstrip("/") in ("sqlite:", "sqlite:/"):
+        url = f"sqlite://{settings.cache_dir / 'cache.db'}"
+    elif spec is not None or settings.url is not None:
+        return url
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def check_spec(spec: object) -> None:
+    """Raise `ConfigurationError` now for a ``backend=`` URL that could never open (objects are not checked).
+
+    The default SQLite form (``sqlite://``) is always valid: its directory is created on first use.
+    """
+    if isinstance(spec, str) and spec.rstrip("/") not in ("sqlite:", "sqlite:/"):
+        from .backends import check_url
+
+        check_url(spec)
+
+
+def _unopened(cache: Cache, exc: Exception) -> Backend:
+    """The stand-in for a store that cannot be opened: logged once, every call runs uncached."""
+    import logging
+
+    from .backends.memory import MemoryBackend
+
+    cache.counters.add("backend_errors")
+    logging.getLogger("agentcache").warning(
+        "agentcache: cannot open the store %s (%s: %s); cached functions run uncached until "
+        "agentcache.configure() is called again or the process restarts",
+        cache.url,
+        type(exc).__name__,
+        exc,
+    )
+    return MemoryBackend(max_entries=0, max_bytes=0)  # stores nothing: every call is a miss
+
+
 _registry_lock = threading.Lock()
 _every: weakref.WeakSet[Cache] = weakref.WeakSet()
 _default: Cache | None = None
@@ -211,8 +262,16 @@ def cache_for(spec: str | Backend | Cache | None) -> Cache:
     with _registry_lock:
         cache = _by_spec.get(ident)
         if cache is None:
-            cache = _by_spec[ident] = Cache(spec)
+            # checked at decoration time: a URL that breaks later degrades when opened, never raises per call
+            cache = _by_spec[ident] = unchecked(spec)
         return cache
+
+
+def unchecked(spec: str | Backend | None, *, fail_open: bool = True) -> Cache:
+    """A `Cache` whose URL is not checked now, only when it opens (see `Cache._open`)."""
+    cache = Cache.__new__(Cache)
+    cache._setup(spec, fail_open)
+    return cache
 
 
 def open_caches() -> list[Cache]:

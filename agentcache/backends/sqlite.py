@@ -214,8 +214,9 @@ class SQLiteBackend:
         with self._lock:
             generation = self._generation
             pid = _process[0]
+            if not self.path.parent.is_dir():  # never created here: a typo must not make directories anywhere
+                raise BackendError(f"cannot open {str(self.path)!r}: its directory does not exist")
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             except (OSError, sqlite3.Error) as exc:
                 raise _map_error(exc, f"opening {str(self.path)!r}") from exc
