@@ -27,6 +27,7 @@ from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
 from .keys import fields_bytes, function_name, make_key, preview, scoped_digest, validate_namespace
+from .scope import NamespaceTarget, invalidation_scope
 from .scope import _current as _namespace_var
 from .serialization import Kind, decode_hit, decode_parts, encode_entry, register_type
 from .stats import CacheInfo, Counters, StatsReport
@@ -802,11 +803,11 @@ def _attach(face: Any, core: Core, *, is_async: bool) -> Any:
     def cache_info() -> CacheInfo:
         return core.counters.info()
 
-    def cache_clear() -> None:
-        _cache.bump_epoch()
-        core.cache.store.delete_tags([core.function_tag])
-        _cache.bump_epoch()
-        core.counters.reset()
+    def cache_clear(*, namespace: NamespaceTarget = None) -> None:
+        # scoped like agentcache.invalidate: inside a namespace() block, only that block's entries
+        core.cache.invalidate(tags=[core.function_tag], namespace=namespace)
+        if invalidation_scope(namespace) is None:  # stats are per function, not per tenant
+            core.counters.reset()
 
     def cache_key(*args: Any, **kwargs: Any) -> str:
         return core.prepare(args, kwargs).key

@@ -14,7 +14,9 @@ from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import get_settings
+from .errors import ConfigurationError
 from .keys import KEY_PREFIX, namespace_prefixes
+from .scope import ALL, NamespaceTarget, invalidation_scope
 from .stats import Counters
 
 if TYPE_CHECKING:
@@ -133,43 +135,46 @@ class Cache:
 
     # -- invalidation ---------------------------------------------------------------------------------------
 
-    def invalidate(self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None) -> int:
-        """Delete entries by exact key, by tag (within `namespace` when given), or a whole namespace.
+    def invalidate(
+        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
+    ) -> int:
+        """Delete entries by exact key, by tag, or a whole namespace (see `agentcache.invalidate` for how
+        `namespace` and the current `namespace()` block scope it).
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
         values (computations still running are not stored either).
         """
+        prefixes, clear = _scope_of(keys, tags, namespace)
         bump_epoch()
         store = self.store
         deleted = 0
         keys = list(keys)
         if keys:
             deleted += store.delete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
         if tags:
             for prefix in prefixes:
                 deleted += store.delete_tags(list(tags), prefix)
-        elif namespace is not None:
+        elif clear:
             for prefix in prefixes:
                 deleted += store.clear(prefix)
         bump_epoch()
         return deleted
 
     async def ainvalidate(
-        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None
+        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
     ) -> int:
         """Awaitable `invalidate`."""
+        prefixes, clear = _scope_of(keys, tags, namespace)
         bump_epoch()
         store = self.store
         deleted = 0
         keys = list(keys)
         if keys:
             deleted += await store.adelete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
         if tags:
             for prefix in prefixes:
                 deleted += await store.adelete_tags(list(tags), prefix)
-        elif namespace is not None:
+        elif clear:
             for prefix in prefixes:
                 deleted += await store.aclear(prefix)
         bump_epoch()
@@ -188,6 +193,18 @@ class Cache:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+
+def _scope_of(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget) -> tuple[tuple[str, ...], bool]:
+    """The key prefixes an invalidation covers, and whether it clears them whole (an explicit namespace without
+    tags). Tags reach the current `namespace()` block only, unless `namespace` says otherwise."""
+    if namespace is ALL and not tags and not keys:
+        raise ConfigurationError(
+            "invalidate(namespace=agentcache.ALL) needs tags=...; to empty a whole store use Cache.clear() "
+            "or `agentcache clear --yes`"
+        )
+    target = invalidation_scope(namespace)
+    return (("",) if target is None else namespace_prefixes(target)), isinstance(namespace, str)
 
 
 def _resolved_url(spec: str | None) -> str:

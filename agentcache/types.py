@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from .scope import NamespaceTarget
 from .stats import CacheInfo
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "KeyBuilder"]
@@ -31,8 +32,9 @@ class CachedFunction(Protocol[P, R_co]):
         """Hits, misses, errors and savings of this function in this process."""
         ...
 
-    def cache_clear(self) -> None:
-        """Delete every entry of this function (all namespaces) and reset its counters."""
+    def cache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Delete this function's entries: inside a `namespace()` block only that block's (and nested ones'),
+        elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
@@ -59,8 +61,9 @@ class AsyncCachedFunction(Protocol[P, R_co]):
         """Hits, misses, errors and savings of this function in this process."""
         ...
 
-    def cache_clear(self) -> None:
-        """Delete every entry of this function (all namespaces) and reset its counters."""
+    def cache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Delete this function's entries: inside a `namespace()` block only that block's (and nested ones'),
+        elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
