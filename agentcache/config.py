@@ -176,7 +176,7 @@ def _from_environment(skip: Collection[str] = ()) -> dict[str, Any]:
         path = find_dotenv(usecwd=True)
         if path:
             env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    except ImportError:  # python-dotenv is a dependency; tolerate a broken install
+    except (ImportError, OSError):  # python-dotenv is a dependency (tolerate a broken install); cwd may be gone
         pass
     env.update(os.environ)
     out: dict[str, Any] = {}
