@@ -11,6 +11,7 @@ Everything after `sqlite://` up to `?` is the path, so `sqlite:///tmp/x.db` is t
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,7 @@ _REDIS_OPTIONS: dict[str, _Check] = {
     "max_entries": (int, "an integer >= 1 or none"),
     "socket_timeout": _SECONDS,
     "socket_connect_timeout": _SECONDS,
+    "connect_timeout": _SECONDS,
     "max_connections": (int, "an integer >= 1"),
     "retries": _COUNT,
     "l1": (int, "an integer >= 1"),
@@ -204,20 +206,14 @@ def _parse_redis(url: str, options: dict[str, Any]) -> None:
     _check_redis_py(clean, types)
 
 
-def _check_redis_py(url: str, ours: dict[str, _Check]) -> None:
-    """Parse the part of a Redis URL that redis-py reads, refusing options no redis-py client accepts."""
+@functools.cache
+def _redis_py_options() -> frozenset[str]:
+    """Every keyword a redis-py client, pool or connection accepts (what its URL query may set)."""
     import inspect
-    from urllib.parse import urlsplit
 
     from redis import connection
     from redis.cluster import RedisCluster
 
-    scheme, _, rest = url.partition("://")
-    parse: Callable[[str], Any] = connection.parse_url  # untyped in redis-py
-    try:
-        parse(f"{scheme.removesuffix('+cluster')}://{rest}")
-    except ValueError as exc:
-        raise ConfigurationError(f"{url!r}: {exc}") from None
     accepted = set(connection.URL_QUERY_ARGUMENT_PARSERS)
     for init in (
         connection.ConnectionPool.__init__,
@@ -228,7 +224,23 @@ def _check_redis_py(url: str, ours: dict[str, _Check]) -> None:
         RedisCluster.__init__,
     ):
         accepted.update(inspect.signature(init).parameters)
-    unknown = sorted({name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)} - accepted)
+    return frozenset(accepted)
+
+
+def _check_redis_py(url: str, ours: dict[str, _Check]) -> None:
+    """Parse the part of a Redis URL that redis-py reads, refusing options no redis-py client accepts."""
+    from urllib.parse import urlsplit
+
+    from redis import connection
+
+    scheme, _, rest = url.partition("://")
+    parse: Callable[[str], Any] = connection.parse_url  # untyped in redis-py
+    try:
+        parse(f"{scheme.removesuffix('+cluster')}://{rest}")
+    except ValueError as exc:
+        raise ConfigurationError(f"{url!r}: {exc}") from None
+    given = {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    unknown = sorted(given - _redis_py_options())
     if unknown:
         raise ConfigurationError(
             f"unknown option(s) {unknown} in {url!r}; redis:// takes {_describe(ours)} "
@@ -298,7 +310,14 @@ def check_url(url: str) -> None:
         ConfigurationError: the message says what is valid (schemes, and per scheme the options and their types).
         MissingDependencyError: the scheme needs an extra that is not installed.
     """
-    _PARSERS[_scheme_family(url)](url, {})
+    family = _scheme_family(url)
+    _PARSERS[family](url, {})
+    try:  # the backend's own checks of its values: constructors neither connect nor touch the disk
+        _OPENERS[family](url, {})
+    except ConfigurationError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{url!r}: {exc}") from None
 
 
 def open_backend(url: str, **options: Any) -> Backend:
