@@ -35,7 +35,7 @@ class AllNamespaces(enum.Enum):
 ALL: Final = AllNamespaces.ALL
 """``namespace=agentcache.ALL``: an invalidation that reaches every namespace, even inside a `namespace()` block."""
 
-NamespaceTarget: TypeAlias = "str | Literal[AllNamespaces.ALL] | None"
+NamespaceTarget: TypeAlias = str | Literal[AllNamespaces.ALL] | None
 """What an invalidation's ``namespace=`` accepts: a namespace (nested in the current block), `ALL`, or `None`."""
 
 
