@@ -40,7 +40,7 @@ from .errors import (
     SerializationError,
 )
 from .invalidation import aemit, ainvalidate, emit, invalidate, on
-from .scope import current_namespace, namespace
+from .scope import ALL, current_namespace, namespace
 from .serialization import register_type
 from .stats import CacheInfo, StatsReport
 from .stats_store import flush_stats
@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL",
     "AgentCacheError",
     "AsyncCachedFunction",
     "AsyncCachedMethod",

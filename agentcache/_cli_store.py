@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_render import jsonable, render_json, with_progress
 from ._core import FUNCTION_TAG
-from .cache import Cache
+from .cache import unchecked
 from .errors import SerializationError
 from .keys import KEY_PREFIX, split_key
 from .serialization import CorruptEntryError, decode_entry, decode_vector, stored_form
@@ -90,7 +90,7 @@ class Session:
     """The store one command works on, opened without the fail-open wrapper so that failures are reported."""
 
     def __init__(self, url: str | None) -> None:
-        self.cache = Cache(url, fail_open=False)
+        self.cache = unchecked(url, fail_open=False)  # a read of a store whose directory is missing finds nothing
         self.url = self.cache.url
 
     @property
@@ -100,6 +100,9 @@ class Session:
 
     def absent(self) -> bool:
         """True when the store is a SQLite file that does not exist yet (reading must not create it)."""
+        named = self.url.partition("?")[0].removeprefix("sqlite://")
+        if named != self.url.partition("?")[0] and named.strip("/") and not Path(named).expanduser().exists():
+            return True  # checked before opening, which refuses a missing directory
         path = getattr(self.store, "path", None)
         return isinstance(path, Path) and not path.exists()
 

@@ -36,6 +36,7 @@ from .keys import (
     scoped_digest,
     validate_namespace,
 )
+from .scope import NamespaceTarget, invalidation_scope
 from .scope import _current as _namespace_var
 from .serialization import (
     CorruptEntryError,
@@ -110,6 +111,7 @@ def make_policy(
         raise ConfigurationError("tags= and ignore= take a list of strings, e.g. tags=['search']")
     if isinstance(namespace, str):
         namespace = validate_namespace(namespace)
+    _cache.check_spec(backend)  # a bad URL is an error at start-up, never one per call
     lock_seconds = parse_ttl(lock_ttl) or 60.0
     return Policy(
         layer=layer,
@@ -903,11 +905,11 @@ def _attach(face: Any, core: Core, *, is_async: bool) -> Any:
     def cache_info() -> CacheInfo:
         return core.counters.info()
 
-    def cache_clear() -> None:
-        _cache.bump_epoch()
-        core.cache.store.delete_tags([core.function_tag])
-        _cache.bump_epoch()
-        core.counters.reset()
+    def cache_clear(*, namespace: NamespaceTarget = None) -> None:
+        # scoped like agentcache.invalidate: inside a namespace() block, only that block's entries
+        core.cache.invalidate(tags=[core.function_tag], namespace=namespace)
+        if invalidation_scope(namespace) is None:  # stats are per function, not per tenant
+            core.counters.reset()
 
     def cache_key(*args: Any, **kwargs: Any) -> str:
         return core.prepare(args, kwargs).key

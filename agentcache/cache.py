@@ -14,7 +14,9 @@ from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import get_settings
+from .errors import ConfigurationError
 from .keys import KEY_PREFIX, namespace_prefixes
+from .scope import ALL, NamespaceTarget, invalidation_scope
 from .stats import Counters
 
 if TYPE_CHECKING:
@@ -57,6 +59,10 @@ class Cache:
     """
 
     def __init__(self, backend: str | Backend | None = None, *, fail_open: bool = True) -> None:
+        check_spec(backend)
+        self._setup(backend, fail_open)
+
+    def _setup(self, backend: str | Backend | None, fail_open: bool) -> None:
         self._spec = backend
         self._fail_open = fail_open
         self._store: Backend | None = None
@@ -94,25 +100,28 @@ class Cache:
 
             spec = self._spec
             inner: Backend
-            if spec is None or isinstance(spec, str):
-                url = get_settings().backend_url if spec is None else spec
-                if url.rstrip("/") in ("sqlite:", "sqlite:/"):
-                    url = f"sqlite://{get_settings().cache_dir / 'cache.db'}"
-                inner = open_backend(url)
-            else:
-                inner = spec
             from .backends.memory import MemoryBackend
 
-            # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
-            if self._fail_open and not isinstance(inner, MemoryBackend):
-                s = get_settings()
-                inner = ResilientBackend(
-                    inner,
-                    retries=s.retries,
-                    failure_threshold=s.failure_threshold,
-                    cooldown=s.cooldown,
-                    on_error=self._on_error,
-                )
+            try:
+                if spec is None or isinstance(spec, str):
+                    url = _resolved_url(spec)
+                    inner = open_backend(url)
+                else:
+                    inner = spec
+                # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
+                if self._fail_open and not isinstance(inner, MemoryBackend):
+                    s = get_settings()
+                    inner = ResilientBackend(
+                        inner,
+                        retries=s.retries,
+                        failure_threshold=s.failure_threshold,
+                        cooldown=s.cooldown,
+                        on_error=self._on_error,
+                    )
+            except Exception as exc:
+                if not self._fail_open:
+                    raise
+                inner = _unopened(self, exc)
             self._store = inner
         from .invalidation import _publish_events
         from .stats_store import ensure_exit_flush
@@ -126,43 +135,46 @@ class Cache:
 
     # -- invalidation ---------------------------------------------------------------------------------------
 
-    def invalidate(self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None) -> int:
-        """Delete entries by exact key, by tag (within `namespace` when given), or a whole namespace.
+    def invalidate(
+        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
+    ) -> int:
+        """Delete entries by exact key, by tag, or a whole namespace (see `agentcache.invalidate` for how
+        `namespace` and the current `namespace()` block scope it).
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
         values (computations still running are not stored either).
         """
+        prefixes, clear = _scope_of(keys, tags, namespace)
         bump_epoch()
         store = self.store
         deleted = 0
         keys = list(keys)
         if keys:
             deleted += store.delete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
         if tags:
             for prefix in prefixes:
                 deleted += store.delete_tags(list(tags), prefix)
-        elif namespace is not None:
+        elif clear:
             for prefix in prefixes:
                 deleted += store.clear(prefix)
         bump_epoch()
         return deleted
 
     async def ainvalidate(
-        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None
+        self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
     ) -> int:
         """Awaitable `invalidate`."""
+        prefixes, clear = _scope_of(keys, tags, namespace)
         bump_epoch()
         store = self.store
         deleted = 0
         keys = list(keys)
         if keys:
             deleted += await store.adelete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
         if tags:
             for prefix in prefixes:
                 deleted += await store.adelete_tags(list(tags), prefix)
-        elif namespace is not None:
+        elif clear:
             for prefix in prefixes:
                 deleted += await store.aclear(prefix)
         bump_epoch()
@@ -181,6 +193,62 @@ class Cache:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+
+def _scope_of(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget) -> tuple[tuple[str, ...], bool]:
+    """The key prefixes an invalidation covers, and whether it clears them whole (an explicit namespace without
+    tags). Tags reach the current `namespace()` block only, unless `namespace` says otherwise."""
+    if namespace is ALL and not tags and not keys:
+        raise ConfigurationError(
+            "invalidate(namespace=agentcache.ALL) needs tags=...; to empty a whole store use Cache.clear() "
+            "or `agentcache clear --yes`"
+        )
+    target = invalidation_scope(namespace)
+    return (("",) if target is None else namespace_prefixes(target)), isinstance(namespace, str)
+
+
+def _resolved_url(spec: str | None) -> str:
+    """The URL a string or default spec opens; ``sqlite://`` alone means the default file.
+
+    Only the default file's directory (the platform cache dir or `AGENTCACHE_DIR`) is created; an explicit
+    SQLite URL's directory must exist.
+    """
+    settings = get_settings()
+    url = settings.backend_url if spec is None else spec
+    if url.rstrip("/") in ("sqlite:", "sqlite:/"):
+        url = f"sqlite://{settings.cache_dir / 'cache.db'}"
+    elif spec is not None or settings.url is not None:
+        return url
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def check_spec(spec: object) -> None:
+    """Raise `ConfigurationError` now for a ``backend=`` URL that could never open (objects are not checked).
+
+    The default SQLite form (``sqlite://``) is always valid: its directory is created on first use.
+    """
+    if isinstance(spec, str) and spec.rstrip("/") not in ("sqlite:", "sqlite:/"):
+        from .backends import check_url
+
+        check_url(spec)
+
+
+def _unopened(cache: Cache, exc: Exception) -> Backend:
+    """The stand-in for a store that cannot be opened: logged once, every call runs uncached."""
+    import logging
+
+    from .backends.memory import MemoryBackend
+
+    cache.counters.add("backend_errors")
+    logging.getLogger("agentcache").warning(
+        "agentcache: cannot open the store %s (%s: %s); cached functions run uncached until "
+        "agentcache.configure() is called again or the process restarts",
+        cache.url,
+        type(exc).__name__,
+        exc,
+    )
+    return MemoryBackend(max_entries=0, max_bytes=0)  # stores nothing: every call is a miss
 
 
 _registry_lock = threading.Lock()
@@ -211,8 +279,16 @@ def cache_for(spec: str | Backend | Cache | None) -> Cache:
     with _registry_lock:
         cache = _by_spec.get(ident)
         if cache is None:
-            cache = _by_spec[ident] = Cache(spec)
+            # checked at decoration time: a URL that breaks later degrades when opened, never raises per call
+            cache = _by_spec[ident] = unchecked(spec)
         return cache
+
+
+def unchecked(spec: str | Backend | None, *, fail_open: bool = True) -> Cache:
+    """A `Cache` whose URL is not checked now, only when it opens (see `Cache._open`)."""
+    cache = Cache.__new__(Cache)
+    cache._setup(spec, fail_open)
+    return cache
 
 
 def open_caches() -> list[Cache]:

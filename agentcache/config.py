@@ -12,17 +12,22 @@
 
 Settings are resolved lazily, on the first cached call: importing agentcache or decorating a function reads no
 file and opens no connection, so `configure()` in `main()` still applies to module-level decorators.
+
+`configure()` raises `ConfigurationError` at once for an invalid argument. An invalid environment (or `.env`)
+value is logged once as a warning on the `agentcache` logger, naming the variable, its value and what is valid,
+and ignored: the default is used and cached functions keep running.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .durations import TTL, parse_ttl
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MissingDependencyError
 from .keys import validate_namespace
 
 if TYPE_CHECKING:
@@ -80,35 +85,55 @@ def _flag(name: str, value: str) -> bool:
     raise ConfigurationError(f"{name}={value!r}: expected 1/0, true/false, yes/no or on/off")
 
 
-def _from_environment() -> dict[str, Any]:
-    env: dict[str, str] = {}
-    try:
-        from dotenv import dotenv_values, find_dotenv
+def _url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"url={value!r}: expected a backend URL string such as 'sqlite:///path.db'")
+    from .cache import check_spec
 
-        path = find_dotenv(usecwd=True)
-        if path:
-            env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    except ImportError:  # python-dotenv is a dependency; tolerate a broken install
-        pass
-    env.update(os.environ)
-    out: dict[str, Any] = {}
-    if env.get("AGENTCACHE_URL"):
-        out["url"] = env["AGENTCACHE_URL"]
-    if env.get("AGENTCACHE_DIR"):
-        from pathlib import Path
+    check_spec(value)
+    return value
 
-        out["dir"] = Path(env["AGENTCACHE_DIR"]).expanduser()
-    if "AGENTCACHE_DISABLED" in env:
-        out["disabled"] = _flag("AGENTCACHE_DISABLED", env["AGENTCACHE_DISABLED"])
-    if env.get("AGENTCACHE_NAMESPACE"):
-        out["namespace"] = validate_namespace(env["AGENTCACHE_NAMESPACE"])
-    if env.get("AGENTCACHE_TTL"):
-        out["ttl"] = parse_ttl(env["AGENTCACHE_TTL"])
-    if env.get("AGENTCACHE_DECODED_BYTES"):
-        out["decoded_bytes"] = _byte_count("AGENTCACHE_DECODED_BYTES", env["AGENTCACHE_DECODED_BYTES"])
-    if env.get("AGENTCACHE_PROJECT", "").strip():
-        out["project"] = env["AGENTCACHE_PROJECT"].strip()
-    return out
+
+def _dir(value: Any) -> Path | None:
+    if value is None:
+        return None
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"dir={value!r}: expected a directory path (str or os.PathLike)")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"dir={str(path)!r} is not a directory: name a directory (created if missing)")
+    return path
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"disabled={value!r}: expected True or False")
+    return value
+
+
+def _namespace(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"namespace={value!r}: expected a string such as 'tenant-42'")
+    return validate_namespace(value)
+
+
+def _int_at_least(name: str, low: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigurationError(f"{name}={value!r}: expected an integer >= {low}")
+        return value
+
+    return check
+
+
+def _cooldown(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigurationError(f"cooldown={value!r}: expected seconds >= 0")
+    return float(value)
 
 
 def _byte_count(name: str, value: Any) -> int:
@@ -119,10 +144,69 @@ def _byte_count(name: str, value: Any) -> int:
     return value
 
 
-def _project_name(value: Any) -> str:
+def _project_name(value: Any) -> str | None:
+    if value is None:
+        return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"project={value!r}: expected a non-empty name (or None for the project root path)")
     return value.strip()
+
+
+# configure() keyword -> its check (each returns the normalized value or raises ConfigurationError).
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "url": _url,
+    "dir": _dir,
+    "disabled": _bool,
+    "namespace": _namespace,
+    "ttl": parse_ttl,
+    "retries": _int_at_least("retries", 0),
+    "failure_threshold": _int_at_least("failure_threshold", 1),
+    "cooldown": _cooldown,
+    "decoded_bytes": lambda value: _byte_count("decoded_bytes", value),
+    "project": _project_name,
+}
+# environment variable -> (setting, parse of its text)
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "AGENTCACHE_URL": ("url", _url),
+    "AGENTCACHE_DIR": ("dir", _dir),
+    "AGENTCACHE_DISABLED": ("disabled", lambda text: _flag("AGENTCACHE_DISABLED", text)),
+    "AGENTCACHE_NAMESPACE": ("namespace", _namespace),
+    "AGENTCACHE_TTL": ("ttl", parse_ttl),
+    "AGENTCACHE_DECODED_BYTES": ("decoded_bytes", lambda text: _byte_count("AGENTCACHE_DECODED_BYTES", text)),
+    "AGENTCACHE_PROJECT": ("project", _project_name),
+}
+_reported: set[tuple[str, str]] = set()  # bad environment values already logged
+
+
+def _from_environment(skip: Collection[str] = ()) -> dict[str, Any]:
+    """Settings from the environment and `.env`; a bad value is logged once and ignored (never raised), so a
+    typo in a deployment's variables cannot make cached calls fail."""
+    env: dict[str, str] = {}
+    try:
+        from dotenv import dotenv_values, find_dotenv
+
+        path = find_dotenv(usecwd=True)
+        if path:
+            env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    except (ImportError, OSError):  # python-dotenv is a dependency (tolerate a broken install); cwd may be gone
+        pass
+    env.update(os.environ)
+    out: dict[str, Any] = {}
+    for variable, (setting, parse) in _ENVIRONMENT.items():
+        text = env.get(variable)
+        if text is None or setting in skip or (not text and setting != "disabled"):
+            continue
+        try:
+            out[setting] = parse(text)
+        except (ConfigurationError, MissingDependencyError) as exc:
+            if (variable, text) not in _reported:
+                _reported.add((variable, text))
+                import logging
+
+                logging.getLogger("agentcache").warning(
+                    "agentcache: ignoring %s=%r (%s); the default is used", variable, text, exc
+                )
+    return out
 
 
 def get_settings() -> Settings:
@@ -137,7 +221,7 @@ def _resolve() -> Settings:
     global _resolved
     with _lock:
         if _resolved is None:
-            _resolved = replace(Settings(), **{**_from_environment(), **_overrides})
+            _resolved = replace(Settings(), **{**_from_environment(skip=_overrides), **_overrides})
         return _resolved
 
 
@@ -174,31 +258,46 @@ def configure(
         prices: model prices to add or override, as accepted by `agentcache.set_prices`.
 
     Returns the new settings. Open stores are closed so the next call uses the new configuration.
+
+    Raises:
+        ConfigurationError: any invalid argument (all of them are reported, each with what is valid); a backend
+            URL is checked by parsing it (scheme, options and their types, a SQLite file's directory), without
+            connecting. Nothing is applied then.
+        MissingDependencyError: `url` needs an extra that is not installed (e.g. ``agentcache[redis]``).
     """
     global _resolved
-    from pathlib import Path
-
     given = {
         "url": url,
-        "dir": None if dir is None or dir is _UNSET else Path(dir).expanduser(),
+        "dir": dir,
         "disabled": disabled,
-        "namespace": namespace if namespace is _UNSET else validate_namespace(namespace),
-        "ttl": ttl if ttl is _UNSET else parse_ttl(ttl),
+        "namespace": namespace,
+        "ttl": ttl,
         "retries": retries,
         "failure_threshold": failure_threshold,
         "cooldown": cooldown,
-        "decoded_bytes": decoded_bytes if decoded_bytes is _UNSET else _byte_count("decoded_bytes", decoded_bytes),
-        "project": project if project is _UNSET or project is None else _project_name(project),
+        "decoded_bytes": decoded_bytes,
+        "project": project,
     }
-    if dir is _UNSET:
-        given["dir"] = _UNSET
-    with _lock:
-        _overrides.update({k: v for k, v in given.items() if v is not _UNSET})
-        _resolved = None
+    checked: dict[str, Any] = {}
+    problems: list[Exception] = []
+    for name, value in given.items():
+        if value is _UNSET:
+            continue
+        try:
+            checked[name] = _CHECKS[name](value)
+        except (ConfigurationError, MissingDependencyError) as exc:
+            problems.append(exc)
+    if len(problems) == 1:  # nothing is applied: the settings in force stay as they were
+        raise problems[0]
+    if problems:
+        raise ConfigurationError(f"{len(problems)} invalid configure() arguments: " + "; ".join(map(str, problems)))
     if prices is not None:
         from .usage import set_prices
 
         set_prices(prices)
+    with _lock:
+        _overrides.update(checked)
+        _resolved = None
     from . import cache, serialization
 
     cache.close_all()
@@ -207,8 +306,9 @@ def configure(
 
 
 def reset_settings() -> None:
-    """Forget `configure()` overrides and re-read the environment on next use."""
+    """Forget `configure()` overrides and re-read (and re-report) the environment on next use."""
     global _resolved
     with _lock:
         _overrides.clear()
         _resolved = None
+        _reported.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -21,26 +22,28 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 def parse_ttl(ttl: TTL) -> float | None:
     """Seconds as a float, or `None` for "never expires".
 
-    ``0`` (or any value <= 0) is valid and means "do not store". Raises `ConfigurationError` for anything
-    else, saying which forms are accepted.
+    ``0`` is valid and means "do not store". Raises `ConfigurationError` for a negative or non-finite TTL and
+    for anything else, saying which forms are accepted.
     """
     if ttl is None:
         return None
     if isinstance(ttl, bool):
         raise ConfigurationError(f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '5m'")
     if isinstance(ttl, (int, float)):
-        return float(ttl)
+        return _checked(ttl, float(ttl))
     dt: Any = sys.modules.get("datetime")
     if dt is not None and isinstance(ttl, dt.timedelta):
-        return float(ttl.total_seconds())
+        return _checked(ttl, ttl.total_seconds())
     if isinstance(ttl, str):
         text = ttl.strip().lower().replace(" ", "")
         if text in ("", "none", "forever", "never"):
             return None
         try:
-            return float(text)
+            seconds = float(text)
         except ValueError:
             pass
+        else:
+            return _checked(ttl, seconds)
         pos, total = 0, 0.0
         for match in _PART.finditer(text):
             if match.start() != pos:
@@ -49,4 +52,14 @@ def parse_ttl(ttl: TTL) -> float | None:
             pos = match.end()
         if pos == len(text) and pos > 0:
             return total
+        if text.startswith("-"):
+            _checked(ttl, -1.0)
     raise ConfigurationError(f"ttl={ttl!r}: expected seconds, a timedelta, or a string like '30s', '5m', '1h30m', '2d'")
+
+
+def _checked(given: object, seconds: float) -> float:
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ConfigurationError(
+            f"ttl={given!r}: a TTL must be a finite number of seconds >= 0 (0: do not store; None: never expires)"
+        )
+    return seconds

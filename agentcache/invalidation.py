@@ -3,18 +3,25 @@
 `invalidate(...)` reaches every store this process uses (the default one and every ``backend=`` store).
 Event rules registered with `on()` are also written to each store when it opens, so
 ``agentcache invalidate --event NAME`` from the command line, or `emit()` in another process, applies them too.
+
+Tenants: called inside a `agentcache.namespace()` block, tag, namespace and event invalidations reach only that
+block's namespace (and the ones nested in it); ``namespace=agentcache.ALL`` reaches every namespace. Outside
+any block they reach every namespace. Exact keys are deleted wherever they are.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .cache import default_cache, open_caches
 from .errors import ConfigurationError, SerializationError
-from .keys import KEY_PREFIX, digest
+from .keys import KEY_PREFIX, digest, validate_namespace
+from .scope import ALL, NamespaceTarget, outside_blocks
+from .scope import namespace as _namespace_block
 from .serialization import decode_entry, encode_entry
 
 if TYPE_CHECKING:
@@ -52,23 +59,30 @@ def invalidate(
     *,
     keys: Iterable[str] = (),
     tags: Collection[str] = (),
-    namespace: str | None = None,
+    namespace: NamespaceTarget = None,
     cache: Cache | None = None,
 ) -> int:
     """Delete cached entries, in every store this process uses (or only `cache`).
 
     Args:
-        keys: exact keys (as returned by ``fn.cache_key(...)``).
-        tags: entries carrying any of these tags (only inside `namespace` when it is given).
-        namespace: without tags, the whole namespace and every namespace nested under it.
+        keys: exact keys (as returned by ``fn.cache_key(...)``), deleted whatever their namespace.
+        tags: entries carrying any of these tags, within the scope below.
+        namespace: the scope. `None` (default): inside a `namespace()` block, that block's namespace and the
+            ones nested in it; outside any block, every namespace. A name: that namespace and the ones nested
+            in it (inside a block, the name is nested in the block's namespace, so a tenant never reaches
+            another); without tags the whole namespace is deleted. ``agentcache.ALL``: every namespace, even
+            inside a block (with tags only: to empty a store use `Cache.clear`).
         cache: limit to one store.
 
     Returns the number of entries deleted. After it returns, no caller in this process gets an old value.
 
     Example::
 
-        agentcache.invalidate(tags=["search"])
-        agentcache.invalidate(namespace="tenant-42")
+        agentcache.invalidate(tags=["search"])              # outside a block: every namespace
+        agentcache.invalidate(namespace="tenant-42")        # the tenant and tenant-42/...
+        with agentcache.namespace("tenant-42"):
+            agentcache.invalidate(tags=["search"])          # tenant-42 only
+            agentcache.invalidate(tags=["search"], namespace=agentcache.ALL)  # every tenant, explicitly
     """
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
@@ -80,10 +94,10 @@ async def ainvalidate(
     *,
     keys: Iterable[str] = (),
     tags: Collection[str] = (),
-    namespace: str | None = None,
+    namespace: NamespaceTarget = None,
     cache: Cache | None = None,
 ) -> int:
-    """Awaitable `invalidate` (does not block the event loop on slow stores)."""
+    """Awaitable `invalidate` (same scoping; does not block the event loop on slow stores)."""
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
     keys = list(keys)
@@ -114,6 +128,7 @@ def on(
         raise ConfigurationError("event names are non-empty strings")
     if isinstance(tags, str) or isinstance(namespaces, str):
         raise ConfigurationError("tags and namespaces must be lists of strings")
+    namespaces = [validate_namespace(ns) for ns in namespaces]
     with _lock:
         old = _rules.get(event, EventRule(event))
         rule = EventRule(
@@ -170,37 +185,55 @@ def _rule_for(event: str) -> EventRule | None:
 
 
 def apply_rule(rule: EventRule, cache: Cache | None = None) -> int:
-    """Invalidate what `rule` names (its tags, then each namespace); return entries deleted."""
+    """Invalidate what `rule` names (its tags, then each namespace) in the current scope (see `emit`)."""
     deleted = invalidate(tags=rule.tags, cache=cache) if rule.tags else 0
     for ns in rule.namespaces:
         deleted += invalidate(namespace=ns, cache=cache)
     return deleted
 
 
-def emit(event: str) -> int:
+@contextmanager
+def _scope(namespace: NamespaceTarget) -> Iterator[None]:
+    """Enter the scope an event applies in: the current block, a block nested in it, or none (`ALL`)."""
+    if namespace is ALL:
+        with outside_blocks():
+            yield
+    elif namespace is not None:
+        with _namespace_block(namespace):
+            yield
+    else:
+        yield
+
+
+def emit(event: str, *, namespace: NamespaceTarget = None) -> int:
     """Apply the rule of `event` (registered here with `on`, or by another process); return entries deleted.
 
+    Scoped like `invalidate`: inside a `namespace()` block the rule's tags reach only that block's namespace
+    and its namespaces are nested in it; ``namespace="x"`` applies it inside ``x`` (nested in the block);
+    ``namespace=agentcache.ALL`` applies it to every namespace; outside any block it reaches every namespace.
     An event nobody registered deletes nothing and returns 0.
     """
     rule = _rule_for(event)
     if rule is None:
         return 0
-    deleted = apply_rule(rule)
+    with _scope(namespace):
+        deleted = apply_rule(rule)
     for handler in rule.handlers:
         handler(event)
     return deleted
 
 
-async def aemit(event: str) -> int:
-    """Awaitable `emit`."""
+async def aemit(event: str, *, namespace: NamespaceTarget = None) -> int:
+    """Awaitable `emit` (same scoping)."""
     rule = _rule_for(event)
     if rule is None:
         return 0
     deleted = 0
-    if rule.tags:
-        deleted += await ainvalidate(tags=rule.tags)
-    for ns in rule.namespaces:
-        deleted += await ainvalidate(namespace=ns)
+    with _scope(namespace):
+        if rule.tags:
+            deleted += await ainvalidate(tags=rule.tags)
+        for ns in rule.namespaces:
+            deleted += await ainvalidate(namespace=ns)
     for handler in rule.handlers:
         handler(event)
     return deleted

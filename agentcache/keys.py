@@ -46,7 +46,8 @@ __all__ = [
 SCHEMA_VERSION = "v1"
 KEY_PREFIX = f"ac:{SCHEMA_VERSION}:"
 _TAG = "$t"
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-@+=/]{0,199}")
+# One or more "/"-separated parts, each starting with a letter or digit (no ".", ".." or empty parts).
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-@+=]*(?:/[A-Za-z0-9][A-Za-z0-9_.\-@+=]*)*")
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_.\-@+=<>]+")
 
 _stdlib_dumps = json.JSONEncoder(
@@ -363,14 +364,15 @@ _sha256_ctor: Callable[[bytes], _Hash] | None = None
 def validate_namespace(namespace: str) -> str:
     """Return `namespace` if it is valid, else raise `ConfigurationError`.
 
-    A namespace is 1-200 characters of letters, digits and ``_ . - @ + = /``, starting with a letter or digit.
-    ``/`` nests namespaces (``tenant-42/search``). Separators (``:``) and glob characters are refused, so one
+    A namespace is 1-200 characters of letters, digits and ``_ . - @ + = /``. ``/`` nests namespaces
+    (``tenant-42/search``) and every ``/``-separated part starts with a letter or digit, so path-like parts
+    (``..``, ``.``, ``a//b``) are refused. Separators (``:``) and glob characters are refused too, so one
     namespace can never read or clear another's keys.
     """
-    if _NAMESPACE_RE.fullmatch(namespace) is None or "//" in namespace or namespace.endswith("/"):
+    if len(namespace) > 200 or _NAMESPACE_RE.fullmatch(namespace) is None:
         raise ConfigurationError(
-            f"invalid namespace {namespace!r}: use 1-200 letters, digits and _ . - @ + = / "
-            f"(starting with a letter or digit, no trailing '/'; no ':' or glob characters)"
+            f"invalid namespace {namespace!r}: use 1-200 letters, digits and _ . - @ + = /, where each "
+            "'/'-separated part starts with a letter or digit (no '.', '..' or empty parts; no ':' or glob characters)"
         )
     return namespace
 

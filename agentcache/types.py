@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
+from .scope import NamespaceTarget
 from .stats import CacheInfo
 
 __all__ = ["AsyncCachedFunction", "AsyncCachedMethod", "CachedFunction", "CachedMethod", "KeyBuilder"]
@@ -43,8 +44,9 @@ class CachedFunction(Protocol[P, R_co]):
         """Hits, misses, errors and savings of this function in this process."""
         ...
 
-    def cache_clear(self) -> None:
-        """Delete every entry of this function (all namespaces) and reset its counters."""
+    def cache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Delete this function's entries: inside a `namespace()` block only that block's (and nested ones'),
+        elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
@@ -117,8 +119,9 @@ class AsyncCachedFunction(Protocol[P, R_co]):
         """Hits, misses, errors and savings of this function in this process."""
         ...
 
-    def cache_clear(self) -> None:
-        """Delete every entry of this function (all namespaces) and reset its counters."""
+    def cache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Delete this function's entries: inside a `namespace()` block only that block's (and nested ones'),
+        elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:

@@ -305,6 +305,18 @@ def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
         second.close()
 
 
+def test_sqlite_never_creates_a_missing_directory(tmp_path: Path) -> None:
+    """An explicit path in a missing directory is refused, and nothing is created (it used to mkdir -p it)."""
+    missing = tmp_path / "nonexistent" / "dir"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        open_backend(f"sqlite://{missing}/c.db")
+    b = SQLiteBackend(missing / "c.db")
+    with pytest.raises(BackendError, match="directory does not exist"):
+        b.get("k")
+    b.close()
+    assert not (tmp_path / "nonexistent").exists()
+
+
 def test_sqlite_reopens_after_close(tmp_path: Path) -> None:
     """A call after close() reopens the file lazily."""
     b = SQLiteBackend(tmp_path / "c.db")
@@ -315,10 +327,10 @@ def test_sqlite_reopens_after_close(tmp_path: Path) -> None:
 
 
 def test_sqlite_constructor_does_not_touch_disk(tmp_path: Path) -> None:
-    """Constructing creates nothing; the first call creates the parent directories and the file."""
-    path = tmp_path / "deep" / "er" / "c.db"
+    """Constructing creates nothing; the first call creates the file (its directory must exist)."""
+    path = tmp_path / "c.db"
     b = SQLiteBackend(path)
-    assert not path.parent.exists()
+    assert not path.exists()
     assert b.get("k") is None
     assert path.exists()
     b.close()
@@ -539,6 +551,7 @@ def test_sqlite_url_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     """sqlite:///abs is absolute, sqlite://rel is relative, ~ is expanded, and query options apply."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
     absolute = open_backend(f"sqlite://{tmp_path}/abs.db?max_entries=5&max_bytes=100&timeout=2.5")
     relative = open_backend("sqlite://rel.db")
     home = open_backend("sqlite://~/h.db", max_entries=7)

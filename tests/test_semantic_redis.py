@@ -113,11 +113,12 @@ class TestTwoProcesses:
     def test_expired_entry_is_never_served_by_the_other_process(self, pair: tuple[Worker, Worker]) -> None:
         """An entry A stored with a 1 s TTL is a hit in B before it expires and a miss after."""
         a, b = pair
+        b("ask", "How do I reset my password?")  # loads B's model first: on a busy machine that alone took > 1 s
         a("ask_short", "What is the capital of France?")
         assert b("ask_short", "What's the capital city of France?")[1] is not None
         time.sleep(1.2)
         _, similarity, calls, _ = b("ask_short", "What's the capital city of France?")
-        assert similarity is None and calls == 1
+        assert similarity is None and calls == 2  # B's warm-up question, then this miss
 
 
 class TestEventLog:

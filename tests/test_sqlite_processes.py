@@ -100,6 +100,7 @@ def worker(path: str, wid: int, start: Any, done: Any, results: Any) -> None:
 def test_processes_share_one_file(tmp_path: Path) -> None:
     """4 spawned processes x 2 threads read and write one file for ~2 s: no error, no torn or lost entry."""
     path = tmp_path / "shared" / "cache.db"
+    path.parent.mkdir()  # an explicit store's directory must exist (only the default one is created)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     done = ctx.Barrier(WRITERS)

@@ -259,10 +259,8 @@ class SQLiteBackend:
         with self._lock:
             generation = self._generation
             pid = _process[0]
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise _map_error(exc, f"opening {str(self.path)!r}") from exc
+            if not self.path.parent.is_dir():  # never created here: a typo must not make directories anywhere
+                raise BackendError(f"cannot open {str(self.path)!r}: its directory does not exist")
             with files.directory_lock(self.path, exclusive=False):  # never halfway through another's move
                 conn = self._connect(generation, pid)
             handle = _Handle(conn, pid, generation)

@@ -52,6 +52,9 @@ def wrap(
         client = agentcache.wrap(OpenAI())
         r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     """
+    from agentcache.cache import check_spec
+
+    check_spec(backend)
     options = WrapOptions(
         namespace=validate_namespace(namespace) if namespace is not None else None,
         ttl=parse_ttl(ttl),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from agentcache import cache as _cache
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.keys import KEY_PREFIX, namespace_prefixes, split_key
+from agentcache.scope import NamespaceTarget, invalidation_scope
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, decode_record, loaded_partitions
 
 if TYPE_CHECKING:
@@ -19,16 +20,18 @@ def invalidate_similar(
     text: str,
     *,
     threshold: float = 0.85,
-    namespace: str | None = None,
+    namespace: NamespaceTarget = None,
     embedder: Embedder | None = None,
     backend: Any = None,
 ) -> int:
     """Delete every semantic entry whose cached query is at least `threshold`-similar to `text`.
 
-    Searches every partition of the store (or of `namespace` and the namespaces under it), comparing only
-    with vectors of the same embedding model as `embedder` (default: the local MiniLM). Returns how many
-    entries were deleted. Needs a backend that can list keys (memory, SQLite and Redis can). Other processes
-    sharing the store drop the vectors at their next lookup (Redis: through the event log).
+    Searches the partitions of the scope, comparing only with vectors of the same embedding model as `embedder`
+    (default: the local MiniLM). The scope is that of `agentcache.invalidate`: inside a `namespace()` block,
+    that block's namespace and the ones nested in it (a name given as `namespace` is nested in the block);
+    outside any block, or with ``namespace=agentcache.ALL``, every namespace. Returns how many entries were
+    deleted. Needs a backend that can list keys (memory, SQLite and Redis can). Other processes sharing the
+    store drop the vectors at their next lookup (Redis: through the event log).
     """
     from agentcache.backends.base import SupportsScan
 
@@ -40,7 +43,8 @@ def invalidate_similar(
     inner = getattr(store, "inner", store)
     if not isinstance(inner, SupportsScan):
         raise ConfigurationError("invalidate_similar needs a backend that can list keys (memory, sqlite, redis)")
-    prefixes = namespace_prefixes(namespace) if namespace is not None else (KEY_PREFIX,)
+    scope = invalidation_scope(namespace)
+    prefixes = namespace_prefixes(scope) if scope is not None else (KEY_PREFIX,)
     keys = [
         e.key
         for p in prefixes
