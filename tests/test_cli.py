@@ -264,9 +264,17 @@ class TestShow:
 
     def test_ambiguous_or_malformed_is_a_usage_error(self, filled: Filled, capsys: pytest.CaptureFixture[str]) -> None:
         """A prefix matching several entries, or text that is no key, exits 2 with what to do."""
-        digests = [digest_of(k) for k in filled.keys.values()]
-        first = next(d[0] for d in digests if sum(x.startswith(d[0]) for x in digests) > 1)
-        code, _, err = in_process(capsys, "--url", filled.url, "show", first)
+        from agentcache.backends import Item, open_backend
+
+        store = open_backend(filled.url)  # two entries whose digests share a prefix, whatever the keys' scope
+        store.set_many(
+            [
+                Item("ac:v1:default:tool:twin:" + "ab" * 16, b"x"),
+                Item("ac:v1:default:tool:twin:" + "ab" * 15 + "cd", b"x"),
+            ]
+        )
+        store.close()
+        code, _, err = in_process(capsys, "--url", filled.url, "show", "abab")
         assert code == 2 and "give more characters" in err
         code, _, err = in_process(capsys, "--url", filled.url, "show", "not-a-key")
         assert code == 2 and "digest prefix" in err
