@@ -802,10 +802,8 @@ def _attach(face: Any, core: Core, *, is_async: bool) -> Any:
         return core.counters.info()
 
     def cache_clear() -> None:
-        _cache.bump_epoch()
-        core.cache.store.delete_tags([core.function_tag])
-        _cache.bump_epoch()
         core.counters.reset()
+        core.cache.invalidate(tags=[core.function_tag])  # raises InvalidationError if it did not land
 
     def cache_key(*args: Any, **kwargs: Any) -> str:
         return core.prepare(args, kwargs).key

@@ -18,7 +18,9 @@ from .keys import KEY_PREFIX, namespace_prefixes
 from .stats import Counters
 
 if TYPE_CHECKING:
+    from .backends._fence import Fence, Invalidation
     from .backends.base import Backend
+    from .errors import InvalidationError
 
 __all__ = ["Cache", "close_all", "default_cache"]
 
@@ -60,6 +62,7 @@ class Cache:
         self._spec = backend
         self._fail_open = fail_open
         self._store: Backend | None = None
+        self._fence: Fence | None = None  # pending invalidations, kept across close() and reopen
         self._lock = threading.Lock()
         self.counters = Counters()
         """Backend errors seen by this store (hits and misses are counted per function)."""
@@ -105,13 +108,18 @@ class Cache:
 
             # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
             if self._fail_open and not isinstance(inner, MemoryBackend):
+                from .backends._fence import Fence
+
                 s = get_settings()
+                if self._fence is None:
+                    self._fence = Fence()
                 inner = ResilientBackend(
                     inner,
                     retries=s.retries,
                     failure_threshold=s.failure_threshold,
                     cooldown=s.cooldown,
                     on_error=self._on_error,
+                    fence=self._fence,
                 )
             self._store = inner
         from .invalidation import _publish_events
@@ -131,49 +139,79 @@ class Cache:
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
         values (computations still running are not stored either).
+
+        Raises:
+            InvalidationError: the store could not be reached (after bounded retries, whatever the circuit
+                breaker's state). The invalidation is kept pending and retried in the background until it
+                lands; until then this process neither serves nor stores the entries it may cover.
         """
         bump_epoch()
-        store = self.store
-        deleted = 0
-        keys = list(keys)
-        if keys:
-            deleted += store.delete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
-        if tags:
-            for prefix in prefixes:
-                deleted += store.delete_tags(list(tags), prefix)
-        elif namespace is not None:
-            for prefix in prefixes:
-                deleted += store.clear(prefix)
-        bump_epoch()
-        return deleted
+        try:
+            return self._apply(_plan(keys, tags, namespace))
+        finally:
+            bump_epoch()
 
     async def ainvalidate(
         self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None
     ) -> int:
-        """Awaitable `invalidate`."""
+        """Awaitable `invalidate` (raises `InvalidationError` the same way)."""
         bump_epoch()
-        store = self.store
-        deleted = 0
-        keys = list(keys)
-        if keys:
-            deleted += await store.adelete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
-        if tags:
-            for prefix in prefixes:
-                deleted += await store.adelete_tags(list(tags), prefix)
-        elif namespace is not None:
-            for prefix in prefixes:
-                deleted += await store.aclear(prefix)
-        bump_epoch()
-        return deleted
+        try:
+            return await self._aapply(_plan(keys, tags, namespace))
+        finally:
+            bump_epoch()
 
     def clear(self) -> int:
-        """Delete every agentcache entry in this store (all namespaces, layers and internal records)."""
+        """Delete every agentcache entry in this store (all namespaces, layers and internal records).
+
+        Raises:
+            InvalidationError: as `invalidate` does.
+        """
+        from .backends._fence import Invalidation
+
         bump_epoch()
-        n = self.store.clear(KEY_PREFIX)
-        bump_epoch()
-        return n
+        try:
+            return self._apply([Invalidation.of_prefix(KEY_PREFIX)])
+        finally:
+            bump_epoch()
+
+    def _apply(self, plan: list[Invalidation]) -> int:
+        from .backends.resilient import ResilientBackend
+
+        store = self.store
+        if isinstance(store, ResilientBackend):
+            return store.invalidate(plan)  # bypasses the breaker; keeps failures pending, then raises
+        deleted, error = 0, None
+        for invalidation in plan:
+            try:
+                deleted += invalidation.apply(store)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise _unfenced_failure(store, deleted, error)
+        return deleted
+
+    async def _aapply(self, plan: list[Invalidation]) -> int:
+        from .backends.resilient import ResilientBackend
+
+        store = self.store
+        if isinstance(store, ResilientBackend):
+            return await store.ainvalidate(plan)
+        deleted, error = 0, None
+        for invalidation in plan:
+            try:
+                deleted += await invalidation.aapply(store)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise _unfenced_failure(store, deleted, error)
+        return deleted
+
+    @property
+    def pending_invalidations(self) -> int:
+        """How many invalidations that failed are still pending (retried in the background) on this store."""
+        fence = self._fence
+        return 0 if fence is None else len(fence.pending)
 
     def close(self) -> None:
         """Close the backend; the next use reopens it."""
@@ -181,6 +219,34 @@ class Cache:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+
+def _plan(keys: Iterable[str], tags: Collection[str], namespace: str | None) -> list[Invalidation]:
+    """The store operations one `invalidate(...)` call makes."""
+    from .backends._fence import Invalidation
+
+    plan: list[Invalidation] = []
+    keys = list(keys)
+    if keys:
+        plan.append(Invalidation.of_keys(keys))
+    prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
+    if tags:
+        plan.extend(Invalidation.of_tags(list(tags), prefix) for prefix in prefixes)
+    elif namespace is not None:
+        plan.extend(Invalidation.of_prefix(prefix) for prefix in prefixes)
+    return plan
+
+
+def _unfenced_failure(store: Backend, deleted: int, error: Exception) -> InvalidationError:
+    from .errors import InvalidationError
+
+    failure = InvalidationError(
+        f"an invalidation did not reach cache backend {store!r} ({type(error).__name__}: {error}); "
+        "this store is not fail-open, so nothing is kept pending: retry the invalidation",
+        deleted=deleted,
+    )
+    failure.__cause__ = error
+    return failure
 
 
 _registry_lock = threading.Lock()
@@ -232,6 +298,9 @@ def close_all() -> None:
 def forget_all() -> None:
     """Close every store and drop the registry (used by `agentcache.reset`)."""
     global _default
+    for cache in open_caches():
+        if cache._fence is not None:
+            cache._fence.stop()  # a reset forgets pending invalidations too
     close_all()
     with _registry_lock:
         _default = None

@@ -3,6 +3,12 @@
 `invalidate(...)` reaches every store this process uses (the default one and every ``backend=`` store).
 Event rules registered with `on()` are also written to each store when it opens, so
 ``agentcache invalidate --event NAME`` from the command line, or `emit()` in another process, applies them too.
+
+An invalidation is never lost quietly. It goes to the store whatever the circuit breaker's state, with bounded
+retries; if it still fails, `invalidate()`, `ainvalidate()`, `emit()`, `aemit()`, ``fn.cache_invalidate()`` and
+``fn.cache_clear()`` raise `InvalidationError` (after trying every store and every part), and the failed parts
+stay pending: retried in the background until they land, while this process neither serves nor stores the
+entries they may cover.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .cache import default_cache, open_caches
-from .errors import ConfigurationError, SerializationError
+from .errors import ConfigurationError, InvalidationError, SerializationError
 from .keys import KEY_PREFIX, digest
 from .serialization import decode_entry, encode_entry
 
@@ -65,6 +71,9 @@ def invalidate(
 
     Returns the number of entries deleted. After it returns, no caller in this process gets an old value.
 
+    Raises:
+        InvalidationError: a store could not be reached; what failed stays pending (see the module docstring).
+
     Example::
 
         agentcache.invalidate(tags=["search"])
@@ -73,7 +82,14 @@ def invalidate(
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
     keys = list(keys)
-    return sum(c.invalidate(keys=keys, tags=tags, namespace=namespace) for c in _targets(cache))
+    total, errors = 0, []
+    for c in _targets(cache):
+        try:
+            total += c.invalidate(keys=keys, tags=tags, namespace=namespace)
+        except InvalidationError as exc:
+            total += exc.deleted
+            errors.append(exc)
+    return _outcome(total, errors)
 
 
 async def ainvalidate(
@@ -87,10 +103,28 @@ async def ainvalidate(
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
     keys = list(keys)
-    total = 0
+    total, errors = 0, []
     for c in _targets(cache):
-        total += await c.ainvalidate(keys=keys, tags=tags, namespace=namespace)
-    return total
+        try:
+            total += await c.ainvalidate(keys=keys, tags=tags, namespace=namespace)
+        except InvalidationError as exc:
+            total += exc.deleted
+            errors.append(exc)
+    return _outcome(total, errors)
+
+
+def _outcome(total: int, errors: list[InvalidationError]) -> int:
+    """`total`, or one `InvalidationError` for every part that failed (raised after all parts were tried)."""
+    if not errors:
+        return total
+    if len(errors) == 1 and errors[0].deleted == total:
+        raise errors[0]
+    failure = InvalidationError(
+        "; ".join(str(e) for e in errors),
+        deleted=total,
+        pending=tuple(p for e in errors for p in e.pending),
+    )
+    raise failure from errors[0]
 
 
 def on(
@@ -168,25 +202,37 @@ def _rule_for(event: str) -> EventRule | None:
 
 
 def apply_rule(rule: EventRule, cache: Cache | None = None) -> int:
-    """Invalidate what `rule` names (its tags, then each namespace); return entries deleted."""
-    deleted = invalidate(tags=rule.tags, cache=cache) if rule.tags else 0
-    for ns in rule.namespaces:
-        deleted += invalidate(namespace=ns, cache=cache)
-    return deleted
+    """Invalidate what `rule` names (its tags, then each namespace); return entries deleted.
+
+    Raises:
+        InvalidationError: after every part was tried, when some did not land (they stay pending).
+    """
+    deleted, errors = 0, []
+    parts: list[dict[str, Any]] = [{"tags": rule.tags}] if rule.tags else []
+    parts += [{"namespace": ns} for ns in rule.namespaces]
+    for part in parts:
+        try:
+            deleted += invalidate(cache=cache, **part)
+        except InvalidationError as exc:
+            deleted += exc.deleted
+            errors.append(exc)
+    return _outcome(deleted, errors)
 
 
 def emit(event: str) -> int:
     """Apply the rule of `event` (registered here with `on`, or by another process); return entries deleted.
 
-    An event nobody registered deletes nothing and returns 0.
+    An event nobody registered deletes nothing and returns 0. The event's handlers run even when an
+    invalidation failed; the `InvalidationError` is raised after them.
     """
     rule = _rule_for(event)
     if rule is None:
         return 0
-    deleted = apply_rule(rule)
-    for handler in rule.handlers:
-        handler(event)
-    return deleted
+    try:
+        return apply_rule(rule)
+    finally:
+        for handler in rule.handlers:
+            handler(event)
 
 
 async def aemit(event: str) -> int:
@@ -194,14 +240,20 @@ async def aemit(event: str) -> int:
     rule = _rule_for(event)
     if rule is None:
         return 0
-    deleted = 0
-    if rule.tags:
-        deleted += await ainvalidate(tags=rule.tags)
-    for ns in rule.namespaces:
-        deleted += await ainvalidate(namespace=ns)
-    for handler in rule.handlers:
-        handler(event)
-    return deleted
+    deleted, errors = 0, []
+    parts: list[dict[str, Any]] = [{"tags": rule.tags}] if rule.tags else []
+    parts += [{"namespace": ns} for ns in rule.namespaces]
+    try:
+        for part in parts:
+            try:
+                deleted += await ainvalidate(**part)
+            except InvalidationError as exc:
+                deleted += exc.deleted
+                errors.append(exc)
+    finally:
+        for handler in rule.handlers:
+            handler(event)
+    return _outcome(deleted, errors)
 
 
 def reset_events() -> None:

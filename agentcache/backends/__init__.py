@@ -3,7 +3,7 @@
 | URL | backend |
 | --- | --- |
 | `memory://?max_entries=10000&max_bytes=...` | `MemoryBackend` |
-| `sqlite:///abs.db`, `sqlite://rel.db`, `sqlite://~/x.db` (`?max_entries&max_bytes&timeout`) | SQLite |
+| `sqlite:///abs.db`, `sqlite://rel.db`, `sqlite://~/x.db` (`?max_entries&max_bytes&timeout&write_timeout`) | SQLite |
 | `redis://`, `rediss://`, `unix://`, `redis+cluster://` | `agentcache.backends.redis.open_redis` |
 
 Everything after `sqlite://` up to `?` is the path, so `sqlite:///tmp/x.db` is the absolute `/tmp/x.db`.
@@ -106,9 +106,11 @@ def _open_sqlite(url: str, options: dict[str, Any]) -> Backend:
             f"{url!r} has no path: use sqlite:///absolute/path.db or sqlite://relative.db "
             "(agentcache.configure() supplies the default path)",
         )
-    merged = _options(url, params, options, {"max_entries": int, "max_bytes": int, "timeout": float})
-    if merged.get("timeout", 0.0) is None:
-        del merged["timeout"]
+    types = {"max_entries": int, "max_bytes": int, "timeout": float, "write_timeout": float}
+    merged = _options(url, params, options, types)
+    for name in ("timeout", "write_timeout"):
+        if name in merged and merged[name] is None:
+            del merged[name]
     return SQLiteBackend(Path(rest).expanduser(), **merged)
 
 
