@@ -26,7 +26,7 @@ __all__ = ["Fence", "Invalidation"]
 logger = logging.getLogger("agentcache")
 
 FIRST_DELAY = 0.05  # seconds before the first background retry
-MAX_DELAY = 1.0  # background retries are at most this far apart
+MAX_DELAY = 0.5  # background retries are at most this far apart
 
 
 @dataclass(frozen=True, slots=True)

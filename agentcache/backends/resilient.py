@@ -230,51 +230,99 @@ class ResilientBackend:
         probe = self._state != _CLOSED
         if probe and not self._admit():
             return default
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                result = fn(*args)
-            except Exception as exc:
-                attempt += 1
-                if self._may_retry(exc, attempt, started, probe):
-                    time.sleep(_wait(attempt))
+        started = time.monotonic()  # the first attempt counts against the retry budget
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            return self._retry(op, default, fn, args, exc, started, probe)
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        if self._troubled:
+            self._succeeded(op)
+        return result
+
+    def _retry(
+        self,
+        op: str,
+        default: _T,
+        fn: Callable[..., _T],
+        args: tuple[Any, ...],
+        exc: Exception,
+        started: float,
+        probe: bool,
+    ) -> _T:
+        """The first attempt failed with `exc`: retry while `_may_retry` allows, else count the failure."""
+        attempt = 1
+        try:
+            while self._may_retry(exc, attempt, started, probe):
+                time.sleep(_wait(attempt))
+                try:
+                    result = fn(*args)
+                except Exception as again:
+                    exc = again
+                    attempt += 1
                     continue
-                self._failed(op, exc)
-                return default
-            except BaseException:
-                if probe:
-                    self._abandon_probe()
-                raise
-            if self._troubled:
-                self._succeeded(op)
-            return result
+                if self._troubled:
+                    self._succeeded(op)
+                return result
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        self._failed(op, exc)
+        return default
 
     async def _acall(self, op: str, default: _T, fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         probe = self._state != _CLOSED
         if probe and not self._admit():
             return default
         started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                result = await fn(*args)
-            except Exception as exc:
-                attempt += 1
-                if self._may_retry(exc, attempt, started, probe):
-                    import asyncio
+        try:
+            result = await fn(*args)
+        except Exception as exc:
+            return await self._aretry(op, default, fn, args, exc, started, probe)
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        if self._troubled:
+            self._succeeded(op)
+        return result
 
-                    await asyncio.sleep(_wait(attempt))
+    async def _aretry(
+        self,
+        op: str,
+        default: _T,
+        fn: Callable[..., Awaitable[_T]],
+        args: tuple[Any, ...],
+        exc: Exception,
+        started: float,
+        probe: bool,
+    ) -> _T:
+        """Awaitable `_retry` (its waits let other tasks run)."""
+        import asyncio
+
+        attempt = 1
+        try:
+            while self._may_retry(exc, attempt, started, probe):
+                await asyncio.sleep(_wait(attempt))
+                try:
+                    result = await fn(*args)
+                except Exception as again:
+                    exc = again
+                    attempt += 1
                     continue
-                self._failed(op, exc)
-                return default
-            except BaseException:
-                if probe:
-                    self._abandon_probe()
-                raise
-            if self._troubled:
-                self._succeeded(op)
-            return result
+                if self._troubled:
+                    self._succeeded(op)
+                return result
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        self._failed(op, exc)
+        return default
 
     # -- invalidations ---------------------------------------------------------------------------------------
 

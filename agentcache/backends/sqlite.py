@@ -133,16 +133,15 @@ def _successor(prefix: str) -> str | None:
 
 
 def _map_error(exc: BaseException, what: str) -> BackendError:
-    """Turn a driver/OS error into our tree: lock/IO/open problems are `BackendUnavailable`."""
+    """Turn a driver/OS error into our tree: a lock held too long is `BackendBusy`, open and I/O problems are
+    `BackendUnavailable` (the breaker opens at once), anything else (full, read-only, corrupt) `BackendError`."""
     message = f"sqlite {what} failed: {exc}"
     if isinstance(exc, OSError):
         return BackendUnavailable(message)
     text = str(exc).lower()
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return BackendBusy(message)  # another writer held the lock for the whole busy timeout
-    if isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("locked", "busy", "unable to open", "disk i/o", "readonly")
-    ):
+    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in ("unable to open", "disk i/o")):
         return BackendUnavailable(message)
     return BackendError(message)
 
