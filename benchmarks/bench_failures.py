@@ -269,7 +269,7 @@ def main() -> None:
             print(row, flush=True)
         stale = stale_after_pause()
         print(stale, flush=True)
-    headers = ["scenario", "first call s", f"max of next {CALLS} s", f"sum of next {CALLS} s"]
+    headers = ["scenario", "first call, s", f"slowest of the next {CALLS} calls, s", f"next {CALLS} calls in all, s"]
     headers += ["DNS look-ups", "warnings"]
     sections = [
         f"Run: {args.label or 'current code'}. Each call is a miss on a fresh argument (read + store).",

@@ -240,3 +240,33 @@ async def test_async_entry_points_raise(tmp_path: Path) -> None:
     cache = cache_for(url)
     wait_until(lambda: cache.pending_invalidations == 0)
     assert source.stale([await af(1)]) == 0
+
+
+def test_invalidation_lands_while_a_full_disk_holds_the_breaker_open(tmp_path: Path) -> None:
+    """A full file (a real SQLITE_FULL via `max_page_count`) made stores fail until the breaker opened; an
+    invalidation still goes to the file (deletes need no new pages) and, once space is freed, no old value
+    is served (before: `invalidate()` returned 0 without trying and 20/20 old values were served)."""
+    agentcache.configure(failure_threshold=1)
+    path = tmp_path / "c.db"
+    url = f"sqlite://{path}"
+    source = Source()
+
+    @agentcache.tool_cached(backend=url, tags=["docs"], name="inv.big")
+    def big(x: int) -> str:
+        return f"{source.value(x)}:" + "x" * 8000
+
+    def version(v: str) -> int:
+        return int(v.split(":")[0]) // 1000
+
+    for i in range(N):
+        big(i)
+    store: Any = cache_for(url).store
+    conn = store.inner._conn()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    big(N)  # its store fails: the file is full
+    assert store.state == "open"
+    assert agentcache.invalidate(tags=["docs"]) == N
+    assert SQLiteBackend(path).get_many([big.cache_key(i) for i in range(N)]) == [None] * N
+    source.version = 2
+    conn.execute("PRAGMA max_page_count = 1000000")  # space freed
+    assert [version(big(i)) for i in range(N)] == [2] * N
