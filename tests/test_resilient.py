@@ -392,3 +392,24 @@ async def test_locks_fail_open() -> None:
     calls = store.calls
     assert cache.release_lock("job", FAIL_OPEN_TOKEN) is False
     assert store.calls == calls
+
+
+def test_a_probe_that_finds_the_store_busy_closes_the_breaker() -> None:
+    """The half-open probe meets a held lock (BackendBusy): the store is reachable, so the breaker closes
+    instead of staying half-open (no probe could ever run again)."""
+
+    class Store(FlakyStore):
+        def set_many(self, items: Sequence[Item], /) -> None:
+            self._edge()
+            if self.writes_fail:
+                raise BackendBusy("database is locked")
+
+    store = Store(error=BackendUnavailable("unable to open"))
+    cache = ResilientBackend(store, cooldown=0.0)
+    store.down = True
+    assert cache.get("k") is None
+    assert cache.state == "half-open"  # opened, cooldown 0: the next call probes
+    store.down, store.writes_fail = False, True
+    cache.set_many([Item("k", b"v")])
+    assert cache.state == "closed"
+    assert cache.get("k") is None and store.calls == 3

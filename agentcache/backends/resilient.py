@@ -187,9 +187,11 @@ class ResilientBackend:
     def _failed(self, op: str, exc: Exception) -> None:
         with self._lock:
             now = time.monotonic()
-            if isinstance(exc, BackendBusy):
+            if isinstance(exc, BackendBusy):  # reachable, but another writer holds the lock
                 if op == "set_many":
                     self._writes_paused_until = now + self.cooldown
+                if self._state == _PROBING:
+                    self._state = _CLOSED
             else:
                 self._failures += 1
                 if self._state == _PROBING or isinstance(exc, _UNREACHABLE) or self._failures >= self.failure_threshold:
@@ -417,7 +419,8 @@ class ResilientBackend:
         return deleted
 
     def _fail_open_invalidation(self, invalidation: Invalidation) -> int:
-        if self._state != _CLOSED and not self._admit():
+        probe = self._state != _CLOSED
+        if probe and not self._admit():
             self.fence.add([invalidation])  # the store is believed down: do not pay its timeout now
             return 0
         try:
@@ -425,9 +428,14 @@ class ResilientBackend:
         except Exception:
             self.fence.add([invalidation])
             return 0
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
 
     async def _afail_open_invalidation(self, invalidation: Invalidation) -> int:
-        if self._state != _CLOSED and not self._admit():
+        probe = self._state != _CLOSED
+        if probe and not self._admit():
             self.fence.add([invalidation])
             return 0
         try:
@@ -435,6 +443,10 @@ class ResilientBackend:
         except Exception:
             self.fence.add([invalidation])
             return 0
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
 
     def _fenced(self, key: str) -> bool:
         self.fence.ensure_running()
