@@ -25,21 +25,21 @@ from agentcache.backends.redis import RedisBackend
 from agentcache.cache import cache_for
 from agentcache.errors import ConfigurationError
 
-
-def _counter(fn: Any) -> tuple[Any, list[int]]:
-    count = [0]
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        count[0] += 1
-        return fn(*args, **kwargs)
-
-    return counting, count
+UNRESOLVABLE = "agentcache-test.invalid"  # the reserved TLD: never resolves
 
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many DNS look-ups (`socket.getaddrinfo` calls) this process made since the test started."""
-    counting, count = _counter(socket.getaddrinfo)
+    """How many DNS look-ups of `UNRESOLVABLE` (`socket.getaddrinfo` calls) this process made in the test
+    (other threads' look-ups of other hosts are not counted)."""
+    real = socket.getaddrinfo
+    count = [0]
+
+    def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == UNRESOLVABLE:
+            count[0] += 1
+        return real(host, *args, **kwargs)
+
     monkeypatch.setattr(socket, "getaddrinfo", counting)
     return count
 
@@ -98,7 +98,7 @@ def test_unresolvable_host_is_looked_up_once(lookups: list[int]) -> None:
     """A host that does not resolve costs one DNS look-up for the first call and none while the breaker is
     open (before: 28 look-ups in the first call, each one as slow as the resolver)."""
     pytest.importorskip("redis")
-    f = cached("redis://agentcache-test.invalid:6379/0")
+    f = cached(f"redis://{UNRESOLVABLE}:6379/0")
     assert f(1) == 1
     assert lookups[0] == 1
     for i in range(10):
@@ -112,7 +112,7 @@ async def test_unresolvable_host_is_looked_up_once_async(lookups: list[int]) -> 
     """The async face too (before: 15 look-ups; its look-up also runs inside the connect timeout)."""
     pytest.importorskip("redis")
 
-    @agentcache.tool_cached(backend="redis://agentcache-test.invalid:6379/0", name="bounds.af")
+    @agentcache.tool_cached(backend=f"redis://{UNRESOLVABLE}:6379/0", name="bounds.af")
     async def f(x: int) -> int:
         return x
 
@@ -156,8 +156,18 @@ def test_paused_redis_costs_one_command_then_none(own_server: RedisServer, monke
     and the rest of the miss and the next calls send nothing (before: 10 commands, 5.0 s)."""
     f = cached(own_server.url)
     assert f(0) == 0  # connected, stored
-    sends, count = _counter(socket.socket.sendall)
-    monkeypatch.setattr(socket.socket, "sendall", sends)
+    real = socket.socket.sendall
+    count = [0]
+
+    def sendall(sock: socket.socket, *args: Any) -> Any:
+        try:
+            to_server = sock.getpeername()[1] == own_server.port
+        except OSError:
+            to_server = False
+        count[0] += to_server
+        return real(sock, *args)
+
+    monkeypatch.setattr(socket.socket, "sendall", sendall)
     assert own_server.proc is not None
     os.kill(own_server.proc.pid, signal.SIGSTOP)
     assert f(1) == 1
