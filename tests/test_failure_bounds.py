@@ -235,3 +235,29 @@ def test_sqlite_disk_full_logs_one_warning(tmp_path: Path, caplog: pytest.LogCap
     records = [r for r in caplog.records if r.name == "agentcache"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.INFO]
     assert "full" in records[0].getMessage()
+
+
+def test_only_a_dropped_connection_is_reconnected() -> None:
+    """redis-py may retry an error on an established connection (reset, closed by a restart), never a failed
+    connect (look-up, refused, unreachable)."""
+    rx = pytest.importorskip("redis.exceptions")
+    from agentcache.backends.redis import _dropped_connection
+
+    def raised(cause: OSError | None) -> Exception:
+        """The error as redis-py raises it: inside the `except` of the socket error, which becomes its context."""
+        try:
+            if cause is None:
+                raise rx.ConnectionError("Connection closed by server.")
+            try:
+                raise cause
+            except OSError:
+                raise rx.ConnectionError("Error while talking to the server") from None
+        except rx.ConnectionError as exc:
+            return exc
+
+    assert _dropped_connection(raised(None))
+    assert _dropped_connection(raised(ConnectionResetError(104, "reset")))
+    assert _dropped_connection(raised(BrokenPipeError(32, "pipe")))
+    assert not _dropped_connection(raised(socket.gaierror(-2, "Name or service not known")))
+    assert not _dropped_connection(raised(ConnectionRefusedError(111, "refused")))
+    assert not _dropped_connection(raised(OSError(113, "No route to host")))
