@@ -906,10 +906,11 @@ def _attach(face: Any, core: Core, *, is_async: bool) -> Any:
         return core.counters.info()
 
     def cache_clear(*, namespace: NamespaceTarget = None) -> None:
-        # scoped like agentcache.invalidate: inside a namespace() block, only that block's entries
-        core.cache.invalidate(tags=[core.function_tag], namespace=namespace)
+        # scoped like agentcache.invalidate: inside a namespace() block, only that block's entries;
+        # raises InvalidationError if it did not land
         if invalidation_scope(namespace) is None:  # stats are per function, not per tenant
             core.counters.reset()
+        core.cache.invalidate(tags=[core.function_tag], namespace=namespace)
 
     def cache_key(*args: Any, **kwargs: Any) -> str:
         return core.prepare(args, kwargs).key

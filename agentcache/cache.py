@@ -20,7 +20,9 @@ from .scope import ALL, NamespaceTarget, invalidation_scope
 from .stats import Counters
 
 if TYPE_CHECKING:
+    from .backends._fence import Fence, Invalidation
     from .backends.base import Backend
+    from .errors import InvalidationError
 
 __all__ = ["Cache", "close_all", "default_cache"]
 
@@ -66,6 +68,7 @@ class Cache:
         self._spec = backend
         self._fail_open = fail_open
         self._store: Backend | None = None
+        self._fence: Fence | None = None  # pending invalidations, kept across close() and reopen
         self._lock = threading.Lock()
         self.counters = Counters()
         """Backend errors seen by this store (hits and misses are counted per function)."""
@@ -110,13 +113,18 @@ class Cache:
                     inner = spec
                 # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
                 if self._fail_open and not isinstance(inner, MemoryBackend):
+                    from .backends._fence import Fence
+
                     s = get_settings()
+                    if self._fence is None:
+                        self._fence = Fence()
                     inner = ResilientBackend(
                         inner,
                         retries=s.retries,
                         failure_threshold=s.failure_threshold,
                         cooldown=s.cooldown,
                         on_error=self._on_error,
+                        fence=self._fence,
                     )
             except Exception as exc:
                 if not self._fail_open:
@@ -143,49 +151,82 @@ class Cache:
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
         values (computations still running are not stored either).
+
+        Raises:
+            InvalidationError: the store could not be reached (after bounded retries, whatever the circuit
+                breaker's state). The invalidation is kept pending and retried in the background until it
+                lands; until then this process neither serves nor stores the entries it may cover.
         """
-        prefixes, clear = _scope_of(keys, tags, namespace)
+        plan = _plan(keys, tags, namespace)  # a bad argument raises before anything is bumped
         bump_epoch()
-        store = self.store
-        deleted = 0
-        keys = list(keys)
-        if keys:
-            deleted += store.delete_many(keys)
-        if tags:
-            for prefix in prefixes:
-                deleted += store.delete_tags(list(tags), prefix)
-        elif clear:
-            for prefix in prefixes:
-                deleted += store.clear(prefix)
-        bump_epoch()
-        return deleted
+        try:
+            return self._apply(plan)
+        finally:
+            bump_epoch()
 
     async def ainvalidate(
         self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
     ) -> int:
-        """Awaitable `invalidate`."""
-        prefixes, clear = _scope_of(keys, tags, namespace)
-        bump_epoch()
-        store = self.store
-        deleted = 0
+        """Awaitable `invalidate` (raises `InvalidationError` the same way)."""
         keys = list(keys)
-        if keys:
-            deleted += await store.adelete_many(keys)
-        if tags:
-            for prefix in prefixes:
-                deleted += await store.adelete_tags(list(tags), prefix)
-        elif clear:
-            for prefix in prefixes:
-                deleted += await store.aclear(prefix)
+        plan = _plan(keys, tags, namespace)
         bump_epoch()
-        return deleted
+        try:
+            return await self._aapply(plan)
+        finally:
+            bump_epoch()
 
     def clear(self) -> int:
-        """Delete every agentcache entry in this store (all namespaces, layers and internal records)."""
+        """Delete every agentcache entry in this store (all namespaces, layers and internal records).
+
+        Raises:
+            InvalidationError: as `invalidate` does.
+        """
+        from .backends._fence import Invalidation
+
         bump_epoch()
-        n = self.store.clear(KEY_PREFIX)
-        bump_epoch()
-        return n
+        try:
+            return self._apply([Invalidation.of_prefix(KEY_PREFIX)])
+        finally:
+            bump_epoch()
+
+    def _apply(self, plan: list[Invalidation]) -> int:
+        from .backends.resilient import ResilientBackend
+
+        store = self.store
+        if isinstance(store, ResilientBackend):
+            return store.invalidate(plan)  # bypasses the breaker; keeps failures pending, then raises
+        deleted, error = 0, None
+        for invalidation in plan:
+            try:
+                deleted += invalidation.apply(store)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise _unfenced_failure(store, deleted, error)
+        return deleted
+
+    async def _aapply(self, plan: list[Invalidation]) -> int:
+        from .backends.resilient import ResilientBackend
+
+        store = self.store
+        if isinstance(store, ResilientBackend):
+            return await store.ainvalidate(plan)
+        deleted, error = 0, None
+        for invalidation in plan:
+            try:
+                deleted += await invalidation.aapply(store)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise _unfenced_failure(store, deleted, error)
+        return deleted
+
+    @property
+    def pending_invalidations(self) -> int:
+        """How many invalidations that failed are still pending (retried in the background) on this store."""
+        fence = self._fence
+        return 0 if fence is None else len(fence.pending)
 
     def close(self) -> None:
         """Close the backend; the next use reopens it."""
@@ -251,6 +292,34 @@ def _unopened(cache: Cache, exc: Exception) -> Backend:
     return MemoryBackend(max_entries=0, max_bytes=0)  # stores nothing: every call is a miss
 
 
+def _plan(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget) -> list[Invalidation]:
+    """The store operations one `invalidate(...)` call makes (scoped as `_scope_of` says)."""
+    from .backends._fence import Invalidation
+
+    keys = list(keys)
+    prefixes, clear = _scope_of(keys, tags, namespace)
+    plan: list[Invalidation] = []
+    if keys:
+        plan.append(Invalidation.of_keys(keys))
+    if tags:
+        plan.extend(Invalidation.of_tags(list(tags), prefix) for prefix in prefixes)
+    elif clear:
+        plan.extend(Invalidation.of_prefix(prefix) for prefix in prefixes)
+    return plan
+
+
+def _unfenced_failure(store: Backend, deleted: int, error: Exception) -> InvalidationError:
+    from .errors import InvalidationError
+
+    failure = InvalidationError(
+        f"an invalidation did not reach cache backend {store!r} ({type(error).__name__}: {error}); "
+        "this store is not fail-open, so nothing is kept pending: retry the invalidation",
+        deleted=deleted,
+    )
+    failure.__cause__ = error
+    return failure
+
+
 _registry_lock = threading.Lock()
 _every: weakref.WeakSet[Cache] = weakref.WeakSet()
 _default: Cache | None = None
@@ -308,6 +377,9 @@ def close_all() -> None:
 def forget_all() -> None:
     """Close every store and drop the registry (used by `agentcache.reset`)."""
     global _default
+    for cache in open_caches():
+        if cache._fence is not None:
+            cache._fence.stop()  # a reset forgets pending invalidations too
     close_all()
     with _registry_lock:
         _default = None

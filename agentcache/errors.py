@@ -7,19 +7,24 @@ AgentCacheError                          base: catch this to catch everything we
 ├── KeyEncodingError(TypeError)          an argument cannot be turned into a cache key (names the argument)
 ├── SerializationError                   a value cannot be encoded, or stored bytes cannot be decoded
 └── BackendError                         a backend failed; mapped from driver errors, never reaches a cached call
-    └── BackendUnavailable               cannot connect or timed out; trips the circuit breaker
+    ├── BackendUnavailable               cannot connect or timed out; opens the circuit breaker at once
+    │   └── BackendBusy                  another writer held the store's lock too long (SQLite); the write is skipped
+    └── InvalidationError                an invalidation did not reach a store (raised by `invalidate()` and co.)
 ```
 
 Cached calls never raise `BackendError`: a failing store degrades to a miss (see `agentcache.backends.resilient`).
+Invalidations are the exception: they report failure by raising `InvalidationError` (see `agentcache.invalidation`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AgentCacheError",
+    "BackendBusy",
     "BackendError",
     "BackendUnavailable",
     "ConfigurationError",
+    "InvalidationError",
     "KeyEncodingError",
     "MissingDependencyError",
     "SerializationError",
@@ -64,3 +69,21 @@ class BackendError(AgentCacheError):
 
 class BackendUnavailable(BackendError):
     """Raised when a backend cannot be reached or timed out."""
+
+
+class BackendBusy(BackendUnavailable):
+    """Raised when another writer held the store's lock longer than the backend waits (SQLite's busy timeout)."""
+
+
+class InvalidationError(BackendError):
+    """Raised when an invalidation did not reach a store, after bounded retries.
+
+    The invalidation is not dropped: this process keeps it pending, retries it in the background until it lands,
+    and meanwhile neither serves nor stores the entries it may cover. `deleted` counts the entries the parts that
+    did land deleted; `pending` describes what is still pending.
+    """
+
+    def __init__(self, message: str, *, deleted: int = 0, pending: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.deleted = deleted
+        self.pending = pending

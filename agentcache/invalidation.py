@@ -7,6 +7,12 @@ Event rules registered with `on()` are also written to each store when it opens,
 Tenants: called inside a `agentcache.namespace()` block, tag, namespace and event invalidations reach only that
 block's namespace (and the ones nested in it); ``namespace=agentcache.ALL`` reaches every namespace. Outside
 any block they reach every namespace. Exact keys are deleted wherever they are.
+
+An invalidation is never lost quietly. It goes to the store whatever the circuit breaker's state, with bounded
+retries; if it still fails, `invalidate()`, `ainvalidate()`, `emit()`, `aemit()`, ``fn.cache_invalidate()`` and
+``fn.cache_clear()`` raise `InvalidationError` (after trying every store and every part), and the failed parts
+stay pending: retried in the background until they land, while this process neither serves nor stores the
+entries they may cover.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .cache import default_cache, open_caches
-from .errors import ConfigurationError, SerializationError
+from .errors import ConfigurationError, InvalidationError, SerializationError
 from .keys import KEY_PREFIX, digest, validate_namespace
 from .scope import ALL, NamespaceTarget, outside_blocks
 from .scope import namespace as _namespace_block
@@ -76,6 +82,9 @@ def invalidate(
 
     Returns the number of entries deleted. After it returns, no caller in this process gets an old value.
 
+    Raises:
+        InvalidationError: a store could not be reached; what failed stays pending (see the module docstring).
+
     Example::
 
         agentcache.invalidate(tags=["search"])              # outside a block: every namespace
@@ -87,7 +96,14 @@ def invalidate(
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
     keys = list(keys)
-    return sum(c.invalidate(keys=keys, tags=tags, namespace=namespace) for c in _targets(cache))
+    total, errors = 0, []
+    for c in _targets(cache):
+        try:
+            total += c.invalidate(keys=keys, tags=tags, namespace=namespace)
+        except InvalidationError as exc:
+            total += exc.deleted
+            errors.append(exc)
+    return _outcome(total, errors)
 
 
 async def ainvalidate(
@@ -101,10 +117,28 @@ async def ainvalidate(
     if isinstance(tags, str):
         raise ConfigurationError("tags must be a list of strings, e.g. tags=['search']")
     keys = list(keys)
-    total = 0
+    total, errors = 0, []
     for c in _targets(cache):
-        total += await c.ainvalidate(keys=keys, tags=tags, namespace=namespace)
-    return total
+        try:
+            total += await c.ainvalidate(keys=keys, tags=tags, namespace=namespace)
+        except InvalidationError as exc:
+            total += exc.deleted
+            errors.append(exc)
+    return _outcome(total, errors)
+
+
+def _outcome(total: int, errors: list[InvalidationError]) -> int:
+    """`total`, or one `InvalidationError` for every part that failed (raised after all parts were tried)."""
+    if not errors:
+        return total
+    if len(errors) == 1 and errors[0].deleted == total:
+        raise errors[0]
+    failure = InvalidationError(
+        "; ".join(str(e) for e in errors),
+        deleted=total,
+        pending=tuple(p for e in errors for p in e.pending),
+    )
+    raise failure from errors[0]
 
 
 def on(
@@ -185,11 +219,21 @@ def _rule_for(event: str) -> EventRule | None:
 
 
 def apply_rule(rule: EventRule, cache: Cache | None = None) -> int:
-    """Invalidate what `rule` names (its tags, then each namespace) in the current scope (see `emit`)."""
-    deleted = invalidate(tags=rule.tags, cache=cache) if rule.tags else 0
-    for ns in rule.namespaces:
-        deleted += invalidate(namespace=ns, cache=cache)
-    return deleted
+    """Invalidate what `rule` names (its tags, then each namespace) in the current scope (see `emit`).
+
+    Raises:
+        InvalidationError: after every part was tried, when some did not land (they stay pending).
+    """
+    deleted, errors = 0, []
+    parts: list[dict[str, Any]] = [{"tags": rule.tags}] if rule.tags else []
+    parts += [{"namespace": ns} for ns in rule.namespaces]
+    for part in parts:
+        try:
+            deleted += invalidate(cache=cache, **part)
+        except InvalidationError as exc:
+            deleted += exc.deleted
+            errors.append(exc)
+    return _outcome(deleted, errors)
 
 
 @contextmanager
@@ -212,15 +256,17 @@ def emit(event: str, *, namespace: NamespaceTarget = None) -> int:
     and its namespaces are nested in it; ``namespace="x"`` applies it inside ``x`` (nested in the block);
     ``namespace=agentcache.ALL`` applies it to every namespace; outside any block it reaches every namespace.
     An event nobody registered deletes nothing and returns 0.
+    The event's handlers run even when an invalidation failed; the `InvalidationError` is raised after them.
     """
     rule = _rule_for(event)
     if rule is None:
         return 0
-    with _scope(namespace):
-        deleted = apply_rule(rule)
-    for handler in rule.handlers:
-        handler(event)
-    return deleted
+    try:
+        with _scope(namespace):
+            return apply_rule(rule)
+    finally:
+        for handler in rule.handlers:
+            handler(event)
 
 
 async def aemit(event: str, *, namespace: NamespaceTarget = None) -> int:
@@ -228,15 +274,21 @@ async def aemit(event: str, *, namespace: NamespaceTarget = None) -> int:
     rule = _rule_for(event)
     if rule is None:
         return 0
-    deleted = 0
-    with _scope(namespace):
-        if rule.tags:
-            deleted += await ainvalidate(tags=rule.tags)
-        for ns in rule.namespaces:
-            deleted += await ainvalidate(namespace=ns)
-    for handler in rule.handlers:
-        handler(event)
-    return deleted
+    deleted, errors = 0, []
+    parts: list[dict[str, Any]] = [{"tags": rule.tags}] if rule.tags else []
+    parts += [{"namespace": ns} for ns in rule.namespaces]
+    try:
+        with _scope(namespace):
+            for part in parts:
+                try:
+                    deleted += await ainvalidate(**part)
+                except InvalidationError as exc:
+                    deleted += exc.deleted
+                    errors.append(exc)
+    finally:
+        for handler in rule.handlers:
+            handler(event)
+    return _outcome(deleted, errors)
 
 
 def reset_events() -> None:

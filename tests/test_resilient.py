@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from agentcache.backends import Item, MemoryBackend, ResilientBackend, SQLiteBackend, SupportsLocking, SupportsScan
+from agentcache.backends import (
+    Item,
+    MemoryBackend,
+    ResilientBackend,
+    SQLiteBackend,
+    SupportsLocking,
+    SupportsScan,
+    resilient,
+)
 from agentcache.backends.base import InlineAsyncFace
 from agentcache.backends.resilient import FAIL_OPEN_TOKEN
-from agentcache.errors import BackendUnavailable
+from agentcache.errors import BackendBusy, BackendError, BackendUnavailable
 
 
 class FlakyStore(InlineAsyncFace):
@@ -23,8 +31,9 @@ class FlakyStore(InlineAsyncFace):
         self.data = MemoryBackend()
         self.down = False
         self.fail_next = 0
+        self.writes_fail = False  # used by subclasses whose writes fail while reads work
         self.calls = 0
-        self.error = error or BackendUnavailable("connection refused")
+        self.error = error or BackendError("flaky: an error reply")
 
     def _edge(self) -> None:
         self.calls += 1
@@ -119,7 +128,7 @@ async def test_unopenable_path_degrades_to_misses_async(tmp_path: Path) -> None:
     await cache.aset_many([Item("k", b"v")])
     assert await cache.aclear() == 0
     await cache.aclose()
-    assert len(errors) == 4
+    assert len(errors) == 1  # an unopenable file is unavailable: the breaker opened on the first failure
 
 
 def test_breaker_opens_stops_calling_half_opens_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
@@ -181,14 +190,105 @@ def test_retry_hides_a_transient_failure(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_retries_are_bounded() -> None:
-    """A dead store costs 1 + retries attempts per call, within a small time budget."""
+    """An error reply costs 1 + retries attempts per call."""
     store = FlakyStore()
     store.down = True
     cache = ResilientBackend(store, retries=2, failure_threshold=100)
-    started = time.perf_counter()
     assert cache.get("k") is None
-    assert time.perf_counter() - started < 0.5
     assert store.calls == 3
+
+
+class SlowFailingStore(FlakyStore):
+    """Each failing attempt takes longer than the whole retry budget (a slow error reply)."""
+
+    def _edge(self) -> None:
+        if self.down:
+            time.sleep(resilient.RETRY_BUDGET + 0.05)
+        super()._edge()
+
+
+def test_first_attempt_counts_against_the_retry_budget() -> None:
+    """An attempt that already used the retry budget is not retried (before: 3 attempts, each as slow)."""
+    store = SlowFailingStore()
+    store.down = True
+    cache = ResilientBackend(store, retries=2, failure_threshold=100)
+    assert cache.get("k") is None
+    assert store.calls == 1
+
+
+UNREACHABLE = [BackendUnavailable("timed out"), TimeoutError("timed out"), ConnectionError("reset")]
+
+
+@pytest.mark.parametrize("error", UNREACHABLE)
+def test_an_unreachable_store_costs_one_attempt_per_call_then_none(error: Exception) -> None:
+    """A timeout or connection failure is not retried and opens the breaker at once: the rest of a miss
+    (recheck, lock, store, unlock) and the calls after it do not touch the store (before: 3 attempts per
+    operation and 5 failed operations until the breaker opened)."""
+    store = FlakyLockingStore(error=error)
+    store.down = True
+    errors: list[BaseException] = []
+    cache = ResilientBackend(store, retries=2, failure_threshold=5, cooldown=60, on_error=errors.append)
+    assert isinstance(cache, SupportsLocking)
+    assert cache.get("k") is None
+    assert store.calls == 1
+    assert cache.state == "open"
+    assert cache.get("k") is None
+    assert cache.acquire_lock("k:lock", 60) == FAIL_OPEN_TOKEN
+    cache.set_many([Item("k", b"v")])
+    assert cache.release_lock("k:lock", FAIL_OPEN_TOKEN) is False
+    assert store.calls == 1
+    assert len(errors) == 1
+
+
+def test_a_busy_store_skips_writes_for_the_cooldown_and_keeps_reading(caplog: pytest.LogCaptureFixture) -> None:
+    """Another writer holding the lock (BackendBusy) skips that write and the next ones for `cooldown`
+    seconds; reads go on, the breaker stays closed, one warning is logged."""
+
+    class BusyWrites(FlakyStore):
+        def set_many(self, items: Sequence[Item], /) -> None:
+            self.calls += 1
+            if self.writes_fail:
+                raise BackendBusy("database is locked")
+            self.data.set_many(items)
+
+    store = BusyWrites()
+    store.data.set_many([Item("old", b"v")])
+    store.writes_fail = True
+    cache = ResilientBackend(store, retries=2, cooldown=60)
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        cache.set_many([Item("k", b"v")])
+        assert store.calls == 1  # not retried: the store already waited its lock timeout
+        for i in range(10):
+            cache.set_many([Item(f"k{i}", b"v")])
+            assert cache.get("old") == b"v"
+    assert store.calls == 11  # the 10 reads only
+    assert cache.state == "closed"
+    assert warnings_and_infos(caplog) == (1, 0)
+
+
+def test_one_warning_while_reads_work_and_writes_fail(caplog: pytest.LogCaptureFixture) -> None:
+    """A store that serves reads but refuses writes (disk full) is one outage: one warning, however many
+    reads succeed in between (before: a warning per failed write, an info line per read), and one info line
+    when writes work again."""
+
+    class FullDisk(FlakyStore):
+        def set_many(self, items: Sequence[Item], /) -> None:
+            self.calls += 1
+            if self.writes_fail:
+                raise BackendError("database or disk is full")
+            self.data.set_many(items)
+
+    store = FullDisk()
+    store.writes_fail = True
+    cache = ResilientBackend(store, retries=0, failure_threshold=5)
+    with caplog.at_level(logging.INFO, logger="agentcache"):
+        for i in range(50):
+            assert cache.get(f"k{i}") is None
+            cache.set_many([Item(f"k{i}", b"v")])
+        store.writes_fail = False
+        cache.set_many([Item("k", b"v")])
+        assert cache.get("k") == b"v"
+    assert warnings_and_infos(caplog) == (1, 1)
 
 
 def test_any_exception_is_a_miss() -> None:
@@ -294,3 +394,24 @@ async def test_locks_fail_open() -> None:
     calls = store.calls
     assert cache.release_lock("job", FAIL_OPEN_TOKEN) is False
     assert store.calls == calls
+
+
+def test_a_probe_that_finds_the_store_busy_closes_the_breaker() -> None:
+    """The half-open probe meets a held lock (BackendBusy): the store is reachable, so the breaker closes
+    instead of staying half-open (no probe could ever run again)."""
+
+    class Store(FlakyStore):
+        def set_many(self, items: Sequence[Item], /) -> None:
+            self._edge()
+            if self.writes_fail:
+                raise BackendBusy("database is locked")
+
+    store = Store(error=BackendUnavailable("unable to open"))
+    cache = ResilientBackend(store, cooldown=0.0)
+    store.down = True
+    assert cache.get("k") is None
+    assert cache.state == "half-open"  # opened, cooldown 0: the next call probes
+    store.down, store.writes_fail = False, True
+    cache.set_many([Item("k", b"v")])
+    assert cache.state == "closed"
+    assert cache.get("k") is None and store.calls == 3

@@ -39,7 +39,9 @@ def check_value(value: bytes) -> str | None:
 
 def worker(path: str, wid: int, start: Any, done: Any, results: Any) -> None:
     """Hammer the shared file from `THREADS` threads for `DURATION` s; report counts and problems."""
-    backend = SQLiteBackend(path, max_entries=MAX_ENTRIES)
+    # Integrity under contention, not the lock-wait bound: every write may wait as long as it needs (tight loops in
+    # 8 threads starve a writer past the default 0.5 s write_timeout on a loaded machine; then it would be skipped).
+    backend = SQLiteBackend(path, max_entries=MAX_ENTRIES, write_timeout=30.0)
     problems: list[str] = []
     counts = {"writes": 0, "reads": 0, "hits": 0}
     lock = threading.Lock()

@@ -3,7 +3,7 @@
 | URL | backend |
 | --- | --- |
 | `memory://?max_entries=10000&max_bytes=...` | `MemoryBackend` |
-| `sqlite:///abs.db`, `sqlite://rel.db`, `sqlite://~/x.db` (`?max_entries&max_bytes&timeout`) | SQLite |
+| `sqlite:///abs.db`, `sqlite://rel.db`, `sqlite://~/x.db` (`?max_entries&max_bytes&timeout&write_timeout`) | SQLite |
 | `redis://`, `rediss://`, `unix://`, `redis+cluster://` | `agentcache.backends.redis.open_redis` |
 
 Everything after `sqlite://` up to `?` is the path, so `sqlite:///tmp/x.db` is the absolute `/tmp/x.db`.
@@ -92,7 +92,7 @@ _COUNT: _Check = (_count, "an integer >= 0 or none")
 _SECONDS: _Check = (_seconds, "seconds >= 0")
 _TEXT: _Check = (str, "text")
 _MEMORY_OPTIONS: dict[str, _Check] = {"max_entries": _COUNT, "max_bytes": _COUNT}
-_SQLITE_OPTIONS: dict[str, _Check] = {**_MEMORY_OPTIONS, "timeout": _SECONDS}
+_SQLITE_OPTIONS: dict[str, _Check] = {**_MEMORY_OPTIONS, "timeout": _SECONDS, "write_timeout": _SECONDS}
 # agentcache's own Redis options (agentcache.backends.redis); any other query option goes to redis-py.
 _REDIS_OPTIONS: dict[str, _Check] = {
     "prefix": _TEXT,
@@ -155,8 +155,9 @@ def _parse_sqlite(url: str, options: dict[str, Any]) -> tuple[Path, dict[str, An
             f"{url!r} has no path: use {_USAGE['sqlite']} (agentcache.configure() supplies the default path)",
         )
     merged = _options(url, params, options, _SQLITE_OPTIONS)
-    if merged.get("timeout", 0.0) is None:
-        del merged["timeout"]
+    for name in ("timeout", "write_timeout"):
+        if name in merged and merged[name] is None:
+            del merged[name]
     path = Path(rest).expanduser()
     parent = path.parent
     if not parent.is_dir():

@@ -7,14 +7,22 @@ client (`_run` blocking, `_arun` awaited), creates the clients lazily and maps r
 URLs: `redis://[:password@]host:port/db`, `rediss://...` (TLS), `unix:///path/to.sock?db=0`,
 `redis+cluster://host:port` (or `rediss+cluster://`). Query options understood here (the rest go to
 redis-py): `prefix` (key prefix, no braces), `max_entries` (per-namespace LRU bound), `socket_timeout`,
-`socket_connect_timeout` (seconds), `max_connections`, `retries` (reconnect attempts on a dropped pooled
-connection), and `l1`, `l1_ttl` (an in-process tier in front: see `agentcache.backends.tiered`).
+`socket_connect_timeout` (or its alias `connect_timeout`; seconds), `max_connections`, `retries` (reconnect
+attempts on a dropped pooled connection), and `l1`, `l1_ttl` (an in-process tier in front: see
+`agentcache.backends.tiered`).
+
+Bounded failures: redis-py retries nothing but an error on an established connection (reset, closed by the
+server): a connect that fails (unresolvable host: one DNS look-up; refused; connect timeout) and a read that
+times out are never retried, so one failing operation costs at most one DNS look-up, `socket_connect_timeout`
+per address the host resolves to, and `socket_timeout` (see "When Redis fails" in docs/redis.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -39,9 +47,12 @@ _OUR_OPTIONS = {
     "max_entries",
     "socket_timeout",
     "socket_connect_timeout",
+    "connect_timeout",
     "max_connections",
     "retries",
 }
+# An error on an established connection that a reconnect can cure (the server restarted, an idle socket was cut).
+_DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _TIERED_OPTIONS = {"l1", "l1_ttl"}
 
 Entry = tuple[bytes, float | None, tuple[str, ...]]
@@ -82,6 +93,62 @@ def _map_errors() -> Iterator[None]:
         raise mapped from exc
 
 
+def _dropped_connection(error: BaseException) -> bool:
+    """Whether a redis `ConnectionError` came from an established connection that broke (worth one reconnect).
+
+    A failed connect (unresolvable host, refused, unreachable, connect timeout) carries the socket error that
+    caused it: retrying it would only resolve and wait again, so it is not a dropped connection.
+    """
+    cause = error.__cause__ or error.__context__
+    if cause is None:
+        return True  # redis-py's own "Connection closed by server." has no socket error behind it
+    return isinstance(cause, _DROPPED) and not isinstance(cause, socket.gaierror)
+
+
+def _retry_policy(retries: int, *, asynchronous: bool) -> Any:
+    """A redis-py `Retry` that reconnects at most `retries` times after a dropped connection, never after a
+    failed connect or a timeout (see `_dropped_connection`)."""
+    from redis import exceptions as rx
+    from redis.backoff import NoBackoff
+
+    if asynchronous:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        class _AsyncDroppedOnly(AsyncRetry):
+            async def call_with_retry(
+                self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+            ) -> Any:
+                def retryable(error: Exception) -> bool:
+                    return _dropped_connection(error) and (is_retryable is None or is_retryable(error))
+
+                return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
+        return _AsyncDroppedOnly(NoBackoff(), retries, supported_errors=(rx.ConnectionError,))
+    from redis.retry import Retry
+
+    class _DroppedOnly(Retry):
+        def call_with_retry(
+            self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+        ) -> Any:
+            def retryable(error: Exception) -> bool:
+                return _dropped_connection(error) and (is_retryable is None or is_retryable(error))
+
+            return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+    return _DroppedOnly(NoBackoff(), retries, supported_errors=(rx.ConnectionError,))
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds, or a `ConfigurationError` that says so."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name}={value!r}: expected a positive number of seconds, e.g. {name}=0.5")
+    return float(value)
+
+
 def _require_redis() -> None:
     try:
         import redis  # noqa: F401
@@ -108,9 +175,11 @@ class RedisBackend:
         async_client: an existing `redis.asyncio.Redis` or `redis.asyncio.RedisCluster`.
         prefix: a prefix for every Redis key and the invalidation channel (isolates apps or tests).
         max_entries: per-namespace entry bound (LRU); `None` leaves bounding to Redis' `maxmemory`.
-        socket_timeout / socket_connect_timeout: seconds, default 0.5 / 0.25.
+        socket_timeout / socket_connect_timeout: seconds, default 0.5 / 0.25 (positive and finite);
+            `connect_timeout` is an alias of `socket_connect_timeout`.
         max_connections: pool size per client (default: redis-py's).
-        retries: reconnect attempts on a connection error (a pooled connection dropped by a restart).
+        retries: reconnect attempts on an established connection that broke (e.g. a server restart); a failed
+            connect and a timeout are never retried.
 
     Example:
         >>> b = RedisBackend("redis://localhost:6379/0", prefix="myapp:", max_entries=10_000)
@@ -128,9 +197,16 @@ class RedisBackend:
         socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_connections: int | None = None,
         retries: int = 1,
+        connect_timeout: float | None = None,
     ) -> None:
         if url is None and client is None and async_client is None:
             raise ConfigurationError("RedisBackend needs a url, a client or an async_client")
+        if connect_timeout is not None:
+            socket_connect_timeout = connect_timeout
+        socket_timeout = _seconds("socket_timeout", socket_timeout)
+        socket_connect_timeout = _seconds("socket_connect_timeout", socket_connect_timeout)
+        if not _whole(retries):
+            raise ConfigurationError(f"retries={retries!r}: expected a whole number >= 0")
         try:
             self.layout = plan.KeyLayout(prefix, max_entries)
         except ValueError as exc:
@@ -169,15 +245,11 @@ class RedisBackend:
 
     # -- clients ---------------------------------------------------------------------------------------------
 
-    def _client_kwargs(self) -> dict[str, Any]:
-        from redis import exceptions as rx
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+    def _client_kwargs(self, *, asynchronous: bool = False) -> dict[str, Any]:
         kwargs = dict(self._kwargs)
-        # Retry only connection errors (a pooled socket dropped by a restart), never timeouts: a silent
-        # server must cost one timeout, not several.
-        kwargs["retry"] = Retry(NoBackoff(), self._retries, supported_errors=(rx.ConnectionError,))
+        # Reconnect only an established connection that broke (a pooled socket dropped by a restart); never a
+        # failed connect or a timeout: a dead or silent server must cost one wait, not several.
+        kwargs["retry"] = _retry_policy(self._retries, asynchronous=asynchronous)
         if self.cluster:
             kwargs.pop("max_connections", None)
         return kwargs
@@ -214,10 +286,10 @@ class RedisBackend:
         if self.cluster:
             from redis.asyncio.cluster import RedisCluster as AsyncCluster
 
-            return AsyncCluster.from_url(self._url, **self._client_kwargs())
+            return AsyncCluster.from_url(self._url, **self._client_kwargs(asynchronous=True))
         import redis.asyncio
 
-        return redis.asyncio.Redis.from_url(self._url, **self._client_kwargs())
+        return redis.asyncio.Redis.from_url(self._url, **self._client_kwargs(asynchronous=True))
 
     # -- drivers ---------------------------------------------------------------------------------------------
 
@@ -577,8 +649,8 @@ def _split_options(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
 
 def _coerce(options: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    try:
-        for name, value in options.items():
+    for name, value in options.items():
+        try:
             if name == "prefix":
                 out[name] = value
             elif value.lower() in {"", "none"}:
@@ -587,8 +659,9 @@ def _coerce(options: dict[str, str]) -> dict[str, Any]:
                 out[name] = int(value)
             else:
                 out[name] = float(value)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URL option: {exc}") from exc
+        except ValueError as exc:
+            kind = "whole number" if name in {"max_entries", "max_connections", "retries", "l1"} else "number"
+            raise ConfigurationError(f"bad Redis URL option {name}={value!r}: expected a {kind}") from exc
     return out
 
 

@@ -1,23 +1,38 @@
 """The fail-open policy, in one place: a wrapper that turns any store failure into a cache miss.
 
 ```
-closed --(failure_threshold consecutive failed calls)--> open --(cooldown s)--> half-open
-   ^                                                       ^                      | one probe call
-   +------------------------- probe succeeded -------------+---- probe failed ----+
+closed --(a timeout or connection failure, or failure_threshold consecutive other failures)--> open
+   ^                                                                                             | cooldown s
+   +------------------------------ probe succeeded -------- half-open (one probe call) <---------+
+                                                             | probe failed: open again
 ```
+
+Worst case of one operation on a dead or hung store (the bound `docs/redis.md` states): one attempt. A timeout
+or a connection failure (`BackendUnavailable`) is never retried and opens the circuit at once, so the rest of
+the call (and every call for `cooldown` seconds) skips the store. Only other errors are retried, at most
+`retries` times, and no retry starts once `RETRY_BUDGET` seconds have passed since the *first* attempt began.
+A write the store refused because another writer held its lock (`BackendBusy`, SQLite) is skipped, and so
+are further writes for `cooldown` seconds; reads go on.
+
+Invalidations are not fail-open: `invalidate()` bypasses the breaker, retries within `INVALIDATION_BUDGET`,
+and when it still fails keeps the invalidation pending in the store's `Fence` (retried in the background until
+it lands; meanwhile this process neither serves nor stores what it may cover) and raises `InvalidationError`.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
+from agentcache.backends._fence import Fence, Invalidation
 from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
+from agentcache.errors import BackendBusy, BackendUnavailable, InvalidationError
 
-__all__ = ["FAIL_OPEN_TOKEN", "ResilientBackend"]
+__all__ = ["FAIL_OPEN_TOKEN", "INVALIDATION_BUDGET", "RETRY_BUDGET", "ResilientBackend"]
 
 logger = logging.getLogger("agentcache")
 
@@ -26,29 +41,49 @@ _T = TypeVar("_T")
 _CLOSED = "closed"
 _OPEN = "open"
 _PROBING = "half-open"  # one probe call is in flight
-_RETRY_BUDGET = 0.25  # seconds after which no further retry attempt starts
+RETRY_BUDGET = 0.25
+"""Seconds after the first attempt of an operation began, after which no retry starts."""
+INVALIDATION_BUDGET = 1.0
+"""Seconds after the first attempt of an invalidation began, after which it is kept pending instead."""
+# Errors that say the store cannot be reached right now: retrying at once would only pay the same wait again.
+_UNREACHABLE = (BackendUnavailable, TimeoutError, ConnectionError)
 
 FAIL_OPEN_TOKEN = "agentcache:fail-open"  # noqa: S105 (a sentinel, not a secret)
 """The lock token `acquire_lock` returns when the store failed: proceed uncoordinated (never a real owner)."""
+
+
+def _wait(attempt: int) -> float:
+    """The jittered pause before retry number `attempt` (5 ms, 10 ms, ... at most 50 ms)."""
+    return random.uniform(0, min(0.05, 0.005 * 2**attempt))
 
 
 class ResilientBackend:
     """Wrap a `Backend` so that its failures degrade to misses instead of raising.
 
     Any exception from the inner store (a `BackendError` or not) makes `get` return `None`, `get_many`
-    return `[None] * len(keys)`, `set_many` do nothing, and `delete_many` / `delete_tags` / `clear` return 0.
-    A failed invalidation therefore shows up only as a returned 0 and a call of `on_error`: callers that
-    must know should check `on_error` counts (the cache's stats do).
+    return `[None] * len(keys)`, `set_many` do nothing, and `delete_many` / `delete_tags` / `clear` return 0
+    (a failed delete is kept pending in `fence`, see below). Each failing call is counted once via
+    `on_error(exc)`.
 
-    Each failing call is retried up to `retries` times with tiny jittered waits (at most ~0.25 s of retrying
-    in all; the async face sleeps with `asyncio.sleep`, never blocking the loop), then counted once via
-    `on_error(exc)`. After `failure_threshold` consecutive failed calls the circuit opens: calls return the
-    miss at once without touching the store (and without calling `on_error`), so a dead store does not cost
-    its timeout on every call. After `cooldown` seconds one probe call is let through (`state` reads
-    "half-open"); its success closes the circuit, its failure re-opens it for another `cooldown`.
+    Retries: a timeout or connection failure (`BackendUnavailable`, `TimeoutError`, `ConnectionError`) is
+    not retried, and it opens the circuit at once. Other errors are retried up to `retries` times with tiny
+    jittered waits (the async face sleeps with `asyncio.sleep`, never blocking the loop), as long as less
+    than `RETRY_BUDGET` (0.25 s) has passed since the first attempt began; after `failure_threshold`
+    consecutive failed calls of that kind the circuit opens too. While it is open, calls return the miss at
+    once without touching the store (and without calling `on_error`). After `cooldown` seconds one probe
+    call is let through (`state` reads "half-open"); its success closes the circuit, its failure re-opens it.
+    `BackendBusy` (another writer held SQLite's lock) does not open the circuit: that write is skipped, and so
+    are writes for the next `cooldown` seconds, while reads go on.
 
-    An outage is logged once, as a warning on the `agentcache` logger when it starts, and once at info level
-    when the store recovers.
+    Invalidations: `invalidate([...])` / `ainvalidate` bypass the breaker, retry within `INVALIDATION_BUDGET`
+    (1 s), and raise `InvalidationError` when an invalidation still did not land; it then stays pending in
+    `fence`, retried by a background thread until it lands, and meanwhile reads of keys it may cover miss and
+    writes of items it covers are dropped. The plain `delete_many` / `delete_tags` / `clear` do the same but
+    stay fail-open (return 0, no exception) and, while the circuit is open, only record the invalidation as
+    pending.
+
+    An outage is logged once: a warning when it starts, and one info line when an operation of a kind that
+    failed during it succeeds again (a store that still serves reads but refuses writes is one outage).
 
     `scan` (when the inner store has it) passes through and raises: it serves the CLI, not cached calls.
     Locking methods (when the inner store has them) are fail-open too: on failure `acquire_lock` returns
@@ -71,6 +106,7 @@ class ResilientBackend:
         failure_threshold: int = 5,
         cooldown: float = 5.0,
         on_error: Callable[[BaseException], None] | None = None,
+        fence: Fence | None = None,
     ) -> ResilientBackend:
         # Pick the subclass whose optional powers match the inner store's, so isinstance checks stay true.
         if cls is ResilientBackend:
@@ -85,6 +121,7 @@ class ResilientBackend:
         failure_threshold: int = 5,
         cooldown: float = 5.0,
         on_error: Callable[[BaseException], None] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         if retries < 0 or failure_threshold < 1 or cooldown < 0:
             raise ValueError("retries >= 0, failure_threshold >= 1 and cooldown >= 0 are required")
@@ -96,8 +133,14 @@ class ResilientBackend:
         self._state = _CLOSED
         self._failures = 0
         self._opened_at = 0.0
-        self._outage = False
+        self._failing: set[str] = set()  # operations that failed during the current outage
+        self._writes_paused_until = 0.0
+        self._troubled = False  # whether a success has anything to reset (keeps the success path to one test)
         self._lock = threading.Lock()
+        self._owns_fence = fence is None
+        self.fence = Fence() if fence is None else fence
+        """The invalidations still pending on this store (see the class docstring)."""
+        self.fence.bind(self._retry_pending, repr(inner))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r}, state={self.state!r})"
@@ -119,30 +162,44 @@ class ResilientBackend:
                 return True
             return self._state == _CLOSED
 
-    def _retry_options(self) -> dict[str, Any]:
-        from tenacity import stop_after_attempt, stop_after_delay, wait_random_exponential
+    def _may_retry(self, exc: Exception, attempt: int, started: float, probe: bool) -> bool:
+        """Whether retry number `attempt` may start after `exc`."""
+        return (
+            not probe
+            and attempt <= self.retries
+            and not isinstance(exc, _UNREACHABLE)
+            and time.monotonic() - started < RETRY_BUDGET
+        )
 
-        return {
-            "stop": stop_after_attempt(self.retries) | stop_after_delay(_RETRY_BUDGET),
-            "wait": wait_random_exponential(multiplier=0.005, max=0.05),
-            "reraise": True,
-        }
-
-    def _succeeded(self) -> None:
+    def _succeeded(self, op: str) -> None:
         with self._lock:
             self._failures = 0
             self._state = _CLOSED
-            recovered, self._outage = self._outage, False
+            recovered = op in self._failing
+            if recovered:
+                self._failing.clear()
+            if op == "set_many":
+                self._writes_paused_until = 0.0
+            self._troubled = bool(self._failing) or self._writes_paused_until > 0
         if recovered:
             logger.info("agentcache: cache backend %r recovered; caching resumed", self.inner)
 
     def _failed(self, op: str, exc: Exception) -> None:
         with self._lock:
-            self._failures += 1
-            if self._state == _PROBING or self._failures >= self.failure_threshold:
-                self._state = _OPEN
-                self._opened_at = time.monotonic()
-            started, self._outage = not self._outage, True
+            now = time.monotonic()
+            if isinstance(exc, BackendBusy):  # reachable, but another writer holds the lock
+                if op == "set_many":
+                    self._writes_paused_until = now + self.cooldown
+                if self._state == _PROBING:
+                    self._state = _CLOSED
+            else:
+                self._failures += 1
+                if self._state == _PROBING or isinstance(exc, _UNREACHABLE) or self._failures >= self.failure_threshold:
+                    self._state = _OPEN
+                    self._opened_at = now
+            started = not self._failing
+            self._failing.add(op)
+            self._troubled = True
         if started:
             logger.warning(
                 "agentcache: cache backend %r failed in %s (%s: %s); calls go on uncached until it is back",
@@ -151,6 +208,9 @@ class ResilientBackend:
                 type(exc).__name__,
                 exc,
             )
+        self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
         if self.on_error is not None:
             try:
                 self.on_error(exc)
@@ -163,84 +223,280 @@ class ResilientBackend:
             if self._state == _PROBING:
                 self._state = _OPEN
 
+    def _writes_paused(self) -> bool:
+        return bool(self._writes_paused_until) and time.monotonic() < self._writes_paused_until
+
     # -- the two faces: only the call order and the I/O differ -----------------------------------------------
 
     def _call(self, op: str, default: _T, fn: Callable[..., _T], *args: Any) -> _T:
         probe = self._state != _CLOSED
         if probe and not self._admit():
             return default
+        started = time.monotonic()  # the first attempt counts against the retry budget
         try:
-            try:
-                result = fn(*args)
-            except Exception:
-                if probe or not self.retries:
-                    raise
-                from tenacity import Retrying
-
-                result = Retrying(**self._retry_options())(fn, *args)
+            result = fn(*args)
         except Exception as exc:
-            self._failed(op, exc)
-            return default
+            return self._retry(op, default, fn, args, exc, started, probe)
         except BaseException:
             if probe:
                 self._abandon_probe()
             raise
-        if self._failures:
-            self._succeeded()
+        if self._troubled:
+            self._succeeded(op)
         return result
+
+    def _retry(
+        self,
+        op: str,
+        default: _T,
+        fn: Callable[..., _T],
+        args: tuple[Any, ...],
+        exc: Exception,
+        started: float,
+        probe: bool,
+    ) -> _T:
+        """The first attempt failed with `exc`: retry while `_may_retry` allows, else count the failure."""
+        attempt = 1
+        try:
+            while self._may_retry(exc, attempt, started, probe):
+                time.sleep(_wait(attempt))
+                try:
+                    result = fn(*args)
+                except Exception as again:
+                    exc = again
+                    attempt += 1
+                    continue
+                if self._troubled:
+                    self._succeeded(op)
+                return result
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        self._failed(op, exc)
+        return default
 
     async def _acall(self, op: str, default: _T, fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         probe = self._state != _CLOSED
         if probe and not self._admit():
             return default
+        started = time.monotonic()
         try:
-            try:
-                result = await fn(*args)
-            except Exception:
-                if probe or not self.retries:
-                    raise
-                from tenacity import AsyncRetrying
-
-                result = await AsyncRetrying(**self._retry_options())(fn, *args)
+            result = await fn(*args)
         except Exception as exc:
-            self._failed(op, exc)
-            return default
+            return await self._aretry(op, default, fn, args, exc, started, probe)
         except BaseException:
             if probe:
                 self._abandon_probe()
             raise
-        if self._failures:
-            self._succeeded()
+        if self._troubled:
+            self._succeeded(op)
         return result
+
+    async def _aretry(
+        self,
+        op: str,
+        default: _T,
+        fn: Callable[..., Awaitable[_T]],
+        args: tuple[Any, ...],
+        exc: Exception,
+        started: float,
+        probe: bool,
+    ) -> _T:
+        """Awaitable `_retry` (its waits let other tasks run)."""
+        import asyncio
+
+        attempt = 1
+        try:
+            while self._may_retry(exc, attempt, started, probe):
+                await asyncio.sleep(_wait(attempt))
+                try:
+                    result = await fn(*args)
+                except Exception as again:
+                    exc = again
+                    attempt += 1
+                    continue
+                if self._troubled:
+                    self._succeeded(op)
+                return result
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+        self._failed(op, exc)
+        return default
+
+    # -- invalidations ---------------------------------------------------------------------------------------
+
+    def _may_retry_invalidation(self, exc: Exception, attempt: int, started: float) -> bool:
+        return (
+            attempt <= max(self.retries, 1)
+            and not isinstance(exc, BackendBusy)  # the store already waited its whole lock timeout
+            and time.monotonic() - started < INVALIDATION_BUDGET
+        )
+
+    def _invalidate_one(self, invalidation: Invalidation) -> int:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                count = invalidation.apply(self.inner)
+            except Exception as exc:
+                attempt += 1
+                if self._may_retry_invalidation(exc, attempt, started):
+                    time.sleep(_wait(attempt + 3))
+                    continue
+                self._failed(invalidation.op, exc)
+                raise
+            if self._troubled:
+                self._succeeded(invalidation.op)
+            return count
+
+    async def _ainvalidate_one(self, invalidation: Invalidation) -> int:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                count = await invalidation.aapply(self.inner)
+            except Exception as exc:
+                attempt += 1
+                if self._may_retry_invalidation(exc, attempt, started):
+                    import asyncio
+
+                    await asyncio.sleep(_wait(attempt + 3))
+                    continue
+                self._failed(invalidation.op, exc)
+                raise
+            if self._troubled:
+                self._succeeded(invalidation.op)
+            return count
+
+    def _retry_pending(self, invalidation: Invalidation) -> None:
+        """The fence's background retry: one attempt, breaker bypassed; a failure is not counted again."""
+        invalidation.apply(self.inner)
+        if self._troubled:
+            self._succeeded(invalidation.op)
+
+    def _give_up(self, failed: list[Invalidation], deleted: int, error: BaseException | None) -> None:
+        """Keep `failed` pending, then raise `InvalidationError`."""
+        self.fence.add(failed)
+        raise InvalidationError(
+            f"{len(failed)} invalidation(s) did not reach cache backend {self.inner!r} "
+            f"({type(error).__name__}: {error}); until they land (retried in the background) this process "
+            "neither serves nor stores the entries they may cover",
+            deleted=deleted,
+            pending=tuple(str(inv) for inv in failed),
+        ) from error
+
+    def invalidate(self, invalidations: Sequence[Invalidation], /) -> int:
+        """Apply `invalidations` whatever the breaker's state; return the count deleted.
+
+        Raises:
+            InvalidationError: some did not land within `INVALIDATION_BUDGET`; they stay pending (see `fence`).
+        """
+        deleted, failed, error = 0, [], None
+        for invalidation in invalidations:
+            try:
+                deleted += self._invalidate_one(invalidation)
+            except Exception as exc:
+                failed.append(invalidation)
+                error = exc
+        if failed:
+            self._give_up(failed, deleted, error)
+        return deleted
+
+    async def ainvalidate(self, invalidations: Sequence[Invalidation], /) -> int:
+        """Awaitable `invalidate`."""
+        deleted, failed, error = 0, [], None
+        for invalidation in invalidations:
+            try:
+                deleted += await self._ainvalidate_one(invalidation)
+            except Exception as exc:
+                failed.append(invalidation)
+                error = exc
+        if failed:
+            self._give_up(failed, deleted, error)
+        return deleted
+
+    def _fail_open_invalidation(self, invalidation: Invalidation) -> int:
+        probe = self._state != _CLOSED
+        if probe and not self._admit():
+            self.fence.add([invalidation])  # the store is believed down: do not pay its timeout now
+            return 0
+        try:
+            return self._invalidate_one(invalidation)
+        except Exception:
+            self.fence.add([invalidation])
+            return 0
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+
+    async def _afail_open_invalidation(self, invalidation: Invalidation) -> int:
+        probe = self._state != _CLOSED
+        if probe and not self._admit():
+            self.fence.add([invalidation])
+            return 0
+        try:
+            return await self._ainvalidate_one(invalidation)
+        except Exception:
+            self.fence.add([invalidation])
+            return 0
+        except BaseException:
+            if probe:
+                self._abandon_probe()
+            raise
+
+    def _fenced(self, key: str) -> bool:
+        self.fence.ensure_running()
+        return self.fence.blocks(key)
+
+    def _unfenced(self, keys: Sequence[str], values: list[bytes | None]) -> list[bytes | None]:
+        self.fence.ensure_running()
+        blocks = self.fence.blocks
+        return [None if value is not None and blocks(key) else value for key, value in zip(keys, values, strict=True)]
 
     # -- SyncBackend -----------------------------------------------------------------------------------------
 
     def get(self, key: str, /) -> bytes | None:
-        """`inner.get`, or `None` when the store fails."""
+        """`inner.get`, or `None` when the store fails or a pending invalidation may cover `key`."""
+        if self.fence.pending and self._fenced(key):
+            return None
         return self._call("get", None, self.inner.get, key)
 
     def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
-        """`inner.get_many`, or all `None` when the store fails."""
-        return self._call("get_many", [None] * len(keys), self.inner.get_many, keys)
+        """`inner.get_many`, or all `None` when the store fails (`None` too where a pending invalidation may cover)."""
+        miss: list[bytes | None] = [None] * len(keys)
+        values = self._call("get_many", miss, self.inner.get_many, keys)
+        return self._unfenced(keys, values) if self.fence.pending else values
 
     def set_many(self, items: Sequence[Item], /) -> None:
-        """`inner.set_many`, or nothing when the store fails."""
+        """`inner.set_many` (without items a pending invalidation covers), or nothing when the store fails."""
+        if self.fence.pending:
+            items = self.fence.allowed(items)
+            if not items:
+                return
+        if self._writes_paused_until and self._writes_paused():
+            return
         self._call("set_many", None, self.inner.set_many, items)
 
     def delete_many(self, keys: Sequence[str], /) -> int:
-        """`inner.delete_many`, or 0 when the store fails (reported via `on_error`)."""
-        return self._call("delete_many", 0, self.inner.delete_many, keys)
+        """`inner.delete_many`, or 0 when the store fails (then kept pending in `fence`)."""
+        return self._fail_open_invalidation(Invalidation.of_keys(keys))
 
     def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
-        """`inner.delete_tags`, or 0 when the store fails (reported via `on_error`)."""
-        return self._call("delete_tags", 0, self.inner.delete_tags, tags, prefix)
+        """`inner.delete_tags`, or 0 when the store fails (then kept pending in `fence`)."""
+        return self._fail_open_invalidation(Invalidation.of_tags(list(tags), prefix))
 
     def clear(self, prefix: str = "", /) -> int:
-        """`inner.clear`, or 0 when the store fails (reported via `on_error`)."""
-        return self._call("clear", 0, self.inner.clear, prefix)
+        """`inner.clear`, or 0 when the store fails (then kept pending in `fence`)."""
+        return self._fail_open_invalidation(Invalidation.of_prefix(prefix))
 
     def close(self) -> None:
         """Close the inner store, whatever the breaker's state; a failure is only reported."""
+        if self._owns_fence:
+            self.fence.stop()
         try:
             self.inner.close()
         except Exception as exc:
@@ -249,31 +505,43 @@ class ResilientBackend:
     # -- AsyncBackend ----------------------------------------------------------------------------------------
 
     async def aget(self, key: str, /) -> bytes | None:
-        """`inner.aget`, or `None` when the store fails."""
+        """`inner.aget`, or `None` when the store fails or a pending invalidation may cover `key`."""
+        if self.fence.pending and self._fenced(key):
+            return None
         return await self._acall("get", None, self.inner.aget, key)
 
     async def aget_many(self, keys: Sequence[str], /) -> list[bytes | None]:
         """`inner.aget_many`, or all `None` when the store fails."""
-        return await self._acall("get_many", [None] * len(keys), self.inner.aget_many, keys)
+        miss: list[bytes | None] = [None] * len(keys)
+        values = await self._acall("get_many", miss, self.inner.aget_many, keys)
+        return self._unfenced(keys, values) if self.fence.pending else values
 
     async def aset_many(self, items: Sequence[Item], /) -> None:
-        """`inner.aset_many`, or nothing when the store fails."""
+        """`inner.aset_many` (without covered items), or nothing when the store fails."""
+        if self.fence.pending:
+            items = self.fence.allowed(items)
+            if not items:
+                return
+        if self._writes_paused_until and self._writes_paused():
+            return
         await self._acall("set_many", None, self.inner.aset_many, items)
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
-        """`inner.adelete_many`, or 0 when the store fails (reported via `on_error`)."""
-        return await self._acall("delete_many", 0, self.inner.adelete_many, keys)
+        """`inner.adelete_many`, or 0 when the store fails (then kept pending in `fence`)."""
+        return await self._afail_open_invalidation(Invalidation.of_keys(keys))
 
     async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
-        """`inner.adelete_tags`, or 0 when the store fails (reported via `on_error`)."""
-        return await self._acall("delete_tags", 0, self.inner.adelete_tags, tags, prefix)
+        """`inner.adelete_tags`, or 0 when the store fails (then kept pending in `fence`)."""
+        return await self._afail_open_invalidation(Invalidation.of_tags(list(tags), prefix))
 
     async def aclear(self, prefix: str = "", /) -> int:
-        """`inner.aclear`, or 0 when the store fails (reported via `on_error`)."""
-        return await self._acall("clear", 0, self.inner.aclear, prefix)
+        """`inner.aclear`, or 0 when the store fails (then kept pending in `fence`)."""
+        return await self._afail_open_invalidation(Invalidation.of_prefix(prefix))
 
     async def aclose(self) -> None:
         """Close the inner store, whatever the breaker's state; a failure is only reported."""
+        if self._owns_fence:
+            self.fence.stop()
         try:
             await self.inner.aclose()
         except Exception as exc:
@@ -281,11 +549,7 @@ class ResilientBackend:
 
     def _report_close(self, exc: Exception) -> None:
         logger.debug("agentcache: closing cache backend %r failed", self.inner, exc_info=exc)
-        if self.on_error is not None:
-            try:
-                self.on_error(exc)
-            except Exception:
-                logger.debug("agentcache: on_error callback raised", exc_info=True)
+        self._report(exc)
 
 
 class _Scanning(ResilientBackend):

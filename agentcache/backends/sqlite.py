@@ -12,7 +12,9 @@ Layout of the file (schema version 1):
 Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
 power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
 and every write in a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead of failing
-with a deadlock on lock upgrade.
+with a deadlock on lock upgrade. Reads never wait for writers (WAL). Storing a result waits at most
+`write_timeout` for another writer's lock (then `BackendBusy`: the result is returned unstored); deletes and
+clears, which carry invalidations, wait up to `timeout`.
 
 A damaged file ("file is not a database", "database disk image is malformed", at open or on any operation) is
 moved aside with its ``-wal``/``-shm`` (`agentcache.backends._sqlite_files`) and the store starts afresh in a new
@@ -26,19 +28,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from agentcache.backends import _sqlite_files as files
 from agentcache.backends.base import EntryInfo, Item
-from agentcache.errors import BackendError, BackendUnavailable
+from agentcache.errors import BackendBusy, BackendError, BackendUnavailable, ConfigurationError
 
 __all__ = ["SQLiteBackend"]
 
@@ -143,16 +146,24 @@ def _successor(prefix: str) -> str | None:
 
 
 def _map_error(exc: BaseException, what: str) -> BackendError:
-    """Turn a driver/OS error into our tree: lock/IO/open problems are `BackendUnavailable`."""
+    """Turn a driver/OS error into our tree: a lock held too long is `BackendBusy`, open and I/O problems are
+    `BackendUnavailable` (the breaker opens at once), anything else (full, read-only, corrupt) `BackendError`."""
     message = f"sqlite {what} failed: {exc}"
     if isinstance(exc, OSError):
         return BackendUnavailable(message)
     text = str(exc).lower()
-    if isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("locked", "busy", "unable to open", "disk i/o", "readonly")
-    ):
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return BackendBusy(message)  # another writer held the lock for the whole busy timeout
+    if isinstance(exc, sqlite3.OperationalError) and any(word in text for word in ("unable to open", "disk i/o")):
         return BackendUnavailable(message)
     return BackendError(message)
+
+
+def _seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds, or a `ConfigurationError` that says so."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"SQLite {name}={value!r}: expected a positive number of seconds, e.g. 0.5")
+    return float(value)
 
 
 def _chunks(seq: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
@@ -194,7 +205,11 @@ class SQLiteBackend:
             64 KiB, at most SQLite's default 4 MiB) by checkpoints: measured with 2 KB values, the log peaked at
             95 KB for `max_bytes=100_000` and 284 KB for `1_000_000` (without the bound: ~4.1 MB for both), the
             database file at 147 KB and 1.09 MB (page and index overhead).
-        timeout: seconds a call waits for another writer's lock before failing with `BackendUnavailable`.
+        timeout: seconds a delete or clear (an invalidation) waits for another writer's lock before failing
+            with `BackendBusy` (default 10).
+        write_timeout: seconds storing a result (or reading, which in WAL mode does not wait for writers) may
+            wait for another writer's lock before failing with `BackendBusy` (default 0.5); the fail-open
+            wrapper then returns the result unstored.
 
     Expired rows read as missing and are purged in batches by later writes. Eviction removes expired rows
     first, then the least recently accessed ones. The LRU order is *approximate*: a hit does not write;
@@ -220,11 +235,13 @@ class SQLiteBackend:
         max_entries: int | None = None,
         max_bytes: int | None = None,
         timeout: float = 10.0,
+        write_timeout: float = 0.5,
     ) -> None:
         self.path = Path(path)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self.timeout = timeout
+        self.timeout = _seconds("timeout", timeout)
+        self.write_timeout = _seconds("write_timeout", write_timeout)
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -271,7 +288,9 @@ class SQLiteBackend:
     def _connect(self, generation: int, pid: int) -> sqlite3.Connection:
         """A new connection, configured, with the schema checked once per generation."""
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.write_timeout, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise _map_error(exc, f"opening {str(self.path)!r}") from exc
         if self._opened[0] != generation:  # the file this generation works on (see `_replaced`, `_recover`)
@@ -357,8 +376,18 @@ class SQLiteBackend:
             )
         return True
 
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        try:  # the usual case, a file already set up, needs no write lock (another writer may hold it long)
+            row = conn.execute("SELECT value FROM settings WHERE name = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is not None and row[0] == SCHEMA_VERSION:
+            return
+        with self._patience(conn):
+            self._create_schema_locked(conn)
+
     @staticmethod
-    def _create_schema(conn: sqlite3.Connection) -> None:
+    def _create_schema_locked(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
@@ -378,19 +407,32 @@ class SQLiteBackend:
         return handle is not None and handle.pid == _process[0] and handle.generation == self._generation
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped."""
+    def _patience(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Wait up to `timeout` (not `write_timeout`) for the write lock inside this block."""
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
+
+    @contextmanager
+    def _write(self, what: str, *, patient: bool = False) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped.
+
+        It waits `write_timeout` for another writer's lock, or `timeout` when `patient` (invalidations).
+        """
         try:
             conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._flush_into(conn)
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self._patience(conn) if patient else nullcontext():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._flush_into(conn)
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _map_error(exc, what) from exc
 
@@ -428,7 +470,7 @@ class SQLiteBackend:
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                conn.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
         except (sqlite3.Error, BackendError):
             pass  # access times only order eviction: losing one batch makes LRU a little less exact
 
@@ -519,7 +561,7 @@ class SQLiteBackend:
         """Delete `keys`; return how many existed (expired entries do not count)."""
         count = 0
         unique = list(dict.fromkeys(keys))
-        with self._write("delete_many") as conn:
+        with self._write("delete_many", patient=True) as conn:
             now = time.time()
             for chunk in _chunks(unique):
                 count += self._delete(conn, f"key IN ({_marks(len(chunk))})", [*chunk], now)
@@ -530,7 +572,7 @@ class SQLiteBackend:
         """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
         count = 0
         range_sql, range_args = self._range("key", prefix)
-        with self._write("delete_tags") as conn:
+        with self._write("delete_tags", patient=True) as conn:
             now = time.time()
             for chunk in _chunks(list(dict.fromkeys(tags))):
                 where = f"key IN (SELECT key FROM tags WHERE tag IN ({_marks(len(chunk))}){range_sql})"  # noqa: S608
@@ -541,7 +583,7 @@ class SQLiteBackend:
     def clear(self, prefix: str = "", /) -> int:
         """Delete every entry whose key starts with `prefix` (a key range, not LIKE); return the count."""
         range_sql, range_args = self._range("key", prefix)
-        with self._write("clear") as conn:
+        with self._write("clear", patient=True) as conn:
             return self._delete(conn, "1" + range_sql, range_args, time.time())
 
     def close(self) -> None:
