@@ -197,7 +197,7 @@ class SQLiteBackend:
     """A byte store in one SQLite file, implementing `Backend` and `SupportsScan`.
 
     Args:
-        path: the database file; its parent directories are created on first use (constructing the backend
+        path: the database file; its directory must exist (constructing the backend
             never touches the disk).
         max_entries: evict when more entries are stored (`None`: unbounded).
         max_bytes: evict when `sum(len(key) + len(value))` exceeds this (`None`: unbounded). An item larger
@@ -288,9 +288,7 @@ class SQLiteBackend:
     def _connect(self, generation: int, pid: int) -> sqlite3.Connection:
         """A new connection, configured, with the schema checked once per generation."""
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=self.write_timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=self.write_timeout, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise _map_error(exc, f"opening {str(self.path)!r}") from exc
         if self._opened[0] != generation:  # the file this generation works on (see `_replaced`, `_recover`)
