@@ -277,7 +277,7 @@ class SQLiteBackend:
             generation = self._generation
             pid = _process[0]
             if not self.path.parent.is_dir():  # never created here: a typo must not make directories anywhere
-                raise BackendError(f"cannot open {str(self.path)!r}: its directory does not exist")
+                raise BackendUnavailable(f"cannot open {str(self.path)!r}: its directory does not exist")
             with files.directory_lock(self.path, exclusive=False):  # never halfway through another's move
                 conn = self._connect(generation, pid)
             handle = _Handle(conn, pid, generation)
