@@ -22,7 +22,6 @@ it lands; meanwhile this process neither serves nor stores what it may cover) an
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
@@ -52,9 +51,33 @@ FAIL_OPEN_TOKEN = "agentcache:fail-open"  # noqa: S105 (a sentinel, not a secret
 """The lock token `acquire_lock` returns when the store failed: proceed uncoordinated (never a real owner)."""
 
 
-def _wait(attempt: int) -> float:
-    """The jittered pause before retry number `attempt` (5 ms, 10 ms, ... at most 50 ms)."""
-    return random.uniform(0, min(0.05, 0.005 * 2**attempt))
+def _retryable(exc: BaseException) -> bool:
+    """Whether an operation that failed with `exc` may be tried again at once (not when the store is out of reach)."""
+    return not isinstance(exc, _UNREACHABLE)
+
+
+def _invalidation_retryable(exc: BaseException) -> bool:
+    """Whether an invalidation that failed with `exc` may be tried again (not after a whole lock wait)."""
+    return not isinstance(exc, BackendBusy)
+
+
+def _retry_options(
+    exc: Exception, started: float, *, attempts: int, budget: float, retryable: Callable[[BaseException], bool]
+) -> dict[str, Any] | None:
+    """tenacity options for the retries left after a first attempt that began at `started` failed with `exc`:
+    at most `attempts` more, none starting once `budget` seconds have passed since `started`, jittered waits of at
+    most 50 ms. `None` when no retry may start at all."""
+    left = budget - (time.monotonic() - started)
+    if attempts < 1 or left <= 0 or not retryable(exc):
+        return None
+    from tenacity import retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
+
+    return {
+        "stop": stop_after_attempt(attempts) | stop_after_delay(left),
+        "wait": wait_random_exponential(multiplier=0.005, max=0.05),
+        "retry": retry_if_exception(retryable),
+        "reraise": True,
+    }
 
 
 class ResilientBackend:
@@ -162,15 +185,6 @@ class ResilientBackend:
                 return True
             return self._state == _CLOSED
 
-    def _may_retry(self, exc: Exception, attempt: int, started: float, probe: bool) -> bool:
-        """Whether retry number `attempt` may start after `exc`."""
-        return (
-            not probe
-            and attempt <= self.retries
-            and not isinstance(exc, _UNREACHABLE)
-            and time.monotonic() - started < RETRY_BUDGET
-        )
-
     def _succeeded(self, op: str) -> None:
         with self._lock:
             self._failures = 0
@@ -234,9 +248,18 @@ class ResilientBackend:
             return default
         started = time.monotonic()  # the first attempt counts against the retry budget
         try:
-            result = fn(*args)
+            try:
+                result = fn(*args)
+            except Exception as exc:
+                options = None if probe else self._retries_after(exc, started)
+                if options is None:
+                    raise
+                from tenacity import Retrying
+
+                result = Retrying(**options)(fn, *args)
         except Exception as exc:
-            return self._retry(op, default, fn, args, exc, started, probe)
+            self._failed(op, exc)
+            return default
         except BaseException:
             if probe:
                 self._abandon_probe()
@@ -244,37 +267,6 @@ class ResilientBackend:
         if self._troubled:
             self._succeeded(op)
         return result
-
-    def _retry(
-        self,
-        op: str,
-        default: _T,
-        fn: Callable[..., _T],
-        args: tuple[Any, ...],
-        exc: Exception,
-        started: float,
-        probe: bool,
-    ) -> _T:
-        """The first attempt failed with `exc`: retry while `_may_retry` allows, else count the failure."""
-        attempt = 1
-        try:
-            while self._may_retry(exc, attempt, started, probe):
-                time.sleep(_wait(attempt))
-                try:
-                    result = fn(*args)
-                except Exception as again:
-                    exc = again
-                    attempt += 1
-                    continue
-                if self._troubled:
-                    self._succeeded(op)
-                return result
-        except BaseException:
-            if probe:
-                self._abandon_probe()
-            raise
-        self._failed(op, exc)
-        return default
 
     async def _acall(self, op: str, default: _T, fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         probe = self._state != _CLOSED
@@ -282,9 +274,18 @@ class ResilientBackend:
             return default
         started = time.monotonic()
         try:
-            result = await fn(*args)
+            try:
+                result = await fn(*args)
+            except Exception as exc:
+                options = None if probe else self._retries_after(exc, started)
+                if options is None:
+                    raise
+                from tenacity import AsyncRetrying
+
+                result = await AsyncRetrying(**options)(fn, *args)
         except Exception as exc:
-            return await self._aretry(op, default, fn, args, exc, started, probe)
+            self._failed(op, exc)
+            return default
         except BaseException:
             if probe:
                 self._abandon_probe()
@@ -293,83 +294,58 @@ class ResilientBackend:
             self._succeeded(op)
         return result
 
-    async def _aretry(
-        self,
-        op: str,
-        default: _T,
-        fn: Callable[..., Awaitable[_T]],
-        args: tuple[Any, ...],
-        exc: Exception,
-        started: float,
-        probe: bool,
-    ) -> _T:
-        """Awaitable `_retry` (its waits let other tasks run)."""
-        import asyncio
-
-        attempt = 1
-        try:
-            while self._may_retry(exc, attempt, started, probe):
-                await asyncio.sleep(_wait(attempt))
-                try:
-                    result = await fn(*args)
-                except Exception as again:
-                    exc = again
-                    attempt += 1
-                    continue
-                if self._troubled:
-                    self._succeeded(op)
-                return result
-        except BaseException:
-            if probe:
-                self._abandon_probe()
-            raise
-        self._failed(op, exc)
-        return default
+    def _retries_after(self, exc: Exception, started: float) -> dict[str, Any] | None:
+        """The retries a fail-open operation may still make (never for a store out of reach or a probe)."""
+        return _retry_options(exc, started, attempts=self.retries, budget=RETRY_BUDGET, retryable=_retryable)
 
     # -- invalidations ---------------------------------------------------------------------------------------
 
-    def _may_retry_invalidation(self, exc: Exception, attempt: int, started: float) -> bool:
-        return (
-            attempt <= max(self.retries, 1)
-            and not isinstance(exc, BackendBusy)  # the store already waited its whole lock timeout
-            and time.monotonic() - started < INVALIDATION_BUDGET
+    def _invalidation_retries_after(self, exc: Exception, started: float) -> dict[str, Any] | None:
+        return _retry_options(
+            exc,
+            started,
+            attempts=max(self.retries, 1),
+            budget=INVALIDATION_BUDGET,
+            retryable=_invalidation_retryable,
         )
 
     def _invalidate_one(self, invalidation: Invalidation) -> int:
         started = time.monotonic()
-        attempt = 0
-        while True:
+        try:
             try:
                 count = invalidation.apply(self.inner)
             except Exception as exc:
-                attempt += 1
-                if self._may_retry_invalidation(exc, attempt, started):
-                    time.sleep(_wait(attempt + 3))
-                    continue
-                self._failed(invalidation.op, exc)
-                raise
-            if self._troubled:
-                self._succeeded(invalidation.op)
-            return count
+                options = self._invalidation_retries_after(exc, started)
+                if options is None:
+                    raise
+                from tenacity import Retrying
+
+                count = Retrying(**options)(invalidation.apply, self.inner)
+        except Exception as exc:
+            self._failed(invalidation.op, exc)
+            raise
+        if self._troubled:
+            self._succeeded(invalidation.op)
+        return count
 
     async def _ainvalidate_one(self, invalidation: Invalidation) -> int:
         started = time.monotonic()
-        attempt = 0
-        while True:
+        try:
             try:
                 count = await invalidation.aapply(self.inner)
             except Exception as exc:
-                attempt += 1
-                if self._may_retry_invalidation(exc, attempt, started):
-                    import asyncio
+                options = self._invalidation_retries_after(exc, started)
+                if options is None:
+                    raise
+                from tenacity import AsyncRetrying
 
-                    await asyncio.sleep(_wait(attempt + 3))
-                    continue
-                self._failed(invalidation.op, exc)
-                raise
-            if self._troubled:
-                self._succeeded(invalidation.op)
-            return count
+                count = await AsyncRetrying(**options)(invalidation.aapply, self.inner)
+        except Exception as exc:
+            self._failed(invalidation.op, exc)
+            raise
+        if self._troubled:
+            self._succeeded(invalidation.op)
+        return count
 
     def _retry_pending(self, invalidation: Invalidation) -> None:
         """The fence's background retry: one attempt, breaker bypassed; a failure is not counted again."""
