@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.backends import BACKEND_KINDS, REDIS_KINDS, backend_url_for
+from support.redis_server import REDIS_SERVER, RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +108,16 @@ def server() -> Iterator[Any]:
 def url(tmp_path: Path) -> str:
     """A SQLite store URL private to this test."""
     return f"sqlite://{tmp_path / 'cache.db'}"
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A redis-server private to this test, so it can be stopped (SIGSTOP) and killed."""
+    pytest.importorskip("redis")
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not on PATH")
+    server = RedisServer().start()
+    yield server
+    if server.proc is not None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.cleanup()

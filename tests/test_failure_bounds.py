@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.redis_server import REDIS_SERVER, RedisServer
+from support.redis_server import RedisServer
 
 import agentcache
 from agentcache.backends.redis import RedisBackend
@@ -135,19 +135,6 @@ def test_black_hole_costs_one_connection_then_none() -> None:
             assert f(i) == i
         assert connections_made(listener) == 0
         assert agentcache.stats().total.backend_errors == 1
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server private to this test, so it can be stopped (SIGSTOP) and killed."""
-    pytest.importorskip("redis")
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not on PATH")
-    server = RedisServer().start()
-    yield server
-    if server.proc is not None:
-        os.kill(server.proc.pid, signal.SIGCONT)
-    server.cleanup()
 
 
 @pytest.mark.redis

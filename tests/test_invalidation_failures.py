@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.redis_server import REDIS_SERVER, RedisServer
+from support.redis_server import RedisServer
 
 import agentcache
 from agentcache import InvalidationError
@@ -56,19 +56,6 @@ def tagged(url: str, source: Source, name: str = "inv.f") -> Any:
         return source.value(x)
 
     return f
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server private to this test, so it can be stopped (SIGSTOP)."""
-    pytest.importorskip("redis")
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not on PATH")
-    server = RedisServer().start()
-    yield server
-    if server.proc is not None:
-        os.kill(server.proc.pid, signal.SIGCONT)
-    server.cleanup()
 
 
 @contextmanager

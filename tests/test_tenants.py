@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from support.embedders import SameVector
 
 import agentcache
 from agentcache.decorators.semantic import invalidate_similar, semantic_cached
@@ -18,19 +19,6 @@ from agentcache.keys import validate_namespace
 
 TENANTS = ("a", "a/sub", "b", "b/sub", "c")
 OUTSIDE = None  # the configured default namespace, outside any block
-
-
-class SameVector:
-    """Every text maps to one vector: any two questions of one partition are paraphrases."""
-
-    model = "same-vector"
-    dim = 3
-
-    def embed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return [[1.0, 0.0, 0.0] for _ in texts]
-
-    async def aembed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return self.embed(texts)
 
 
 def run_in(tenant: str | None, fn: Callable[[], Any]) -> Any:
