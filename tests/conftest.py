@@ -13,6 +13,14 @@ from support.backends import BACKEND_KINDS, REDIS_KINDS, backend_url_for
 from support.redis_server import REDIS_SERVER, RedisServer
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the platform cache dir (and so the default store) of this run and of every process it starts at a
+    private directory: no test, subprocess or example can write into the user's real cache."""
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="agentcache-xdg-")
+
+
 @pytest.fixture(autouse=True)
 def _pristine_agentcache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts unconfigured, with its default store in a private dir (never the user's cache)."""
