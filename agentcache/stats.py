@@ -32,7 +32,8 @@ class CacheInfo(NamedTuple):
     usd_saved: float
 
 
-_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored")
+# shadow_checks / shadow_wrong: semantic hits also run for real (`verify_sample=`) and those whose answers differed.
+_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "shadow_checks", "shadow_wrong")
 _LOG_MAX = 512  # hits recorded but not yet folded in; bounds memory in processes that never read stats
 
 
@@ -53,6 +54,8 @@ class Counters:
         self.backend_errors = 0
         self.stores = 0
         self.not_stored = 0
+        self.shadow_checks = 0
+        self.shadow_wrong = 0
         self._hits = 0
         self._time_saved = 0.0
         self._tokens = 0
@@ -301,11 +304,26 @@ class StatsReport:
             for name, c in sorted(self.by_function.items(), key=lambda kv: (self.layers.get(kv[0], ""), kv[0]))
         ]
         rows.append(_row("TOTAL", "", self.total))
-        return format_table(
+        table = format_table(
             ["function", "layer", "hits", "misses", "hit rate", "errors", "time saved", "tokens", "$ saved"],
             rows,
             align="llrrrrrrr",
         )
+        return table + "".join(
+            f"\n{name}: {shadow_line(c)}" for name, c in sorted(self.by_function.items()) if c.shadow_checks
+        )
+
+
+def shadow_line(c: Counters) -> str:
+    """Measured wrong-answer rate of shadow-verified semantic hits, with a 95% Wilson interval."""
+    from agentcache.semantic.budget import wilson
+
+    low, high = wilson(c.shadow_wrong, c.shadow_checks)
+    rate = c.shadow_wrong / c.shadow_checks if c.shadow_checks else 0.0
+    return (
+        f"{c.shadow_wrong} wrong of {c.shadow_checks} shadow-checked semantic hits: "
+        f"{rate:.1%} (95% CI {low:.1%}-{high:.1%})"
+    )
 
 
 def _row(name: str, layer: str, c: Counters) -> list[str]:
