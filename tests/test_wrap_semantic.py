@@ -112,6 +112,20 @@ class TestChat:
         assert not is_cache_hit(chat("Italy", "What is its capital?"))
         assert server.calls["chat.completions"] == 2
 
+    def test_shadow_verification_runs_the_real_call_and_counts(self, server: SimulatedLLM, url: str) -> None:
+        """With verify_sample=1 a paraphrase hit also reaches the server; the answers' texts are compared."""
+        client = wrap(openai_client(server), backend=url, semantic={"verify_sample": 1.0})
+        first = client.chat.completions.create(model=MODEL, messages=ask(QUESTION))
+        answer = client.chat.completions.create(model=MODEL, messages=ask(PARAPHRASE))
+        assert isinstance(answer, openai.types.chat.ChatCompletion)
+        assert not is_cache_hit(answer)
+        assert server.calls["chat.completions"] == 2
+        total = agentcache.stats().total
+        assert total.shadow_checks == 1
+        differ = first.choices[0].message.content != answer.choices[0].message.content
+        assert total.shadow_wrong == int(differ)
+        client.close()
+
     def test_namespaces_never_share_hits(self, client: Any, server: SimulatedLLM) -> None:
         """A paraphrase asked in another namespace is computed again."""
         with agentcache.namespace("tenant-a"):

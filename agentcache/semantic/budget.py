@@ -34,7 +34,7 @@ __all__ = [
 #: The wrong-answer budget of `semantic_cached` when `max_wrong=` is not given.
 DEFAULT_MAX_WRONG = 0.05
 #: The cosine similarity a candidate needs before the judge reads it (the judge's calibration uses the same).
-JUDGE_COSINE_FLOOR = 0.70
+JUDGE_COSINE_FLOOR = 0.80
 # A shadow-checked hit found wrong raises its entry's required score this far above the score it was served at.
 ENTRY_MARGIN = 0.05
 MIN_CHECKS = 20  # shadow checks in a partition before its measured rate can tighten its operating point

@@ -2,7 +2,7 @@
 
 Per candidate, in order (each one can only reject):
 
-1. the cosine threshold (`threshold=`, default 0.70 with the judge, 0.80 without; never below the floor);
+1. the cosine threshold (`threshold=`, default 0.80; never below the floor);
 2. the guards (`guards=`): numbers, dates, negation, opposite words, swapped roles, proper nouns;
 3. the pair judge (`judge=`, on by default): `agentcache.semantic.pairjudge` reads both queries together and
    its score must reach the operating point of the wrong-answer budget (`max_wrong=`, default 0.05,
