@@ -7,8 +7,9 @@ For a chat `messages` list the *query* is the last user message. What else is co
   embedding model. A hit never crosses them.
 * **Context (compared by meaning, not hashed):** the earlier *user* turns, at most `WINDOW` of them, nearest
   first. Of those, only the turns that bear on the query count as its context: a turn sharing a content word
-  with the query, and, when the query leans on earlier turns (a pronoun such as "it"/"that"/"they", "what
-  about ...", or fewer than two content words), also the turn right before it. Small talk that shares
+  with the query, a first-person statement of facts ("I'm on the Pro plan.", "I use a Mac."), and, when the
+  query leans on earlier turns (a pronoun such as "it"/"that"/"they", "what about ...", or fewer than two
+  content words), also the turn right before it. Small talk that shares
   nothing with the query ("hi", "thanks!") drops out, so the same question after irrelevant chatter hits.
 * A hit needs the queries to match (embedding search, guards, pair judge) **and** the two contexts to match:
   both empty, or judged the same question by the guards and the pair judge when read as one text each.
@@ -28,7 +29,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SEP", "WINDOW", "depends_on_context", "pack", "relevant_context", "split_messages", "unpack"]
+__all__ = [
+    "SEP",
+    "WINDOW",
+    "depends_on_context",
+    "pack",
+    "relevant_context",
+    "split_messages",
+    "states_facts",
+    "unpack",
+]
 
 WINDOW = 4  # earlier user turns read as possible context
 SEP = "\x1e"  # marks a stored query text that carries its context (a JSON list after it)
@@ -42,6 +52,7 @@ _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019][A-Za-z]+)?")
 _ANAPHORA = _set(
     "it its it's that those these this they them their there he him his she her one ones same such former latter"
 )
+_FIRST_PERSON = _set("i i'm i've i'd i'll im my we we're we've our us me")
 _LEAD_INS = (("what", "about"), ("how", "about"), ("and",), ("also",), ("what", "if"))
 
 
@@ -80,13 +91,20 @@ def depends_on_context(query: str) -> bool:
     return len(_content_words(query)) < 2
 
 
+def states_facts(turn: str) -> bool:
+    """Whether a turn tells something about the user ("I'm on the Pro plan.", "My order is 4411."): a first-
+    person statement, not a question. What it says may decide the answer to a later "my ..." question."""
+    words = [w.lower() for w in _WORD.findall(turn)]
+    return bool(words) and words[0] in _FIRST_PERSON and not turn.rstrip().endswith("?")
+
+
 def relevant_context(query: str, earlier: list[str]) -> list[str]:
     """The earlier user turns (oldest first) that bear on `query` (see the module docstring)."""
     window = earlier[-WINDOW:]
     if not window:
         return []
     mine = set(_content_words(query))
-    keep = [i for i, turn in enumerate(window) if mine & set(_content_words(turn))]
+    keep = [i for i, turn in enumerate(window) if mine & set(_content_words(turn)) or states_facts(turn)]
     if depends_on_context(query) and len(window) - 1 not in keep:
         keep.append(len(window) - 1)
         # A follow-up to a follow-up: reach back to the turn that introduced the subject.
