@@ -291,12 +291,16 @@ class StatsReport:
         return self.total.usd_saved
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
+        """A JSON-ready dict (plus `shadow`: measured wrong-answer rates of shadow-checked semantic hits)."""
+        out: dict[str, Any] = {
             "total": self.total.to_dict(),
             "by_layer": {k: v.to_dict() for k, v in self.by_layer.items()},
             "by_function": {k: v.to_dict() for k, v in self.by_function.items()},
         }
+        shadow = {name: shadow_rate(c) for name, c in self.by_function.items() if c.shadow_checks}
+        if shadow:
+            out["shadow"] = shadow
+        return out
 
     def __str__(self) -> str:
         rows = [
@@ -314,15 +318,21 @@ class StatsReport:
         )
 
 
-def shadow_line(c: Counters) -> str:
-    """Measured wrong-answer rate of shadow-verified semantic hits, with a 95% Wilson interval."""
+def shadow_rate(c: Counters) -> dict[str, float | int]:
+    """Measured wrong-answer rate of shadow-verified semantic hits, with its 95% Wilson interval."""
     from agentcache.semantic.budget import wilson
 
     low, high = wilson(c.shadow_wrong, c.shadow_checks)
     rate = c.shadow_wrong / c.shadow_checks if c.shadow_checks else 0.0
+    return {"checks": c.shadow_checks, "wrong": c.shadow_wrong, "wrong_rate": rate, "ci_low": low, "ci_high": high}
+
+
+def shadow_line(c: Counters) -> str:
+    """`shadow_rate` as one line of text."""
+    r = shadow_rate(c)
     return (
-        f"{c.shadow_wrong} wrong of {c.shadow_checks} shadow-checked semantic hits: "
-        f"{rate:.1%} (95% CI {low:.1%}-{high:.1%})"
+        f"{r['wrong']} wrong of {r['checks']} shadow-checked semantic hits: "
+        f"{r['wrong_rate']:.1%} (95% CI {r['ci_low']:.1%}-{r['ci_high']:.1%})"
     )
 
 

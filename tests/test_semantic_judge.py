@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,6 +164,25 @@ class TestShadowVerification:
         answer("second")
         info = agentcache.stats().by_function["same"]
         assert (info.shadow_checks, info.shadow_wrong) == (1, 0)
+
+    def test_the_cli_shows_the_measured_rate(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Shadow counts travel in the stats snapshot: `agentcache stats` prints the rate and its interval."""
+        from agentcache.cli import main
+
+        url = f"sqlite://{tmp_path / 'shadow.db'}"
+
+        @semantic_cached(backend=url, embedder=SameVector(), guards=(), judge=False, verify_sample=1.0, name="cli")
+        def answer(question: str) -> str:
+            return f"answer to {question}"
+
+        answer("one")
+        answer("two")
+        agentcache.flush_stats()
+        assert main(["--url", url, "stats"]) == 0
+        assert "cli: 1 wrong of 1 shadow-checked semantic hits: 100.0% (95% CI" in capsys.readouterr().out
+        assert main(["--url", url, "stats", "--json"]) == 0
+        shadow = json.loads(capsys.readouterr().out)["stats"]["shadow"]["cli"]
+        assert (shadow["checks"], shadow["wrong"]) == (1, 1) and 0.0 < shadow["ci_low"] < 1.0
 
     def test_comparators(self) -> None:
         assert answers_match("Paris.", " paris ", "normalized")

@@ -25,7 +25,6 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache.errors import ConfigurationError, MissingDependencyError
@@ -68,14 +67,6 @@ def answers_match(cached: Any, fresh: Any, compare: Comparator) -> bool:
     return bool(normalize_answer(cached) == normalize_answer(fresh))
 
 
-@lru_cache(maxsize=64)
-def _point(max_wrong: float) -> OperatingPoint:
-    from agentcache.semantic.budget import operating_point
-    from agentcache.semantic.pairjudge import get_judge
-
-    return operating_point(max_wrong, get_judge().model.calibration)
-
-
 @dataclass
 class HitChecks:
     """The judge, budget, evidence and shadow sampling of one `semantic_cached` function."""
@@ -89,6 +80,7 @@ class HitChecks:
     _warned: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=random.Random)
+    _points: dict[float, OperatingPoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_wrong < 1.0:
@@ -125,10 +117,21 @@ class HitChecks:
             return get_judge()
         return self.judge
 
+    def point(self, budget: float) -> OperatingPoint:
+        """The operating point of `budget` on the calibration table of the judge in use."""
+        found = self._points.get(budget)
+        if found is None:
+            from agentcache.semantic.budget import operating_point
+            from agentcache.semantic.pairjudge import get_judge
+
+            judge = self._judge() or get_judge()
+            found = self._points[budget] = operating_point(budget, judge.model.calibration)
+        return found
+
     def required(self, partition: str, entry: str) -> float:
         """The judge score a candidate of `partition` pointing at `entry` needs now."""
         budget = self.evidence.budget_of(partition, self.max_wrong)
-        return max(_point(budget).min_score, self.evidence.floor_of(entry))
+        return max(self.point(budget).min_score, self.evidence.floor_of(entry))
 
     def accept(
         self, guards: Sequence[Guard], cached: str, query: str, partition: str, entry: str
@@ -186,6 +189,6 @@ class HitChecks:
                 self.max_wrong,
                 partition,
                 budget,
-                _point(budget).min_score,
+                self.point(budget).min_score,
             )
         return correct
