@@ -133,7 +133,8 @@ def split_messages(messages: list[Any]) -> tuple[str, list[str], list[Any]] | No
             plain = all(
                 isinstance(m, Mapping)
                 and m.get("role") in ("user", "assistant")
-                and set(m) <= {"role", "content", "name"}
+                and set(m) <= {"role", "content", "name", "type"}
+                and m.get("type", "message") == "message"
                 and _text(m.get("content")) is not None
                 for m in turns
             )
@@ -141,8 +142,6 @@ def split_messages(messages: list[Any]) -> tuple[str, list[str], list[Any]] | No
                 return query, [], [*history, placeholder, *messages[i + 1 :]]
             earlier = [t for m in turns if m.get("role") == "user" and (t := _text(m.get("content"))) is not None]
             context = relevant_context(query, earlier)
-            # Whether the chat has history at all stays exact: a first question and a follow-up never mix
-            # up their system prompts' positions.
             return query, context, [*fixed, placeholder, *messages[i + 1 :]]
     return None
 
