@@ -199,8 +199,7 @@ class _SemanticCore(Core):
         self.counters.add("shadow_checks")
         if not self.checks.record(prefix, entry_key, score, cached, fresh):
             self.counters.add("shadow_wrong")
-        self.counters.add("misses")
-        return fresh, None, None
+        return fresh, None, None  # counted once, as the hit it was (`self.hit`), plus in shadow_checks
 
     def _compute_and_store(
         self, call: Call, text: str, record_key: str, vector: list[float] | None, part: Partition
