@@ -155,6 +155,23 @@ class TestShadowVerification:
         tightened = [r for r in caplog.records if "shadow checks measured more wrong answers" in r.getMessage()]
         assert len(tightened) == 1
 
+    def test_an_entry_caught_wrong_needs_a_higher_score(self, cache: Cache) -> None:
+        """Per-entry evidence: once a shadow check finds an entry's answer wrong for a paraphrase at score s,
+        that entry needs s + 0.05, so the same paraphrase is computed instead of served again."""
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache, verify_sample=1.0, name="entry")
+        def answer(question: str) -> str:
+            calls.append(question)
+            return f"answer {len(calls)}"
+
+        answer("How do I delete my account?")
+        answer("How can I delete my account?")  # a hit, shadow-checked: the answers differ
+        answer("How can I delete my account?")  # the entry's own floor now refuses it: computed, not checked
+        info = agentcache.stats().by_function["entry"]
+        assert (info.shadow_checks, info.shadow_wrong) == (1, 1)
+        assert len(calls) == 3
+
     def test_matching_answers_count_as_correct(self, cache: Cache) -> None:
         @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, verify_sample=1.0, name="same")
         def answer(question: str) -> str:
