@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agentcache
 from agentcache.cache import Cache
@@ -259,3 +261,12 @@ class TestConversation:
         assert ask("I'm on the Free plan.", "How do I upgrade my plan?") != first
         assert ask("I am on the Pro plan.", "How can I upgrade my plan?") == first
         assert len(calls) == 2
+
+
+@settings(max_examples=50, deadline=None)
+@given(a=st.text(max_size=60), b=st.text(max_size=60))
+def test_the_judge_scores_any_text_pair(a: str, b: str) -> None:
+    """Any two strings (empty, control characters, emoji) get a score in [0, 1]; identical strings get 1."""
+    judge = get_judge()
+    assert 0.0 <= judge.score(a, b) <= 1.0
+    assert judge.score(a, a) == 1.0
