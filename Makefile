@@ -52,6 +52,7 @@ bench: venv redis-server ## run the benchmarks; tables land in benchmarks/result
 	$(BIN)/python benchmarks/bench_sdk.py
 	$(BIN)/python benchmarks/semantic_quality.py
 	$(BIN)/python benchmarks/semantic_speed.py
+	$(BIN)/python benchmarks/semantic_lookup_speed.py
 	$(BIN)/python benchmarks/semantic_redis_sync.py
 
 .PHONY: fmt

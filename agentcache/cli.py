@@ -7,10 +7,12 @@ agentcache show KEY                               one entry: metadata and value 
 agentcache clear [--namespace NS] [--yes]         delete entries
 agentcache invalidate --tag T | --event NAME | --key KEY
 agentcache info                                   resolved settings and backend
+agentcache eval PAIRS.jsonl [--max-wrong RATE]    score the semantic cache on labelled pairs (exit 4 over budget)
 ```
 
 Every command works on the configured store (`AGENTCACHE_URL`, `.env`, or the SQLite default) unless `--url`
-names another. Exit status: 0 ok, 1 nothing found, 2 usage or configuration error, 3 the store failed.
+names another. Exit status: 0 ok, 1 nothing found, 2 usage or configuration error, 3 the store failed,
+4 `eval` measured more wrong answers than --max-wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from ._cli_eval import add_eval_arguments, cmd_eval
 from ._cli_inspect import cmd_ls, cmd_show, cmd_stats
 from ._cli_manage import cmd_clear, cmd_info, cmd_invalidate
 from ._cli_store import EXIT_OK, EXIT_STORE, EXIT_USAGE, CliError, Session
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentcache",
         description="Inspect and manage an agentcache store.",
-        epilog="Exit status: 0 ok, 1 nothing found, 2 usage or configuration error, 3 the store failed.",
+        epilog="Exit status: 0 ok, 1 nothing found, 2 usage or configuration error, 3 the store failed, "
+        "4 eval over its --max-wrong budget.",
     )
     parser.add_argument(
         "--url",
@@ -86,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--namespace", "-n", metavar="NS", help="with --tag: only inside NS (and NS/...)")
 
     command("info", cmd_info, "show the resolved settings and the backend")
+    add_eval_arguments(
+        command("eval", cmd_eval, "score the semantic cache on your labelled pairs (exit 4 over budget)")
+    )
     return parser
 
 

@@ -32,7 +32,8 @@ class CacheInfo(NamedTuple):
     usd_saved: float
 
 
-_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt")
+# shadow_checks / shadow_wrong: semantic hits also run for real (`verify_sample=`) and those whose answers differed.
+_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt", "shadow_checks", "shadow_wrong")
 _LOG_MAX = 512  # hits recorded but not yet folded in; bounds memory in processes that never read stats
 
 
@@ -54,6 +55,8 @@ class Counters:
         self.stores = 0
         self.not_stored = 0
         self.corrupt = 0  # entries that failed their checksum or key digest (served as misses, then deleted)
+        self.shadow_checks = 0
+        self.shadow_wrong = 0
         self._hits = 0
         self._time_saved = 0.0
         self._tokens = 0
@@ -289,12 +292,16 @@ class StatsReport:
         return self.total.usd_saved
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
+        """A JSON-ready dict (plus `shadow`: measured wrong-answer rates of shadow-checked semantic hits)."""
+        out: dict[str, Any] = {
             "total": self.total.to_dict(),
             "by_layer": {k: v.to_dict() for k, v in self.by_layer.items()},
             "by_function": {k: v.to_dict() for k, v in self.by_function.items()},
         }
+        shadow = {name: shadow_rate(c) for name, c in self.by_function.items() if c.shadow_checks}
+        if shadow:
+            out["shadow"] = shadow
+        return out
 
     def __str__(self) -> str:
         rows = [
@@ -302,11 +309,32 @@ class StatsReport:
             for name, c in sorted(self.by_function.items(), key=lambda kv: (self.layers.get(kv[0], ""), kv[0]))
         ]
         rows.append(_row("TOTAL", "", self.total))
-        return format_table(
+        table = format_table(
             ["function", "layer", "hits", "misses", "hit rate", "errors", "corrupt", "time saved", "tokens", "$ saved"],
             rows,
             align="llrrrrrrrr",
         )
+        return table + "".join(
+            f"\n{name}: {shadow_line(c)}" for name, c in sorted(self.by_function.items()) if c.shadow_checks
+        )
+
+
+def shadow_rate(c: Counters) -> dict[str, float | int]:
+    """Measured wrong-answer rate of shadow-verified semantic hits, with its 95% Wilson interval."""
+    from agentcache.semantic.budget import wilson
+
+    low, high = wilson(c.shadow_wrong, c.shadow_checks)
+    rate = c.shadow_wrong / c.shadow_checks if c.shadow_checks else 0.0
+    return {"checks": c.shadow_checks, "wrong": c.shadow_wrong, "wrong_rate": rate, "ci_low": low, "ci_high": high}
+
+
+def shadow_line(c: Counters) -> str:
+    """`shadow_rate` as one line of text."""
+    r = shadow_rate(c)
+    return (
+        f"{r['wrong']} wrong of {r['checks']} shadow-checked semantic hits: "
+        f"{r['wrong_rate']:.1%} (95% CI {r['ci_low']:.1%}-{r['ci_high']:.1%})"
+    )
 
 
 def _row(name: str, layer: str, c: Counters) -> list[str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agentcache.cache import Cache
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
 from agentcache.semantic import guards
-from agentcache.semantic.query import split_query
+from agentcache.semantic.query import split_query, split_query_context
 
 
 class SameVector:
@@ -120,7 +120,9 @@ def test_partition_isolation(tmp_path: Path, a: dict[str, Any], b: dict[str, Any
     cache = Cache("memory://")
     calls: list[str] = []
 
-    @semantic_cached(backend=cache, embedder=SameVector(), guards=(), namespace=lambda messages, **kw: kw["tenant"])
+    @semantic_cached(
+        backend=cache, embedder=SameVector(), guards=(), judge=False, namespace=lambda messages, **kw: kw["tenant"]
+    )
     def chat(messages: list[dict[str, str]], *, tenant: str, model: str, tools: tuple[str, ...]) -> str:
         calls.append(messages[-1]["content"])
         return f"{tenant}/{model}/{messages[0]['content']}/{tools}"
@@ -146,7 +148,7 @@ class TestRemoval:
         cache = Cache("memory://")
         calls: list[str] = []
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), ttl=0.2)
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, ttl=0.2)
         def answer(question: str) -> str:
             calls.append(question)
             return question
@@ -162,7 +164,7 @@ class TestRemoval:
         cache = Cache("memory://?max_entries=2")
         calls: list[str] = []
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), namespace=lambda q: q[0])
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, namespace=lambda q: q[0])
         def answer(q: str) -> str:
             calls.append(q)
             return q
@@ -176,7 +178,7 @@ class TestRemoval:
         """Invalidating the original call stops its paraphrases from hitting."""
         cache = Cache("memory://")
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=())
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False)
         def answer(question: str) -> str:
             return question
 
@@ -201,7 +203,7 @@ class TestPolicy:
         guards.set_threshold_floor(1.0)
         try:
 
-            @semantic_cached(backend=cache, embedder=SameVector(), guards=(), threshold=0.1)
+            @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, threshold=0.1)
             def strict(question: str) -> str:
                 return question
 
@@ -219,7 +221,7 @@ class TestPolicy:
             verdicts.append((cached, query))
             return "ok" in query
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), verify=judge)
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, verify=judge)
         async def answer(question: str) -> str:
             return question
 
@@ -231,17 +233,20 @@ class TestPolicy:
 
 class TestQuerySplit:
     def test_last_user_message_is_the_query(self) -> None:
-        """With chat messages, the last user message is the query and everything else the partition."""
+        """With chat messages, the last user message is the query; the system prompt stays in the partition,
+        the earlier plain turns it leans on become its context."""
         msgs = [
             {"role": "system", "content": "be brief"},
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "hello"},
             {"role": "user", "content": [{"type": "text", "text": "what now?"}]},
         ]
-        text, rest = split_query({"messages": msgs, "model": "m"})
+        text, context, rest = split_query_context({"messages": msgs, "model": "m"})
         assert text == "what now?"
+        assert context == ["hi"]  # "what now?" has no subject of its own: the turn before it counts
         assert rest["model"] == "m"
-        assert rest["messages"][:3] == msgs[:3]
+        assert rest["messages"] == [msgs[0], {"role": "user", "content": "$query"}]
+        assert split_query({"messages": msgs})[0] == "what now?"
 
     def test_named_and_inferred_queries(self) -> None:
         """query= names the argument; otherwise a conventional name or the only str argument is used."""

@@ -38,7 +38,7 @@ class TestThreads:
         calls: list[str] = []
         results: list[str] = []
 
-        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=())
+        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), judge=False)
         def answer(question: str) -> str:
             calls.append(question)
             time.sleep(0.2)
@@ -53,7 +53,7 @@ class TestThreads:
         """With single_flight=False every concurrent miss computes."""
         calls: list[str] = []
 
-        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), single_flight=False)
+        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), judge=False, single_flight=False)
         def answer(question: str) -> str:
             calls.append(question)
             time.sleep(0.2)
@@ -67,7 +67,7 @@ class TestThreads:
         calls: list[str] = []
         errors: list[BaseException] = []
 
-        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=())
+        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), judge=False)
         def answer(question: str) -> str:
             calls.append(question)
             time.sleep(0.2)
@@ -88,7 +88,7 @@ class TestAsyncio:
         """Concurrent tasks asking the same question make one call; a later paraphrase reports its hit."""
         calls: list[str] = []
 
-        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), threshold=0.95)
+        @semantic_cached(backend=Cache("memory://"), embedder=Letters(), guards=(), judge=False, threshold=0.95)
         async def answer(question: str) -> str:
             calls.append(question)
             await asyncio.sleep(0.2)

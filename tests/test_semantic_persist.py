@@ -46,6 +46,7 @@ def make(cache: Cache, calls: list[str]) -> Any:
         name="persist.answer",
         embedder=HashEmbedder(),
         guards=(),
+        judge=False,
         tags=lambda question: [f"q{question.rstrip('?').split()[-1]}"],
     )
     def answer(question: str) -> str:

@@ -75,16 +75,56 @@ class TestChat:
             {"messages": ask(PARAPHRASE, system="Answer in French.")},
             {"tools": TOOLS},
             {"temperature": 1.0},
-            {"messages": [*ask("Hello"), {"role": "assistant", "content": "Hi!"}, *ask(PARAPHRASE)]},
+            {
+                "messages": [
+                    *ask("Tell me about France's regions."),
+                    {"role": "assistant", "content": "..."},
+                    *ask(PARAPHRASE),
+                ]
+            },
         ],
-        ids=["model", "system-prompt", "tools", "temperature", "earlier-turns"],
+        ids=["model", "system-prompt", "tools", "temperature", "relevant-history"],
     )
     def test_anything_but_the_query_partitions(self, client: Any, server: SimulatedLLM, change: dict[str, Any]) -> None:
-        """A paraphrase with another model, system prompt, tools, parameter or history never hits."""
+        """A paraphrase with another model, system prompt, tools, parameter or a history it depends on never hits."""
         client.chat.completions.create(model=MODEL, messages=ask(QUESTION))
         answer = client.chat.completions.create(**{"model": MODEL, "messages": ask(PARAPHRASE), **change})
         assert not is_cache_hit(answer)
         assert server.calls["chat.completions"] == 2
+
+    def test_a_paraphrase_after_small_talk_hits(self, client: Any, server: SimulatedLLM) -> None:
+        """Earlier turns that share nothing with the question (greetings) do not stop a paraphrase hit."""
+        client.chat.completions.create(model=MODEL, messages=ask(QUESTION))
+        chatter = [*ask("Hello"), {"role": "assistant", "content": "Hi! How can I help?"}, *ask(PARAPHRASE)]
+        answer = client.chat.completions.create(model=MODEL, messages=chatter)
+        assert is_cache_hit(answer)
+        assert server.calls["chat.completions"] == 1
+
+    def test_a_follow_up_hits_only_in_the_same_context(self, client: Any, server: SimulatedLLM) -> None:
+        """ "What is its capital?" after France is reworded and hits; after Italy it is another question."""
+
+        def chat(subject: str, follow_up: str) -> Any:
+            history = [*ask(f"Tell me about {subject}."), {"role": "assistant", "content": "Sure."}]
+            return client.chat.completions.create(model=MODEL, messages=[*history, *ask(follow_up)])
+
+        chat("France", "What is its capital?")
+        assert is_cache_hit(chat("France", "Which city is its capital?"))
+        assert not is_cache_hit(chat("Italy", "What is its capital?"))
+        assert server.calls["chat.completions"] == 2
+
+    def test_shadow_verification_runs_the_real_call_and_counts(self, server: SimulatedLLM, url: str) -> None:
+        """With verify_sample=1 a paraphrase hit also reaches the server; the answers' texts are compared."""
+        client = wrap(openai_client(server), backend=url, semantic={"verify_sample": 1.0})
+        first = client.chat.completions.create(model=MODEL, messages=ask(QUESTION))
+        answer = client.chat.completions.create(model=MODEL, messages=ask(PARAPHRASE))
+        assert isinstance(answer, openai.types.chat.ChatCompletion)
+        assert not is_cache_hit(answer)
+        assert server.calls["chat.completions"] == 2
+        total = agentcache.stats().total
+        assert total.shadow_checks == 1
+        differ = first.choices[0].message.content != answer.choices[0].message.content
+        assert total.shadow_wrong == int(differ)
+        client.close()
 
     def test_namespaces_never_share_hits(self, client: Any, server: SimulatedLLM) -> None:
         """A paraphrase asked in another namespace is computed again."""

@@ -2,9 +2,11 @@
 
 Per call: the exact key first (a repeated call costs one read). Otherwise the query (see
 `agentcache.semantic.query`) is embedded and searched only among entries of the same *partition*, the
-exact digest of everything else (namespace, function, embedding model, system prompt, tools, earlier turns,
-other arguments). A candidate is served only if its cosine similarity is at least the threshold (never below
-the deployment floor) and every guard and the optional verifier accept it.
+exact digest of everything else (namespace, function, embedding model, system prompt, tools, other
+arguments; in a chat the earlier turns are compared by meaning instead, see
+`agentcache.semantic.conversation`). A candidate is served only if its cosine similarity is at least the
+threshold (never below the deployment floor), every guard accepts it, the pair judge's score reaches the
+wrong-answer budget's operating point, and the optional verifier accepts it (`agentcache.semantic.checks`).
 
 Storage: the answer is an ordinary entry under the exact key; next to it a *vector record*
 (``ac:v1:{ns}:semvec:{partition}:{digest}``: the query text, the entry's key, float32 vector) with the same
@@ -36,6 +38,8 @@ from agentcache._flow import Compute, Flow, Get, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys import make_key, mapping_digest
+from agentcache.semantic.budget import DEFAULT_MAX_WRONG
+from agentcache.semantic.checks import HitChecks
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, encode_record, needs_io, refresh
 
@@ -46,8 +50,10 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from agentcache.decorators._options import CacheDecorator, CacheOptions
+    from agentcache.semantic.checks import Comparator
     from agentcache.semantic.embedders import Embedder
     from agentcache.semantic.guards import Guard, Verifier
+    from agentcache.semantic.pairjudge import PairJudge
     from agentcache.semantic.partitions import Partition
     from agentcache.types import AsyncCachedFunction, CachedFunction
 
@@ -105,11 +111,13 @@ class _SemanticCore(Core):
         embedder: Embedder | None,
         guards: Sequence[Guard] | None,
         verify: Verifier | None,
+        checks: HitChecks,
     ) -> None:
         super().__init__(func, policy)
         from agentcache.semantic.guards import DEFAULT_GUARDS, effective_threshold
 
         effective_threshold(threshold)  # validate now, at decoration time
+        self.checks = checks
         self.threshold = threshold
         self.query = query
         self._embedder = embedder
@@ -127,9 +135,11 @@ class _SemanticCore(Core):
 
     def locate(self, call: Call) -> tuple[str, str, str]:
         """`(query text, vector-record key prefix of the partition, this call's vector-record key)`."""
-        from agentcache.semantic.query import split_query
+        from agentcache.semantic.conversation import pack
+        from agentcache.semantic.query import split_query_context
 
-        text, rest = split_query(call.fields, self.query)
+        query, context, rest = split_query_context(call.fields, self.query)
+        text = pack(query, context)  # the query with the earlier turns it depends on (chats only)
         scope = (call.namespace, LAYER, self.name, *self.identity())
         partition = mapping_digest({**rest, "$embedding_model": self.embedder.model}, scope=scope)
         prefix = make_key(call.namespace, VECTOR_LAYER, partition, "")
@@ -137,14 +147,15 @@ class _SemanticCore(Core):
 
     def flow(self, call: Call, text: str, prefix: str, record_key: str) -> Flow[Outcome]:
         """Exact read, then semantic search in the partition, then (on a miss) compute and store both records."""
-        from agentcache.semantic.guards import check_guards, effective_threshold
+        from agentcache.semantic.conversation import unpack
+        from agentcache.semantic.guards import effective_threshold
 
         raw = yield Get(call.key)
         if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
             return value, raw, SemanticHit(1.0, text, text, call.key)
         part: Partition = (yield Compute(("refresh", prefix)))[0]
         try:
-            vectors, _ = yield Compute(("embed", text))
+            vectors, _ = yield Compute(("embed", unpack(text)[0]))
             vector: list[float] | None = [float(x) for x in vectors[0]]
         except Exception as exc:  # an embedder outage degrades to exact caching, never to a failed call
             _warn_embed_failure(self.name, exc)
@@ -152,25 +163,43 @@ class _SemanticCore(Core):
             vector = None
         if vector is None:
             return (yield from self._compute_and_store(call, text, record_key, None, part))
-        threshold = effective_threshold(self.threshold)
+        threshold = effective_threshold(
+            self.threshold if self.threshold is not None else self.checks.default_threshold()
+        )
         for key, similarity, entry_key, cached_query in part.search(vector, CANDIDATES):
             if similarity < threshold:
                 break
-            if check_guards(self.guards, cached_query, text) is not None:
-                continue
             raw = yield Get(entry_key)
             if raw is None:  # expired, evicted or invalidated: forget its vector too, here and elsewhere
                 part.drop([key])
                 yield Compute(("forget", [key]))
                 continue
+            (accepted, score), _ = yield Compute(("judge", (cached_query, text, prefix, entry_key)))
+            if not accepted:
+                continue
             if self.verify is not None:
-                accepted, _ = yield Compute(("verify", (cached_query, text, similarity)))
+                accepted, _ = yield Compute(("verify", (unpack(cached_query)[0], unpack(text)[0], similarity)))
                 if not accepted:
                     continue
             value = self.hit(entry_key, raw)
-            if value is not MISS:
-                return value, raw, SemanticHit(similarity, text, cached_query, entry_key)
+            if value is MISS:
+                continue
+            if self.checks.sample():  # shadow verification: the real call too, compared with the cached answer
+                return (yield from self._shadow(call, value, prefix, entry_key, score))
+            return value, raw, SemanticHit(similarity, unpack(text)[0], unpack(cached_query)[0], entry_key)
         return (yield from self._compute_and_store(call, text, record_key, vector, part))
+
+    def _shadow(self, call: Call, cached: Any, prefix: str, entry_key: str, score: float) -> Flow[Outcome]:
+        """A sampled semantic hit: run the real call, count whether the cached answer agreed, return the real one."""
+        try:
+            fresh, _ = yield Compute(("call", None))
+        except BaseException:
+            self.counters.add("errors")
+            raise
+        self.counters.add("shadow_checks")
+        if not self.checks.record(prefix, entry_key, score, cached, fresh):
+            self.counters.add("shadow_wrong")
+        return fresh, None, None  # counted once, as the hit it was (`self.hit`), plus in shadow_checks
 
     def _compute_and_store(
         self, call: Call, text: str, record_key: str, vector: list[float] | None, part: Partition
@@ -210,6 +239,11 @@ def _lead(outcome: Outcome) -> Any:
     return outcome[0]
 
 
+def _judge(core: _SemanticCore, payload: tuple[str, str, str, str]) -> tuple[bool, float]:
+    cached, text, prefix, entry_key = payload
+    return core.checks.accept(core.guards, cached, text, prefix, entry_key)
+
+
 def _verdict(core: _SemanticCore, payload: tuple[str, str, float]) -> Any:
     return core.verify(*payload) if core.verify is not None else True
 
@@ -236,6 +270,8 @@ def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]
                 return announce(store, "del", payload)
             if kind == "announce":
                 return announce(store, "add", payload)
+            if kind == "judge":
+                return _judge(core, payload)
             verdict = _verdict(core, payload)
             if inspect.isawaitable(verdict):
                 raise ConfigurationError("an async verify= needs an async cached function")
@@ -283,6 +319,8 @@ def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any
                 return await asyncio.to_thread(announce, store, "del", payload)
             if kind == "announce":
                 return await asyncio.to_thread(announce, store, "add", payload)
+            if kind == "judge":
+                return await asyncio.to_thread(_judge, core, payload)
             verdict = _verdict(core, payload)
             return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
 
@@ -315,6 +353,10 @@ def semantic_cached(
     embedder: Embedder | None = None,
     guards: Sequence[Guard] | None = None,
     verify: Verifier | None = None,
+    judge: PairJudge | bool | None = None,
+    max_wrong: float | None = None,
+    verify_sample: float = 0.0,
+    compare: Comparator = "normalized",
     track_usage: bool = False,
     **options: Unpack[CacheOptions],
 ) -> CacheDecorator: ...
@@ -327,19 +369,28 @@ def semantic_cached(
     embedder: Embedder | None = None,
     guards: Sequence[Guard] | None = None,
     verify: Verifier | None = None,
+    judge: PairJudge | bool | None = None,
+    max_wrong: float | None = None,
+    verify_sample: float = 0.0,
+    compare: Comparator = "normalized",
     track_usage: bool = False,
     **options: Unpack[CacheOptions],
 ) -> Any:
     """Serve a cached answer to a paraphrase of an earlier question, within the same partition only.
 
-    threshold: minimum cosine similarity (default `agentcache.semantic.guards.DEFAULT_THRESHOLD`, 0.80 for the
-        local MiniLM embedder, chosen on the dev pairs); never below the deployment floor
-        (`set_threshold_floor`, `AGENTCACHE_SEMANTIC_FLOOR`).
+    threshold: minimum cosine similarity of a candidate (default 0.80, `DEFAULT_THRESHOLD`);
+        never below the deployment floor (`set_threshold_floor`, `AGENTCACHE_SEMANTIC_FLOOR`).
     query: the parameter holding the query (a `str` or chat messages); default: the last user message of a
         `messages` argument, else a parameter named query/question/prompt/text/q/input, else the only `str`.
     embedder: an `Embedder` (default: the offline `LocalEmbedder`). Its model name is part of the partition.
     guards: checks that veto look-alike hits (default `DEFAULT_GUARDS`; pass ``()`` for cosine alone).
     verify: an optional `(cached_query, query, similarity) -> bool` (may be async), e.g. an LLM judge.
+    judge: the pair judge that reads both queries together (`agentcache.semantic.pairjudge`); default on when
+        `agentcache[semantic]` is installed (else guards only, logged once); `False` turns it off.
+    max_wrong: the wrong-answer budget (default 0.05): the share of look-alike questions that may be served a
+        neighbour's answer, as measured on the shipped calibration pairs; it picks the judge's operating point.
+    verify_sample: share of semantic hits that also run the real call to measure wrong answers (default 0).
+    compare: how a shadow check compares answers: "normalized" (default), "exact", or `(cached, fresh) -> bool`.
     track_usage: record the token usage of stored LLM responses, so hits report the tokens and $ they saved.
 
     Plus the options of every decorator (`ttl`, `namespace`, `tags`, `backend`, `version`, `single_flight`,
@@ -355,8 +406,15 @@ def semantic_cached(
     def apply(f: Callable[..., Any]) -> Any:
         if not callable(f):
             raise TypeError(f"semantic_cached decorates functions, not {type(f).__name__}")
+        checks = HitChecks(
+            str(policy.name or getattr(f, "__qualname__", repr(f))),
+            judge=judge,
+            max_wrong=DEFAULT_MAX_WRONG if max_wrong is None else max_wrong,
+            verify_sample=verify_sample,
+            compare=compare,
+        )
         core = _SemanticCore(
-            f, policy, threshold=threshold, query=query, embedder=embedder, guards=guards, verify=verify
+            f, policy, threshold=threshold, query=query, embedder=embedder, guards=guards, verify=verify, checks=checks
         )
         target = f
         while isinstance(target, functools.partial):

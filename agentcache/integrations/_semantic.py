@@ -17,7 +17,7 @@ from typing import Any
 
 from agentcache.errors import ConfigurationError
 
-__all__ = ["SEMANTIC_QUERY", "Pending", "SemanticLayer", "semantic_options"]
+__all__ = ["SEMANTIC_QUERY", "Pending", "SemanticLayer", "answer_text", "semantic_options"]
 
 #: The endpoints served semantically, and the request field holding the query.
 SEMANTIC_QUERY = {"chat.completions.create": "messages", "responses.create": "input", "messages.create": "messages"}
@@ -29,8 +29,9 @@ _FIXED = ("query", "key", "name")  # the wrapper decides these
 def semantic_options(value: Any) -> dict[str, Any] | None:
     """Normalize `wrap(semantic=...)`: `None`/`False` off, `True` defaults, a float threshold, or a dict of options.
 
-    The dict takes the options of `@semantic_cached` (`threshold`, `embedder`, `guards`, `verify`, `ttl`,
-    `tags`, `version`, `single_flight`, `cache_if`, ...) except `query`, `key` and `name`, which the wrapper sets.
+    The dict takes the options of `@semantic_cached` (`threshold`, `embedder`, `guards`, `verify`, `judge`,
+    `max_wrong`, `verify_sample`, `compare`, `ttl`, `tags`, `version`, `single_flight`, `cache_if`, ...) except
+    `query`, `key` and `name`, which the wrapper sets.
     """
     if value is None or value is False:
         return None
@@ -78,6 +79,35 @@ def _dump(result: Any) -> Any:
         return None
 
 
+def answer_text(body: Any) -> Any:
+    """The answer in a stored chat/responses/messages JSON body (what shadow verification compares).
+
+    Response ids, timestamps and usage differ between two real calls; the text the user reads is what must
+    agree. Bodies of other shapes are compared whole.
+    """
+    if not isinstance(body, Mapping):
+        return body
+    if isinstance(body.get("choices"), list):  # chat.completions
+        return [(c.get("message") or {}).get("content") for c in body["choices"] if isinstance(c, Mapping)]
+    if isinstance(body.get("output"), list):  # responses
+        return [
+            part.get("text")
+            for item in body["output"]
+            if isinstance(item, Mapping)
+            for part in item.get("content") or []
+            if isinstance(part, Mapping)
+        ]
+    if isinstance(body.get("content"), list):  # anthropic messages
+        return [part.get("text") for part in body["content"] if isinstance(part, Mapping)]
+    return body
+
+
+def _same_answer(cached: Any, fresh: Any) -> bool:
+    from agentcache.semantic.checks import normalize_answer
+
+    return bool(normalize_answer(answer_text(cached)) == normalize_answer(answer_text(fresh)))
+
+
 def _request(**fields: Any) -> Any:
     """The decorated stand-in for a blocking SDK method: its arguments are the request's key fields."""
     pending: Pending = fields[CALL_ARG]
@@ -97,6 +127,7 @@ class SemanticLayer:
         from agentcache.decorators.semantic import semantic_cached
 
         opts = dict(options)
+        opts.setdefault("compare", _same_answer)  # shadow checks compare the answer text, not ids or usage
         opts["ignore"] = (*opts.get("ignore", ()), CALL_ARG)
         user_check: Callable[[Any], bool] | None = opts.pop("cache_if", None)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["MODEL_NAME", "DIM", "MiniLM", "get_model", "verify_sha256"]
+__all__ = ["DIM", "MODEL_NAME", "MiniLM", "TokenStates", "get_model", "verify_sha256"]
 
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIM = 384
@@ -32,6 +33,9 @@ TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 MAX_TOKENS = 256
 # Small batches keep padding waste and peak memory low on long-tailed inputs.
 BATCH_SIZE = 32
+# Token states of recently encoded texts, so the pair judge reuses the lookup's own run of the query (and the
+# store-time run of a cached text) instead of running the model again.
+STATES_KEPT = 512
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:
@@ -47,12 +51,51 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TokenStates:
+    """One text as the model read it: the sentence vector and one unit vector per token (no [CLS]/[SEP])."""
+
+    sentence: npt.NDArray[np.float32]
+    tokens: npt.NDArray[np.float32]
+    offsets: tuple[tuple[int, int], ...]  # character span of each token in the text
+
+
 @dataclass
 class MiniLM:
     """A loaded session + tokenizer; `encode` is safe to call from several threads."""
 
     session: Any
     tokenizer: Any
+    _states: OrderedDict[str, TokenStates] = field(default_factory=OrderedDict)
+    _states_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def token_states(self, texts: Sequence[str]) -> list[TokenStates]:
+        """The `TokenStates` of each text (recently encoded texts are not run again)."""
+        with self._states_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._states]
+        if missing:
+            self.encode(missing)
+        with self._states_lock:
+            found = [self._states.get(t) for t in texts]
+        if any(s is None for s in found):  # evicted meanwhile by other threads: run just these
+            self.encode([t for t, s in zip(texts, found, strict=True) if s is None])
+            with self._states_lock:
+                found = [s or self._states[t] for t, s in zip(texts, found, strict=True)]
+        return [s for s in found if s is not None]
+
+    def _keep(self, texts: list[str], hidden: Any, mask: Any, pooled: Any, encodings: Any) -> None:
+        import numpy as np
+
+        with self._states_lock:
+            for i, text in enumerate(texts):
+                n = int(mask[i].sum())
+                tokens = hidden[i, 1 : n - 1].astype(np.float32)
+                tokens /= np.clip(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12, None)
+                offsets = tuple((int(a), int(b)) for a, b in encodings[i].offsets[1 : n - 1])
+                self._states[text] = TokenStates(pooled[i], tokens, offsets)
+                self._states.move_to_end(text)
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return one L2-normalized 384-d float32 row per text."""
@@ -80,6 +123,7 @@ class MiniLM:
         pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: npt.NDArray[np.float32] = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        self._keep(texts, hidden, mask, result, encodings)
         return result
 
 

@@ -43,6 +43,11 @@ def serve(url: str, conn: Connection) -> None:
         hit = last_semantic_hit()
         return value, None if hit is None else hit.similarity, len(calls), time.time()
 
+    # Load the embedder and the pair judge before answering: a first lookup that loads models must not race
+    # the 1 s TTL of `short`.
+    from agentcache.semantic.pairjudge import get_judge
+
+    get_judge().score("warm up the model", "warm the model up")
     conn.send("ready")
     while True:
         command = conn.recv()

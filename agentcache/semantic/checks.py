@@ -1,0 +1,194 @@
+"""The stages a semantic candidate passes after the vector search, and shadow verification of served hits.
+
+Per candidate, in order (each one can only reject):
+
+1. the cosine threshold (`threshold=`, default 0.80; never below the floor);
+2. the guards (`guards=`): numbers, dates, negation, opposite words, swapped roles, proper nouns;
+3. the pair judge (`judge=`, on by default): `agentcache.semantic.pairjudge` reads both queries together and
+   its score must reach the operating point of the wrong-answer budget (`max_wrong=`, default 0.05,
+   `agentcache.semantic.budget`), raised further for an entry that shadow checks caught serving a wrong
+   answer. In a chat, the two queries' contexts are judged the same way (`agentcache.semantic.conversation`);
+4. the user's `verify=` hook (sync or async), e.g. an LLM judge.
+
+Shadow verification (`verify_sample=0.01`): for that share of semantic hits the real function runs too, its
+answer is compared with the cached one (`compare=`: "normalized" by default, "exact", or a callable), and the
+outcome is counted (`stats()`: shadow checks, wrong, and a 95% interval of the wrong rate). A partition whose
+measured rate is significantly above its budget gets a stricter operating point, logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from agentcache.errors import ConfigurationError, MissingDependencyError
+from agentcache.semantic.budget import DEFAULT_MAX_WRONG, JUDGE_COSINE_FLOOR, Evidence, OperatingPoint
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from agentcache.semantic.guards import Guard
+    from agentcache.semantic.pairjudge import PairJudge
+
+__all__ = ["Comparator", "HitChecks", "answers_match", "normalize_answer"]
+
+#: How shadow verification compares a cached answer with the real one.
+Comparator = Literal["exact", "normalized"] | Callable[[Any, Any], bool]
+
+logger = logging.getLogger("agentcache")
+_SPACE = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize_answer(value: Any) -> Any:
+    """Case, accents, punctuation and whitespace folded (strings, also inside lists/dicts); others unchanged."""
+    if isinstance(value, str):
+        text = unicodedata.normalize("NFKC", value).casefold()
+        return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
+    if isinstance(value, (list, tuple)):
+        return [normalize_answer(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalize_answer(v) for k, v in value.items()}
+    return value
+
+
+def answers_match(cached: Any, fresh: Any, compare: Comparator) -> bool:
+    """Whether a cached answer agrees with the real one under `compare`."""
+    if callable(compare):
+        return bool(compare(cached, fresh))
+    if compare == "exact":
+        return bool(cached == fresh)
+    return bool(normalize_answer(cached) == normalize_answer(fresh))
+
+
+@dataclass
+class HitChecks:
+    """The judge, budget, evidence and shadow sampling of one `semantic_cached` function."""
+
+    name: str
+    judge: PairJudge | bool | None = None  # None: on when the offline model is installed; False: off
+    max_wrong: float = DEFAULT_MAX_WRONG
+    verify_sample: float = 0.0
+    compare: Comparator = "normalized"
+    evidence: Evidence = field(default_factory=Evidence)
+    _warned: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _random: random.Random = field(default_factory=random.Random)
+    _points: dict[float, OperatingPoint] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_wrong < 1.0:
+            raise ConfigurationError(f"max_wrong must be within (0, 1), got {self.max_wrong}")
+        if not 0.0 <= self.verify_sample <= 1.0:
+            raise ConfigurationError(f"verify_sample must be within [0, 1], got {self.verify_sample}")
+        if not (callable(self.compare) or self.compare in ("exact", "normalized")):
+            raise ConfigurationError(f"compare must be 'exact', 'normalized' or a callable, not {self.compare!r}")
+
+    @property
+    def judging(self) -> bool:
+        """Whether the pair judge stage is configured (it may still turn out to be unavailable)."""
+        return self.judge is not False
+
+    def default_threshold(self) -> float:
+        """The cosine a candidate needs when `threshold=` is not given."""
+        from agentcache.semantic.guards import DEFAULT_THRESHOLD
+
+        return JUDGE_COSINE_FLOOR if self.judging else DEFAULT_THRESHOLD
+
+    def _warn(self, what: str, message: str, *args: Any) -> None:
+        with self._lock:
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        logger.warning(message, *args)
+
+    def _judge(self) -> PairJudge | None:
+        if self.judge is False:
+            return None
+        if self.judge is None or self.judge is True:
+            from agentcache.semantic.pairjudge import get_judge
+
+            return get_judge()
+        return self.judge
+
+    def point(self, budget: float) -> OperatingPoint:
+        """The operating point of `budget` on the calibration table of the judge in use."""
+        found = self._points.get(budget)
+        if found is None:
+            from agentcache.semantic.budget import operating_point
+            from agentcache.semantic.pairjudge import get_judge
+
+            judge = self._judge() or get_judge()
+            found = self._points[budget] = operating_point(budget, judge.model.calibration)
+        return found
+
+    def required(self, partition: str, entry: str) -> float:
+        """The judge score a candidate of `partition` pointing at `entry` needs now."""
+        budget = self.evidence.budget_of(partition, self.max_wrong)
+        return max(self.point(budget).min_score, self.evidence.floor_of(entry))
+
+    def accept(
+        self, guards: Sequence[Guard], cached: str, query: str, partition: str, entry: str
+    ) -> tuple[bool, float]:
+        """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
+
+        Blocking (runs the model): the async face calls it in a worker thread.
+        """
+        from agentcache.semantic.conversation import unpack
+        from agentcache.semantic.guards import check_guards
+
+        cached_query, cached_context = unpack(cached)
+        new_query, new_context = unpack(query)
+        if bool(cached_context) != bool(new_context):
+            return False, 0.0
+        pairs = [(cached_query, new_query)]
+        if cached_context:
+            pairs.append((" ".join(cached_context), " ".join(new_context)))
+        for a, b in pairs:
+            if check_guards(guards, a, b) is not None:
+                return False, 0.0
+        judge = self._judge()
+        if judge is None:
+            return True, 1.0
+        try:
+            need = self.required(partition, entry)
+            score = min(judge.score(a, b) for a, b in pairs)
+        except MissingDependencyError as exc:
+            if self.judge is not None:  # asked for explicitly: a missing model is a configuration error
+                raise
+            self._warn(
+                "judge", "agentcache: %s: the pair judge needs 'agentcache[semantic]' (%s); guards only", self.name, exc
+            )
+            return True, 1.0
+        return score >= need, score
+
+    def sample(self) -> bool:
+        """Whether this semantic hit is shadow-verified."""
+        return self.verify_sample > 0.0 and self._random.random() < self.verify_sample
+
+    def record(self, partition: str, entry: str, score: float, cached: Any, fresh: Any) -> bool:
+        """Compare a shadow-verified hit's answers and count the outcome; return whether they matched."""
+        try:
+            correct = answers_match(cached, fresh, self.compare)
+        except Exception as exc:  # a failing comparator must not fail the call
+            self._warn("compare", "agentcache: %s: compare= raised %r; shadow check skipped", self.name, exc)
+            return True
+        if self.evidence.record(partition, entry, score, correct, self.max_wrong):
+            budget = self.evidence.budget_of(partition, self.max_wrong)
+            self._warn(
+                f"tight:{partition}",
+                "agentcache: %s: shadow checks measured more wrong answers than max_wrong=%s in partition %s; "
+                "its budget is now %s (judge score >= %.3f)",
+                self.name,
+                self.max_wrong,
+                partition,
+                budget,
+                self.point(budget).min_score,
+            )
+        return correct

@@ -1,0 +1,164 @@
+"""Conversation-aware semantic keys: the last user turn, read in the context of the turns it depends on.
+
+For a chat `messages` list the *query* is the last user message. What else is compared:
+
+* **Hard partition (hashed exactly):** the system/developer messages, every message after the query (tool
+  results, assistant prefill), the model, tools and every other argument, the namespace (tenant) and the
+  embedding model. A hit never crosses them.
+* **Context (compared by meaning, not hashed):** the earlier *user* turns, at most `WINDOW` of them, nearest
+  first. Of those, only the turns that bear on the query count as its context: a turn sharing a content word
+  with the query, a first-person statement of facts ("I'm on the Pro plan.", "I use a Mac."), and, when the
+  query leans on earlier turns (a pronoun such as "it"/"that"/"they", "what about ...", or fewer than two
+  content words), also the turn right before it. Small talk that shares
+  nothing with the query ("hi", "thanks!") drops out, so the same question after irrelevant chatter hits.
+* A hit needs the queries to match (embedding search, guards, pair judge) **and** the two contexts to match:
+  both empty, or judged the same question by the guards and the pair judge when read as one text each.
+  So "I'm on the Pro plan. / How do I upgrade my plan?" never gets the answer given after "I'm on the Free
+  plan.", while a reworded follow-up in the same conversation can.
+* Earlier assistant turns are not compared (they are the answers to the earlier user turns). A history that
+  holds anything but plain-text user/assistant turns (tool calls, tool results, images) is not read for
+  meaning: it stays in the exact partition, as before.
+
+The cached context travels with the vector record's query text (`pack` / `unpack`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "SEP",
+    "WINDOW",
+    "depends_on_context",
+    "pack",
+    "relevant_context",
+    "split_messages",
+    "states_facts",
+    "unpack",
+]
+
+WINDOW = 4  # earlier user turns read as possible context
+SEP = "\x1e"  # marks a stored query text that carries its context (a JSON list after it)
+
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019][A-Za-z]+)?")
+_ANAPHORA = _set(
+    "it its it's that those these this they them their there he him his she her one ones same such former latter"
+)
+_FIRST_PERSON = _set("i i'm i've i'd i'll im my we we're we've our us me")
+_LEAD_INS = (("what", "about"), ("how", "about"), ("and",), ("also",), ("what", "if"))
+
+
+def _text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, Mapping) and p.get("type") in ("text", "input_text")]
+        strings = [t for t in parts if isinstance(t, str)]
+        if strings and len(strings) == len(content):
+            return "\n".join(strings)
+    return None
+
+
+# Words that carry no subject: question words and small talk. A turn sharing only these with the query is
+# not its context.
+_NO_SUBJECT = _set(
+    "what how why when where which who whom whose hi hello hey thanks thank ok okay yes yeah sure great good "
+    "cool nice please sorry know need want like think"
+)
+
+
+def _content_words(text: str) -> list[str]:
+    from agentcache.semantic.pairjudge import content_words
+
+    return [w for w in content_words(text) if w not in _NO_SUBJECT]
+
+
+def depends_on_context(query: str) -> bool:
+    """Whether `query` leans on earlier turns: a pronoun, a lead-in like "what about", or < 2 content words."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    if any(w in _ANAPHORA for w in words):
+        return True
+    if any(tuple(words[: len(lead)]) == lead for lead in _LEAD_INS):
+        return True
+    return len(_content_words(query)) < 2
+
+
+def states_facts(turn: str) -> bool:
+    """Whether a turn tells something about the user ("I'm on the Pro plan.", "My order is 4411."): a first-
+    person statement, not a question. What it says may decide the answer to a later "my ..." question."""
+    words = [w.lower() for w in _WORD.findall(turn)]
+    return bool(words) and words[0] in _FIRST_PERSON and not turn.rstrip().endswith("?")
+
+
+def relevant_context(query: str, earlier: list[str]) -> list[str]:
+    """The earlier user turns (oldest first) that bear on `query` (see the module docstring)."""
+    window = earlier[-WINDOW:]
+    if not window:
+        return []
+    mine = set(_content_words(query))
+    keep = [i for i, turn in enumerate(window) if mine & set(_content_words(turn)) or states_facts(turn)]
+    if depends_on_context(query) and len(window) - 1 not in keep:
+        keep.append(len(window) - 1)
+        # A follow-up to a follow-up: reach back to the turn that introduced the subject.
+        if depends_on_context(window[-1]) and len(window) >= 2:
+            keep.append(len(window) - 2)
+    return [window[i] for i in sorted(set(keep))]
+
+
+def split_messages(messages: list[Any]) -> tuple[str, list[str], list[Any]] | None:
+    """`(query, context turns, partition messages)` of a chat, or `None` when it has no plain user query.
+
+    The partition keeps the system/developer messages, a placeholder where the query was, and everything
+    after it. When the history before the query holds anything but plain-text user/assistant turns, the
+    whole history stays in the partition (exact, as without conversation awareness) and the context is empty.
+    """
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            query = _text(message.get("content"))
+            if query is None:
+                return None
+            placeholder = {"role": "user", "content": "$query"}
+            history = messages[:i]
+            fixed = [m for m in history if isinstance(m, Mapping) and m.get("role") in ("system", "developer")]
+            turns = [m for m in history if not (isinstance(m, Mapping) and m.get("role") in ("system", "developer"))]
+            plain = all(
+                isinstance(m, Mapping)
+                and m.get("role") in ("user", "assistant")
+                and set(m) <= {"role", "content", "name", "type"}
+                and m.get("type", "message") == "message"
+                and _text(m.get("content")) is not None
+                for m in turns
+            )
+            if not plain:
+                return query, [], [*history, placeholder, *messages[i + 1 :]]
+            earlier = [t for m in turns if m.get("role") == "user" and (t := _text(m.get("content"))) is not None]
+            context = relevant_context(query, earlier)
+            return query, context, [*fixed, placeholder, *messages[i + 1 :]]
+    return None
+
+
+def pack(query: str, context: list[str]) -> str:
+    """The text stored in the vector record: the query itself, or (with context) `SEP` + a JSON list."""
+    if not context and not query.startswith(SEP):
+        return query
+    return SEP + json.dumps([query, *context])
+
+
+def unpack(stored: str) -> tuple[str, list[str]]:
+    """`(query, context turns)` of a stored query text."""
+    if not stored.startswith(SEP):
+        return stored, []
+    try:
+        query, *context = json.loads(stored[len(SEP) :])
+    except ValueError:
+        return stored, []
+    return str(query), [str(c) for c in context]

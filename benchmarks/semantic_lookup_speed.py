@@ -1,0 +1,159 @@
+"""Full semantic lookup latency with the pair judge on: a `@semantic_cached` call from arguments to answer.
+
+Usage: `python benchmarks/semantic_lookup_speed.py [--sizes 1000 100000] [--lookups 200]`.
+
+Each call below is a paraphrase (`benchmarks/data/semantic_pairs.jsonl`) of one of ~110 cached questions,
+asked through `@semantic_cached` on a memory store with default settings (cosine >= 0.80, guards, pair
+judge at `max_wrong=0.05`). Timed: the whole call, so the exact-key read, the query's MiniLM embedding (one
+thread), the index search, the guards, the judge and the candidate's re-read. The partition is padded to N
+entries with synthetic vector records: text-like vectors (mixtures of MiniLM vectors of the pairs' texts,
+plus noise) kept below cosine 0.75 to every real text, so they cost index time but are never candidates.
+(Pure random vectors would be unrealistic for HNSW: nearly orthogonal to everything, they leave the graph
+no path to the real entries.) "cold judge" empties MiniLM's token-state memory before every call,
+so the judge runs the model on the cached question too, as for an entry stored long ago or by another
+process; "warm" keeps it (the entry was stored or looked up recently in this process).
+Writes `benchmarks/results/semantic_lookup_speed.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+import agentcache
+from agentcache.backends.base import Item
+from agentcache.cache import Cache
+from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.semantic import _minilm
+from agentcache.semantic.embedders import LocalEmbedder
+from agentcache.semantic.partitions import encode_record, forget_partitions, partition_of
+
+PAIRS = Path(__file__).parent / "data" / "semantic_pairs.jsonl"
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def pool_vectors(rows: list[dict[str, object]]) -> np.ndarray:
+    """MiniLM vectors of every text in the pairs file: the padding is built in their neighbourhood."""
+    texts = sorted({str(r[k]) for r in rows for k in ("cached", "query")})
+    return LocalEmbedder().embed_array(texts)
+
+
+def padding(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` text-like unit vectors: random mixtures of three pool vectors plus noise, kept below cosine 0.75
+    to every pool vector (so they cost index work but never become candidates of a >= 0.80 lookup)."""
+    out = np.empty((0, pool.shape[1]), dtype=np.float32)
+    while len(out) < n:
+        idx = rng.integers(0, len(pool), size=(n, 3))
+        weights = rng.dirichlet([1.0, 1.0, 1.0], size=n)[:, :, None]
+        mix = (pool[idx] * weights).sum(axis=1) + rng.standard_normal((n, pool.shape[1])) * 0.04
+        mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+        keep = (mix @ pool.T).max(axis=1) < 0.75
+        out = np.concatenate([out, mix[keep].astype(np.float32)])
+    return out[:n]
+
+
+def run(size: int, lookups: int, cold: bool) -> dict[str, float]:
+    rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
+    bases = sorted({r["cached"] for r in rows})
+    queries = [r["query"] for r in rows if r["same_answer"]][:lookups]
+    cache = Cache(f"memory://?max_entries={2 * size + 10_000}")  # room for every record: no LRU eviction
+
+    @semantic_cached(backend=cache, name="bench.lookup", ttl=3600)
+    def answer(question: str) -> str:
+        return f"answer to {question}"
+
+    for base in bases:
+        answer(base)
+    store = cache.store
+    record = next(e.key for e in store.scan("") if ":semvec:" in e.key)  # type: ignore[attr-defined]
+    prefix = partition_of(record)
+    rng = np.random.default_rng(0)
+    pad = size - len(bases)
+    model = "all-MiniLM-L6-v2-int8"
+    pool = pool_vectors(rows)
+    for start in range(0, pad, 5000):
+        n = min(5000, pad - start)
+        vectors = padding(pool, n, rng)
+        store.set_many(
+            [
+                Item(f"{prefix}pad{start + i}", encode_record(f"padding {start + i}", "ac:v1:none", model, v), 3600, ())
+                for i, v in enumerate(vectors.tolist())
+            ]
+        )
+    forget_partitions()
+    answer("warm up the index and the model")  # the first lookup builds the partition's index (not timed)
+    times: list[float] = []
+    hits = 0
+    for q in queries:
+        if cold:
+            with _minilm.get_model()._states_lock:
+                _minilm.get_model()._states.clear()
+        start_ns = time.perf_counter_ns()
+        answer(q)
+        times.append((time.perf_counter_ns() - start_ns) / 1e6)
+        hit = last_semantic_hit()
+        hits += hit is not None and hit.similarity < 1.0
+    embed_times: list[float] = []  # the same queries' embedding alone, as a floor measured under the same load
+    embedder = LocalEmbedder()
+    for q in queries:
+        with _minilm.get_model()._states_lock:
+            _minilm.get_model()._states.clear()
+        start_ns = time.perf_counter_ns()
+        embedder.embed([q])
+        embed_times.append((time.perf_counter_ns() - start_ns) / 1e6)
+    cache.close()
+    agentcache.reset()
+    return {
+        "embed_p50": statistics.median(embed_times),
+        "p50": statistics.median(times),
+        "p90": percentile(times, 90),
+        "p99": percentile(times, 99),
+        "hits": hits / len(queries),
+        "n": len(queries),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100000])
+    parser.add_argument("--lookups", type=int, default=200)
+    args = parser.parse_args()
+    lines = [
+        "# Semantic lookup latency with the pair judge on",
+        "",
+        f"Python {platform.python_version()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the "
+        "start: other jobs shared the machine), memory store, MiniLM int8 on one thread. "
+        "Each row: paraphrases of cached questions through `@semantic_cached` defaults (whole call: exact read, "
+        "query embedding, index search, guards, judge, re-read). Regenerate with "
+        "`python benchmarks/semantic_lookup_speed.py`.",
+        "",
+        "| entries | judge | lookups | semantic hits | p50 ms | p90 ms | p99 ms | query embedding alone: p50 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size in args.sizes:
+        for cold in (False, True):
+            r = run(size, args.lookups, cold)
+            row = (
+                f"| {size:,} | {'cold' if cold else 'warm'} | {r['n']} | {r['hits']:.0%} | "
+                f"{r['p50']:.1f} | {r['p90']:.1f} | {r['p99']:.1f} | {r['embed_p50']:.1f} |"
+            )
+            print(row, flush=True)
+            lines.append(row)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "semantic_lookup_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

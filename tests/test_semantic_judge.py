@@ -1,0 +1,272 @@
+"""The pair judge, the wrong-answer budget, conversation context and shadow verification (real MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import agentcache
+from agentcache.cache import Cache
+from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.errors import ConfigurationError
+from agentcache.semantic.budget import MIN_CHECKS, operating_point, wilson
+from agentcache.semantic.checks import answers_match
+from agentcache.semantic.conversation import pack, split_messages, unpack
+from agentcache.semantic.pairjudge import get_judge
+
+
+@pytest.fixture
+def cache() -> Iterator[Cache]:
+    c = Cache("memory://")
+    yield c
+    c.close()
+
+
+def counting(cache: Cache, **options: Any) -> tuple[Any, list[str]]:
+    calls: list[str] = []
+
+    @semantic_cached(backend=cache, **options)
+    def answer(question: str) -> str:
+        calls.append(question)
+        return f"answer to {question}"
+
+    return answer, calls
+
+
+class TestJudgeStage:
+    def test_one_word_traps_are_computed_and_paraphrases_served(self, cache: Cache) -> None:
+        """One-word scope traps that cosine + guards served (cosine >= 0.80) miss; a paraphrase still hits."""
+        answer, calls = counting(cache)
+        answer("How do I delete my account?")
+        trap = "How do I delete all my accounts?"  # cosine 0.88: served by cosine + guards alone
+        assert answer(trap) == f"answer to {trap}"
+        assert answer("How can I delete my account?") == "answer to How do I delete my account?"
+        hit = last_semantic_hit()
+        assert hit is not None and hit.cached_query == "How do I delete my account?"
+        assert len(calls) == 2
+
+    def test_the_issues_trap_misses_under_a_two_percent_budget(self, cache: Cache) -> None:
+        """ "deactivate" after "delete" (cosine 0.82, served before the judge) misses at max_wrong=0.02."""
+        answer, calls = counting(cache, max_wrong=0.02)
+        answer("How do I delete my account?")
+        assert answer("How do I deactivate my account?") == "answer to How do I deactivate my account?"
+        assert len(calls) == 2
+
+    def test_judge_false_is_cosine_and_guards_only(self, cache: Cache) -> None:
+        """`judge=False` restores the earlier behaviour (the trap is served at cosine 0.82 >= 0.80)."""
+        answer, calls = counting(cache, judge=False)
+        answer("How do I delete my account?")
+        assert answer("How do I deactivate my account?") == "answer to How do I delete my account?"
+        assert calls == ["How do I delete my account?"]
+
+    @pytest.mark.asyncio
+    async def test_an_async_verify_hook_runs_after_the_judge(self, cache: Cache) -> None:
+        """A user `verify=` stays an extra stage: it sees only candidates the judge accepted."""
+        seen: list[tuple[str, str]] = []
+
+        async def verify(cached: str, query: str, similarity: float) -> bool:
+            seen.append((cached, query))
+            return False
+
+        @semantic_cached(backend=cache, verify=verify)
+        async def answer(question: str) -> str:
+            return question
+
+        await answer("How do I delete my account?")
+        await answer("How do I delete all my accounts?")  # the judge rejects it: verify never sees it
+        assert await answer("How can I delete my account?") == "How can I delete my account?"
+        assert seen == [("How do I delete my account?", "How can I delete my account?")]
+
+
+class TestBudget:
+    def test_a_smaller_budget_needs_a_higher_score_and_serves_less(self) -> None:
+        """The operating point moves monotonically with `max_wrong` on the shipped calibration pairs."""
+        calibration = get_judge().model.calibration
+        points = [operating_point(b, calibration) for b in (0.2, 0.1, 0.05, 0.02)]
+        scores = [p.min_score for p in points]
+        served = [p.served_rate for p in points]
+        assert scores == sorted(scores)
+        assert served == sorted(served, reverse=True)
+        assert all(p.wrong_rate <= p.max_wrong for p in points)
+
+    def test_budget_is_validated(self, cache: Cache) -> None:
+        with pytest.raises(ConfigurationError, match="max_wrong"):
+            counting(cache, max_wrong=0.0)
+        with pytest.raises(ConfigurationError, match="verify_sample"):
+            counting(cache, verify_sample=2.0)
+
+    def test_a_strict_budget_refuses_a_borderline_paraphrase(self, cache: Cache) -> None:
+        """A paraphrase scored between two operating points hits under the loose budget only."""
+        cached, query = "What is the capital of France?", "What's the capital city of France?"
+        score = get_judge().score(cached, query)
+        calibration = get_judge().model.calibration
+        loose = operating_point(0.2, calibration)
+        strict = operating_point(0.01, calibration)
+        assert loose.min_score <= score < strict.min_score
+        for budget, expected in ((0.2, 1), (0.01, 2)):
+            answer, calls = counting(Cache("memory://"), max_wrong=budget)
+            answer(cached)
+            answer(query)
+            assert len(calls) == expected
+
+    def test_wilson_interval(self) -> None:
+        low, high = wilson(5, 100)
+        assert 0.02 < low < 0.05 < high < 0.12
+        assert wilson(0, 0) == (0.0, 1.0)
+
+
+class SameVector:
+    """Every text gets one vector, so every question is a candidate of every other."""
+
+    model = "same-vector"
+    dim = 3
+
+    def embed(self, texts: Sequence[str], /) -> list[list[float]]:
+        return [[1.0, 0.0, 0.0] for _ in texts]
+
+    async def aembed(self, texts: Sequence[str], /) -> list[list[float]]:
+        return self.embed(texts)
+
+
+class TestShadowVerification:
+    def test_sampled_hits_run_for_real_and_are_counted(self, cache: Cache, caplog: pytest.LogCaptureFixture) -> None:
+        """With verify_sample=1 every semantic hit is checked; wrong answers show in stats with an interval,
+        and the partition's budget is tightened once, logged once."""
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, verify_sample=1.0, name="shadow")
+        def answer(question: str) -> str:
+            calls.append(question)
+            return f"answer to {question}"
+
+        answer("q0")
+        with caplog.at_level(logging.WARNING, logger="agentcache"):
+            results = [answer(f"q{i}") for i in range(1, MIN_CHECKS + 5)]
+        assert results == [f"answer to q{i}" for i in range(1, MIN_CHECKS + 5)]  # the real answers
+        info = agentcache.stats().by_function["shadow"]
+        assert info.shadow_checks == MIN_CHECKS + 4
+        assert info.shadow_wrong == MIN_CHECKS + 4
+        assert "shadow-checked semantic hits: 100.0% (95% CI" in str(agentcache.stats())
+        tightened = [r for r in caplog.records if "shadow checks measured more wrong answers" in r.getMessage()]
+        assert len(tightened) == 1
+
+    def test_an_entry_caught_wrong_needs_a_higher_score(self, cache: Cache) -> None:
+        """Per-entry evidence: once a shadow check finds an entry's answer wrong for a paraphrase at score s,
+        that entry needs s + 0.05, so the same paraphrase is computed instead of served again."""
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache, verify_sample=1.0, name="entry")
+        def answer(question: str) -> str:
+            calls.append(question)
+            return f"answer {len(calls)}"
+
+        answer("How do I delete my account?")
+        answer("How can I delete my account?")  # a hit, shadow-checked: the answers differ
+        answer("How can I delete my account?")  # the entry's own floor now refuses it: computed, not checked
+        info = agentcache.stats().by_function["entry"]
+        assert (info.shadow_checks, info.shadow_wrong) == (1, 1)
+        assert len(calls) == 3
+
+    def test_matching_answers_count_as_correct(self, cache: Cache) -> None:
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, verify_sample=1.0, name="same")
+        def answer(question: str) -> str:
+            return "The answer is 42."
+
+        answer("first")
+        answer("second")
+        info = agentcache.stats().by_function["same"]
+        assert (info.shadow_checks, info.shadow_wrong) == (1, 0)
+
+    def test_the_cli_shows_the_measured_rate(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Shadow counts travel in the stats snapshot: `agentcache stats` prints the rate and its interval."""
+        from agentcache.cli import main
+
+        url = f"sqlite://{tmp_path / 'shadow.db'}"
+
+        @semantic_cached(backend=url, embedder=SameVector(), guards=(), judge=False, verify_sample=1.0, name="cli")
+        def answer(question: str) -> str:
+            return f"answer to {question}"
+
+        answer("one")
+        answer("two")
+        agentcache.flush_stats()
+        assert main(["--url", url, "stats"]) == 0
+        assert "cli: 1 wrong of 1 shadow-checked semantic hits: 100.0% (95% CI" in capsys.readouterr().out
+        assert main(["--url", url, "stats", "--json"]) == 0
+        shadow = json.loads(capsys.readouterr().out)["stats"]["shadow"]["cli"]
+        assert (shadow["checks"], shadow["wrong"]) == (1, 1) and 0.0 < shadow["ci_low"] < 1.0
+
+    def test_comparators(self) -> None:
+        assert answers_match("Paris.", " paris ", "normalized")
+        assert not answers_match("Paris.", "paris", "exact")
+        assert answers_match({"a": "X!"}, {"a": "x"}, "normalized")
+        assert answers_match(1, 2, lambda a, b: True)
+
+
+class TestConversation:
+    def test_tool_history_stays_exact(self) -> None:
+        """A history with tool calls/results is not read for meaning: it stays in the exact partition."""
+        msgs = [
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+            {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+            {"role": "user", "content": "and tomorrow?"},
+        ]
+        found = split_messages(msgs)
+        assert found is not None
+        query, context, partition = found
+        assert (query, context) == ("and tomorrow?", [])
+        assert partition[:3] == msgs[:3]
+
+    def test_small_talk_drops_out_and_the_subject_stays(self) -> None:
+        msgs = [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "hi!"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "I'm on the Pro plan."},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "How do I upgrade my plan?"},
+        ]
+        found = split_messages(msgs)
+        assert found is not None
+        assert found[1] == ["I'm on the Pro plan."]
+        assert found[2] == [msgs[0], {"role": "user", "content": "$query"}]
+
+    def test_pack_round_trips_any_text(self) -> None:
+        for query, context in (("q", []), ("q", ["a", "b"]), ("\x1eodd", []), ("x\x1ey", ["\x1e"])):
+            assert unpack(pack(query, context)) == (query, context)
+        assert pack("plain", []) == "plain"
+
+    def test_a_different_detail_earlier_misses(self, cache: Cache) -> None:
+        """Same last message, different plan named earlier: computed again; same plan reworded: served."""
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache)
+        def chat(messages: list[dict[str, str]]) -> str:
+            calls.append(" / ".join(m["content"] for m in messages))
+            return f"answer {len(calls)}"
+
+        def ask(detail: str, question: str) -> str:
+            turns = [{"role": "user", "content": detail}, {"role": "assistant", "content": "Noted."}]
+            return chat([*turns, {"role": "user", "content": question}])
+
+        first = ask("I'm on the Pro plan.", "How do I upgrade my plan?")
+        assert ask("I'm on the Free plan.", "How do I upgrade my plan?") != first
+        assert ask("I am on the Pro plan.", "How can I upgrade my plan?") == first
+        assert len(calls) == 2
+
+
+@settings(max_examples=50, deadline=None)
+@given(a=st.text(max_size=60), b=st.text(max_size=60))
+def test_the_judge_scores_any_text_pair(a: str, b: str) -> None:
+    """Any two strings (empty, control characters, emoji) get a score in [0, 1]; identical strings get 1."""
+    judge = get_judge()
+    assert 0.0 <= judge.score(a, b) <= 1.0
+    assert judge.score(a, a) == 1.0
