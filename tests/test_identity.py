@@ -258,23 +258,15 @@ class TestInProcess:
         """A semantic function's vectors are partitioned by its code too: an edited function never gets the old
         one's answers by similarity (failed before: the partition was the name only)."""
 
-        class SameVector:
-            model = "same-vector"
-            dim = 3
-
-            def embed(self, texts: Any, /) -> list[list[float]]:
-                return [[1.0, 0.0, 0.0] for _ in texts]
-
-            async def aembed(self, texts: Any, /) -> list[list[float]]:
-                return self.embed(texts)
+        from support.embedders import SameVector
 
         cache = Cache(f"sqlite://{tmp_path / 's.db'}")
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), name="answer")
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, name="answer")
         def v1(question: str) -> str:
             return "one"
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), name="answer")
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, name="answer")
         def v2(question: str) -> str:
             return "two"
 

@@ -248,7 +248,7 @@ class TestSemanticRecords:
     def test_a_damaged_vector_record_is_never_used_and_is_removed(self) -> None:
         """A vector record with a flipped byte is not indexed (a paraphrase misses instead of hitting through
         it) and is deleted from the store, so later rescans do not fetch it again."""
-        from test_semantic_cached import SameVector
+        from support.embedders import SameVector
 
         from agentcache.decorators.semantic import semantic_cached
         from agentcache.semantic.partitions import forget_partitions
@@ -256,7 +256,7 @@ class TestSemanticRecords:
         cache = Cache("memory://")
         calls: list[str] = []
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=())
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False)
         def reply(question: str) -> str:
             calls.append(question)
             return question

@@ -10,24 +10,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.embedders import SameVector
 
 from agentcache.cache import Cache
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
 from agentcache.semantic import guards
 from agentcache.semantic.query import split_query, split_query_context
-
-
-class SameVector:
-    """An embedder that maps every text to one vector: only the partition can keep two calls apart."""
-
-    model = "same-vector"
-    dim = 3
-
-    def embed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return [[1.0, 0.0, 0.0] for _ in texts]
-
-    async def aembed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return self.embed(texts)
 
 
 @pytest.fixture

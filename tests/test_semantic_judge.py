@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.embedders import SameVector
 
 import agentcache
 from agentcache.cache import Cache
@@ -120,19 +121,6 @@ class TestBudget:
         low, high = wilson(5, 100)
         assert 0.02 < low < 0.05 < high < 0.12
         assert wilson(0, 0) == (0.0, 1.0)
-
-
-class SameVector:
-    """Every text gets one vector, so every question is a candidate of every other."""
-
-    model = "same-vector"
-    dim = 3
-
-    def embed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return [[1.0, 0.0, 0.0] for _ in texts]
-
-    async def aembed(self, texts: Sequence[str], /) -> list[list[float]]:
-        return self.embed(texts)
 
 
 class TestShadowVerification:

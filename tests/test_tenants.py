@@ -165,7 +165,7 @@ class TestSemantic:
     def make(backend_url: str) -> tuple[Any, list[str]]:
         calls: list[str] = []
 
-        @semantic_cached(backend=backend_url, embedder=SameVector(), guards=(), name="tenants.answer")
+        @semantic_cached(backend=backend_url, embedder=SameVector(), guards=(), judge=False, name="tenants.answer")
         def answer(question: str, model: str) -> str:
             calls.append(f"{agentcache.current_namespace()}|{model}")
             return f"{agentcache.current_namespace()}|{model}|{question}"
