@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 HEAVY = [
     "redis",
@@ -34,23 +32,15 @@ def test_import_pulls_no_optional_dependency() -> None:
     assert json.loads(out.stdout) == []
 
 
-def test_import_is_fast(tmp_path: Path) -> None:
-    """`import agentcache` costs < 100 ms of CPU (best of 5 fresh interpreters, import time only).
+MODULE_BUDGET = 100  # modules `import agentcache` adds to a bare interpreter (82 on Python 3.11 today)
 
-    Measured as users run it: from bytecode (pip compiles an installed package). The first interpreter
-    compiles into a private cache dir, so the source tree stays clean even where PYTHONDONTWRITEBYTECODE is set.
-    CPU time, not wall time: on a loaded machine the wall time includes waiting for a core (it measured 60-400 ms
-    for the same ~50 ms of CPU on a 2-core machine at load 5).
+
+def test_import_stays_small() -> None:
+    """`import agentcache` adds at most MODULE_BUDGET modules to a bare interpreter.
+
+    A count, not a timing: what it costs in milliseconds is measured in benchmarks/ (a unit test timing an import
+    fails on a busy machine). A new eager import of a large module tree shows up here as a jump in the count.
     """
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
-    code = "import time; t = time.process_time(); import agentcache; print(time.process_time() - t)"
-
-    def once() -> float:
-        return float(
-            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
-        )
-
-    once()  # writes the bytecode
-    times = [once() for _ in range(5)]
-    assert min(times) < 0.100, times
+    code = "import sys; before = set(sys.modules); import agentcache; print(len(set(sys.modules) - before))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) <= MODULE_BUDGET
