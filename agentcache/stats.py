@@ -7,6 +7,7 @@ Counters are updated under a per-function lock, so threads never lose an increme
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
@@ -319,10 +320,19 @@ class StatsReport:
         )
 
 
+def wilson(wrong: int, checks: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a rate measured as `wrong` of `checks`."""
+    if checks <= 0:
+        return 0.0, 1.0
+    p = wrong / checks
+    denom = 1 + z * z / checks
+    centre = (p + z * z / (2 * checks)) / denom
+    half = z * math.sqrt(p * (1 - p) / checks + z * z / (4 * checks * checks)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def shadow_rate(c: Counters) -> dict[str, float | int]:
     """Measured wrong-answer rate of shadow-verified semantic hits, with its 95% Wilson interval."""
-    from agentcache.semantic.budget import wilson
-
     low, high = wilson(c.shadow_wrong, c.shadow_checks)
     rate = c.shadow_wrong / c.shadow_checks if c.shadow_checks else 0.0
     return {"checks": c.shadow_checks, "wrong": c.shadow_wrong, "wrong_rate": rate, "ci_low": low, "ci_high": high}

@@ -17,10 +17,11 @@ import agentcache
 from agentcache.cache import Cache
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
 from agentcache.errors import ConfigurationError
-from agentcache.semantic.budget import MIN_CHECKS, operating_point, wilson
+from agentcache.semantic.budget import MIN_CHECKS, operating_point
 from agentcache.semantic.checks import answers_match
 from agentcache.semantic.conversation import pack, split_messages, unpack
 from agentcache.semantic.pairjudge import get_judge
+from agentcache.stats import wilson
 
 
 @pytest.fixture

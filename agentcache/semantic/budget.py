@@ -16,19 +16,18 @@ the operating point of half its current budget (logged once).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agentcache.errors import ConfigurationError
+from agentcache.stats import wilson
 
 __all__ = [
     "DEFAULT_MAX_WRONG",
     "Evidence",
     "OperatingPoint",
     "operating_point",
-    "wilson",
 ]
 
 #: The wrong-answer budget of `semantic_cached` when `max_wrong=` is not given.
@@ -77,17 +76,6 @@ def operating_point(
     wrong = sum(1 for s in traps if s >= best)
     served = sum(1 for s in hits if s >= best) / len(hits)
     return OperatingPoint(max_wrong, min(best, 1.0), cosine_floor, (wrong + 1) / (len(traps) + 1), served)
-
-
-def wilson(wrong: int, checks: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval (95% by default) of a rate measured as `wrong` of `checks`."""
-    if checks <= 0:
-        return 0.0, 1.0
-    p = wrong / checks
-    denom = 1 + z * z / checks
-    centre = (p + z * z / (2 * checks)) / denom
-    half = z * math.sqrt(p * (1 - p) / checks + z * z / (4 * checks * checks)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
