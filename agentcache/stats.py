@@ -32,7 +32,7 @@ class CacheInfo(NamedTuple):
     usd_saved: float
 
 
-_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt")
+_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt", "bypasses")
 _LOG_MAX = 512  # hits recorded but not yet folded in; bounds memory in processes that never read stats
 
 
@@ -54,6 +54,7 @@ class Counters:
         self.stores = 0
         self.not_stored = 0
         self.corrupt = 0  # entries that failed their checksum or key digest (served as misses, then deleted)
+        self.bypasses = 0  # calls a wrapped SDK client passed to the API uncached (a method `wrap()` does not cache)
         self._hits = 0
         self._time_saved = 0.0
         self._tokens = 0
@@ -134,7 +135,8 @@ class Counters:
         return self._usd_base + sum(u.cost() for u in saved)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Increment the counter `name` ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt")."""
+        """Increment the counter `name` ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt",
+        "bypasses")."""
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
@@ -303,9 +305,21 @@ class StatsReport:
         ]
         rows.append(_row("TOTAL", "", self.total))
         return format_table(
-            ["function", "layer", "hits", "misses", "hit rate", "errors", "corrupt", "time saved", "tokens", "$ saved"],
+            [
+                "function",
+                "layer",
+                "hits",
+                "misses",
+                "hit rate",
+                "errors",
+                "corrupt",
+                "bypassed",
+                "time saved",
+                "tokens",
+                "$ saved",
+            ],
             rows,
-            align="llrrrrrrrr",
+            align="llrrrrrrrrr",
         )
 
 
@@ -318,6 +332,7 @@ def _row(name: str, layer: str, c: Counters) -> list[str]:
         f"{c.hit_rate:.0%}",
         str(c.errors + c.backend_errors),
         str(c.corrupt),
+        str(c.bypasses),
         format_seconds(c.time_saved),
         f"{c.tokens_saved:,}",
         f"{c.usd_saved:.4f}",
