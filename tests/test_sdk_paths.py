@@ -201,6 +201,23 @@ class TestStreamingResponse:
         assert texts[0] == texts[1] != ""
         assert is_cache_hit(response) and response.headers["x-agentcache"] == "hit"
 
+    async def test_agents_sdk_responses_streaming_sequence(self, server: SimulatedLLM, url: str) -> None:
+        """The OpenAI Agents SDK streams Responses as `with_streaming_response.create(stream=True)`, entered by
+        hand, `await response.parse()`, iterated, then `__aexit__`: recorded once, replayed after."""
+        client = wrap(openai_client(server, is_async=True), backend=url)
+        runs = []
+        for _ in range(2):
+            manager = client.responses.with_streaming_response.create(model=MODEL, input="plan a trip", stream=True)
+            response = await manager.__aenter__()
+            events = [e async for e in await response.parse()]
+            await manager.__aexit__(None, None, None)
+            runs.append([e.type for e in events])
+            final = events[-1].response
+        await client.close()
+        assert server.calls["responses"] == 1
+        assert runs[0] == runs[1] and runs[0][-1] == "response.completed"
+        assert is_cache_hit(response) and final.output_text
+
     def test_hit_body_is_readable(self, oai: Any, server: SimulatedLLM) -> None:
         """A hit's body reads like a real response: `.json()`, `.read()`, `.status_code`."""
         oai.responses.create(model=MODEL, input="hi")

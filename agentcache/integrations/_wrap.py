@@ -1,8 +1,11 @@
 """The machinery behind `agentcache.wrap(client)`: a copy of the SDK client whose cached methods go through one core.
 
-`wrap` makes a sibling of the client with the SDK's own `with_options()` (same class, same HTTP pool, same retry
-settings), then replaces the few resources that hold cached methods (`chat`, `messages`, ...) by `_Node` proxies.
-Every other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working.
+`wrap` makes a sibling of the client with the SDK's own `copy()` (same class, same HTTP pool, same retry
+settings), then replaces the resources that hold cached or counted methods (`chat`, `messages`, `beta`, ...) and
+the client-level response forms by `_Node` proxies; `with_options()` / `copy()` wrap their result again. Every
+other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working. Each
+provider's `Coverage` says which SDK methods are passed through silently; the rest of what a proxy reaches is
+cached (an `Endpoint`) or passed through with one warning and counted as a bypass.
 
 One `_Core` holds every decision (key, hit decoding and form conversion, what to store, accounting); the sync
 and async faces in `_Core.call` / `_Core.acall` only order the I/O. Hits are SDK objects rebuilt with the

@@ -1,9 +1,10 @@
 """Cached `openai.OpenAI` / `openai.AsyncOpenAI` clients: `agentcache.wrap(OpenAI())`.
 
-Cached: `chat.completions.create` and `responses.create` (streamed or not), `chat.completions.parse`, and
-`embeddings.create`, per input text through the `@embedding_cached` store: a batch sends only the texts not
-cached yet. The `chat.completions.stream(...)` and `responses.stream(...)` helpers run the SDK's own stream
-managers over the cached streams. Everything else is the SDK's own.
+Cached: `chat.completions.create` and `responses.create` (streamed or not), `chat.completions.parse` (and the same
+under `beta.chat.completions`), and `embeddings.create`, per input text through the `@embedding_cached` store: a
+batch sends only the texts not cached yet. The `chat.completions.stream(...)` and `responses.stream(...)` helpers
+run the SDK's own stream managers over the cached streams; `.with_raw_response` / `.with_streaming_response`
+reach the same entries (`_forms`). `COVERAGE` classifies every other SDK method.
 """
 
 from __future__ import annotations
