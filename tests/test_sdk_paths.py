@@ -18,8 +18,8 @@ from support.fake_llm_server import SimulatedLLM, anthropic_client, openai_clien
 from support.sdk_tree import FORMS, method_paths, resolve
 
 import agentcache
+from agentcache.integrations import _wrap, core_of, is_cache_hit, wrap
 from agentcache.integrations import anthropic as anthropic_wrap
-from agentcache.integrations import core_of, is_cache_hit, wrap
 from agentcache.integrations import openai as openai_wrap
 from agentcache.integrations._wrap import base_path, role_of
 
@@ -286,9 +286,10 @@ class TestAnthropicBeta:
 
 class TestBypasses:
     def test_uncached_method_warns_once_and_counts(
-        self, oai: Any, server: SimulatedLLM, caplog: pytest.LogCaptureFixture
+        self, oai: Any, server: SimulatedLLM, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """`completions.create` goes to the API with one warning naming it, and shows in stats as bypassed."""
+        monkeypatch.setattr(_wrap, "_bypass_warned", set())  # once per process: forget earlier tests' warnings
         caplog.set_level(logging.WARNING, logger="agentcache")
         for _ in range(3):
             with pytest.raises(openai.NotFoundError):  # the fake server has no legacy completions endpoint

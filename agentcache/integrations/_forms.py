@@ -89,7 +89,9 @@ def _answer(
     if captured and not is_cache_hit(result):
         response = captured[-1]
         core.form_classes[form] = type(response)
-        response._parsed_by_type[response._cast_to] = result
+        parsed = getattr(response, "_parsed_by_type", None)  # `.parse()` answers from it (a stream: our recording)
+        if isinstance(parsed, dict):
+            parsed[getattr(response, "_cast_to", None)] = result
         return response
     return build_response(core, endpoint, form, result, kwargs)
 

@@ -340,19 +340,17 @@ class _Core:
 
     def bypass(self, path: str, shown: str) -> None:
         """Count a call of the SDK method at `path` that went to the API uncached (warned about once per method)."""
-        core = self.cores.get(path) or self.bypass_cores.get(path)
-        if core is None:
-            with _bypass_lock:
-                core = self.bypass_cores.get(path)
-                if core is None:
-                    core = self.bypass_cores[path] = Core(
-                        _request,
-                        make_policy("response", name=f"{self.provider}.{path}", namespace=self.options.namespace),
-                    )
-        core.counters.add("bypasses")
         warning = (self.provider, shown)
-        if warning not in _bypass_warned:
+        with _bypass_lock:
+            core = self.cores.get(path) or self.bypass_cores.get(path)
+            if core is None:  # a row in `stats()` for this method, made on its first call
+                core = self.bypass_cores[path] = Core(
+                    _request, make_policy("response", name=f"{self.provider}.{path}", namespace=self.options.namespace)
+                )
+            first = warning not in _bypass_warned
             _bypass_warned.add(warning)
+        core.counters.add("bypasses")
+        if first:
             logging.getLogger("agentcache").warning(
                 "agentcache: %s client.%s is not cached by wrap(): its calls go to the API (counted as bypasses "
                 "in agentcache.stats())",
