@@ -162,6 +162,38 @@ class TestRawResponse:
         assert is_cache_hit(hit) and isinstance(hit, anthropic._response.APIResponse)
         assert [e.model_dump() for e in replayed] == [e.model_dump() for e in live]
 
+    def test_errors_propagate_and_are_not_stored(self, oai: Any, ant: Any, server: SimulatedLLM) -> None:
+        """A 500 through a response form raises the SDK's error; the next call reaches the server again."""
+        server.fail_next(500)
+        with pytest.raises(openai.InternalServerError):
+            oai.chat.completions.with_raw_response.create(model=MODEL, messages=MSGS)
+        server.fail_next(500)
+        streaming = ant.messages.with_streaming_response.create(model=CLAUDE, max_tokens=64, messages=MSGS)
+        with pytest.raises(anthropic.InternalServerError), streaming:
+            pass
+        assert not is_cache_hit(oai.chat.completions.with_raw_response.create(model=MODEL, messages=MSGS))
+        assert not is_cache_hit(ant.messages.create(model=CLAUDE, max_tokens=64, messages=MSGS))
+        assert (server.calls["chat.completions"], server.calls["messages"]) == (2, 2)
+
+    def test_concurrent_raw_calls_make_one_request(self, url: str) -> None:
+        """Eight threads calling `with_raw_response.create` at once share one request; each gets a response."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from support.fake_llm_server import fake_llm_server
+
+        with fake_llm_server(latency=0.2) as server:
+            client = wrap(openai_client(server), backend=url)
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(
+                        lambda _: client.chat.completions.with_raw_response.create(model=MODEL, messages=MSGS), range(8)
+                    )
+                )
+            client.close()
+        assert server.calls["chat.completions"] == 1
+        assert all(isinstance(a, openai._legacy_response.LegacyAPIResponse) for a in answers)
+        assert len({a.parse().id for a in answers}) == 1
+
     async def test_async_raw_forms(self, server: SimulatedLLM, url: str) -> None:
         """Async clients: raw (awaited) and streaming (`async with`) forms, plain and streamed, are cached."""
         oai = wrap(openai_client(server, is_async=True), backend=url)
