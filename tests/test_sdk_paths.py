@@ -90,6 +90,23 @@ def test_every_sdk_method_is_classified(sdk: str, is_async: bool) -> None:
     assert wrong == {}
 
 
+def test_a_new_sdk_method_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method a new SDK release adds fails the classification, and a wrapped client counts its calls."""
+    from openai.resources.chat.completions import Completions
+
+    def summarize(self: Any, **kwargs: Any) -> str:
+        return "summary"
+
+    monkeypatch.setattr(Completions, "summarize", summarize, raising=False)
+    plain = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9")
+    assert "chat.completions.summarize" in method_paths(plain)
+    with pytest.raises(AssertionError, match=r"chat\.completions\.summarize"):
+        expected_role("openai", "chat.completions.summarize")
+    wrapped = wrap(plain, backend="memory://")
+    assert wrapped.chat.completions.summarize() == "summary"
+    assert core_of(wrapped).bypass_cores["chat.completions.summarize"].counters.bypasses == 1
+
+
 def test_every_classified_path_still_exists() -> None:
     """The tables name no method the SDKs dropped (a stale entry would hide a renamed method)."""
     for sdk, (cls, _, endpoints, coverage) in SDKS.items():
