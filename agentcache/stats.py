@@ -34,7 +34,18 @@ class CacheInfo(NamedTuple):
 
 
 # shadow_checks / shadow_wrong: semantic hits also run for real (`verify_sample=`) and those whose answers differed.
-_COUNTS = ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt", "shadow_checks", "shadow_wrong")
+# bypasses: calls a wrapped SDK client passed to the API uncached (a method `wrap()` does not cache).
+_COUNTS = (
+    "misses",
+    "errors",
+    "backend_errors",
+    "stores",
+    "not_stored",
+    "corrupt",
+    "bypasses",
+    "shadow_checks",
+    "shadow_wrong",
+)
 _LOG_MAX = 512  # hits recorded but not yet folded in; bounds memory in processes that never read stats
 
 
@@ -58,6 +69,7 @@ class Counters:
         self.corrupt = 0  # entries that failed their checksum or key digest (served as misses, then deleted)
         self.shadow_checks = 0
         self.shadow_wrong = 0
+        self.bypasses = 0  # calls a wrapped SDK client passed to the API uncached (a method `wrap()` does not cache)
         self._hits = 0
         self._time_saved = 0.0
         self._tokens = 0
@@ -138,7 +150,8 @@ class Counters:
         return self._usd_base + sum(u.cost() for u in saved)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Increment the counter `name` ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt")."""
+        """Increment the counter `name` ("misses", "errors", "backend_errors", "stores", "not_stored", "corrupt",
+        "bypasses")."""
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
@@ -311,9 +324,21 @@ class StatsReport:
         ]
         rows.append(_row("TOTAL", "", self.total))
         table = format_table(
-            ["function", "layer", "hits", "misses", "hit rate", "errors", "corrupt", "time saved", "tokens", "$ saved"],
+            [
+                "function",
+                "layer",
+                "hits",
+                "misses",
+                "hit rate",
+                "errors",
+                "corrupt",
+                "bypassed",
+                "time saved",
+                "tokens",
+                "$ saved",
+            ],
             rows,
-            align="llrrrrrrrr",
+            align="llrrrrrrrrr",
         )
         return table + "".join(
             f"\n{name}: {shadow_line(c)}" for name, c in sorted(self.by_function.items()) if c.shadow_checks
@@ -356,6 +381,7 @@ def _row(name: str, layer: str, c: Counters) -> list[str]:
         f"{c.hit_rate:.0%}",
         str(c.errors + c.backend_errors),
         str(c.corrupt),
+        str(c.bypasses),
         format_seconds(c.time_saved),
         f"{c.tokens_saved:,}",
         f"{c.usd_saved:.4f}",

@@ -1,8 +1,11 @@
 """The machinery behind `agentcache.wrap(client)`: a copy of the SDK client whose cached methods go through one core.
 
-`wrap` makes a sibling of the client with the SDK's own `with_options()` (same class, same HTTP pool, same retry
-settings), then replaces the few resources that hold cached methods (`chat`, `messages`, ...) by `_Node` proxies.
-Every other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working.
+`wrap` makes a sibling of the client with the SDK's own `copy()` (same class, same HTTP pool, same retry
+settings), then replaces the resources that hold cached or counted methods (`chat`, `messages`, `beta`, ...) and
+the client-level response forms by `_Node` proxies; `with_options()` / `copy()` wrap their result again. Every
+other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working. Each
+provider's `Coverage` says which SDK methods are passed through silently; the rest of what a proxy reaches is
+cached (an `Endpoint`) or passed through with one warning and counted as a bypass.
 
 One `_Core` holds every decision (key, hit decoding and form conversion, what to store, accounting); the sync
 and async faces in `_Core.call` / `_Core.acall` only order the I/O. Hits are SDK objects rebuilt with the
@@ -12,6 +15,8 @@ apart. Errors raised by the SDK propagate and are never stored; retries are the 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -33,13 +38,15 @@ from agentcache.usage import Usage, extract_usage
 if TYPE_CHECKING:
     from agentcache.integrations._semantic import Pending, SemanticLayer
 
-__all__ = ["Endpoint", "WrapOptions", "is_cache_hit", "wrap_client"]
+__all__ = ["FORMS", "Coverage", "Endpoint", "WrapOptions", "base_path", "is_cache_hit", "wrap_client"]
 
 # Fields that never change the answer, on top of the response layer's transport fields: the stream form
 # (an entry serves streamed and non-streamed calls alike) and provider-cache routing hints.
 IGNORED_FIELDS = TRANSPORT_FIELDS | {"stream", "stream_options", "prompt_cache_retention"}
 
 _hits: dict[int, weakref.ref[Any]] = {}
+_bypass_warned: set[tuple[str, str]] = set()  # (provider, method path): warned once per process
+_bypass_lock = threading.Lock()
 
 
 def mark_hit(obj: Any) -> Any:
@@ -89,6 +96,37 @@ class WrapOptions:
     backend: Any = None
     prompt_cache: bool | Literal["5m", "1h"] = False
     semantic: Any = None
+
+
+FORMS = ("with_raw_response", "with_streaming_response")
+"""The SDKs' response-form wrappers: `.with_raw_response.create(...)` and `.with_streaming_response.create(...)`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How a wrapped client treats the SDK methods that are not cached endpoints.
+
+    Paths are written without the response form: ``chat.completions.create`` stands for its
+    ``with_raw_response`` and ``with_streaming_response`` twins too. A method in none of these sets (and not an
+    endpoint) is passed through with one warning and counted as a bypass, like `uncached`.
+    """
+
+    helpers: frozenset[str] = frozenset()
+    """Helper methods run over a cached endpoint (``chat.completions.stream``): cached too."""
+    uncached: frozenset[str] = frozenset()
+    """Methods that answer with model output but are not cached: passed through with one warning, counted."""
+    passed: tuple[str, ...] = ()
+    """Methods (exact paths, or subtrees ending in ``.``) that do not answer a prompt: passed through silently."""
+
+    def is_passed(self, path: str) -> bool:
+        """Whether the method (or subtree, ending in ``.``) at `path` is passed through without a warning."""
+        return any(path == p or (p.endswith(".") and path.startswith(p)) for p in self.passed)
+
+
+def base_path(path: str) -> str:
+    """`path` without its response-form segments: ``chat.completions.with_raw_response.create`` ->
+    ``chat.completions.create``."""
+    return ".".join(part for part in path.split(".") if part not in FORMS)
 
 
 def _is_sentinel(value: Any) -> bool:
@@ -153,6 +191,10 @@ class _Core:
             )
             for e in endpoints
         }
+        self.endpoints = {e.path: e for e in endpoints}
+        self.coverage = Coverage()
+        self.bypass_cores: dict[str, Core] = {}
+        self.form_classes: dict[str, type] = {}  # response form -> the SDK's response class seen on a real call
         self.semantic: dict[str, SemanticLayer] = {}
         if options.semantic is not None:
             from agentcache.integrations._semantic import SEMANTIC_QUERY, SemanticLayer
@@ -296,6 +338,26 @@ class _Core:
         ttl = core.policy.ttl if core.policy.ttl_set else get_settings().ttl
         return [Item(key, data, ttl, (core.function_tag,))]
 
+    def bypass(self, path: str, shown: str) -> None:
+        """Count a call of the SDK method at `path` that went to the API uncached (warned about once per method)."""
+        warning = (self.provider, shown)
+        with _bypass_lock:
+            core = self.cores.get(path) or self.bypass_cores.get(path)
+            if core is None:  # a row in `stats()` for this method, made on its first call
+                core = self.bypass_cores[path] = Core(
+                    _request, make_policy("response", name=f"{self.provider}.{path}", namespace=self.options.namespace)
+                )
+            first = warning not in _bypass_warned
+            _bypass_warned.add(warning)
+        core.counters.add("bypasses")
+        if first:
+            logging.getLogger("agentcache").warning(
+                "agentcache: %s client.%s is not cached by wrap(): its calls go to the API (counted as bypasses "
+                "in agentcache.stats())",
+                self.provider,
+                shown,
+            )
+
     # -- faces ----------------------------------------------------------------------------------------------
 
     def call(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -430,42 +492,100 @@ class _Core:
         return result
 
 
-class _Node:
-    """A resource proxy: cached methods at the endpoint paths, the SDK's own attribute everywhere else."""
+def _is_resource(value: Any) -> bool:
+    """An SDK resource (`client.chat`, `client.chat.completions`) or a response-form view of one."""
+    cls = type(value)
+    if cls.__name__.endswith(("WithRawResponse", "WithStreamingResponse")):
+        return True
+    return any(c.__name__ in ("SyncAPIResource", "AsyncAPIResource") for c in cls.__mro__)
 
-    def __init__(self, real: Any, prefix: str, core: _Core, endpoints: Mapping[str, Endpoint]) -> None:
+
+class _Node:
+    """A resource proxy: cached methods at the endpoint paths, bypass-counted methods where the SDK would answer a
+    prompt uncached, the SDK's own attribute everywhere else.
+
+    `form` is the response form this node stands in (``""``, ``with_raw_response``, ``with_streaming_response``):
+    a cached endpoint reached through a form answers in that form, with the SDK's own response classes.
+    """
+
+    def __init__(self, real: Any, prefix: str, core: _Core, form: str = "", shown: str | None = None) -> None:
         self._real = real
-        self._prefix = prefix
+        self._prefix = prefix  # the base path of this resource (`chat.completions.`)
+        self._shown = prefix if shown is None else shown  # as the caller wrote it (`with_raw_response.chat.`)
         self._core = core
-        self._endpoints = endpoints
+        self._form = form
 
     def __getattr__(self, name: str) -> Any:
-        path = self._prefix + name
         target = getattr(self._real, name)
-        endpoint = self._endpoints.get(path)
-        if endpoint is not None:
-            core = self._core
-            if core.is_async:
-
-                async def acached(**kwargs: Any) -> Any:
-                    return await core.acall(endpoint, target, kwargs)
-
-                value: Any = acached
-            else:
-
-                def cached(**kwargs: Any) -> Any:
-                    return core.call(endpoint, target, kwargs)
-
-                value = cached
-        elif any(p.startswith(path + ".") for p in self._endpoints):
-            value = _Node(target, path + ".", self._core, self._endpoints)
-        else:
+        if name.startswith("_"):
             return target
+        core = self._core
+        path = self._prefix + name
+        shown = self._shown + name
+        endpoint = core.endpoints.get(path)
+        value: Any
+        if name in FORMS:
+            value = _Node(target, self._prefix, core, name, shown + ".")
+        elif endpoint is not None and (endpoint.custom is None or not self._form):
+            value = _cached_method(core, endpoint, target, self._form)
+        elif not callable(target):  # a sub-resource, or a plain value
+            if not _is_resource(target) or core.coverage.is_passed(path + "."):
+                return target
+            value = _Node(target, path + ".", core, self._form, shown + ".")
+        elif core.coverage.is_passed(path):
+            return target
+        else:
+            value = _bypassing(core, path, shown, target)
         self.__dict__[name] = value
         return value
 
     def __repr__(self) -> str:
         return f"<agentcache cached {self._real!r}>"
+
+
+_ROLE = "__agentcache_role__"
+
+
+def mark_cached(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Tag `method` as a cached stand-in of an SDK method (see `role_of`)."""
+    vars(method)[_ROLE] = "cached"
+    return method
+
+
+def role_of(method: Any) -> str | None:
+    """``"cached"`` or ``"bypass"`` for the stand-ins a wrapped client hands out; `None` for the SDK's own."""
+    role = getattr(method, _ROLE, None)
+    return role if isinstance(role, str) else None
+
+
+def _cached_method(core: _Core, endpoint: Endpoint, target: Callable[..., Any], form: str) -> Callable[..., Any]:
+    """The cached stand-in of `target`, the endpoint's SDK method in response form `form`."""
+    if form:
+        from agentcache.integrations import _forms
+
+        return mark_cached(_forms.form_method(core, endpoint, target, form))
+    if core.is_async:
+
+        async def acached(**kwargs: Any) -> Any:
+            return await core.acall(endpoint, target, kwargs)
+
+        return mark_cached(acached)
+
+    def cached(**kwargs: Any) -> Any:
+        return core.call(endpoint, target, kwargs)
+
+    return mark_cached(cached)
+
+
+def _bypassing(core: _Core, path: str, shown: str, target: Callable[..., Any]) -> Callable[..., Any]:
+    """`target` passed through, warned about once and counted as a bypass of `path` (sync and async alike)."""
+
+    def bypassed(*args: Any, **kwargs: Any) -> Any:
+        core.bypass(path, shown)
+        return target(*args, **kwargs)
+
+    vars(bypassed)[_ROLE] = "bypass"
+    return bypassed
 
 
 def _led(result: Any) -> tuple[Any, bool]:
@@ -476,15 +596,42 @@ def _waited(result: Any) -> tuple[Any, bool]:
     return result, False
 
 
-def wrap_client(client: Any, provider: str, endpoints: list[Endpoint], options: WrapOptions, *, is_async: bool) -> Any:
-    """A sibling of `client` (same class and HTTP pool) whose `endpoints` are cached."""
-    twin = client.with_options()
+def wrap_client(
+    client: Any,
+    provider: str,
+    endpoints: list[Endpoint],
+    options: WrapOptions,
+    *,
+    is_async: bool,
+    coverage: Coverage | None = None,
+    rewrap: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A sibling of `client` (same class and HTTP pool) whose `endpoints` are cached.
+
+    Every resource holding an endpoint or an `uncached` method of `coverage` becomes a `_Node`; so do the
+    client's own `with_raw_response` / `with_streaming_response`. `with_options()` / `copy()` return a client
+    wrapped again by `rewrap` (same cache options).
+    """
+    coverage = coverage or Coverage()
+    twin = type(client).copy(client)  # the class's own copy: a wrapped `client` would wrap its copy again
+    plain = type(client).copy(client)  # unwrapped, for the client-level response forms
     core = _Core(provider, str(twin.base_url), options, is_async, twin, endpoints)
-    table = {e.path: e for e in endpoints}
-    for root in sorted({p.split(".", 1)[0] for p in table}):
+    core.coverage = coverage
+    roots = {p.split(".", 1)[0] for p in [*core.endpoints, *coverage.uncached]}
+    for root in sorted(roots):
         real = getattr(twin, root, None)
         if real is not None:  # an older SDK may lack a resource (openai < 1.66 has no `responses`)
-            twin.__dict__[root] = _Node(real, root + ".", core, table)
+            twin.__dict__[root] = _Node(real, root + ".", core)
+    for form in FORMS:
+        real = getattr(plain, form, None)
+        if real is not None:
+            twin.__dict__[form] = _Node(real, "", core, form, form + ".")
+    if rewrap is not None:
+
+        def derive(*args: Any, **kwargs: Any) -> Any:
+            return rewrap(type(twin).copy(twin, *args, **kwargs))
+
+        twin.__dict__["copy"] = twin.__dict__["with_options"] = derive
     twin.__dict__["_agentcache_core"] = core
     return twin
 

@@ -1,9 +1,10 @@
 """Cached `openai.OpenAI` / `openai.AsyncOpenAI` clients: `agentcache.wrap(OpenAI())`.
 
-Cached: `chat.completions.create` and `responses.create` (streamed or not), `chat.completions.parse`, and
-`embeddings.create`, per input text through the `@embedding_cached` store: a batch sends only the texts not
-cached yet. The `chat.completions.stream(...)` and `responses.stream(...)` helpers run the SDK's own stream
-managers over the cached streams. Everything else is the SDK's own.
+Cached: `chat.completions.create` and `responses.create` (streamed or not), `chat.completions.parse` (and the same
+under `beta.chat.completions`), and `embeddings.create`, per input text through the `@embedding_cached` store: a
+batch sends only the texts not cached yet. The `chat.completions.stream(...)` and `responses.stream(...)` helpers
+run the SDK's own stream managers over the cached streams; `.with_raw_response` / `.with_streaming_response`
+reach the same entries (`_forms`). `COVERAGE` classifies every other SDK method.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentcache.integrations._wrap import Endpoint, WrapOptions, build_model, mark_hit, wrap_client
+from agentcache.integrations._wrap import (
+    Coverage,
+    Endpoint,
+    WrapOptions,
+    _Node,
+    build_model,
+    mark_cached,
+    mark_hit,
+    wrap_client,
+)
 
 if TYPE_CHECKING:
     from agentcache.decorators.embedding import _EmbeddingCore
     from agentcache.integrations._wrap import _Core
 
-__all__ = ["ENDPOINTS", "wrap_openai"]
+__all__ = ["COVERAGE", "ENDPOINTS", "wrap_openai"]
 
 
 def _chat_completion() -> type:
@@ -213,9 +223,103 @@ ENDPOINTS = [
         _stream_cls,
     ),
     Endpoint("chat.completions.parse", "openai.chat", "/chat/completions", _chat_completion, rebuild=_rebuild_parsed),
+    # `client.beta.chat.completions` is the same resource class (LangChain streams structured output through it)
+    Endpoint(
+        "beta.chat.completions.create",
+        "openai.chat",
+        "/chat/completions",
+        _chat_completion,
+        _chat_chunk,
+        _stream_cls,
+    ),
+    Endpoint(
+        "beta.chat.completions.parse", "openai.chat", "/chat/completions", _chat_completion, rebuild=_rebuild_parsed
+    ),
     Endpoint("responses.create", "openai.responses", "/responses", _response, _response_event, _stream_cls),
     Endpoint("embeddings.create", "openai.embeddings", "/embeddings", _embeddings, custom=_Embeddings()),
 ]
+
+COVERAGE = Coverage(
+    helpers=frozenset({"chat.completions.stream", "beta.chat.completions.stream", "responses.stream"}),
+    # Answers to prompts that are not cached: one warning per method, counted as bypasses.
+    uncached=frozenset(
+        {
+            "completions.create",
+            "responses.parse",
+            "responses.compact",
+            "beta.responses.create",
+            "beta.responses.compact",
+            "images.generate",
+            "images.edit",
+            "images.create_variation",
+            "audio.speech.create",
+            "audio.transcriptions.create",
+            "audio.translations.create",
+            "moderations.create",
+            "decisions.create",
+            "videos.create",
+            "videos.create_and_poll",
+            "videos.edit",
+            "videos.extend",
+            "videos.remix",
+        }
+    ),
+    # Stored objects, account management and live sessions (no request/answer pair to cache): silent.
+    passed=(
+        "chat.completions.delete",
+        "chat.completions.list",
+        "chat.completions.retrieve",
+        "chat.completions.update",
+        "chat.completions.messages.",
+        "beta.chat.completions.delete",
+        "beta.chat.completions.list",
+        "beta.chat.completions.retrieve",
+        "beta.chat.completions.update",
+        "beta.chat.completions.messages.",
+        "responses.cancel",
+        "responses.delete",
+        "responses.retrieve",
+        "responses.connect",
+        "responses.input_items.",
+        "responses.input_tokens.",
+        "beta.responses.cancel",
+        "beta.responses.delete",
+        "beta.responses.retrieve",
+        "beta.responses.connect",
+        "beta.responses.input_items.",
+        "beta.responses.input_tokens.",
+        "beta.agents.",
+        "beta.assistants.",
+        "beta.chatkit.",
+        "beta.realtime.",
+        "beta.threads.",
+        "audio.voice_consents.",
+        "audio.voices.",
+        "videos.create_character",
+        "videos.delete",
+        "videos.download_content",
+        "videos.get_character",
+        "videos.list",
+        "videos.poll",
+        "videos.retrieve",
+        "admin.",
+        "batches.",
+        "containers.",
+        "content_provenance_checks.",
+        "conversations.",
+        "evals.",
+        "files.",
+        "fine_tuning.",
+        "live.",
+        "models.",
+        "realtime.",
+        "safety.",
+        "skills.",
+        "uploads.",
+        "vector_stores.",
+        "webhooks.",
+    ),
+)
 
 
 def wrap_openai(client: Any, options: WrapOptions) -> Any:
@@ -223,12 +327,22 @@ def wrap_openai(client: Any, options: WrapOptions) -> Any:
     import openai
 
     is_async = isinstance(client, openai.AsyncOpenAI)
-    twin = wrap_client(client, "openai", ENDPOINTS, options, is_async=is_async)
-    completions = twin.__dict__["chat"].completions
-    completions.__dict__["stream"] = _stream_helper(completions, is_async)
+    twin = wrap_client(
+        client,
+        "openai",
+        ENDPOINTS,
+        options,
+        is_async=is_async,
+        coverage=COVERAGE,
+        rewrap=lambda copy: wrap_openai(copy, options),
+    )
+    for chat in (twin.chat, getattr(getattr(twin, "beta", None), "chat", None)):
+        completions = getattr(chat, "completions", None)
+        if isinstance(completions, _Node):  # older SDKs have no `beta.chat`
+            completions.__dict__["stream"] = mark_cached(_stream_helper(completions, is_async))
     responses = twin.__dict__.get("responses")
     if responses is not None and hasattr(type(responses._real), "stream"):
-        responses.__dict__["stream"] = _over_cached_create(responses, "stream")
+        responses.__dict__["stream"] = mark_cached(_over_cached_create(responses, "stream"))
     return twin
 
 
