@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
-from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, run_sync
+from ._flow import Compute, Flow, Get, GetFenced, Lock, ReadFence, Sleep, Store, Unlock, run_async, run_sync
+from .backends import generations as _gen
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
@@ -250,13 +251,13 @@ class Core:
     def call_at(
         self, key: str, ns: str, fields: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> Call:
-        """The full coordinates of a call that missed (tags, TTL, store and the invalidation epoch now)."""
+        """The full coordinates of a call that missed (tags, TTL, store and the store's in-process epoch now)."""
         tags = self._static_tags
         if tags is None:
             tags = (*self.policy.tags(*args, **kwargs), self.function_tag)  # type: ignore[operator]
         ttl = self.policy.ttl if self.policy.ttl_set else get_settings().ttl
         cache = self.cache
-        return Call(key, ns, tags, ttl, cache, cache.store, _cache.current_epoch(), fields)
+        return Call(key, ns, tags, ttl, cache, cache.store, cache.epoch, fields)
 
     def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         """Resolve key, namespace, tags and TTL of one call (whether or not caching is disabled).
@@ -334,9 +335,16 @@ class Core:
         return [Item(call.key, raw, call.ttl, call.tags)]
 
     def miss_flow(self, call: Call, *, recheck: bool) -> Flow[tuple[Any, bytes | None]]:
-        """The miss path, written once: recheck, cross-process lock, compute, store (if still valid)."""
+        """The miss path, written once: recheck, cross-process lock, compute, store (if still valid).
+
+        The fence of the write (see `agentcache.backends.generations`) is read with the last read before
+        computing, so the store drops the write if an invalidation covering it happens meanwhile.
+        """
+        fence: object | None = None
+        fenced = False
         if recheck:
-            raw = yield Get(call.key)
+            raw, fence = yield GetFenced(call.key, call.tags)
+            fenced = True
             if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                 return value, raw
         token: str | None = None
@@ -354,9 +362,12 @@ class Core:
                     break
         try:
             if token is not None:
-                raw = yield Get(call.key)
+                raw, fence = yield GetFenced(call.key, call.tags)
+                fenced = True
                 if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                     return value, raw
+            if not fenced:
+                fence = yield ReadFence((call.key,), call.tags)
             self.counters.add("misses")
             try:
                 value, duration = yield Compute()
@@ -364,14 +375,19 @@ class Core:
                 self.counters.add("errors")
                 raise
             raw = self.encode(call, value, duration)
-            if raw is not None and _cache.current_epoch() == call.epoch:
-                yield Store(self.items(call, raw))
+            if raw is not None and self.may_store(call, fence) and (yield Store(self.items(call, raw), fence)):
                 self.counters.add("stores")
             maybe_flush()
             return value, raw
         finally:
             if token is not None:
                 yield Unlock(lock_name, token)
+
+    @staticmethod
+    def may_store(call: Call, fence: object | None) -> bool:
+        """Whether a result may be offered to the store: always under a fence (the store checks it); without
+        generations (`None`), only if no invalidation went through this process's `Cache` since the call began."""
+        return fence is not None or call.cache.epoch == call.epoch
 
     # -- single-flight --------------------------------------------------------------------------------------
 
@@ -734,6 +750,7 @@ def _gen_face(core: Core) -> Callable[..., Any]:
             yield from chunks
             return
         call = core.call_at(key, ns, fields, args, kwargs)
+        fence = _gen.read_fence(call.store, (call.key,), call.tags)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()
@@ -749,8 +766,11 @@ def _gen_face(core: Core) -> Callable[..., Any]:
             core.counters.add("errors")
             raise
         stored = core.encode(call, recorded, time.perf_counter() - start, "stream")
-        if stored is not None and _cache.current_epoch() == call.epoch:
-            call.store.set_many(core.items(call, stored))
+        if (
+            stored is not None
+            and core.may_store(call, fence)
+            and _gen.write_fenced(call.store, core.items(call, stored), fence)
+        ):
             core.counters.add("stores")
         maybe_flush()
 
@@ -774,6 +794,7 @@ def _async_gen_face(core: Core) -> Callable[..., Any]:
                 yield chunk
             return
         call = core.call_at(key, ns, fields, args, kwargs)
+        fence = await _gen.aread_fence(call.store, (call.key,), call.tags)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()
@@ -789,8 +810,11 @@ def _async_gen_face(core: Core) -> Callable[..., Any]:
             core.counters.add("errors")
             raise
         stored = core.encode(call, recorded, time.perf_counter() - start, "stream")
-        if stored is not None and _cache.current_epoch() == call.epoch:
-            await call.store.aset_many(core.items(call, stored))
+        if (
+            stored is not None
+            and core.may_store(call, fence)
+            and await _gen.awrite_fenced(call.store, core.items(call, stored), fence)
+        ):
             core.counters.add("stores")
         maybe_flush()
 
@@ -802,9 +826,8 @@ def _attach(face: Any, core: Core, *, is_async: bool) -> Any:
         return core.counters.info()
 
     def cache_clear() -> None:
-        _cache.bump_epoch()
-        core.cache.store.delete_tags([core.function_tag])
-        _cache.bump_epoch()
+        with core.cache.invalidating() as store:
+            store.delete_tags([core.function_tag])
         core.counters.reset()
 
     def cache_key(*args: Any, **kwargs: Any) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import get_settings
@@ -20,23 +21,17 @@ from .stats import Counters
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-__all__ = ["Cache", "close_all", "default_cache"]
-
-# Bumped by every invalidation: a computation that started before an invalidation does not store its result,
-# so no caller can read a value computed from data that was invalidated while the call was running.
-_epoch = itertools.count(1)
-_epoch_now = 0
-
+__all__ = ["Cache", "bump_epoch", "close_all", "default_cache"]
 
 def bump_epoch() -> None:
-    """Mark that an invalidation happened (see the comment on `_epoch`)."""
-    global _epoch_now
-    _epoch_now = next(_epoch)
+    """Mark, in every open store, that an invalidation is happening in this process.
 
-
-def current_epoch() -> int:
-    """The invalidation epoch now."""
-    return _epoch_now
+    Stores with generations (memory, SQLite, Redis) do not need it: their invalidations fence writes
+    themselves. It serves in-process single-flight and the fallback for stores without generations (see
+    `Cache.epoch`); invalidations through `Cache` methods bump their own store.
+    """
+    for cache in open_caches():
+        cache.bump()
 
 
 class Cache:
@@ -63,6 +58,11 @@ class Cache:
         self._lock = threading.Lock()
         self.counters = Counters()
         """Backend errors seen by this store (hits and misses are counted per function)."""
+        self._epochs = itertools.count(1)
+        self.epoch = 0
+        """Bumped before and after every invalidation made through this object (in this process). A call that
+        starts after a bump never joins a computation that started before it; and on a store without
+        generations (see `agentcache.backends.generations`) a miss that overlapped a bump is not stored."""
         _every.add(self)
 
     def __repr__(self) -> str:
@@ -124,56 +124,64 @@ class Cache:
     def _on_error(self, exc: BaseException) -> None:
         self.counters.add("backend_errors")
 
+    def bump(self) -> None:
+        """Advance `epoch` (see there)."""
+        self.epoch = next(self._epochs)
+
+    @contextmanager
+    def invalidating(self) -> Iterator[Backend]:
+        """The store, for an invalidation: `epoch` is bumped before and after it."""
+        self.bump()
+        try:
+            yield self.store
+        finally:
+            self.bump()
+
     # -- invalidation ---------------------------------------------------------------------------------------
 
     def invalidate(self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None) -> int:
         """Delete entries by exact key, by tag (within `namespace` when given), or a whole namespace.
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
-        values (computations still running are not stored either).
+        values, and computations still running do not store theirs (in any process, on a store with
+        generations: see `agentcache.backends.generations`).
         """
-        bump_epoch()
-        store = self.store
         deleted = 0
         keys = list(keys)
-        if keys:
-            deleted += store.delete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
-        if tags:
-            for prefix in prefixes:
-                deleted += store.delete_tags(list(tags), prefix)
-        elif namespace is not None:
-            for prefix in prefixes:
-                deleted += store.clear(prefix)
-        bump_epoch()
+        with self.invalidating() as store:
+            if keys:
+                deleted += store.delete_many(keys)
+            prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
+            if tags:
+                for prefix in prefixes:
+                    deleted += store.delete_tags(list(tags), prefix)
+            elif namespace is not None:
+                for prefix in prefixes:
+                    deleted += store.clear(prefix)
         return deleted
 
     async def ainvalidate(
         self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: str | None = None
     ) -> int:
         """Awaitable `invalidate`."""
-        bump_epoch()
-        store = self.store
         deleted = 0
         keys = list(keys)
-        if keys:
-            deleted += await store.adelete_many(keys)
-        prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
-        if tags:
-            for prefix in prefixes:
-                deleted += await store.adelete_tags(list(tags), prefix)
-        elif namespace is not None:
-            for prefix in prefixes:
-                deleted += await store.aclear(prefix)
-        bump_epoch()
+        with self.invalidating() as store:
+            if keys:
+                deleted += await store.adelete_many(keys)
+            prefixes = namespace_prefixes(namespace) if namespace is not None else ("",)
+            if tags:
+                for prefix in prefixes:
+                    deleted += await store.adelete_tags(list(tags), prefix)
+            elif namespace is not None:
+                for prefix in prefixes:
+                    deleted += await store.aclear(prefix)
         return deleted
 
     def clear(self) -> int:
         """Delete every agentcache entry in this store (all namespaces, layers and internal records)."""
-        bump_epoch()
-        n = self.store.clear(KEY_PREFIX)
-        bump_epoch()
-        return n
+        with self.invalidating() as store:
+            return store.clear(KEY_PREFIX)
 
     def close(self) -> None:
         """Close the backend; the next use reopens it."""

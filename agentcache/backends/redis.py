@@ -94,7 +94,7 @@ def _now_ms() -> int:
 
 
 class RedisBackend:
-    """A `Backend` + `SupportsScan` + `SupportsLocking` over Redis (standalone, TLS, unix socket or cluster).
+    """`Backend`, `SupportsScan`, `SupportsLocking`, `SupportsGenerations` over Redis (standalone, TLS, unix, cluster).
 
     Values are stored in one hash per entry (`v` value, `t` tags, `c` created ms) with a PX expiry; tags are
     per-namespace sets; `max_entries` bounds each namespace with an LRU evicted atomically by a Lua script on
@@ -361,6 +361,24 @@ class RedisBackend:
         """Store every item, replacing values, TTLs and tags atomically per namespace (one Lua call each)."""
         self._run(plan.set_flow(self.layout, items, _now_ms()))
 
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The generations a write of `keys` tagged `tags` depends on (registers their groups; one round trip)."""
+        return self._run(plan.fence_flow(self.layout, keys, tags, secrets.token_hex(8)))
+
+    def get_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """`get(key)` and `read_fence([key], tags)` in one round trip."""
+        found: tuple[bytes | None, object] = self._run(
+            plan.get_fenced_flow(self.layout, key, tags, _now_ms(), secrets.token_hex(8))
+        )
+        return found
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` unless an invalidation moved `fence`: compared inside each group's write script."""
+        if not isinstance(fence, plan.RedisFence):
+            return False
+        wrote: bool = self._run(plan.set_flow(self.layout, items, _now_ms(), fence))
+        return wrote
+
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete `keys`; return how many existed."""
         count: int = self._run(plan.delete_flow(self.layout, keys))
@@ -438,6 +456,24 @@ class RedisBackend:
     async def aset_many(self, items: Sequence[Item], /) -> None:
         """Awaitable `set_many`."""
         await self._arun(plan.set_flow(self.layout, items, _now_ms()))
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        return await self._arun(plan.fence_flow(self.layout, keys, tags, secrets.token_hex(8)))
+
+    async def aget_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """Awaitable `get_fenced`."""
+        found: tuple[bytes | None, object] = await self._arun(
+            plan.get_fenced_flow(self.layout, key, tags, _now_ms(), secrets.token_hex(8))
+        )
+        return found
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
+        if not isinstance(fence, plan.RedisFence):
+            return False
+        wrote: bool = await self._arun(plan.set_flow(self.layout, items, _now_ms(), fence))
+        return wrote
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`."""

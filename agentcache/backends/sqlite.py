@@ -8,6 +8,8 @@ Layout of the file (schema version 1):
 * `stats(count, size)`: one row kept exact by triggers on `entries`, so culling never runs `COUNT(*)`.
   A delete trigger also drops the entry's tags, so tags stay consistent on every delete path.
 * `settings(name, value)`: holds the `schema_version` row.
+* `generations(scope, value)`: invalidation counters, bumped in the transaction of every delete and checked
+  in the transaction of a fenced write (see `agentcache.backends.generations`); added to older files on open.
 
 Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
 power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from agentcache.backends.base import EntryInfo, Item
+from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 from agentcache.errors import BackendError, BackendUnavailable
 
 __all__ = ["SQLiteBackend"]
@@ -63,6 +66,7 @@ _SCHEMA = (
     id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL, size INTEGER NOT NULL
 )""",
     "INSERT OR IGNORE INTO stats VALUES (0, 0, 0)",
+    "CREATE TABLE IF NOT EXISTS generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     """CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
     UPDATE stats SET count = count + 1, size = size + NEW.size WHERE id = 0;
 END""",
@@ -82,6 +86,7 @@ _UPSERT = (
     "expires = excluded.expires, accessed = excluded.accessed, value = excluded.value"
 )
 _LIVE = "(expires IS NULL OR expires > ?)"
+_BUMP = "INSERT INTO generations VALUES (?, 1) ON CONFLICT(scope) DO UPDATE SET value = value + 1"
 
 # The pid this process has, refreshed in a forked child, so the per-call fork check costs no syscall.
 _process = [os.getpid()]
@@ -152,7 +157,7 @@ def _marks(n: int) -> str:
 
 
 class SQLiteBackend:
-    """A byte store in one SQLite file, implementing `Backend` and `SupportsScan`.
+    """A byte store in one SQLite file, implementing `Backend`, `SupportsScan` and `SupportsGenerations`.
 
     Args:
         path: the database file; its parent directories are created on first use (constructing the backend
@@ -363,6 +368,31 @@ class SQLiteBackend:
 
     def set_many(self, items: Sequence[Item], /) -> None:
         """Store every item in one transaction, replacing values, TTLs and tags; `ttl <= 0` drops the key."""
+        self._store(items, None)
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` unless an invalidation moved `fence`, checked in the transaction that writes."""
+        if not isinstance(fence, ScopeFence):
+            return False
+        return self._store(items, fence)
+
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The generations a write of `keys` tagged `tags` depends on (see `SupportsGenerations`)."""
+        names = scope_names(keys, tags)
+        try:
+            return ScopeFence(names, self._generations(self._conn(), names))
+        except sqlite3.Error as exc:
+            raise _map_error(exc, "read_fence") from exc
+
+    @staticmethod
+    def _generations(conn: sqlite3.Connection, names: Sequence[str]) -> tuple[int, ...]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(names):
+            sql = f"SELECT scope, value FROM generations WHERE scope IN ({_marks(len(chunk))})"  # noqa: S608
+            found.update(conn.execute(sql, chunk).fetchall())
+        return tuple(found.get(n, 0) for n in names)
+
+    def _store(self, items: Sequence[Item], fence: ScopeFence | None) -> bool:
         latest = {item.key: item for item in items}  # the last item of a key wins, as sequential sets would
         now = time.time()
         rows: list[tuple[str, int, float, float | None, float, bytes]] = []
@@ -377,18 +407,22 @@ class SQLiteBackend:
             rows.append((key, size, now, expires, now, item.value))
             tags.extend((tag, key) for tag in dict.fromkeys(item.tags))
         with self._write("set_many") as conn:
+            if fence is not None and self._generations(conn, fence.names) != fence.values:
+                return False
             for chunk in _chunks(drop):
                 conn.execute(f"DELETE FROM entries WHERE key IN ({_marks(len(chunk))})", chunk)  # noqa: S608
             conn.executemany(_UPSERT, rows)
             conn.executemany("DELETE FROM tags WHERE key = ?", [(row[0],) for row in rows])
             conn.executemany("INSERT OR IGNORE INTO tags (tag, key) VALUES (?, ?)", tags)
             self._cull(conn, now)
+        return True
 
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete `keys`; return how many existed (expired entries do not count)."""
         count = 0
         unique = list(dict.fromkeys(keys))
         with self._write("delete_many") as conn:
+            conn.executemany(_BUMP, [(n,) for n in key_scopes(unique)])
             now = time.time()
             for chunk in _chunks(unique):
                 count += self._delete(conn, f"key IN ({_marks(len(chunk))})", [*chunk], now)
@@ -399,6 +433,7 @@ class SQLiteBackend:
         count = 0
         range_sql, range_args = self._range("key", prefix)
         with self._write("delete_tags") as conn:
+            conn.executemany(_BUMP, [(n,) for n in tag_scopes(tags, prefix)])
             now = time.time()
             for chunk in _chunks(list(dict.fromkeys(tags))):
                 where = f"key IN (SELECT key FROM tags WHERE tag IN ({_marks(len(chunk))}){range_sql})"  # noqa: S608
@@ -409,6 +444,7 @@ class SQLiteBackend:
         """Delete every entry whose key starts with `prefix` (a key range, not LIKE); return the count."""
         range_sql, range_args = self._range("key", prefix)
         with self._write("clear") as conn:
+            conn.executemany(_BUMP, [(n,) for n in clear_scopes(prefix)])
             return self._delete(conn, "1" + range_sql, range_args, time.time())
 
     def close(self) -> None:
@@ -472,6 +508,14 @@ class SQLiteBackend:
     async def aset_many(self, items: Sequence[Item], /) -> None:
         """Awaitable `set_many`, run in a worker thread."""
         await asyncio.to_thread(self.set_many, items)
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`: runs inline like a read (a WAL read never waits for writers)."""
+        return await self._aread(lambda: self.read_fence(keys, tags))
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`, run in a worker thread."""
+        return await asyncio.to_thread(self.set_many_fenced, items, fence)
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`, run in a worker thread."""

@@ -27,6 +27,14 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentcache.backends.base import Backend, EntryInfo, Item
+from agentcache.backends.generations import (
+    aget_fenced,
+    aread_fence,
+    awrite_fenced,
+    get_fenced,
+    read_fence,
+    write_fenced,
+)
 from agentcache.errors import BackendError
 
 if TYPE_CHECKING:
@@ -264,6 +272,26 @@ class TieredBackend:
             self._drop("del", keys, (), "")
         self._publish(self._message("del", keys))
 
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """L2's fence (generations live in the shared tier; `None` when L2 has none)."""
+        return read_fence(self.l2, keys, tags)
+
+    def get_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """L2's fused read + fence (the recheck of a miss, so L1 has nothing to offer)."""
+        return get_fenced(self.l2, key, tags)
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` through L2's fenced write; the keys leave every L1 either way."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = write_fenced(self.l2, items, fence)
+        finally:
+            self._drop("del", keys, (), "")
+        if wrote:
+            self._publish(self._message("del", keys))
+        return wrote
+
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete from L2 and from every process's L1; return how many existed in L2."""
         self._drop("del", keys, (), "")
@@ -350,6 +378,26 @@ class TieredBackend:
         finally:
             self._drop("del", keys, (), "")
         await self._apublish(self._message("del", keys))
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        return await aread_fence(self.l2, keys, tags)
+
+    async def aget_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """Awaitable `get_fenced`."""
+        return await aget_fenced(self.l2, key, tags)
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = await awrite_fenced(self.l2, items, fence)
+        finally:
+            self._drop("del", keys, (), "")
+        if wrote:
+            await self._apublish(self._message("del", keys))
+        return wrote
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`."""
