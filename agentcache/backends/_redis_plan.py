@@ -336,6 +336,10 @@ class KeyLayout:
         base, rest = self.split(name)
         return f"{base}#lock:{rest}"
 
+    def tracking_prefixes(self) -> tuple[str, str]:
+        """The Redis key prefixes of every group (for `CLIENT TRACKING ... BCAST PREFIX`)."""
+        return f"{self.prefix}{_CORE_HEAD}{{", f"{self.prefix}{_GENERIC_TAG}:"
+
     def channel(self) -> str:
         """The pub/sub channel carrying invalidations between tiered processes."""
         return self.prefix + "ac:inv"

@@ -177,6 +177,10 @@ class MemoryBackend(InlineAsyncFace):
             self._bump(clear_scopes(prefix))
             return self._delete_keys([k for k in list(self._data) if k.startswith(prefix)])
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh lock (a thread of the parent may have held the old one at fork)."""
+        self._lock = threading.Lock()
+
     def close(self) -> None:
         """Nothing to release: the entries stay until the object is garbage collected."""
 

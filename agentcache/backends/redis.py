@@ -82,6 +82,13 @@ def _map_errors() -> Iterator[None]:
         raise mapped from exc
 
 
+_INVALIDATE_CHANNEL = "__redis__:invalidate"
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _require_redis() -> None:
     try:
         import redis  # noqa: F401
@@ -514,17 +521,67 @@ class RedisBackend:
         if client is not None and self._owns_client:
             client.close()
 
-    # -- for the subscriber of the L1 tier -------------------------------------------------------------------
+    # -- for the L1 tier: server-assisted client-side caching -------------------------------------------------
+
+    def tracking_connections(self) -> list[Any]:
+        """Connected redis-py connections (one per primary) that receive every change of our keys.
+
+        Each runs `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX ...` over this backend's key prefixes
+        and is subscribed to `__redis__:invalidate`, so the server pushes the name of every key written,
+        deleted, expired or evicted under them (Redis >= 6). They never reconnect by themselves: a lost
+        connection means lost invalidations, which the caller must treat as "flush everything".
+        """
+        with _map_errors():
+            client, _ = self.subscriber_client(resp2=True)
+            nodes = [client]
+            if self.cluster:
+                nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
+            prefixes: list[str] = []
+            for prefix in self.layout.tracking_prefixes():
+                prefixes += ["PREFIX", prefix]
+            conns = []
+            try:
+                for node in nodes:
+                    conn = node.connection_pool.make_connection()
+                    conns.append(conn)
+                    conn.connect()
+                    conn.send_command("CLIENT", "ID")
+                    ident = conn.read_response()
+                    conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", ident, "BCAST", *prefixes)
+                    if _text(conn.read_response()) != "OK":
+                        raise BackendError("CLIENT TRACKING was refused")
+                    conn.send_command("SUBSCRIBE", _INVALIDATE_CHANNEL)
+                    conn.read_response()
+            except BaseException:
+                for conn in conns:
+                    conn.disconnect()
+                raise
+            return conns
+
+    def invalidated_keys(self, message: Any) -> list[str] | None:
+        """The core keys a tracking message names (metadata dropped), or None when it means "flush all"."""
+        if not isinstance(message, list) or len(message) < 3 or _text(message[0]) != "message":
+            return []
+        keys = message[2]
+        if keys is None:
+            return None
+        out = []
+        for key in keys:
+            logical = self.layout.logical_key(key)
+            if logical is not None:
+                out.append(logical)
+        return out
 
     def channel(self) -> str:
         """The pub/sub channel the L1 tier publishes invalidations on (`<prefix>ac:inv`)."""
         return self.layout.channel()
 
-    def subscriber_client(self) -> tuple[Any, bool]:
+    def subscriber_client(self, *, resp2: bool = False) -> tuple[Any, bool]:
         """A blocking client for a pub/sub subscriber, and whether the caller owns (and closes) it.
 
         It never reconnects by itself: a dropped subscription must surface, because messages sent while it
-        was down are lost and the subscriber has to flush what it caches.
+        was down are lost and the subscriber has to flush what it caches. `resp2` pins the RESP2 protocol
+        (redis-py 8 defaults to RESP3, where pushes bypass `read_response`).
         """
         with _map_errors():
             if self._url is None:
@@ -535,6 +592,8 @@ class RedisBackend:
             from redis.retry import Retry
 
             kwargs["retry"] = Retry(NoBackoff(), 0)
+            if resp2:
+                kwargs["protocol"] = 2
             if self.cluster:
                 from redis.cluster import RedisCluster
 
