@@ -691,7 +691,7 @@ def open_redis(url: str, **options: Any) -> Backend:
     """Open a Redis backend from `url` (see the module docstring); keyword `options` override the query.
 
     `?l1=N` (optionally `&l1_ttl=S`) puts an in-process LRU of N entries in front, kept coherent across
-    processes by pub/sub (`agentcache.backends.tiered.TieredBackend`).
+    processes by Redis invalidation tracking (`agentcache.backends.tiered.TieredBackend`).
     """
     _require_redis()
     clean, ours, tier = _split_options(url)
