@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import _fork
 from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
@@ -143,6 +144,16 @@ class _Flight:
 
 _cores: weakref.WeakSet[Core] = weakref.WeakSet()
 _scoped_namespace = _namespace_var.get  # the `namespace()` block's namespace, or None
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    """Flights led by the parent's threads never finish here: forget them (callers lead their own)."""
+    for core in list(_cores):
+        _fork.renew(core, "_lock")
+        _fork.renew(core.counters, "_lock")
+        core._flights = {}
+        core._aflights = {}
 
 
 class Core:

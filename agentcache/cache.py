@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .config import get_settings
 from .keys import KEY_PREFIX, namespace_prefixes
 from .stats import Counters
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .backends.base import Backend
 
 __all__ = ["Cache", "bump_epoch", "close_all", "default_cache"]
+
 
 def bump_epoch() -> None:
     """Mark, in every open store, that an invalidation is happening in this process.
@@ -245,3 +247,12 @@ def forget_all() -> None:
         _default = None
         _by_spec.clear()
         _every.clear()
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for cache in list(_every):
+        _fork.renew(cache, "_lock")
+        _fork.renew(cache.counters, "_lock")

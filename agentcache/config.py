@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError
 from .keys import validate_namespace
@@ -198,3 +199,9 @@ def reset_settings() -> None:
     with _lock:
         _overrides.clear()
         _resolved = None
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _fork
 from .errors import SerializationError
 from .usage import Usage
 
@@ -460,3 +461,9 @@ def unpack_vector(data: bytes) -> list[float]:
     if sys.byteorder == "big":
         arr.byteswap()
     return arr.tolist()
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _types_lock, _memo_lock
+    _types_lock, _memo_lock = threading.Lock(), threading.Lock()

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 
+from agentcache import _fork
 from agentcache.backends.base import EntryInfo, InlineAsyncFace, Item
 from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 
@@ -61,6 +62,7 @@ class MemoryBackend(InlineAsyncFace):
         self._gens: dict[str, int] = {}  # invalidation generations (see agentcache.backends.generations)
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        _fork.track(self)
 
     def __repr__(self) -> str:
         return f"MemoryBackend(max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r})"
@@ -177,8 +179,8 @@ class MemoryBackend(InlineAsyncFace):
             self._bump(clear_scopes(prefix))
             return self._delete_keys([k for k in list(self._data) if k.startswith(prefix)])
 
-    def reset_after_fork(self) -> None:
-        """In a forked child: a fresh lock (a thread of the parent may have held the old one at fork)."""
+    def _after_fork_in_child(self) -> None:
+        """A fresh lock (a thread of the parent may have held the old one at fork); the entries stay."""
         self._lock = threading.Lock()
 
     def close(self) -> None:

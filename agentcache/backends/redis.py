@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from agentcache import _fork
 from agentcache.backends import _redis_plan as plan
 from agentcache.backends._loop_clients import LoopClients
 from agentcache.backends.base import Backend, EntryInfo, Item
@@ -165,6 +166,16 @@ class RedisBackend:
         # Our own asyncio clients: one per running event loop, closed when that loop shuts down.
         self._aclients: LoopClients[Any] = LoopClients(self._new_async, _aclose_client, _abandon_client)
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Abandon the parent's clients (kept referenced: their finalizers would take the pools' locks, which a
+        parent thread may have held at fork); the child opens its own on first use."""
+        _fork.renew(self, "_lock")
+        if self._owns_client:
+            _fork.keep(self._client)
+            self._client = None
+        self._aclients.abandon_all()
 
     def __repr__(self) -> str:
         where = "<client>"
@@ -416,7 +427,7 @@ class RedisBackend:
         return released
 
     def publish(self, message: bytes, /) -> None:
-        """Publish an invalidation message on this backend's channel (used by the L1 tier)."""
+        """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""
         self._run(plan.publish_flow(self.layout, message))
 
     def close(self) -> None:
@@ -573,7 +584,7 @@ class RedisBackend:
         return out
 
     def channel(self) -> str:
-        """The pub/sub channel the L1 tier publishes invalidations on (`<prefix>ac:inv`)."""
+        """This backend's pub/sub channel (`<prefix>ac:inv`)."""
         return self.layout.channel()
 
     def subscriber_client(self, *, resp2: bool = False) -> tuple[Any, bool]:

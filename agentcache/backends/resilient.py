@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
+from agentcache import _fork
 from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
 from agentcache.backends.generations import UNKNOWN_FENCE
 
@@ -99,6 +100,10 @@ class ResilientBackend:
         self._opened_at = 0.0
         self._outage = False
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        _fork.renew(self, "_lock")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r}, state={self.state!r})"

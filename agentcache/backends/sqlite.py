@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from agentcache import _fork
 from agentcache.backends.base import EntryInfo, Item
 from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 from agentcache.errors import BackendError, BackendUnavailable
@@ -95,12 +96,63 @@ _process = [os.getpid()]
 _inherited: list[sqlite3.Connection] = []
 
 
+class _ForkGate:
+    """Makes `os.fork()` wait until no thread of this process is inside SQLite.
+
+    SQLite guards shared state with its own mutexes (per open file, per VFS); one held by another thread at
+    the moment of a fork stays held forever in the child, whose first SQLite call then deadlocks. Every call
+    into SQLite runs inside the gate; a fork closes it, waits (bounded) for the calls inside to finish, and
+    opens it again on both sides.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._closed = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._inside -= 1
+            if self._closed and not self._inside:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across the fork: no thread enters meanwhile
+        self._closed = True
+        deadline = time.monotonic() + _FORK_WAIT
+        while self._inside and (left := deadline - time.monotonic()) > 0:
+            self._cond.wait(left)
+
+    def after_fork_in_parent(self) -> None:
+        self._closed = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the parent's threads (and their calls) do not exist here
+
+
+_FORK_WAIT = 5.0  # seconds a fork waits for calls in flight (a call stuck longer is most likely hung)
+_gate = _ForkGate()
+
+
 def _after_fork_in_child() -> None:
     _process[0] = os.getpid()
+    _gate.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_gate.before_fork,
+        after_in_parent=_gate.after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class _Handle:
@@ -114,7 +166,9 @@ class _Handle:
         self.generation = generation
 
     def __del__(self) -> None:
-        if self.pid != _process[0]:
+        # os.getpid(), not `_process`: right after a fork, threading's own hook frees the other threads'
+        # handles before ours refreshes `_process`, and closing one a parent thread was using deadlocks.
+        if self.pid != os.getpid():
             _inherited.append(self.conn)
         else:  # the owning thread ended: close now rather than leave it to the garbage collector
             self.conn.close()
@@ -202,6 +256,11 @@ class SQLiteBackend:
         self._ready: tuple[int, int] | None = None  # (pid, generation) whose schema check passed
         self._touched: dict[str, float] = {}
         self._flush_due = time.monotonic() + _FLUSH_INTERVAL
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """New locks; connections are re-opened per process already (see `_Handle`)."""
+        _fork.renew(self, "_lock", "_touch_lock")
 
     def __repr__(self) -> str:
         limits = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
@@ -255,6 +314,11 @@ class SQLiteBackend:
         if row is None or row[0] != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"unsupported agentcache schema version {row and row[0]!r}")
 
+    def _warm(self) -> None:
+        """Open this thread's connection (and check the schema) inside the fork gate."""
+        with _gate:
+            self._conn()
+
     def _inline_ready(self) -> bool:
         """Whether this thread already has a usable connection (so a read cannot wait on schema setup)."""
         handle: _Handle | None = getattr(self._local, "handle", None)
@@ -264,16 +328,17 @@ class SQLiteBackend:
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped."""
         try:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._flush_into(conn)
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with _gate:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._flush_into(conn)
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _map_error(exc, what) from exc
 
@@ -302,16 +367,17 @@ class SQLiteBackend:
         if not rows:
             return
         try:
-            conn = self._conn()
-            conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            with _gate:
+                conn = self._conn()
+                conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         except (sqlite3.Error, BackendError):
             pass  # access times only order eviction: losing one batch makes LRU a little less exact
 
@@ -319,7 +385,8 @@ class SQLiteBackend:
 
     def _read_one(self, key: str) -> bytes | None:
         try:
-            row = self._conn().execute(_GET, (key,)).fetchone()
+            with _gate:
+                row = self._conn().execute(_GET, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _map_error(exc, "get") from exc
         if row is None:
@@ -335,10 +402,11 @@ class SQLiteBackend:
     def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, tuple[bytes, float | None]] = {}
         try:
-            conn = self._conn()
-            for chunk in _chunks(list(dict.fromkeys(keys))):
-                sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
-                found.update((k, (v, e)) for k, v, e in conn.execute(sql, chunk))
+            with _gate:
+                conn = self._conn()
+                for chunk in _chunks(list(dict.fromkeys(keys))):
+                    sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
+                    found.update((k, (v, e)) for k, v, e in conn.execute(sql, chunk))
         except sqlite3.Error as exc:
             raise _map_error(exc, "get_many") from exc
         now = time.time()
@@ -380,7 +448,8 @@ class SQLiteBackend:
         """The generations a write of `keys` tagged `tags` depends on (see `SupportsGenerations`)."""
         names = scope_names(keys, tags)
         try:
-            return ScopeFence(names, self._generations(self._conn(), names))
+            with _gate:
+                return ScopeFence(names, self._generations(self._conn(), names))
         except sqlite3.Error as exc:
             raise _map_error(exc, "read_fence") from exc
 
@@ -456,9 +525,10 @@ class SQLiteBackend:
             with self._lock:
                 self._generation += 1
                 handles = list(self._handles)
-            for handle in handles:
-                if handle.pid == _process[0]:
-                    handle.conn.close()
+            with _gate:
+                for handle in handles:
+                    if handle.pid == _process[0]:
+                        handle.conn.close()
 
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
         """Yield every live entry whose key starts with `prefix` (and carries `tag`), in key order.
@@ -491,7 +561,7 @@ class SQLiteBackend:
 
     async def _aread(self, read: Callable[[], _T]) -> _T:
         if not self._inline_ready() and self._ready != (_process[0], self._generation):
-            await asyncio.to_thread(self._conn)  # the schema check takes the write lock: not on the loop
+            await asyncio.to_thread(self._warm)  # the schema check takes the write lock: not on the loop
         result = read()
         if self._should_flush():
             await asyncio.to_thread(self._flush_best_effort)
@@ -608,14 +678,15 @@ class SQLiteBackend:
             )
             args.insert(0, tag)
         try:
-            conn = self._conn()
-            rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
-            tags: dict[str, list[str]] = {}
-            if rows:
-                keys = [row[0] for row in rows]
-                tag_sql = f"SELECT key, tag FROM tags WHERE key IN ({_marks(len(keys))}) ORDER BY key, tag"  # noqa: S608
-                for key, name in conn.execute(tag_sql, keys):
-                    tags.setdefault(key, []).append(name)
+            with _gate:
+                conn = self._conn()
+                rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
+                tags: dict[str, list[str]] = {}
+                if rows:
+                    keys = [row[0] for row in rows]
+                    tag_sql = f"SELECT key, tag FROM tags WHERE key IN ({_marks(len(keys))}) ORDER BY key, tag"  # noqa: S608
+                    for key, name in conn.execute(tag_sql, keys):
+                        tags.setdefault(key, []).append(name)
         except sqlite3.Error as exc:
             raise _map_error(exc, "scan") from exc
         return [(k, size, c, e, a, tuple(tags.get(k, ()))) for k, size, c, e, a in rows]

@@ -30,10 +30,10 @@ import os
 import select
 import threading
 import time
-import weakref
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agentcache import _fork
 from agentcache.backends.base import Backend, EntryInfo, Item
 from agentcache.backends.generations import (
     aget_fenced,
@@ -65,10 +65,10 @@ class TieredBackend:
 
     Args:
         l1: the in-process store (its own `max_entries` bounds it).
-        l2: the shared store. When it is a `RedisBackend`, its pub/sub channel keeps every process's L1
-            coherent; any other `Backend` works too, but then L1 is only coherent within this process.
+        l2: the shared store. When it is a `RedisBackend`, Redis' invalidation tracking keeps every process's
+            L1 coherent; any other `Backend` works too, but then L1 is only coherent within this process.
         l1_ttl: an upper bound, in seconds, on how long an entry stays in L1 (`None`: the L2 TTL).
-        ping_interval: seconds between liveness PINGs on the subscription.
+        ping_interval: seconds between liveness PINGs on the tracking connection.
 
     Example:
         >>> from agentcache.backends.memory import MemoryBackend
@@ -96,7 +96,7 @@ class TieredBackend:
         self._pongs: dict[int, float] = {}
         self._new_process_state()
         self._stop = threading.Event()
-        _live.add(self)
+        _fork.track(self)
 
     def _new_process_state(self) -> None:
         """Locks, flags and the thread handle of this process (made again in a forked child)."""
@@ -107,14 +107,15 @@ class TieredBackend:
         self._pid = 0
 
     def _after_fork_in_child(self) -> None:
-        """Forget the parent's connections (never closing its sockets' shared state) and its L1 contents."""
+        """Forget the parent's tracking connections (closing only this process's descriptors); the thread
+        and a new connection start on first use, and L1, flushed then, is bypassed until they are up."""
         for conn in self._conns:
             sock = getattr(conn, "_sock", None)
             if sock is not None:
                 sock.close()  # this process's descriptor only: no shutdown, so the parent's stream is intact
+        _fork.keep(self._conns)
         self._conns, self._polls = [], []
         self._new_process_state()
-        self.l1.reset_after_fork()
 
     def __repr__(self) -> str:
         return f"TieredBackend(l1={self.l1!r}, l2={self.l2!r}, l1_ttl={self.l1_ttl!r})"
@@ -467,9 +468,6 @@ class TieredBackend:
         await self.l2.aclose()
 
 
-_live: weakref.WeakSet[TieredBackend] = weakref.WeakSet()
-
-
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -483,12 +481,3 @@ def _poller(conn: Any) -> Any:
         poll.register(conn._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         return lambda: bool(poll.poll(0))
     return lambda: conn.can_read(timeout=0)
-
-
-def _after_fork_in_child() -> None:
-    for tier in list(_live):
-        tier._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
