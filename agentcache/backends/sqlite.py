@@ -97,45 +97,49 @@ _inherited: list[sqlite3.Connection] = []
 
 
 class _ForkGate:
-    """Makes `os.fork()` wait until no thread of this process is inside SQLite.
+    """Makes `os.fork()` wait until no other thread of this process is inside SQLite.
 
     SQLite guards shared state with its own mutexes (per open file, per VFS); one held by another thread at
     the moment of a fork stays held forever in the child, whose first SQLite call then deadlocks. Every call
-    into SQLite runs inside the gate; a fork closes it, waits (bounded) for the calls inside to finish, and
-    opens it again on both sides.
+    into SQLite holds its thread's own re-entrant lock (uncontended: ~0.1 µs); a fork first takes every other
+    live thread's lock (waiting, bounded, for the calls in flight), so it happens between SQLite calls.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._inside = 0
-        self._closed = False
+        self._local = threading.local()
+        self._locks: dict[int, threading.RLock] = {}
+        self._held: list[threading.RLock] = []
+        self._registry = threading.Lock()
 
-    def __enter__(self) -> None:
-        with self._cond:
-            while self._closed:
-                self._cond.wait()
-            self._inside += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._inside -= 1
-            if self._closed and not self._inside:
-                self._cond.notify_all()
+    def __call__(self) -> threading.RLock:
+        """This thread's lock (hold it around SQLite calls)."""
+        try:
+            lock: threading.RLock = self._local.lock
+        except AttributeError:
+            lock = self._local.lock = threading.RLock()
+            with self._registry:
+                self._locks[threading.get_ident()] = lock
+        return lock
 
     def before_fork(self) -> None:
-        self._cond.acquire()  # held across the fork: no thread enters meanwhile
-        self._closed = True
         deadline = time.monotonic() + _FORK_WAIT
-        while self._inside and (left := deadline - time.monotonic()) > 0:
-            self._cond.wait(left)
+        me = threading.get_ident()
+        alive = {t.ident for t in threading.enumerate()}
+        with self._registry:
+            for ident in [i for i in self._locks if i not in alive]:
+                del self._locks[ident]  # threads that ended
+            locks = [lock for ident, lock in self._locks.items() if ident != me]
+        for lock in locks:
+            if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                self._held.append(lock)
 
     def after_fork_in_parent(self) -> None:
-        self._closed = False
-        self._cond.notify_all()
-        self._cond.release()
+        held, self._held = self._held, []
+        for lock in held:
+            lock.release()
 
     def after_fork_in_child(self) -> None:
-        self.__init__()  # type: ignore[misc]  # the parent's threads (and their calls) do not exist here
+        self.__init__()  # type: ignore[misc]  # the parent's other threads (and their calls) do not exist here
 
 
 _FORK_WAIT = 5.0  # seconds a fork waits for calls in flight (a call stuck longer is most likely hung)
@@ -316,7 +320,7 @@ class SQLiteBackend:
 
     def _warm(self) -> None:
         """Open this thread's connection (and check the schema) inside the fork gate."""
-        with _gate:
+        with _gate():
             self._conn()
 
     def _inline_ready(self) -> bool:
@@ -328,7 +332,7 @@ class SQLiteBackend:
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped."""
         try:
-            with _gate:
+            with _gate():
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -367,7 +371,7 @@ class SQLiteBackend:
         if not rows:
             return
         try:
-            with _gate:
+            with _gate():
                 conn = self._conn()
                 conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
                 try:
@@ -385,7 +389,7 @@ class SQLiteBackend:
 
     def _read_one(self, key: str) -> bytes | None:
         try:
-            with _gate:
+            with _gate():
                 row = self._conn().execute(_GET, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _map_error(exc, "get") from exc
@@ -402,7 +406,7 @@ class SQLiteBackend:
     def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, tuple[bytes, float | None]] = {}
         try:
-            with _gate:
+            with _gate():
                 conn = self._conn()
                 for chunk in _chunks(list(dict.fromkeys(keys))):
                     sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
@@ -448,7 +452,7 @@ class SQLiteBackend:
         """The generations a write of `keys` tagged `tags` depends on (see `SupportsGenerations`)."""
         names = scope_names(keys, tags)
         try:
-            with _gate:
+            with _gate():
                 return ScopeFence(names, self._generations(self._conn(), names))
         except sqlite3.Error as exc:
             raise _map_error(exc, "read_fence") from exc
@@ -525,7 +529,7 @@ class SQLiteBackend:
             with self._lock:
                 self._generation += 1
                 handles = list(self._handles)
-            with _gate:
+            with _gate():
                 for handle in handles:
                     if handle.pid == _process[0]:
                         handle.conn.close()
@@ -678,7 +682,7 @@ class SQLiteBackend:
             )
             args.insert(0, tag)
         try:
-            with _gate:
+            with _gate():
                 conn = self._conn()
                 rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
                 tags: dict[str, list[str]] = {}
