@@ -45,6 +45,9 @@ T = TypeVar("T")
 
 MISS: Any = object()
 _ABANDONED: Any = object()
+OVERTAKEN: Any = object()
+"""In place of a miss's entry bytes: its write was refused because an invalidation overtook the computation.
+Callers that waited for that computation run the call again instead of taking its (possibly old) result."""
 FUNCTION_TAG = "@fn:"  # every entry carries FUNCTION_TAG + function name, so cache_clear() finds them all
 
 
@@ -386,8 +389,11 @@ class Core:
                 self.counters.add("errors")
                 raise
             raw = self.encode(call, value, duration)
-            if raw is not None and self.may_store(call, fence) and (yield Store(self.items(call, raw), fence)):
-                self.counters.add("stores")
+            if raw is not None and self.may_store(call, fence):
+                if (yield Store(self.items(call, raw), fence)):
+                    self.counters.add("stores")
+                else:
+                    raw = OVERTAKEN
             maybe_flush()
             return value, raw
         finally:
@@ -454,7 +460,7 @@ class Core:
             flight.event.wait()
             if flight.error is not None:
                 raise flight.error
-            if flight.outcome is _ABANDONED:
+            if flight.outcome is _ABANDONED or _overtaken(flight.outcome):
                 return retry()
             return follow(flight.outcome)
         try:
@@ -483,7 +489,7 @@ class Core:
         fut, leader = self.ajoin(key, epoch)
         if not leader:
             outcome = await asyncio.shield(fut)
-            if outcome is _ABANDONED:
+            if outcome is _ABANDONED or _overtaken(outcome):
                 return await retry()
             return follow(outcome)
         try:
@@ -503,7 +509,7 @@ class Core:
 
     def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
-        if raw is not None:
+        if raw is not None and raw is not OVERTAKEN:
             try:
                 _, copy, duration, usage = decode_parts(raw)
             except SerializationError:
@@ -549,6 +555,11 @@ class Core:
             tags=call.tags,
             ttl=call.ttl,
         )
+
+
+def _overtaken(outcome: Any) -> bool:
+    """Whether a flight's outcome is a miss whose write an invalidation refused (see `OVERTAKEN`)."""
+    return type(outcome) is tuple and len(outcome) > 1 and outcome[1] is OVERTAKEN
 
 
 def _field_label(name: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -257,3 +258,38 @@ class TestStress:
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
+
+
+class TestFollowers:
+    def test_a_caller_waiting_on_a_computation_that_an_invalidation_overtook_runs_again(self, backend_url: str) -> None:
+        """The invalidation comes from elsewhere (straight to the store, as another process's would), so the
+        waiting caller joined the old computation; its write is refused, and the waiter computes afresh."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from agentcache.cache import cache_for
+
+        version = {"v": "old"}
+        started, release = threading.Event(), threading.Event()
+
+        @agentcache.tool_cached(backend=backend_url, tags=["doc"])
+        def read(q: str) -> str:
+            value = version["v"]
+            if value == "old":
+                started.set()
+                release.wait(30)
+            return value
+
+        with ThreadPoolExecutor(2) as pool:
+            leader = pool.submit(read, "q")
+            assert started.wait(30)
+            version["v"] = "new"
+            cache_for(backend_url).store.delete_tags(["doc"])
+            follower = pool.submit(read, "q")
+            deadline = time.monotonic() + 2  # give the follower time to join the running computation (not needed
+            while not follower.running() and time.monotonic() < deadline:  # for correctness: it passes either way)
+                time.sleep(0.01)
+            time.sleep(0.1)
+            release.set()
+            assert leader.result(30) == "old"  # its call began before the invalidation
+            assert follower.result(30) == "new"
+        assert read("q") == "new"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from agentcache._core import MISS, Call, Core, _attach, make_policy
+from agentcache._core import MISS, OVERTAKEN, Call, Core, _attach, make_policy
 from agentcache._flow import Compute, Flow, Get, ReadFence, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError
@@ -191,7 +191,7 @@ class _SemanticCore(Core):
                 record = encode_record(text, call.key, self.embedder.model, vector)
                 items.append(Item(record_key, record, call.ttl, call.tags))
             if not (yield Store(items, fence)):
-                return value, encoded, None
+                return value, OVERTAKEN, None
             self.counters.add("stores")
             if vector is not None:
                 part.add(record_key, call.key, text, vector)
