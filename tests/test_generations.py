@@ -298,3 +298,52 @@ class TestFollowers:
             assert leader.result(30) == "old"  # its call began before the invalidation
             assert follower.result(30) == "new"
         assert read("q") == "new"
+
+
+class TestFallback:
+    def test_a_store_without_generations_gets_the_in_process_check(self) -> None:
+        """A third-party store (no `SupportsGenerations`) still never stores a result computed across an
+        invalidation made in this process; an unrelated one does not stop it either way here (documented)."""
+        from collections.abc import Collection, Sequence
+
+        from agentcache.backends.base import InlineAsyncFace
+        from agentcache.backends.memory import MemoryBackend
+
+        class PlainStore(InlineAsyncFace):
+            def __init__(self) -> None:
+                self.inner = MemoryBackend()
+
+            def get(self, key: str, /) -> bytes | None:
+                return self.inner.get(key)
+
+            def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
+                return self.inner.get_many(keys)
+
+            def set_many(self, items: Sequence[Item], /) -> None:
+                self.inner.set_many(items)
+
+            def delete_many(self, keys: Sequence[str], /) -> int:
+                return self.inner.delete_many(keys)
+
+            def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
+                return self.inner.delete_tags(tags, prefix)
+
+            def clear(self, prefix: str = "", /) -> int:
+                return self.inner.clear(prefix)
+
+            def close(self) -> None:
+                pass
+
+        store = PlainStore()
+        assert not isinstance(store, SupportsGenerations)
+        calls: list[str] = []
+
+        @agentcache.tool_cached(backend=store, tags=["doc"])
+        def read(q: str) -> str:
+            calls.append(q)
+            if len(calls) == 1:
+                agentcache.invalidate(tags=["doc"])
+            return q
+
+        read("a"), read("a"), read("a")
+        assert calls == ["a", "a"]  # the first result was not stored; the second was
