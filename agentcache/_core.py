@@ -356,14 +356,18 @@ class Core:
         """
         fence: object | None = None
         fenced = False
+        locking = self.policy.single_flight and _supports_locking(call.store)
         if recheck:
-            raw, fence = yield GetFenced(call.key, call.tags)
-            fenced = True
+            if locking:  # the fence is read after the lock is taken
+                raw = yield Get(call.key)
+            else:
+                raw, fence = yield GetFenced(call.key, call.tags)
+                fenced = True
             if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                 return value, raw
         token: str | None = None
         lock_name = f"{call.key}:lock"
-        if self.policy.single_flight and _supports_locking(call.store):
+        if locking:
             deadline = time.monotonic() + self.policy.lock_wait
             delay = 0.005
             while (token := (yield Lock(lock_name, self.policy.lock_ttl))) is None:
