@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import agentcache
+import agentcache.stats_store
 from agentcache.cache import cache_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")]
@@ -48,11 +49,18 @@ def _worker(f: Any, url: str, to_parent: int, from_parent: int) -> None:
 
 
 def test_prefork_workers_under_load(backend_url: str, backend_kind: str) -> None:
+    # One store per run: the one under test is also the default (stats snapshots, invalidations).
+    agentcache.configure(url=backend_url)
+
     @agentcache.tool_cached(backend=backend_url, tags=["doc"], name="fork.f", ttl=600)
     def f(q: str) -> str:
         return f"{q}@{os.getpid()}"
 
     f("shared")
+    # The app has used its stores before it forks (as a server does once it is up): a fork racing the very
+    # first import of a store's module deadlocks on CPython's per-module import lock, outside agentcache.
+    agentcache.invalidate(tags=["noise"])
+    agentcache.stats_store.flush_stats()
     stop = threading.Event()
 
     def hammer(n: int) -> None:

@@ -263,8 +263,11 @@ class SQLiteBackend:
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
-        """New locks; connections are re-opened per process already (see `_Handle`)."""
+        """New locks; connections are re-opened per process already (see `_Handle`). The parent checked the
+        schema already: the child does not take the write lock again just to check it."""
         _fork.renew(self, "_lock", "_touch_lock")
+        if self._ready is not None and self._ready[1] == self._generation:
+            self._ready = (os.getpid(), self._generation)
 
     def __repr__(self) -> str:
         limits = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
