@@ -19,10 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import _fork
 from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
-from ._flow import Compute, Flow, Get, Lock, Sleep, Store, Unlock, run_async, run_sync
+from ._flow import Compute, Flow, Get, GetFenced, Lock, ReadFence, Sleep, Store, Unlock, run_async, run_sync
+from .backends import generations as _gen
 from .config import get_settings
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, KeyEncodingError, SerializationError
@@ -62,6 +64,9 @@ T = TypeVar("T")
 
 MISS: Any = object()
 _ABANDONED: Any = object()
+OVERTAKEN: Any = object()
+"""In place of a miss's entry bytes: its write was refused because an invalidation overtook the computation.
+Callers that waited for that computation run the call again instead of taking its (possibly old) result."""
 FUNCTION_TAG = "@fn:"  # every entry carries FUNCTION_TAG + function name, so cache_clear() finds them all
 
 
@@ -162,6 +167,16 @@ class _Flight:
 
 _cores: weakref.WeakSet[Core] = weakref.WeakSet()
 _scoped_namespace = _namespace_var.get  # the `namespace()` block's namespace, or None
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    """Flights led by the parent's threads never finish here: forget them (callers lead their own)."""
+    for core in list(_cores):
+        _fork.renew(core, "_lock")
+        _fork.renew(core.counters, "_lock")
+        core._flights = {}
+        core._aflights = {}
 
 
 class Core:
@@ -339,13 +354,13 @@ class Core:
     def call_at(
         self, key: str, ns: str, fields: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> Call:
-        """The full coordinates of a call that missed (tags, TTL, store and the invalidation epoch now)."""
+        """The full coordinates of a call that missed (tags, TTL, store and the store's in-process epoch now)."""
         tags = self._static_tags
         if tags is None:
             tags = (*self.policy.tags(*args, **kwargs), self.function_tag)  # type: ignore[operator]
         ttl = self.policy.ttl if self.policy.ttl_set else get_settings().ttl
         cache = self.cache
-        return Call(key, ns, tags, ttl, cache, cache.store, _cache.current_epoch(), fields)
+        return Call(key, ns, tags, ttl, cache, cache.store, cache.epoch, fields)
 
     def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         """Resolve key, namespace, tags and TTL of one call (whether or not caching is disabled).
@@ -438,14 +453,25 @@ class Core:
         return [Item(call.key, raw, call.ttl, call.tags)]
 
     def miss_flow(self, call: Call, *, recheck: bool) -> Flow[tuple[Any, bytes | None]]:
-        """The miss path, written once: recheck, cross-process lock, compute, store (if still valid)."""
+        """The miss path, written once: recheck, cross-process lock, compute, store (if still valid).
+
+        The fence of the write (see `agentcache.backends.generations`) is read with the last read before
+        computing, so the store drops the write if an invalidation covering it happens meanwhile.
+        """
+        fence: object | None = None
+        fenced = False
+        locking = self.policy.single_flight and _supports_locking(call.store)
         if recheck:
-            raw = yield Get(call.key)
+            if locking:  # the fence is read after the lock is taken
+                raw = yield Get(call.key)
+            else:
+                raw, fence = yield GetFenced(call.key, call.tags)
+                fenced = True
             if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                 return value, raw
         token: str | None = None
         lock_name = f"{call.key}:lock"
-        if self.policy.single_flight and _supports_locking(call.store):
+        if locking:
             deadline = time.monotonic() + self.policy.lock_wait
             delay = 0.005
             while (token := (yield Lock(lock_name, self.policy.lock_ttl))) is None:
@@ -458,9 +484,12 @@ class Core:
                     break
         try:
             if token is not None:
-                raw = yield Get(call.key)
+                raw, fence = yield GetFenced(call.key, call.tags)
+                fenced = True
                 if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                     return value, raw
+            if not fenced:
+                fence = yield ReadFence((call.key,), call.tags)
             self.counters.add("misses")
             try:
                 value, duration = yield Compute()
@@ -468,14 +497,22 @@ class Core:
                 self.counters.add("errors")
                 raise
             raw = self.encode(call, value, duration)
-            if raw is not None and _cache.current_epoch() == call.epoch:
-                yield Store(self.items(call, raw))
-                self.counters.add("stores")
+            if raw is not None and self.may_store(call, fence):
+                if (yield Store(self.items(call, raw), fence)):
+                    self.counters.add("stores")
+                else:
+                    raw = OVERTAKEN
             maybe_flush()
             return value, raw
         finally:
             if token is not None:
                 yield Unlock(lock_name, token)
+
+    @staticmethod
+    def may_store(call: Call, fence: object | None) -> bool:
+        """Whether a result may be offered to the store: always under a fence (the store checks it); without
+        generations (`None`), only if no invalidation went through this process's `Cache` since the call began."""
+        return fence is not None or call.cache.epoch == call.epoch
 
     # -- single-flight --------------------------------------------------------------------------------------
 
@@ -531,7 +568,7 @@ class Core:
             flight.event.wait()
             if flight.error is not None:
                 raise flight.error
-            if flight.outcome is _ABANDONED:
+            if flight.outcome is _ABANDONED or _overtaken(flight.outcome):
                 return retry()
             return follow(flight.outcome)
         try:
@@ -560,7 +597,7 @@ class Core:
         fut, leader = self.ajoin(key, epoch)
         if not leader:
             outcome = await asyncio.shield(fut)
-            if outcome is _ABANDONED:
+            if outcome is _ABANDONED or _overtaken(outcome):
                 return await retry()
             return follow(outcome)
         try:
@@ -580,7 +617,7 @@ class Core:
 
     def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
-        if raw is not None:
+        if raw is not None and raw is not OVERTAKEN:
             try:
                 _, copy, duration, usage = decode_parts(raw, call.key)
             except SerializationError:
@@ -626,6 +663,11 @@ class Core:
             tags=call.tags,
             ttl=call.ttl,
         )
+
+
+def _overtaken(outcome: Any) -> bool:
+    """Whether a flight's outcome is a miss whose write an invalidation refused (see `OVERTAKEN`)."""
+    return type(outcome) is tuple and len(outcome) > 1 and outcome[1] is OVERTAKEN
 
 
 def _field_label(name: Any) -> str:
@@ -838,6 +880,7 @@ def _gen_face(core: Core) -> Callable[..., Any]:
             yield from chunks
             return
         call = core.call_at(key, ns, fields, args, kwargs)
+        fence = _gen.read_fence(call.store, (call.key,), call.tags)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()
@@ -853,8 +896,11 @@ def _gen_face(core: Core) -> Callable[..., Any]:
             core.counters.add("errors")
             raise
         stored = core.encode(call, recorded, time.perf_counter() - start, "stream")
-        if stored is not None and _cache.current_epoch() == call.epoch:
-            call.store.set_many(core.items(call, stored))
+        if (
+            stored is not None
+            and core.may_store(call, fence)
+            and _gen.write_fenced(call.store, core.items(call, stored), fence)
+        ):
             core.counters.add("stores")
         maybe_flush()
 
@@ -878,6 +924,7 @@ def _async_gen_face(core: Core) -> Callable[..., Any]:
                 yield chunk
             return
         call = core.call_at(key, ns, fields, args, kwargs)
+        fence = await _gen.aread_fence(call.store, (call.key,), call.tags)
         core.counters.add("misses")
         recorded: list[Any] = []
         start = time.perf_counter()
@@ -893,8 +940,11 @@ def _async_gen_face(core: Core) -> Callable[..., Any]:
             core.counters.add("errors")
             raise
         stored = core.encode(call, recorded, time.perf_counter() - start, "stream")
-        if stored is not None and _cache.current_epoch() == call.epoch:
-            await call.store.aset_many(core.items(call, stored))
+        if (
+            stored is not None
+            and core.may_store(call, fence)
+            and await _gen.awrite_fenced(call.store, core.items(call, stored), fence)
+        ):
             core.counters.add("stores")
         maybe_flush()
 

@@ -8,13 +8,28 @@ once this way and runs unchanged under both drivers (the idea of httpx's ``Auth.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from .backends import generations as _gen
 
 if TYPE_CHECKING:
     from .backends.base import Backend, Item
 
-__all__ = ["Compute", "Flow", "Get", "GetMany", "Lock", "Sleep", "Store", "Unlock", "run_async", "run_sync"]
+__all__ = [
+    "Compute",
+    "Flow",
+    "Get",
+    "GetFenced",
+    "GetMany",
+    "Lock",
+    "ReadFence",
+    "Sleep",
+    "Store",
+    "Unlock",
+    "run_async",
+    "run_sync",
+]
 
 T = TypeVar("T")
 
@@ -48,13 +63,35 @@ class GetMany(_Op):
         self.keys = keys
 
 
+class GetFenced(_Op):
+    """Read one key and the fence of writing it with `tags` (one round trip on Redis); the reply is
+    `(bytes | None, fence | None)` (see `agentcache.backends.generations`)."""
+
+    __slots__ = ("key", "tags")
+
+    def __init__(self, key: str, tags: Collection[str]) -> None:
+        self.key = key
+        self.tags = tags
+
+
+class ReadFence(_Op):
+    """Read the fence of writing `keys` with `tags`; the reply is the fence, `None` without generations."""
+
+    __slots__ = ("keys", "tags")
+
+    def __init__(self, keys: Sequence[str], tags: Collection[str]) -> None:
+        self.keys = keys
+        self.tags = tags
+
+
 class Store(_Op):
-    """Write items; the reply is `None`."""
+    """Write items unless an invalidation moved `fence` (`None`: unconditionally); the reply is whether it wrote."""
 
-    __slots__ = ("items",)
+    __slots__ = ("fence", "items")
 
-    def __init__(self, items: Sequence[Item]) -> None:
+    def __init__(self, items: Sequence[Item], fence: object | None = None) -> None:
         self.items = items
+        self.fence = fence
 
 
 class Compute(_Op):
@@ -95,7 +132,7 @@ class Sleep(_Op):
         self.seconds = seconds
 
 
-Op = Get | GetMany | Store | Compute | Lock | Unlock | Sleep
+Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep
 Flow = Generator[Op, Any, T]
 
 
@@ -120,8 +157,14 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                 elif t is GetMany:
                     reply = store.get_many(cast(GetMany, op).keys)
                 elif t is Store:
-                    store.set_many(cast(Store, op).items)
-                    reply = None
+                    write = cast(Store, op)
+                    reply = _gen.write_fenced(store, write.items, write.fence)
+                elif t is GetFenced:
+                    fenced = cast(GetFenced, op)
+                    reply = _gen.get_fenced(store, fenced.key, fenced.tags)
+                elif t is ReadFence:
+                    fence = cast(ReadFence, op)
+                    reply = _gen.read_fence(store, fence.keys, fence.tags)
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = store.acquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -158,8 +201,14 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                 elif t is GetMany:
                     reply = await store.aget_many(cast(GetMany, op).keys)
                 elif t is Store:
-                    await store.aset_many(cast(Store, op).items)
-                    reply = None
+                    write = cast(Store, op)
+                    reply = await _gen.awrite_fenced(store, write.items, write.fence)
+                elif t is GetFenced:
+                    fenced = cast(GetFenced, op)
+                    reply = await _gen.aget_fenced(store, fenced.key, fenced.tags)
+                elif t is ReadFence:
+                    fence = cast(ReadFence, op)
+                    reply = await _gen.aread_fence(store, fence.keys, fence.tags)
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = await store.aacquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .config import get_settings
 from .errors import ConfigurationError
 from .keys import KEY_PREFIX, namespace_prefixes
@@ -24,23 +26,18 @@ if TYPE_CHECKING:
     from .backends.base import Backend
     from .errors import InvalidationError
 
-__all__ = ["Cache", "close_all", "default_cache"]
-
-# Bumped by every invalidation: a computation that started before an invalidation does not store its result,
-# so no caller can read a value computed from data that was invalidated while the call was running.
-_epoch = itertools.count(1)
-_epoch_now = 0
+__all__ = ["Cache", "bump_epoch", "close_all", "default_cache"]
 
 
 def bump_epoch() -> None:
-    """Mark that an invalidation happened (see the comment on `_epoch`)."""
-    global _epoch_now
-    _epoch_now = next(_epoch)
+    """Mark, in every open store, that an invalidation is happening in this process.
 
-
-def current_epoch() -> int:
-    """The invalidation epoch now."""
-    return _epoch_now
+    Stores with generations (memory, SQLite, Redis) do not need it: their invalidations fence writes
+    themselves. It serves in-process single-flight and the fallback for stores without generations (see
+    `Cache.epoch`); invalidations through `Cache` methods bump their own store.
+    """
+    for cache in open_caches():
+        cache.bump()
 
 
 class Cache:
@@ -72,6 +69,11 @@ class Cache:
         self._lock = threading.Lock()
         self.counters = Counters()
         """Backend errors seen by this store (hits and misses are counted per function)."""
+        self._epochs = itertools.count(1)
+        self.epoch = 0
+        """Bumped before and after every invalidation made through this object (in this process). A call that
+        starts after a bump never joins a computation that started before it; and on a store without
+        generations (see `agentcache.backends.generations`) a miss that overlapped a bump is not stored."""
         _every.add(self)
 
     def __repr__(self) -> str:
@@ -141,6 +143,19 @@ class Cache:
     def _on_error(self, exc: BaseException) -> None:
         self.counters.add("backend_errors")
 
+    def bump(self) -> None:
+        """Advance `epoch` (see there)."""
+        self.epoch = next(self._epochs)
+
+    @contextmanager
+    def invalidating(self) -> Iterator[Backend]:
+        """The store, for an invalidation: `epoch` is bumped before and after it."""
+        self.bump()
+        try:
+            yield self.store
+        finally:
+            self.bump()
+
     # -- invalidation ---------------------------------------------------------------------------------------
 
     def invalidate(
@@ -150,7 +165,8 @@ class Cache:
         `namespace` and the current `namespace()` block scope it).
 
         Returns how many entries were deleted. When it returns, no caller in this process reads the old
-        values (computations still running are not stored either).
+        values, and computations still running do not store theirs (in any process, on a store with
+        generations: see `agentcache.backends.generations`).
 
         Raises:
             InvalidationError: the store could not be reached (after bounded retries, whatever the circuit
@@ -158,11 +174,8 @@ class Cache:
                 lands; until then this process neither serves nor stores the entries it may cover.
         """
         plan = _plan(keys, tags, namespace)  # a bad argument raises before anything is bumped
-        bump_epoch()
-        try:
+        with self.invalidating():
             return self._apply(plan)
-        finally:
-            bump_epoch()
 
     async def ainvalidate(
         self, *, keys: Iterable[str] = (), tags: Collection[str] = (), namespace: NamespaceTarget = None
@@ -170,11 +183,8 @@ class Cache:
         """Awaitable `invalidate` (raises `InvalidationError` the same way)."""
         keys = list(keys)
         plan = _plan(keys, tags, namespace)
-        bump_epoch()
-        try:
+        with self.invalidating():
             return await self._aapply(plan)
-        finally:
-            bump_epoch()
 
     def clear(self) -> int:
         """Delete every agentcache entry in this store (all namespaces, layers and internal records).
@@ -184,11 +194,8 @@ class Cache:
         """
         from .backends._fence import Invalidation
 
-        bump_epoch()
-        try:
+        with self.invalidating():
             return self._apply([Invalidation.of_prefix(KEY_PREFIX)])
-        finally:
-            bump_epoch()
 
     def _apply(self, plan: list[Invalidation]) -> int:
         from .backends.resilient import ResilientBackend
@@ -385,3 +392,12 @@ def forget_all() -> None:
         _default = None
         _by_spec.clear()
         _every.clear()
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for cache in list(_every):
+        _fork.renew(cache, "_lock")
+        _fork.renew(cache.counters, "_lock")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .durations import TTL, parse_ttl
 from .errors import ConfigurationError, MissingDependencyError
 from .keys import validate_namespace
@@ -312,3 +313,9 @@ def reset_settings() -> None:
         _overrides.clear()
         _resolved = None
         _reported.clear()
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .cache import default_cache, open_caches
 from .errors import ConfigurationError, InvalidationError, SerializationError
 from .keys import KEY_PREFIX, digest, validate_namespace
@@ -295,3 +296,9 @@ def reset_events() -> None:
     """Forget every event rule registered in this process."""
     with _lock:
         _rules.clear()
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _fork
 from .errors import SerializationError
 from .usage import Usage
 
@@ -587,3 +588,9 @@ def decode_vector(raw: bytes, key: str) -> list[float]:
     if dim == 0 or len(body) != 4 + 4 * dim:
         raise CorruptEntryError("embedding entry's dimension does not match its length")
     return unpack_vector(body[4:])
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _types_lock, _memo_lock
+    _types_lock, _memo_lock = threading.Lock(), threading.Lock()

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import _fork
 from .errors import SerializationError
 from .keys import KEY_PREFIX
 from .serialization import decode_entry, encode_entry
@@ -109,3 +110,9 @@ def load_stats(store: Backend) -> StatsReport:
             except (SerializationError, KeyError, TypeError, ValueError):
                 continue
     return StatsReport.build(rows)
+
+
+@_fork.at_fork
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()

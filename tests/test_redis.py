@@ -120,11 +120,12 @@ def test_clear_works_with_keys_and_flush_disabled(tmp_path: Path) -> None:
 
 
 def test_clear_leaves_foreign_keys(backend: RedisBackend, raw: redis.Redis, prefix: str) -> None:
-    """clear("") deletes our entries and metadata, never keys that are not in our layout."""
+    """clear("") deletes our entries and metadata (but the generations, which only grow), never foreign keys."""
     raw.set(prefix + "foreign", b"keep")
     backend.set_many([Item(_ns_key("n", i), b"x", tags=("t",)) for i in range(5)] + [Item("g", b"y", tags=("t",))])
     assert backend.clear("") == 6
-    assert {k.decode() for k in raw.scan_iter(match=prefix + "*")} == {prefix + "foreign"}
+    left = {k.decode() for k in raw.scan_iter(match=prefix + "*")}
+    assert left == {prefix + "foreign", prefix + "ac:v1:{n}#gen", prefix + "{_}#gen"}
 
 
 def test_partial_clear_keeps_tag_sets_consistent(backend: RedisBackend, raw: redis.Redis, prefix: str) -> None:

@@ -179,3 +179,37 @@ def test_changes_reach_another_process_within_100ms(tiered: TieredBackend, url: 
         child.stdout.close()
     print("cross-process invalidation latency (s):", latencies)
     assert max(latencies.values()) < 0.1, latencies
+
+
+@pytest.mark.slow
+def test_after_invalidate_returns_another_process_never_reads_the_old_value(tiered: TieredBackend, url: str) -> None:
+    """A invalidates, then tells B; B's very next read is never the old value (issue #14.3: 9-14% before)."""
+    import multiprocessing
+
+    from support.generation_workers import l1_reader
+
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    reader = ctx.Process(target=l1_reader, args=(url, theirs))
+    reader.start()
+    stale = []
+    try:
+        for r in range(100):
+            key = f"ac:v1:app:tool:doc:{r:04d}"
+            tiered.set_many([Item(key, b"old", tags=("doc",))])
+            ours.send(("fill", key))
+            assert ours.poll(60) and ours.recv() == "ready"
+            if r % 2:
+                tiered.delete_many([key])
+            else:
+                tiered.delete_tags(["doc"], "ac:v1:app:")
+            ours.send(("read", key))
+            assert ours.poll(60)
+            if ours.recv() is not None:
+                stale.append(r)
+    finally:
+        ours.send(None)
+        reader.join(30)
+        if reader.is_alive():
+            reader.kill()
+    assert stale == []

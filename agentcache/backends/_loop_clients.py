@@ -62,6 +62,14 @@ class LoopClients(Generic[C]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def abandon_all(self) -> None:
+        """In a forked child: forget every client (kept referenced, never closed) and make a new lock."""
+        from agentcache import _fork
+
+        _fork.keep(dict(self._entries))
+        self._entries = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
     def get(self) -> C:
         """The client of the running loop, created on first use. Must be called inside a running loop."""
         loop = asyncio.get_running_loop()

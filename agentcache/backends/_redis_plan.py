@@ -8,8 +8,16 @@ Key layout (cluster-safe): a core key `ac:v1:{ns}:{rest}` is stored as `<prefix>
 the namespace is the Redis hash tag and every key of one namespace lives in one slot. Any other key `k` is
 stored as `<prefix>{_}:k`. The part up to the first `}` is the *group base*; per-group metadata sits next to
 the data in the same slot: `<base>#t:<tag>` (set of data keys carrying a tag), `<base>#lru` (sorted set of
-last access, only with `max_entries`) and `<base>#lock:<name>` (single-flight locks). Data keys have `:`
-right after the base and metadata has `#`, so a scan for data never matches metadata.
+last access, only with `max_entries`), `<base>#lock:<name>` (single-flight locks) and `<base>#gen` (the
+group's invalidation generations: fields `*`, `#<tag>`, `k<bucket>` and a random `id`, see
+`agentcache.backends.generations`). Data keys have `:` right after the base and metadata has `#`, so a scan
+for data never matches metadata.
+
+Generations: every delete/tag script bumps the fields it covers in the same script, and a fenced write
+compares its fence inside the write script. `clear` bumps `*` in every group it covers before it scans for
+what to delete; global and tree invalidations find the groups by scanning (the `#gen` hash of a group is
+created by the first fence read, before anything is computed, so a group a concurrent miss writes to is
+either found by the scan or was created after the invalidation started).
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from agentcache.backends.base import EntryInfo, Item
+from agentcache.backends.generations import bucket
 
 __all__ = [
     "DEL_SCRIPT",
+    "FENCE_SCRIPT",
     "RELEASE_SCRIPT",
     "SET_SCRIPT",
     "TAGS_SCRIPT",
@@ -34,6 +44,7 @@ __all__ = [
     "Flow",
     "KeyLayout",
     "Nodes",
+    "RedisFence",
     "ScanStep",
     "Script",
 ]
@@ -110,15 +121,36 @@ local function untag(key)
 end
 """
 
-# KEYS[1]: the group's LRU zset, KEYS[2..]: data keys. ARGV: base, now_ms, max_entries (0: unbounded),
-# then per key: ttl_ms (-1: none, 0: do not store), value, tags_json, ntags, tag... Returns evictions.
+_BUMP = """
+local function bump(gen, first, last)
+  for j = first, last do redis.call('HINCRBY', gen, ARGV[j], 1) end
+end
+"""
+
+# KEYS[1]: the group's generations hash. ARGV[1]: a random id (set once), ARGV[2..]: fields. Returns their values.
+FENCE_SCRIPT = Script(
+    "fence",
+    """
+redis.call('HSETNX', KEYS[1], 'id', ARGV[1])
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
+""",
+)
+
+# KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[3..]: data keys. ARGV: base, now_ms, max_entries
+# (0: unbounded), nfence, then nfence (field, expected value) pairs (the write is dropped, returning -1, when
+# one moved), then per key: ttl_ms (-1: none, 0: do not store), value, tags_json, ntags, tag... Returns evictions.
 SET_SCRIPT = Script(
     "set",
     "local base, now, maxn = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\nlocal lru = KEYS[1]\n"
     + _UNTAG
     + """
-local i = 4
-for k = 2, #KEYS do
+local nf = tonumber(ARGV[4])
+for j = 0, nf - 1 do
+  local got = redis.call('HGET', KEYS[2], ARGV[5 + 2 * j])
+  if (got or '') ~= ARGV[6 + 2 * j] then return -1 end
+end
+local i = 5 + 2 * nf
+for k = 3, #KEYS do
   local key = KEYS[k]
   local ttl, val, tj, n = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   untag(key)
@@ -157,14 +189,17 @@ return evicted
 """,
 )
 
-# KEYS[1]: the group's LRU zset, KEYS[2..]: data keys. ARGV[1]: base. Returns how many existed.
+# KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[3..]: data keys. ARGV[1]: base, ARGV[2..]:
+# generation fields to bump. Returns how many keys existed.
 DEL_SCRIPT = Script(
     "delete",
     "local base, lru = ARGV[1], KEYS[1]\n"
     + _UNTAG
+    + _BUMP
     + """
+bump(KEYS[2], 2, #ARGV)
 local n = 0
-for k = 2, #KEYS do
+for k = 3, #KEYS do
   untag(KEYS[k])
   n = n + redis.call('DEL', KEYS[k])
   redis.call('ZREM', lru, KEYS[k])
@@ -173,14 +208,17 @@ return n
 """,
 )
 
-# KEYS[1]: the group's LRU zset, KEYS[2..]: tag sets. ARGV: base, data-key prefix. Returns deletions.
+# KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[3..]: tag sets. ARGV: base, data-key prefix,
+# then generation fields to bump. Returns deletions.
 TAGS_SCRIPT = Script(
     "delete_tags",
     "local base, lru, pfx = ARGV[1], KEYS[1], ARGV[2]\n"
     + _UNTAG
+    + _BUMP
     + """
+bump(KEYS[2], 3, #ARGV)
 local tagsets = {}
-for k = 2, #KEYS do tagsets[#tagsets + 1] = KEYS[k] end
+for k = 3, #KEYS do tagsets[#tagsets + 1] = KEYS[k] end
 local n = 0
 for _, key in ipairs(redis.call('SUNION', unpack(tagsets))) do
   if string.sub(key, 1, #pfx) == pfx then
@@ -284,6 +322,11 @@ class KeyLayout:
         return base + "#lru"
 
     @staticmethod
+    def gen_key(base: str) -> str:
+        """The group's hash of invalidation generations."""
+        return base + "#gen"
+
+    @staticmethod
     def tag_key(base: str, tag: str) -> str:
         """The group's set of data keys carrying `tag`."""
         return f"{base}#t:{tag}"
@@ -292,6 +335,10 @@ class KeyLayout:
         """The Redis key of lock `name` (in the slot of the cache key of the same name)."""
         base, rest = self.split(name)
         return f"{base}#lock:{rest}"
+
+    def tracking_prefixes(self) -> tuple[str, str]:
+        """The Redis key prefixes of every group (for `CLIENT TRACKING ... BCAST PREFIX`)."""
+        return f"{self.prefix}{_CORE_HEAD}{{", f"{self.prefix}{_GENERIC_TAG}:"
 
     def channel(self) -> str:
         """The pub/sub channel carrying invalidations between tiered processes."""
@@ -395,8 +442,63 @@ def get_entries_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flo
     return out
 
 
-def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int) -> Flow:
-    """Write items: one SET_SCRIPT call per group, all pipelined."""
+class RedisFence:
+    """What a fence read found, per group: `(base, fields, values)` (a missing field reads as '')."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
+        self.groups = groups
+
+    def __repr__(self) -> str:
+        return f"RedisFence({self.groups!r})"
+
+
+def _fence_fields(layout: KeyLayout, keys: Sequence[str], tags: Collection[str]) -> dict[str, list[str]]:
+    """Per group: the generation fields a write of `keys` tagged `tags` depends on ('id' first)."""
+    out: dict[str, list[str]] = {}
+    tag_fields = ["*", *(f"#{t}" for t in dict.fromkeys(tags))]
+    for key in keys:
+        base, _ = layout.split(key)
+        fields = out.setdefault(base, ["id", *tag_fields])
+        field = f"k{bucket(key)}"
+        if field not in fields:
+            fields.append(field)
+    return out
+
+
+def _fence_calls(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> list[Call]:
+    groups = _fence_fields(layout, keys, tags)
+    return [_script_call(FENCE_SCRIPT, [layout.gen_key(b)], [token, *fields]) for b, fields in groups.items()]
+
+
+def _fence_of(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], replies: Sequence[Any]) -> RedisFence:
+    groups = _fence_fields(layout, keys, tags)
+    found: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for (base, fields), values in zip(groups.items(), replies, strict=True):
+        found[base] = (tuple(fields), tuple("" if v is None else _text(v) for v in values))
+    return RedisFence(found)
+
+
+def fence_flow(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> Flow:
+    """Read (and register) the generations a write of `keys` tagged `tags` depends on: one script per group."""
+    replies = yield Batch(tuple(_fence_calls(layout, keys, tags, token)))
+    return _fence_of(layout, keys, tags, replies)
+
+
+def get_fenced_flow(layout: KeyLayout, key: str, tags: Collection[str], now_ms: int, token: str) -> Flow:
+    """Read `key` and the fence of writing it, in one round trip: `(value, fence)`."""
+    reads = [Call(get_command(layout, key))]
+    if layout.max_entries is not None:
+        base, rest = layout.split(key)
+        reads.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, f"{base}:{rest}")))
+    replies = yield Batch((*reads, *_fence_calls(layout, (key,), tags, token)))
+    return replies[0], _fence_of(layout, (key,), tags, replies[len(reads) :])
+
+
+def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None = None) -> Flow:
+    """Write items: one SET_SCRIPT call per group, all pipelined; with a fence, each group's write is dropped
+    when one of its generations moved. Returns whether every group wrote."""
     groups: dict[str, tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
     for item in items:
         base, rest = layout.split(item.key)
@@ -405,21 +507,36 @@ def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int) -> Flow:
         keys.append(f"{base}:{rest}")
         args += [ttl_ms(item.ttl), item.value, json.dumps(tags) if tags else "", len(tags), *tags]
     maxn = layout.max_entries or 0
-    calls = tuple(
-        _script_call(SET_SCRIPT, [layout.lru_key(base), *keys], [base, now_ms, maxn, *args])
-        for base, (keys, args) in groups.items()
-    )
-    if calls:
-        yield Batch(calls)
+    calls = []
+    for base, (keys, args) in groups.items():
+        checks: list[str] = []
+        if fence is not None and base in fence.groups:
+            fields, values = fence.groups[base]
+            for field, value in zip(fields, values, strict=True):
+                checks += [field, value]
+        head = [base, now_ms, maxn, len(checks) // 2, *checks]
+        calls.append(_script_call(SET_SCRIPT, [layout.lru_key(base), layout.gen_key(base), *keys], [*head, *args]))
+    if not calls:
+        return True
+    replies = yield Batch(tuple(calls))
+    return all(int(r) >= 0 for r in replies)
 
 
 def delete_flow(layout: KeyLayout, keys: Iterable[str], *, redis_keys: bool = False) -> Flow:
-    """Delete keys (core keys, or Redis data keys with `redis_keys`): one DEL_SCRIPT call per group."""
-    groups: dict[str, list[str]] = defaultdict(list)
+    """Delete keys (core keys, or Redis data keys with `redis_keys`): one DEL_SCRIPT call per group, which
+    bumps each key's generation bucket."""
+    groups: dict[str, tuple[list[str], set[str]]] = defaultdict(lambda: ([], set()))
     for key in keys:
         dkey = key if redis_keys else layout.data_key(key)
-        groups[layout.base_of(dkey)].append(dkey)
-    calls = tuple(_script_call(DEL_SCRIPT, [layout.lru_key(base), *dkeys], [base]) for base, dkeys in groups.items())
+        logical = layout.logical_key(dkey) if redis_keys else key
+        dkeys, bumps = groups[layout.base_of(dkey)]
+        dkeys.append(dkey)
+        if logical is not None:
+            bumps.add(f"k{bucket(logical)}")
+    calls = tuple(
+        _script_call(DEL_SCRIPT, [layout.lru_key(base), layout.gen_key(base), *dkeys], [base, *sorted(bumps)])
+        for base, (dkeys, bumps) in groups.items()
+    )
     if not calls:
         return 0
     replies = yield Batch(calls)
@@ -442,8 +559,29 @@ def _scan_keys(layout: KeyLayout, prefix: str) -> Generator[Op, Any, list[list[s
     return found
 
 
+def _bases_under(layout: KeyLayout, prefix: str, found: Iterable[str]) -> set[str]:
+    """The groups of `found` Redis keys that `prefix` covers."""
+    bases = set()
+    for key in found:
+        if "}" in key:
+            base = layout.base_of(key)
+            if layout.group_filter(base, prefix) is not None:
+                bases.add(base)
+    return bases
+
+
 def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
-    """Delete every entry under `prefix` with SCAN (never KEYS/FLUSHDB); whole groups lose metadata too."""
+    """Delete every entry under `prefix` with SCAN (never KEYS/FLUSHDB); whole groups lose metadata too
+    (but not their generations, which are bumped first, in every group `prefix` covers)."""
+    group = layout.single_group(prefix)
+    if group is not None:
+        bases = {group[0]}
+    else:
+        seen = yield from _scan_keys(layout, prefix)
+        bases = _bases_under(layout, prefix, (k for batch in seen for k in batch))
+        bases.add(layout.prefix + _GENERIC_TAG)
+    if bases:
+        yield Batch(tuple(Call(("HINCRBY", layout.gen_key(b), "*", 1)) for b in sorted(bases)))
     batches = yield from _scan_keys(layout, prefix)
     whole = layout.whole_groups(prefix)
     total = 0
@@ -452,7 +590,11 @@ def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
         if not whole:
             total += yield from delete_flow(layout, data, redis_keys=True)
             continue
-        meta = [k for k in found if layout.logical_key(k) is None and "}#lock:" not in k and "}#" in k]
+        meta = [
+            k
+            for k in found
+            if layout.logical_key(k) is None and "}#lock:" not in k and "}#" in k and not k.endswith("}#gen")
+        ]
         by_base: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
         for k in data:
             by_base[layout.base_of(k)][0].append(k)
@@ -467,7 +609,8 @@ def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
 
 
 def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> Flow:
-    """Delete entries carrying any of `tags` under `prefix`: one TAGS_SCRIPT call per group."""
+    """Delete entries carrying any of `tags` under `prefix`: one TAGS_SCRIPT call per group, which bumps the
+    tags' generations (in every group `prefix` covers, found by their tag sets and generation hashes)."""
     tags = list(dict.fromkeys(tags))
     if not tags:
         return 0
@@ -478,8 +621,8 @@ def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> F
     else:
         found: set[str] = set()
         p = glob_escape(layout.prefix)
-        for tag in tags:
-            pattern = f"{p}*}}#t:{glob_escape(tag)}"
+        wanted = {f"{p}*}}#gen": "#gen", **{f"{p}*}}#t:{glob_escape(tag)}": f"#t:{tag}" for tag in tags}}
+        for pattern, suffix in wanted.items():
             nodes = yield Nodes(None)
             for node in nodes:
                 cursor = 0
@@ -487,17 +630,19 @@ def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> F
                     cursor, keys = yield ScanStep(node, cursor, pattern)
                     for k in keys:
                         text = _text(k)
-                        if "}" in text and text == layout.tag_key(layout.base_of(text), tag):
+                        if "}" in text and text == layout.base_of(text) + suffix:
                             found.add(layout.base_of(text))
                     if int(cursor) == 0:
                         break
         bases = sorted(found)
     calls = []
+    bumps = [f"#{t}" for t in tags]
     for base in bases:
         pfx = layout.group_filter(base, prefix)
         if pfx is not None:
             tag_keys = [layout.tag_key(base, t) for t in tags]
-            calls.append(_script_call(TAGS_SCRIPT, [layout.lru_key(base), *tag_keys], [base, pfx]))
+            keys = [layout.lru_key(base), layout.gen_key(base), *tag_keys]
+            calls.append(_script_call(TAGS_SCRIPT, keys, [base, pfx, *bumps]))
     if not calls:
         return 0
     replies = yield Batch(tuple(calls))

@@ -13,6 +13,8 @@ Contract shared by all methods:
   with `prefix`; it returns how many entries were deleted.
 * `clear(prefix)` deletes every entry whose key starts with `prefix` (never the whole server unless
   `prefix == ""` and the store belongs to agentcache alone).
+* Optional powers: `SupportsScan` (listing), `SupportsLocking` (cross-process single-flight) and
+  `SupportsGenerations` (writes checked against invalidations; see `agentcache.backends.generations`).
 * Driver failures are raised as `BackendError` / `BackendUnavailable` (mapped `from exc`); the
   fail-open policy lives in one wrapper, `agentcache.backends.resilient.ResilientBackend`.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "Backend",
     "EntryInfo",
     "Item",
+    "SupportsGenerations",
     "SupportsLocking",
     "SupportsScan",
     "SyncBackend",
@@ -192,4 +195,32 @@ class SupportsLocking(Protocol):
 
     async def arelease_lock(self, name: str, token: str, /) -> bool:
         """Awaitable `release_lock`."""
+        ...
+
+
+@runtime_checkable
+class SupportsGenerations(Protocol):
+    """Optional power: writes checked against invalidations (design in `agentcache.backends.generations`).
+
+    The store keeps generation counters per invalidation scope and bumps them atomically with every
+    `delete_many`, `delete_tags` and `clear`. `read_fence` returns the counters a write of `keys` tagged
+    `tags` depends on (an opaque value); `set_many_fenced` writes `items` only if none of them moved since,
+    checked atomically with the write, and returns whether it wrote. A store without this power is still a
+    valid `Backend`: the cache layers then fall back to an in-process check (see the module above).
+    """
+
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The counters a write of `keys` tagged `tags` depends on, read now (call before computing)."""
+        ...
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many(items)` unless an invalidation covering them happened since `fence`; whether it wrote."""
+        ...
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        ...
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
         ...

@@ -7,7 +7,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 
+from agentcache import _fork
 from agentcache.backends.base import EntryInfo, InlineAsyncFace, Item
+from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 
 __all__ = ["MemoryBackend"]
 
@@ -32,7 +34,7 @@ class _Entry:
 
 
 class MemoryBackend(InlineAsyncFace):
-    """A thread-safe in-process LRU byte store implementing `Backend` and `SupportsScan`.
+    """A thread-safe in-process LRU byte store implementing `Backend`, `SupportsScan` and `SupportsGenerations`.
 
     Entries expire after their TTL (monotonic clock), are read as missing once expired and are removed lazily.
     When `max_entries` or `max_bytes` (sum of `len(key) + len(value)`) is exceeded, expired entries are swept
@@ -57,8 +59,10 @@ class MemoryBackend(InlineAsyncFace):
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
         self._bytes = 0
+        self._gens: dict[str, int] = {}  # invalidation generations (see agentcache.backends.generations)
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        _fork.track(self)
 
     def __repr__(self) -> str:
         return f"MemoryBackend(max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r})"
@@ -102,26 +106,55 @@ class MemoryBackend(InlineAsyncFace):
     def set_many(self, items: Sequence[Item], /) -> None:
         """Store every item, replacing existing values, TTLs and tags; `ttl <= 0` removes the key."""
         with self._lock:
-            now = _monotonic()
-            wall = _wall()
-            for item in items:
-                old = self._data.get(item.key)
-                if old is not None:
-                    self._remove(item.key, old)
-                size = len(item.key) + len(item.value)
-                if (item.ttl is not None and item.ttl <= 0) or (self.max_bytes is not None and size > self.max_bytes):
-                    continue
-                expires = None if item.ttl is None else now + item.ttl
-                tags = tuple(dict.fromkeys(item.tags))
-                self._data[item.key] = _Entry(item.value, expires, wall, tags, size)
-                self._bytes += size
-                for tag in tags:
-                    self._tags.setdefault(tag, set()).add(item.key)
-            self._enforce_limits(now)
+            self._set_locked(items)
+
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The generations a write of `keys` tagged `tags` depends on (see `SupportsGenerations`)."""
+        names = scope_names(keys, tags)
+        with self._lock:
+            return ScopeFence(names, tuple(self._gens.get(n, 0) for n in names))
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` unless an invalidation moved `fence` (checked under the lock that writes)."""
+        if not isinstance(fence, ScopeFence):
+            return False
+        with self._lock:
+            gens = self._gens
+            if any(gens.get(n, 0) != v for n, v in zip(fence.names, fence.values, strict=True)):
+                return False
+            self._set_locked(items)
+            return True
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence` (runs inline)."""
+        return self.read_fence(keys, tags)
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced` (runs inline)."""
+        return self.set_many_fenced(items, fence)
+
+    def _set_locked(self, items: Sequence[Item]) -> None:
+        now = _monotonic()
+        wall = _wall()
+        for item in items:
+            old = self._data.get(item.key)
+            if old is not None:
+                self._remove(item.key, old)
+            size = len(item.key) + len(item.value)
+            if (item.ttl is not None and item.ttl <= 0) or (self.max_bytes is not None and size > self.max_bytes):
+                continue
+            expires = None if item.ttl is None else now + item.ttl
+            tags = tuple(dict.fromkeys(item.tags))
+            self._data[item.key] = _Entry(item.value, expires, wall, tags, size)
+            self._bytes += size
+            for tag in tags:
+                self._tags.setdefault(tag, set()).add(item.key)
+        self._enforce_limits(now)
 
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete `keys`; return how many existed (expired entries do not count)."""
         with self._lock:
+            self._bump(key_scopes(keys))
             now = _monotonic()
             count = 0
             for key in keys:
@@ -134,6 +167,7 @@ class MemoryBackend(InlineAsyncFace):
     def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
         """Delete every entry tagged with any of `tags` whose key starts with `prefix`; return the count."""
         with self._lock:
+            self._bump(tag_scopes(tags, prefix))
             keys: set[str] = set()
             for tag in tags:
                 keys.update(k for k in self._tags.get(tag, ()) if k.startswith(prefix))
@@ -142,7 +176,12 @@ class MemoryBackend(InlineAsyncFace):
     def clear(self, prefix: str = "", /) -> int:
         """Delete every entry whose key starts with `prefix`; return the count of live entries deleted."""
         with self._lock:
+            self._bump(clear_scopes(prefix))
             return self._delete_keys([k for k in list(self._data) if k.startswith(prefix)])
+
+    def _after_fork_in_child(self) -> None:
+        """A fresh lock (a thread of the parent may have held the old one at fork); the entries stay."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Nothing to release: the entries stay until the object is garbage collected."""
@@ -167,6 +206,11 @@ class MemoryBackend(InlineAsyncFace):
         return iter(found)
 
     # -- internals (callers hold the lock) -------------------------------------------------------------------
+
+    def _bump(self, names: Sequence[str]) -> None:
+        gens = self._gens
+        for name in names:
+            gens[name] = gens.get(name, 0) + 1
 
     @staticmethod
     def _alive(entry: _Entry, now: float) -> bool:

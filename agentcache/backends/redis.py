@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from agentcache import _fork
 from agentcache.backends import _redis_plan as plan
 from agentcache.backends._loop_clients import LoopClients
 from agentcache.backends.base import Backend, EntryInfo, Item
@@ -149,6 +150,13 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
+_INVALIDATE_CHANNEL = "__redis__:invalidate"
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _require_redis() -> None:
     try:
         import redis  # noqa: F401
@@ -161,7 +169,7 @@ def _now_ms() -> int:
 
 
 class RedisBackend:
-    """A `Backend` + `SupportsScan` + `SupportsLocking` over Redis (standalone, TLS, unix socket or cluster).
+    """`Backend`, `SupportsScan`, `SupportsLocking`, `SupportsGenerations` over Redis (standalone, TLS, unix, cluster).
 
     Values are stored in one hash per entry (`v` value, `t` tags, `c` created ms) with a PX expiry; tags are
     per-namespace sets; `max_entries` bounds each namespace with an LRU evicted atomically by a Lua script on
@@ -234,6 +242,16 @@ class RedisBackend:
         # Our own asyncio clients: one per running event loop, closed when that loop shuts down.
         self._aclients: LoopClients[Any] = LoopClients(self._new_async, _aclose_client, _abandon_client)
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Abandon the parent's clients (kept referenced: their finalizers would take the pools' locks, which a
+        parent thread may have held at fork); the child opens its own on first use."""
+        _fork.renew(self, "_lock")
+        if self._owns_client:
+            _fork.keep(self._client)
+            self._client = None
+        self._aclients.abandon_all()
 
     def __repr__(self) -> str:
         where = "<client>"
@@ -433,6 +451,24 @@ class RedisBackend:
         """Store every item, replacing values, TTLs and tags atomically per namespace (one Lua call each)."""
         self._run(plan.set_flow(self.layout, items, _now_ms()))
 
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The generations a write of `keys` tagged `tags` depends on (registers their groups; one round trip)."""
+        return self._run(plan.fence_flow(self.layout, keys, tags, secrets.token_hex(8)))
+
+    def get_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """`get(key)` and `read_fence([key], tags)` in one round trip."""
+        found: tuple[bytes | None, object] = self._run(
+            plan.get_fenced_flow(self.layout, key, tags, _now_ms(), secrets.token_hex(8))
+        )
+        return found
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` unless an invalidation moved `fence`: compared inside each group's write script."""
+        if not isinstance(fence, plan.RedisFence):
+            return False
+        wrote: bool = self._run(plan.set_flow(self.layout, items, _now_ms(), fence))
+        return wrote
+
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete `keys`; return how many existed."""
         count: int = self._run(plan.delete_flow(self.layout, keys))
@@ -463,7 +499,7 @@ class RedisBackend:
         return released
 
     def publish(self, message: bytes, /) -> None:
-        """Publish an invalidation message on this backend's channel (used by the L1 tier)."""
+        """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""
         self._run(plan.publish_flow(self.layout, message))
 
     def close(self) -> None:
@@ -511,6 +547,24 @@ class RedisBackend:
         """Awaitable `set_many`."""
         await self._arun(plan.set_flow(self.layout, items, _now_ms()))
 
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        return await self._arun(plan.fence_flow(self.layout, keys, tags, secrets.token_hex(8)))
+
+    async def aget_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """Awaitable `get_fenced`."""
+        found: tuple[bytes | None, object] = await self._arun(
+            plan.get_fenced_flow(self.layout, key, tags, _now_ms(), secrets.token_hex(8))
+        )
+        return found
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
+        if not isinstance(fence, plan.RedisFence):
+            return False
+        wrote: bool = await self._arun(plan.set_flow(self.layout, items, _now_ms(), fence))
+        return wrote
+
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`."""
         count: int = await self._arun(plan.delete_flow(self.layout, keys))
@@ -550,17 +604,67 @@ class RedisBackend:
         if client is not None and self._owns_client:
             client.close()
 
-    # -- for the subscriber of the L1 tier -------------------------------------------------------------------
+    # -- for the L1 tier: server-assisted client-side caching -------------------------------------------------
+
+    def tracking_connections(self) -> list[Any]:
+        """Connected redis-py connections (one per primary) that receive every change of our keys.
+
+        Each runs `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX ...` over this backend's key prefixes
+        and is subscribed to `__redis__:invalidate`, so the server pushes the name of every key written,
+        deleted, expired or evicted under them (Redis >= 6). They never reconnect by themselves: a lost
+        connection means lost invalidations, which the caller must treat as "flush everything".
+        """
+        with _map_errors():
+            client, _ = self.subscriber_client(resp2=True)
+            nodes = [client]
+            if self.cluster:
+                nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
+            prefixes: list[str] = []
+            for prefix in self.layout.tracking_prefixes():
+                prefixes += ["PREFIX", prefix]
+            conns = []
+            try:
+                for node in nodes:
+                    conn = node.connection_pool.make_connection()
+                    conns.append(conn)
+                    conn.connect()
+                    conn.send_command("CLIENT", "ID")
+                    ident = conn.read_response()
+                    conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", ident, "BCAST", *prefixes)
+                    if _text(conn.read_response()) != "OK":
+                        raise BackendError("CLIENT TRACKING was refused")
+                    conn.send_command("SUBSCRIBE", _INVALIDATE_CHANNEL)
+                    conn.read_response()
+            except BaseException:
+                for conn in conns:
+                    conn.disconnect()
+                raise
+            return conns
+
+    def invalidated_keys(self, message: Any) -> list[str] | None:
+        """The core keys a tracking message names (metadata dropped), or None when it means "flush all"."""
+        if not isinstance(message, list) or len(message) < 3 or _text(message[0]) != "message":
+            return []
+        keys = message[2]
+        if keys is None:
+            return None
+        out = []
+        for key in keys:
+            logical = self.layout.logical_key(key)
+            if logical is not None:
+                out.append(logical)
+        return out
 
     def channel(self) -> str:
-        """The pub/sub channel the L1 tier publishes invalidations on (`<prefix>ac:inv`)."""
+        """This backend's pub/sub channel (`<prefix>ac:inv`)."""
         return self.layout.channel()
 
-    def subscriber_client(self) -> tuple[Any, bool]:
+    def subscriber_client(self, *, resp2: bool = False) -> tuple[Any, bool]:
         """A blocking client for a pub/sub subscriber, and whether the caller owns (and closes) it.
 
         It never reconnects by itself: a dropped subscription must surface, because messages sent while it
-        was down are lost and the subscriber has to flush what it caches.
+        was down are lost and the subscriber has to flush what it caches. `resp2` pins the RESP2 protocol
+        (redis-py 8 defaults to RESP3, where pushes bypass `read_response`).
         """
         with _map_errors():
             if self._url is None:
@@ -571,6 +675,8 @@ class RedisBackend:
             from redis.retry import Retry
 
             kwargs["retry"] = Retry(NoBackoff(), 0)
+            if resp2:
+                kwargs["protocol"] = 2
             if self.cluster:
                 from redis.cluster import RedisCluster
 
@@ -669,7 +775,7 @@ def open_redis(url: str, **options: Any) -> Backend:
     """Open a Redis backend from `url` (see the module docstring); keyword `options` override the query.
 
     `?l1=N` (optionally `&l1_ttl=S`) puts an in-process LRU of N entries in front, kept coherent across
-    processes by pub/sub (`agentcache.backends.tiered.TieredBackend`).
+    processes by Redis invalidation tracking (`agentcache.backends.tiered.TieredBackend`).
     """
     _require_redis()
     clean, ours, tier = _split_options(url)

@@ -27,8 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
+from agentcache import _fork
 from agentcache.backends._fence import Fence, Invalidation
 from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
+from agentcache.backends.generations import UNKNOWN_FENCE
 from agentcache.errors import BackendBusy, BackendUnavailable, InvalidationError
 
 __all__ = ["FAIL_OPEN_TOKEN", "INVALIDATION_BUDGET", "RETRY_BUDGET", "ResilientBackend"]
@@ -164,6 +166,10 @@ class ResilientBackend:
         self.fence = Fence() if fence is None else fence
         """The invalidations still pending on this store (see the class docstring)."""
         self.fence.bind(self._retry_pending, repr(inner))
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        _fork.renew(self, "_lock")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r}, state={self.state!r})"
@@ -468,6 +474,52 @@ class ResilientBackend:
     def clear(self, prefix: str = "", /) -> int:
         """`inner.clear`, or 0 when the store fails (then kept pending in `fence`)."""
         return self._fail_open_invalidation(Invalidation.of_prefix(prefix))
+
+    # -- generations (passed through; see agentcache.backends.generations) -----------------------------------
+
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """`inner.read_fence`; `None` when the inner store has no generations; `UNKNOWN_FENCE` when it fails."""
+        reader = getattr(self.inner, "read_fence", None)
+        if reader is None:
+            return None
+        fence: object = self._call("read_fence", UNKNOWN_FENCE, reader, keys, tags)
+        return fence
+
+    def get_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """`inner.get_fenced` when it has one, else `get` then `read_fence`; a failure reads as a miss."""
+        fused = getattr(self.inner, "get_fenced", None)
+        if fused is None:
+            return self.get(key), self.read_fence((key,), tags)
+        failed: tuple[bytes | None, object] = (None, UNKNOWN_FENCE)
+        return self._call("get", failed, fused, key, tags)
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`inner.set_many_fenced`, or `False` when the store fails or `fence` is `UNKNOWN_FENCE`."""
+        if fence is UNKNOWN_FENCE:
+            return False
+        return self._call("set_many", False, self.inner.set_many_fenced, items, fence)  # type: ignore[attr-defined]
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        reader = getattr(self.inner, "aread_fence", None)
+        if reader is None:
+            return None
+        fence: object = await self._acall("read_fence", UNKNOWN_FENCE, reader, keys, tags)
+        return fence
+
+    async def aget_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """Awaitable `get_fenced`."""
+        fused = getattr(self.inner, "aget_fenced", None)
+        if fused is None:
+            return await self.aget(key), await self.aread_fence((key,), tags)
+        failed: tuple[bytes | None, object] = (None, UNKNOWN_FENCE)
+        return await self._acall("get", failed, fused, key, tags)
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
+        if fence is UNKNOWN_FENCE:
+            return False
+        return await self._acall("set_many", False, self.inner.aset_many_fenced, items, fence)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Close the inner store, whatever the breaker's state; a failure is only reported."""

@@ -8,6 +8,8 @@ Layout of the file (schema version 1):
 * `stats(count, size)`: one row kept exact by triggers on `entries`, so culling never runs `COUNT(*)`.
   A delete trigger also drops the entry's tags, so tags stay consistent on every delete path.
 * `settings(name, value)`: holds the `schema_version` row.
+* `generations(scope, value)`: invalidation counters, bumped in the transaction of every delete and checked
+  in the transaction of a fenced write (see `agentcache.backends.generations`); added to older files on open.
 
 Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
 power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
@@ -39,8 +41,10 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from agentcache import _fork
 from agentcache.backends import _sqlite_files as files
 from agentcache.backends.base import EntryInfo, Item
+from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 from agentcache.errors import BackendBusy, BackendError, BackendUnavailable, ConfigurationError
 
 __all__ = ["SQLiteBackend"]
@@ -79,6 +83,7 @@ _SCHEMA = (
     id INTEGER PRIMARY KEY CHECK (id = 0), count INTEGER NOT NULL, size INTEGER NOT NULL
 )""",
     "INSERT OR IGNORE INTO stats VALUES (0, 0, 0)",
+    "CREATE TABLE IF NOT EXISTS generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     """CREATE TRIGGER IF NOT EXISTS entries_insert AFTER INSERT ON entries BEGIN
     UPDATE stats SET count = count + 1, size = size + NEW.size WHERE id = 0;
 END""",
@@ -98,6 +103,7 @@ _UPSERT = (
     "expires = excluded.expires, accessed = excluded.accessed, value = excluded.value"
 )
 _LIVE = "(expires IS NULL OR expires > ?)"
+_BUMP = "INSERT INTO generations VALUES (?, 1) ON CONFLICT(scope) DO UPDATE SET value = value + 1"
 
 # The pid this process has, refreshed in a forked child, so the per-call fork check costs no syscall.
 _process = [os.getpid()]
@@ -106,12 +112,67 @@ _process = [os.getpid()]
 _inherited: list[sqlite3.Connection] = []
 
 
+class _ForkGate:
+    """Makes `os.fork()` wait until no other thread of this process is inside SQLite.
+
+    SQLite guards shared state with its own mutexes (per open file, per VFS); one held by another thread at
+    the moment of a fork stays held forever in the child, whose first SQLite call then deadlocks. Every call
+    into SQLite holds its thread's own re-entrant lock (uncontended: ~0.1 µs); a fork first takes every other
+    live thread's lock (waiting, bounded, for the calls in flight), so it happens between SQLite calls.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._locks: dict[int, threading.RLock] = {}
+        self._held: list[threading.RLock] = []
+        self._registry = threading.Lock()
+
+    def __call__(self) -> threading.RLock:
+        """This thread's lock (hold it around SQLite calls)."""
+        try:
+            lock: threading.RLock = self._local.lock
+        except AttributeError:
+            lock = self._local.lock = threading.RLock()
+            with self._registry:
+                self._locks[threading.get_ident()] = lock
+        return lock
+
+    def before_fork(self) -> None:
+        deadline = time.monotonic() + _FORK_WAIT
+        me = threading.get_ident()
+        alive = {t.ident for t in threading.enumerate()}
+        with self._registry:
+            for ident in [i for i in self._locks if i not in alive]:
+                del self._locks[ident]  # threads that ended
+            locks = [lock for ident, lock in self._locks.items() if ident != me]
+        for lock in locks:
+            if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                self._held.append(lock)
+
+    def after_fork_in_parent(self) -> None:
+        held, self._held = self._held, []
+        for lock in held:
+            lock.release()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # the parent's other threads (and their calls) do not exist here
+
+
+_FORK_WAIT = 5.0  # seconds a fork waits for calls in flight (a call stuck longer is most likely hung)
+_gate = _ForkGate()
+
+
 def _after_fork_in_child() -> None:
     _process[0] = os.getpid()
+    _gate.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_gate.before_fork,
+        after_in_parent=_gate.after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class _Handle:
@@ -125,7 +186,9 @@ class _Handle:
         self.generation = generation
 
     def __del__(self) -> None:
-        if self.pid != _process[0]:
+        # os.getpid(), not `_process`: right after a fork, threading's own hook frees the other threads'
+        # handles before ours refreshes `_process`, and closing one a parent thread was using deadlocks.
+        if self.pid != os.getpid():
             _inherited.append(self.conn)
         else:  # the owning thread ended: close now rather than leave it to the garbage collector
             self.conn.close()
@@ -194,7 +257,7 @@ def _recovering(
 
 
 class SQLiteBackend:
-    """A byte store in one SQLite file, implementing `Backend` and `SupportsScan`.
+    """A byte store in one SQLite file, implementing `Backend`, `SupportsScan` and `SupportsGenerations`.
 
     Args:
         path: the database file; its directory must exist (constructing the backend
@@ -254,6 +317,14 @@ class SQLiteBackend:
         self._recheck_at = 0.0
         self._rebuild_lock = threading.Lock()
         self._rebuilt_at: float | None = None
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """New locks; connections are re-opened per process already (see `_Handle`). The parent checked the
+        schema already: the child does not take the write lock again just to check it."""
+        _fork.renew(self, "_lock", "_touch_lock")
+        if self._ready is not None and self._ready[1] == self._generation:
+            self._ready = (os.getpid(), self._generation)
 
     def __repr__(self) -> str:
         limits = f"max_entries={self.max_entries!r}, max_bytes={self.max_bytes!r}"
@@ -399,6 +470,11 @@ class SQLiteBackend:
         if row is None or row[0] != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"unsupported agentcache schema version {row and row[0]!r}")
 
+    def _warm(self) -> None:
+        """Open this thread's connection (and check the schema) inside the fork gate."""
+        with _gate():
+            self._conn()
+
     def _inline_ready(self) -> bool:
         """Whether this thread already has a usable connection (so a read cannot wait on schema setup)."""
         handle: _Handle | None = getattr(self._local, "handle", None)
@@ -420,17 +496,18 @@ class SQLiteBackend:
         It waits `write_timeout` for another writer's lock, or `timeout` when `patient` (invalidations).
         """
         try:
-            conn = self._conn()
-            with self._patience(conn) if patient else nullcontext():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._flush_into(conn)
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+            with _gate():
+                conn = self._conn()
+                with self._patience(conn) if patient else nullcontext():
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._flush_into(conn)
+                        yield conn
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _map_error(exc, what) from exc
 
@@ -459,16 +536,17 @@ class SQLiteBackend:
         if not rows:
             return
         try:
-            conn = self._conn()
-            conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
+            with _gate():
+                conn = self._conn()
+                conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
         except (sqlite3.Error, BackendError):
             pass  # access times only order eviction: losing one batch makes LRU a little less exact
 
@@ -476,7 +554,8 @@ class SQLiteBackend:
 
     def _read_one(self, key: str) -> bytes | None:
         try:
-            row = self._conn().execute(_GET, (key,)).fetchone()
+            with _gate():
+                row = self._conn().execute(_GET, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _map_error(exc, "get") from exc
         if row is None:
@@ -492,10 +571,11 @@ class SQLiteBackend:
     def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, tuple[bytes, float | None]] = {}
         try:
-            conn = self._conn()
-            for chunk in _chunks(list(dict.fromkeys(keys))):
-                sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
-                found.update((k, (v, e)) for k, v, e in conn.execute(sql, chunk))
+            with _gate():
+                conn = self._conn()
+                for chunk in _chunks(list(dict.fromkeys(keys))):
+                    sql = f"SELECT key, value, expires FROM entries WHERE key IN ({_marks(len(chunk))})"  # noqa: S608
+                    found.update((k, (v, e)) for k, v, e in conn.execute(sql, chunk))
         except sqlite3.Error as exc:
             raise _map_error(exc, "get_many") from exc
         now = time.time()
@@ -533,6 +613,34 @@ class SQLiteBackend:
     @_recovering
     def set_many(self, items: Sequence[Item], /) -> None:
         """Store every item in one transaction, replacing values, TTLs and tags; `ttl <= 0` drops the key."""
+        self._store(items, None)
+
+    @_recovering
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` unless an invalidation moved `fence`, checked in the transaction that writes."""
+        if not isinstance(fence, ScopeFence):
+            return False
+        return self._store(items, fence)
+
+    @_recovering
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """The generations a write of `keys` tagged `tags` depends on (see `SupportsGenerations`)."""
+        names = scope_names(keys, tags)
+        try:
+            with _gate():
+                return ScopeFence(names, self._generations(self._conn(), names))
+        except sqlite3.Error as exc:
+            raise _map_error(exc, "read_fence") from exc
+
+    @staticmethod
+    def _generations(conn: sqlite3.Connection, names: Sequence[str]) -> tuple[int, ...]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(names):
+            sql = f"SELECT scope, value FROM generations WHERE scope IN ({_marks(len(chunk))})"  # noqa: S608
+            found.update(conn.execute(sql, chunk).fetchall())
+        return tuple(found.get(n, 0) for n in names)
+
+    def _store(self, items: Sequence[Item], fence: ScopeFence | None) -> bool:
         latest = {item.key: item for item in items}  # the last item of a key wins, as sequential sets would
         now = time.time()
         rows: list[tuple[str, int, float, float | None, float, bytes]] = []
@@ -547,12 +655,15 @@ class SQLiteBackend:
             rows.append((key, size, now, expires, now, item.value))
             tags.extend((tag, key) for tag in dict.fromkeys(item.tags))
         with self._write("set_many") as conn:
+            if fence is not None and self._generations(conn, fence.names) != fence.values:
+                return False
             for chunk in _chunks(drop):
                 conn.execute(f"DELETE FROM entries WHERE key IN ({_marks(len(chunk))})", chunk)  # noqa: S608
             conn.executemany(_UPSERT, rows)
             conn.executemany("DELETE FROM tags WHERE key = ?", [(row[0],) for row in rows])
             conn.executemany("INSERT OR IGNORE INTO tags (tag, key) VALUES (?, ?)", tags)
             self._cull(conn, now)
+        return True
 
     @_recovering
     def delete_many(self, keys: Sequence[str], /) -> int:
@@ -560,6 +671,7 @@ class SQLiteBackend:
         count = 0
         unique = list(dict.fromkeys(keys))
         with self._write("delete_many", patient=True) as conn:
+            conn.executemany(_BUMP, [(n,) for n in key_scopes(unique)])
             now = time.time()
             for chunk in _chunks(unique):
                 count += self._delete(conn, f"key IN ({_marks(len(chunk))})", [*chunk], now)
@@ -571,6 +683,7 @@ class SQLiteBackend:
         count = 0
         range_sql, range_args = self._range("key", prefix)
         with self._write("delete_tags", patient=True) as conn:
+            conn.executemany(_BUMP, [(n,) for n in tag_scopes(tags, prefix)])
             now = time.time()
             for chunk in _chunks(list(dict.fromkeys(tags))):
                 where = f"key IN (SELECT key FROM tags WHERE tag IN ({_marks(len(chunk))}){range_sql})"  # noqa: S608
@@ -582,6 +695,7 @@ class SQLiteBackend:
         """Delete every entry whose key starts with `prefix` (a key range, not LIKE); return the count."""
         range_sql, range_args = self._range("key", prefix)
         with self._write("clear", patient=True) as conn:
+            conn.executemany(_BUMP, [(n,) for n in clear_scopes(prefix)])
             return self._delete(conn, "1" + range_sql, range_args, time.time())
 
     def close(self) -> None:
@@ -593,9 +707,10 @@ class SQLiteBackend:
             with self._lock:
                 self._generation += 1
                 handles = list(self._handles)
-            for handle in handles:
-                if handle.pid == _process[0]:
-                    handle.conn.close()
+            with _gate():
+                for handle in handles:
+                    if handle.pid == _process[0]:
+                        handle.conn.close()
 
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
         """Yield every live entry whose key starts with `prefix` (and carries `tag`), in key order.
@@ -646,7 +761,7 @@ class SQLiteBackend:
 
     async def _aread_once(self, read: Callable[[], _T]) -> _T:
         if not self._inline_ready() and self._ready != (_process[0], self._generation):
-            await asyncio.to_thread(self._conn)  # the schema check takes the write lock: not on the loop
+            await asyncio.to_thread(self._warm)  # the schema check takes the write lock: not on the loop
         return read()
 
     async def aget(self, key: str, /) -> bytes | None:
@@ -660,6 +775,14 @@ class SQLiteBackend:
     async def aset_many(self, items: Sequence[Item], /) -> None:
         """Awaitable `set_many`, run in a worker thread."""
         await asyncio.to_thread(self.set_many, items)
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`: runs inline like a read (a WAL read never waits for writers)."""
+        return await self._aread(lambda: self.read_fence(keys, tags))
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`, run in a worker thread."""
+        return await asyncio.to_thread(self.set_many_fenced, items, fence)
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`, run in a worker thread."""
@@ -752,14 +875,15 @@ class SQLiteBackend:
             )
             args.insert(0, tag)
         try:
-            conn = self._conn()
-            rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
-            tags: dict[str, list[str]] = {}
-            if rows:
-                keys = [row[0] for row in rows]
-                tag_sql = f"SELECT key, tag FROM tags WHERE key IN ({_marks(len(keys))}) ORDER BY key, tag"  # noqa: S608
-                for key, name in conn.execute(tag_sql, keys):
-                    tags.setdefault(key, []).append(name)
+            with _gate():
+                conn = self._conn()
+                rows = conn.execute(f"{sql} ORDER BY {column} LIMIT {_SCAN_PAGE}", args).fetchall()
+                tags: dict[str, list[str]] = {}
+                if rows:
+                    keys = [row[0] for row in rows]
+                    tag_sql = f"SELECT key, tag FROM tags WHERE key IN ({_marks(len(keys))}) ORDER BY key, tag"  # noqa: S608
+                    for key, name in conn.execute(tag_sql, keys):
+                        tags.setdefault(key, []).append(name)
         except sqlite3.Error as exc:
             raise _map_error(exc, "scan") from exc
         return [(k, size, c, e, a, tuple(tags.get(k, ()))) for k, size, c, e, a in rows]

@@ -1,33 +1,48 @@
-"""A two-tier store: an in-process L1 (`MemoryBackend`) in front of a shared L2, kept coherent by pub/sub.
+"""A two-tier store: an in-process L1 (`MemoryBackend`) in front of a shared L2, kept coherent by Redis itself.
 
 Reads hit L1 at memory speed and fall back to L2, filling L1 with the entry's remaining TTL and tags. Every
-write, delete, tag invalidation and clear goes to L2, drops the affected L1 entries, and is published on the
-L2's Redis channel; a subscriber thread in every process drops the same entries from its own L1.
+write, delete, tag invalidation and clear goes to L2 and drops the affected L1 entries of this process.
 
-Staleness bound: while the subscriber is connected, another process's change reaches this L1 within one
-pub/sub delivery (about a millisecond on a LAN; the tests assert < 100 ms). While it is not connected (Redis
-down, restarting, or unreachable), L1 is bypassed, and it is flushed when the subscriber (re)connects, since
-messages sent meanwhile are lost. A silent connection is detected by a PING every `ping_interval` seconds,
-so the worst case is about `2 * ping_interval + socket_timeout` (about 2.5 s by default) and `l1_ttl`, when
-set, caps it further. A fill from L2 is dropped if any invalidation arrived during that read, so a racing
-read never puts back a value that was just invalidated.
+Coherence across processes uses Redis' server-assisted client-side caching: a dedicated connection per
+primary runs ``CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <our key prefixes>`` and is subscribed to
+``__redis__:invalidate``, so the server pushes the name of every key of ours that anyone writes, deletes,
+expires or evicts. Every L1 read first drains, without blocking, what arrived on that connection (a
+``poll`` and, when something is there, the parse), so an L1 hit is never served while an invalidation of it
+sits unread in this process's socket. A background thread drains it too when nobody reads, and PINGs it.
+
+Bound (measured in benchmarks/results/l1_coherence.md): the server writes the invalidation to every tracking
+connection before the reply of the command that caused it, so on one host, once process A's ``invalidate()``
+has returned, the invalidation is already in process B's socket and B's next read cannot be stale, idle or
+busy. Across hosts, the bound is the difference between the two network paths (A -> B signal versus Redis ->
+B push). While the tracking connection is down (Redis down, restarting, unreachable), L1 is bypassed, and it
+is emptied when the connection (re)opens, since pushes sent meanwhile are lost; a silent connection is found
+by a PING every `ping_interval` seconds (worst case about ``2 * ping_interval + socket_timeout``, 2.5 s by
+default), and `l1_ttl`, when set, caps an entry's life further. A fill from L2 is dropped if any invalidation
+was applied during that read, so a racing read never puts back a value that was just invalidated.
 
 Use it through a URL: `redis://host:6379/0?l1=1000&l1_ttl=60` (see `agentcache.backends.redis.open_redis`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
+import select
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agentcache import _fork
 from agentcache.backends.base import Backend, EntryInfo, Item
-from agentcache.errors import BackendError
+from agentcache.backends.generations import (
+    aget_fenced,
+    aread_fence,
+    awrite_fenced,
+    get_fenced,
+    read_fence,
+    write_fenced,
+)
 
 if TYPE_CHECKING:
     from agentcache.backends.memory import MemoryBackend
@@ -50,10 +65,10 @@ class TieredBackend:
 
     Args:
         l1: the in-process store (its own `max_entries` bounds it).
-        l2: the shared store. When it is a `RedisBackend`, its pub/sub channel keeps every process's L1
-            coherent; any other `Backend` works too, but then L1 is only coherent within this process.
+        l2: the shared store. When it is a `RedisBackend`, Redis' invalidation tracking keeps every process's
+            L1 coherent; any other `Backend` works too, but then L1 is only coherent within this process.
         l1_ttl: an upper bound, in seconds, on how long an entry stays in L1 (`None`: the L2 TTL).
-        ping_interval: seconds between liveness PINGs on the subscription.
+        ping_interval: seconds between liveness PINGs on the tracking connection.
 
     Example:
         >>> from agentcache.backends.memory import MemoryBackend
@@ -73,15 +88,34 @@ class TieredBackend:
         self.l2 = l2
         self.l1_ttl = l1_ttl
         self.ping_interval = ping_interval
-        self._bus: Any = l2 if hasattr(l2, "subscriber_client") and hasattr(l2, "publish") else None
+        self._bus: Any = l2 if hasattr(l2, "tracking_connections") else None
         self._entries = hasattr(l2, "get_entries")
-        self._origin = secrets.token_hex(8)
         self._epoch = 0
-        self._lock = threading.RLock()
-        self._connected = threading.Event()
+        self._conns: list[Any] = []  # the tracking connections while connected (guarded by _rx_lock)
+        self._pending: Any = _nothing  # whether anything arrived on the tracking connections (a zero-timeout poll)
+        self._pongs: dict[int, float] = {}
+        self._new_process_state()
         self._stop = threading.Event()
+        _fork.track(self)
+
+    def _new_process_state(self) -> None:
+        """Locks, flags and the thread handle of this process (made again in a forked child)."""
+        self._lock = threading.RLock()
+        self._rx_lock = threading.Lock()  # the tracking connections: drained by readers and the thread
+        self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's tracking connections (closing only this process's descriptors); the thread
+        and a new connection start on first use, and L1, flushed then, is bypassed until they are up."""
+        for conn in self._conns:
+            sock = getattr(conn, "_sock", None)
+            if sock is not None:
+                sock.close()  # this process's descriptor only: no shutdown, so the parent's stream is intact
+        _fork.keep(self._conns)
+        self._conns, self._pending = [], _nothing
+        self._new_process_state()
 
     def __repr__(self) -> str:
         return f"TieredBackend(l1={self.l1!r}, l2={self.l2!r}, l1_ttl={self.l1_ttl!r})"
@@ -89,17 +123,42 @@ class TieredBackend:
     # -- coherence -------------------------------------------------------------------------------------------
 
     def _l1_usable(self) -> bool:
+        """Whether L1 may serve now: the tracking connection is up and nothing unread sits on it."""
         if self._bus is None:
             return True
         if self._pid != os.getpid():
             self._start_subscriber()
-        return self._connected.is_set()
+        if not self._connected.is_set():
+            return False
+        return self._sync()
+
+    def _sync(self) -> bool:
+        """Apply every invalidation already received; False (and L1 bypassed) if the connection broke."""
+        with self._rx_lock:
+            if not self._connected.is_set():
+                return False
+            if not self._pending():
+                return True
+            try:
+                self._drain_locked()
+            except Exception as exc:
+                self._broken(exc)
+                return False
+            return True
+
+    def _broken(self, exc: BaseException) -> None:
+        """The tracking connection failed under a reader: bypass and empty L1; the thread reconnects."""
+        if self._connected.is_set():
+            _log.warning("agentcache L1 invalidation connection lost Redis (%s); L1 bypassed", exc)
+        self._connected.clear()
+        self._flush()
+        for conn in self._conns:
+            conn.disconnect()
 
     def _start_subscriber(self) -> None:
         with self._lock:
             if self._pid == os.getpid() or self._stop.is_set():
                 return
-            # A forked child inherits L1 and the flags but not the thread.
             self._connected.clear()
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._listen, name="agentcache-l1-invalidation", daemon=True)
@@ -116,60 +175,65 @@ class TieredBackend:
     def _listen(self) -> None:
         backoff = 0.05
         while not self._stop.is_set():
-            client, owned, pubsub = None, False, None
+            conns: list[Any] = []
             try:
-                client, owned = self._bus.subscriber_client()
-                pubsub = client.pubsub()
-                pubsub.subscribe(self._bus.channel())
-                deadline = time.monotonic() + 5
-                while (msg := pubsub.get_message(timeout=0.5)) is None or msg["type"] != "subscribe":
-                    if time.monotonic() > deadline or self._stop.is_set():
-                        raise TimeoutError("no subscribe confirmation")
-                self._flush()
-                self._connected.set()
+                conns = self._bus.tracking_connections()
+                self._pongs = dict.fromkeys(range(len(conns)), time.monotonic())
+                with self._rx_lock:
+                    self._conns, self._pending = conns, _poller(conns)
+                    self._flush()
+                    self._connected.set()
                 backoff = 0.05
-                self._pump(pubsub)
+                self._pump(conns)
             except Exception as exc:
                 if self._connected.is_set():
-                    _log.warning("agentcache L1 invalidation subscriber lost Redis (%s); L1 bypassed", exc)
+                    _log.warning("agentcache L1 invalidation connection lost Redis (%s); L1 bypassed", exc)
             finally:
-                self._connected.clear()
-                self._flush()
-                for closer in (pubsub, client if owned else None):
+                with self._rx_lock:
+                    self._connected.clear()
+                    self._flush()
+                    self._conns, self._pending = [], _nothing
+                for conn in conns:
                     try:
-                        if closer is not None:
-                            closer.close()
+                        conn.disconnect()
                     except Exception:
-                        _log.debug("closing the subscriber failed", exc_info=True)
+                        _log.debug("closing the tracking connection failed", exc_info=True)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 1.0)
 
-    def _pump(self, pubsub: Any) -> None:
-        last_pong = next_ping = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_ping:
-                pubsub.ping()
-                next_ping = now + self.ping_interval
-            if now - last_pong > 2 * self.ping_interval + 0.5:
-                raise TimeoutError("the subscription stopped answering PING")
-            msg = pubsub.get_message(timeout=min(0.25, self.ping_interval))
-            if msg is None:
-                continue
-            if msg["type"] == "pong":
-                last_pong = time.monotonic()
-            elif msg["type"] == "message":
-                self._apply(msg["data"])
+    def _pump(self, conns: list[Any]) -> None:
+        now = time.monotonic()
+        next_ping = now
+        while not self._stop.is_set() and self._connected.is_set():
+            socks = [c._sock for c in conns]
+            if any(sock is None for sock in socks):
+                raise ConnectionError("the tracking connection was closed")
+            select.select(socks, [], [], min(0.25, self.ping_interval))
+            with self._rx_lock:
+                if not self._connected.is_set():
+                    return
+                self._drain_locked()
+                now = time.monotonic()
+                if now >= next_ping:
+                    for conn in conns:
+                        conn.send_command("PING")
+                    next_ping = now + self.ping_interval
+            if now - min(self._pongs.values()) > 2 * self.ping_interval + 0.5:
+                raise TimeoutError("the tracking connection stopped answering PING")
 
-    def _apply(self, data: bytes) -> None:
-        """Drop what a message from another process invalidates (everything, if it cannot be read)."""
-        try:
-            msg = json.loads(data)
-            if msg.get("o") == self._origin:
-                return
-            self._drop(msg["op"], msg.get("keys", ()), msg.get("tags", ()), msg.get("prefix", ""))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            self._flush()
+    def _drain_locked(self) -> None:
+        """Read and apply everything received on the tracking connections (caller holds `_rx_lock`)."""
+        for i, conn in enumerate(self._conns):
+            while conn.can_read(timeout=0):
+                message = conn.read_response()
+                if isinstance(message, list) and message and _text(message[0]) == "pong":
+                    self._pongs[i] = time.monotonic()
+                    continue
+                keys = self._bus.invalidated_keys(message)
+                if keys is None:
+                    self._flush()
+                elif keys:
+                    self._drop("del", keys, (), "")
 
     def _drop(self, op: str, keys: Sequence[str], tags: Collection[str], prefix: str) -> None:
         self._invalidated()
@@ -180,16 +244,6 @@ class TieredBackend:
         else:
             self.l1.clear(prefix)
         self._invalidated()
-
-    def _message(self, op: str, keys: Sequence[str] = (), tags: Collection[str] = (), prefix: str = "") -> bytes:
-        body: dict[str, Any] = {"o": self._origin, "op": op}
-        if op == "del":
-            body["keys"] = list(keys)
-        elif op == "tags":
-            body["tags"], body["prefix"] = list(tags), prefix
-        else:
-            body["prefix"] = prefix
-        return json.dumps(body, separators=(",", ":")).encode()
 
     def _fills(self, keys: Sequence[str], found: Sequence[Entry | bytes | None]) -> list[Item]:
         """L1 items for what L2 returned (remaining TTL and tags when L2 reports them)."""
@@ -205,27 +259,16 @@ class TieredBackend:
         return items
 
     def _fill(self, epoch: int, items: list[Item]) -> None:
+        # Apply what arrived during the L2 read first (it moves the epoch), then fill under the lock.
+        if not items or not self._l1_usable():
+            return
         with self._lock:
-            if items and epoch == self._epoch and self._l1_usable():
+            if epoch == self._epoch and (self._bus is None or self._connected.is_set()):
                 self.l1.set_many(items)
 
     @staticmethod
     def _values(found: Sequence[Entry | bytes | None]) -> list[bytes | None]:
         return [got if got is None or isinstance(got, bytes) else got[0] for got in found]
-
-    def _publish(self, message: bytes) -> None:
-        if self._bus is not None:
-            try:
-                self._bus.publish(message)
-            except BackendError:
-                _log.debug("publishing an invalidation failed; subscribers flush on reconnect", exc_info=True)
-
-    async def _apublish(self, message: bytes) -> None:
-        if self._bus is not None:
-            try:
-                await self._bus.apublish(message)
-            except BackendError:
-                _log.debug("publishing an invalidation failed; subscribers flush on reconnect", exc_info=True)
 
     def _local_hits(self, keys: Sequence[str]) -> tuple[list[bytes | None], list[int], int]:
         """L1 values, indexes still missing, and the epoch to check before filling."""
@@ -262,7 +305,24 @@ class TieredBackend:
             self.l2.set_many(items)
         finally:
             self._drop("del", keys, (), "")
-        self._publish(self._message("del", keys))
+
+    def read_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """L2's fence (generations live in the shared tier; `None` when L2 has none)."""
+        return read_fence(self.l2, keys, tags)
+
+    def get_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """L2's fused read + fence (the recheck of a miss, so L1 has nothing to offer)."""
+        return get_fenced(self.l2, key, tags)
+
+    def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """`set_many` through L2's fenced write; the keys leave every L1 either way."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = write_fenced(self.l2, items, fence)
+        finally:
+            self._drop("del", keys, (), "")
+        return wrote
 
     def delete_many(self, keys: Sequence[str], /) -> int:
         """Delete from L2 and from every process's L1; return how many existed in L2."""
@@ -271,7 +331,6 @@ class TieredBackend:
             count = self.l2.delete_many(keys)
         finally:
             self._drop("del", keys, (), "")
-        self._publish(self._message("del", keys))
         return count
 
     def delete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
@@ -280,7 +339,6 @@ class TieredBackend:
             count = self.l2.delete_tags(tags, prefix)
         finally:
             self._drop("tags", (), tags, prefix)
-        self._publish(self._message("tags", tags=tags, prefix=prefix))
         return count
 
     def clear(self, prefix: str = "", /) -> int:
@@ -289,7 +347,6 @@ class TieredBackend:
             count = self.l2.clear(prefix)
         finally:
             self._drop("clear", (), (), prefix)
-        self._publish(self._message("clear", prefix=prefix))
         return count
 
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
@@ -349,7 +406,24 @@ class TieredBackend:
             await self.l2.aset_many(items)
         finally:
             self._drop("del", keys, (), "")
-        await self._apublish(self._message("del", keys))
+
+    async def aread_fence(self, keys: Sequence[str], tags: Collection[str], /) -> object:
+        """Awaitable `read_fence`."""
+        return await aread_fence(self.l2, keys, tags)
+
+    async def aget_fenced(self, key: str, tags: Collection[str], /) -> tuple[bytes | None, object]:
+        """Awaitable `get_fenced`."""
+        return await aget_fenced(self.l2, key, tags)
+
+    async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
+        """Awaitable `set_many_fenced`."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = await awrite_fenced(self.l2, items, fence)
+        finally:
+            self._drop("del", keys, (), "")
+        return wrote
 
     async def adelete_many(self, keys: Sequence[str], /) -> int:
         """Awaitable `delete_many`."""
@@ -358,7 +432,6 @@ class TieredBackend:
             count = await self.l2.adelete_many(keys)
         finally:
             self._drop("del", keys, (), "")
-        await self._apublish(self._message("del", keys))
         return count
 
     async def adelete_tags(self, tags: Collection[str], /, prefix: str = "") -> int:
@@ -367,7 +440,6 @@ class TieredBackend:
             count = await self.l2.adelete_tags(tags, prefix)
         finally:
             self._drop("tags", (), tags, prefix)
-        await self._apublish(self._message("tags", tags=tags, prefix=prefix))
         return count
 
     async def aclear(self, prefix: str = "", /) -> int:
@@ -376,7 +448,6 @@ class TieredBackend:
             count = await self.l2.aclear(prefix)
         finally:
             self._drop("clear", (), (), prefix)
-        await self._apublish(self._message("clear", prefix=prefix))
         return count
 
     async def aacquire_lock(self, name: str, ttl: float, /) -> str | None:
@@ -395,3 +466,23 @@ class TieredBackend:
         self._connected.clear()
         self.l1.clear("")
         await self.l2.aclose()
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _nothing() -> bool:
+    return False
+
+
+def _poller(conns: list[Any]) -> Any:
+    """A zero-timeout readiness check of every tracking connection at once (one `poll` system call)."""
+    # Each drain reads until the parser's buffer is empty, and only drains (under `_rx_lock`) read the socket,
+    # so between drains "something to read" means "bytes on a socket".
+    if hasattr(select, "poll"):
+        poll = select.poll()
+        for conn in conns:
+            poll.register(conn._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return lambda: bool(poll.poll(0))
+    return lambda: any(conn.can_read(timeout=0) for conn in conns)

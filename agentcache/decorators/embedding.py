@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache._core import Core, _attach, make_policy
-from agentcache._flow import Compute, Flow, GetMany, Store, run_async, run_sync
+from agentcache._flow import Compute, Flow, GetMany, ReadFence, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.keys import make_key, mapping_digest
@@ -80,16 +80,22 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
     for _ in range(hits):
         core.counters.hit(0.0, None)
     if missing:
+        tags = (core.function_tag,)
+        key_of = dict(zip(texts, keys, strict=True))
+        epoch = core.cache.epoch  # without generations: no store across an in-process invalidation
+        fence = yield ReadFence([key_of[t] for t in missing], tags)  # no store across an invalidation
         core.counters.add("misses", len(missing))
         fresh, _ = yield Compute(missing)
         if len(fresh) != len(missing):
             raise ValueError(f"{core.name} returned {len(fresh)} vectors for {len(missing)} texts")
         by_text = {t: [float(x) for x in v] for t, v in zip(missing, fresh, strict=True)}
         ttl = core.policy.ttl  # embeddings never go stale: no configured default TTL applies
-        tags = (core.function_tag,)
-        key_of = dict(zip(texts, keys, strict=True))
-        if ttl is None or ttl > 0:
-            yield Store([Item(key_of[t], encode_vector(v, key=key_of[t]), ttl, tags) for t, v in by_text.items()])
+        items = [Item(key_of[t], encode_vector(v, key=key_of[t]), ttl, tags) for t, v in by_text.items()]
+        if (
+            (ttl is None or ttl > 0)
+            and (fence is not None or core.cache.epoch == epoch)
+            and (yield Store(items, fence))
+        ):
             core.counters.add("stores", len(by_text))
         out = [by_text[t] if v is None else v for t, v in zip(texts, out, strict=True)]
     return [v for v in out if v is not None]

@@ -32,9 +32,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from agentcache import cache as _cache
-from agentcache._core import MISS, Call, Core, _attach, make_policy
-from agentcache._flow import Compute, Flow, Get, Store, run_async, run_sync
+from agentcache._core import MISS, OVERTAKEN, Call, Core, _attach, make_policy
+from agentcache._flow import Compute, Flow, Get, ReadFence, Store, run_async, run_sync
 from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys import make_key, mapping_digest
@@ -207,6 +206,7 @@ class _SemanticCore(Core):
         """The miss: call the function, store the answer and (when there is one) the vector record."""
         from agentcache.backends.base import Item
 
+        fence = yield ReadFence((call.key, record_key), call.tags)  # no store across an invalidation
         self.counters.add("misses")
         try:
             value, duration = yield Compute(("call", None))
@@ -214,12 +214,13 @@ class _SemanticCore(Core):
             self.counters.add("errors")
             raise
         encoded = self.encode(call, value, duration)
-        if encoded is not None and _cache.current_epoch() == call.epoch:  # no store across an invalidation
+        if encoded is not None and self.may_store(call, fence):
             items = [Item(call.key, encoded, call.ttl, call.tags)]
             if vector is not None:
                 record = encode_record(record_key, text, call.key, self.embedder.model, vector)
                 items.append(Item(record_key, record, call.ttl, call.tags))
-            yield Store(items)
+            if not (yield Store(items, fence)):
+                return value, OVERTAKEN, None
             self.counters.add("stores")
             if vector is not None:
                 part.add(record_key, call.key, text, vector)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agentcache import prompt_cache as pc
 from agentcache._core import Core, make_policy
 from agentcache.backends.base import Item
-from agentcache.cache import current_epoch
+from agentcache.backends.generations import aread_fence, awrite_fenced, read_fence, write_fenced
 from agentcache.config import get_settings
 from agentcache.decorators.response import TRANSPORT_FIELDS
 from agentcache.errors import AgentCacheError, SerializationError
@@ -384,7 +384,7 @@ class _Core:
             return self._miss(endpoint, method, kwargs, key)
         result, led = core.coalesce_sync(
             key,
-            current_epoch(),
+            core.cache.epoch,
             lambda: self._miss(endpoint, method, kwargs, key),
             lambda: (self._miss(endpoint, method, kwargs, key), True),
             _led,
@@ -398,8 +398,9 @@ class _Core:
     def _miss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
         core = self.cores[endpoint.path]
         store = core.cache.store
+        epoch = core.cache.epoch
+        fence = read_fence(store, (key,), (core.function_tag,))  # no store across an invalidation
         core.counters.add("misses")
-        epoch = current_epoch()
         start = time.perf_counter()
         try:
             result = method(**kwargs)
@@ -410,14 +411,14 @@ class _Core:
 
             def done(events: list[tuple[str | None, str]]) -> None:
                 entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
-                if entry is not None and current_epoch() == epoch:
-                    store.set_many(self.items(endpoint, key, entry[0]))
+                if entry is not None and (fence is not None or core.cache.epoch == epoch):
+                    write_fenced(store, self.items(endpoint, key, entry[0]), fence)
                     self.account(endpoint, kwargs, entry[1])
 
             return _record_or_pass(result, endpoint.provider, done)
         entry = self.entry_for_result(key, result, time.perf_counter() - start)
-        if entry is not None and current_epoch() == epoch:
-            store.set_many(self.items(endpoint, key, entry[0]))
+        if entry is not None and (fence is not None or core.cache.epoch == epoch):
+            write_fenced(store, self.items(endpoint, key, entry[0]), fence)
             self.account(endpoint, kwargs, entry[1])
         return result
 
@@ -446,7 +447,7 @@ class _Core:
             return await self._amiss(endpoint, method, kwargs, key)
         result, led = await core.coalesce_async(
             key,
-            current_epoch(),
+            core.cache.epoch,
             lambda: self._amiss(endpoint, method, kwargs, key),
             self._aretry(endpoint, method, kwargs, key),
             _led,
@@ -468,8 +469,9 @@ class _Core:
     async def _amiss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
         core = self.cores[endpoint.path]
         store = core.cache.store
+        epoch = core.cache.epoch
+        fence = await aread_fence(store, (key,), (core.function_tag,))  # no store across an invalidation
         core.counters.add("misses")
-        epoch = current_epoch()
         start = time.perf_counter()
         try:
             result = await method(**kwargs)
@@ -480,14 +482,14 @@ class _Core:
 
             async def done(events: list[tuple[str | None, str]]) -> None:
                 entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
-                if entry is not None and current_epoch() == epoch:
-                    await store.aset_many(self.items(endpoint, key, entry[0]))
+                if entry is not None and (fence is not None or core.cache.epoch == epoch):
+                    await awrite_fenced(store, self.items(endpoint, key, entry[0]), fence)
                     self.account(endpoint, kwargs, entry[1])
 
             return _record_or_pass(result, endpoint.provider, done)
         entry = self.entry_for_result(key, result, time.perf_counter() - start)
-        if entry is not None and current_epoch() == epoch:
-            await store.aset_many(self.items(endpoint, key, entry[0]))
+        if entry is not None and (fence is not None or core.cache.epoch == epoch):
+            await awrite_fenced(store, self.items(endpoint, key, entry[0]), fence)
             self.account(endpoint, kwargs, entry[1])
         return result
 
