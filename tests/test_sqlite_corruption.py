@@ -145,7 +145,7 @@ def _worker(path: str, start: Any, between: Any, results: Any) -> None:
     logging.getLogger("agentcache").addHandler(Collect())
     computed: list[list[int]] = [[], []]
     wrong: list[int] = []
-    cache = Cache(f"sqlite://{path}")
+    cache = Cache(f"sqlite://{path}?write_timeout=30")  # this test is about the move, not the lock-wait bound
     now: list[list[int]] = []  # the round's list of computed values
 
     def counted(x: int) -> int:
@@ -179,7 +179,7 @@ def test_two_processes_finding_the_damaged_file_at_once(tmp_path: Path) -> None:
         p.join(timeout=30)
         assert p.exitcode == 0
     assert [wrong for *_, wrong in reports] == [[], []]
-    assert sum(len(records) for _, records, _, _ in reports) == 1
+    assert sum(len(records) for _, records, _, _ in reports) == 1, reports
     assert len(_moved(path)) == 1
     assert [computed[1] for _, _, computed, _ in reports] == [0, 0]  # both read the one fresh store
     assert sum(computed[0] for _, _, computed, _ in reports) >= N
