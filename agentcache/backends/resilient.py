@@ -493,9 +493,17 @@ class ResilientBackend:
         failed: tuple[bytes | None, object] = (None, UNKNOWN_FENCE)
         return self._call("get", failed, fused, key, tags)
 
+    def _writable(self, items: Sequence[Item], fence: object) -> Sequence[Item]:
+        """The items a write may carry now: none for an unknown fence or while writes are paused (a locked
+        SQLite file), none that a pending invalidation covers."""
+        if fence is UNKNOWN_FENCE or (self._writes_paused_until and self._writes_paused()):
+            return ()
+        return self.fence.allowed(items) if self.fence.pending else items
+
     def set_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
-        """`inner.set_many_fenced`, or `False` when the store fails or `fence` is `UNKNOWN_FENCE`."""
-        if fence is UNKNOWN_FENCE:
+        """`inner.set_many_fenced` of the items `set_many` would write; `False` when nothing was written."""
+        items = self._writable(items, fence)
+        if not items:
             return False
         return self._call("set_many", False, self.inner.set_many_fenced, items, fence)  # type: ignore[attr-defined]
 
@@ -517,7 +525,8 @@ class ResilientBackend:
 
     async def aset_many_fenced(self, items: Sequence[Item], fence: object, /) -> bool:
         """Awaitable `set_many_fenced`."""
-        if fence is UNKNOWN_FENCE:
+        items = self._writable(items, fence)
+        if not items:
             return False
         return await self._acall("set_many", False, self.inner.aset_many_fenced, items, fence)  # type: ignore[attr-defined]
 
