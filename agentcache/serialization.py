@@ -393,8 +393,9 @@ def _parse(raw: bytes, kind: Kind, untag: bool, duration: float, n: int) -> Any:
 # expired or invalidated entry is never served from it. Values holding type tags are always parsed (their objects
 # may be mutable), but their bytes too are verified (checksum, key digest) only when they differ from the last seen.
 
-MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together: `Settings.decoded_bytes`
+MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together (heap): `Settings.decoded_bytes`
 _memo: dict[str, tuple[bytes, Kind, Any, Any, float, bytes]] = {}
+_costs: dict[str, int] = {}  # heap bytes accounted for each entry of `_memo` (kept apart: the hit path never reads it)
 _memo_size = 0
 _memo_lock = threading.Lock()
 _CONTAINERS = (dict, list)
@@ -417,15 +418,42 @@ def decode_hit(key: str, raw: bytes) -> tuple[Kind, Any, float, bytes]:
     if len(raw) <= MEMO_ENTRY_MAX:
         if raw[3] in _PLAIN:
             steps = _copy_steps(value) if type(value) in _CONTAINERS else None
-            _remember(key, (raw, kind, value, steps, duration, usage))
+            cost = _heap_cost(key, raw, usage) + _value_cost(value) + _STEP_COST * len(steps or ())
+            _remember(key, (raw, kind, value, steps, duration, usage), cost)
             if steps is not None:
                 value = _copy(value, steps)
         else:
-            _remember(key, (raw, kind, None, _REPARSE, duration, usage))
+            _remember(key, (raw, kind, None, _REPARSE, duration, usage), _heap_cost(key, raw, usage))
     return kind, value, duration, usage
 
 
 _REPARSE: Any = object()  # the memo's "steps" of a type-tagged entry: its bytes were verified, it is parsed again
+_ENTRY_COST = 200  # bytes of heap per memo entry besides its parts: the memo tuple, a dict slot, the cost record
+_STEP_COST = 72  # one (parent, key, container) step tuple and its slot in the steps tuple
+
+
+def _heap_cost(key: str, raw: bytes, usage: bytes) -> int:
+    """Heap bytes a memo entry holds for its key, entry bytes and usage bytes (the decoded value aside)."""
+    return _ENTRY_COST + sys.getsizeof(key) + sys.getsizeof(raw) + sys.getsizeof(usage)
+
+
+def _value_cost(value: Any) -> int:
+    """Heap bytes of a decoded JSON value: its dicts, lists, strings and numbers, except the objects the parser
+    shares (dict keys, which orjson caches; None, booleans and small ints, which are singletons)."""
+    size = sys.getsizeof
+    stack = [value]
+    total = 0
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list:
+            stack.extend(v)
+        elif v is None or t is bool or (t is int and -5 <= v <= 256):
+            continue
+        total += size(v)
+    return total
 
 
 _PLAIN = frozenset(b"vs")  # kind bytes of entries without type tags
@@ -457,7 +485,8 @@ def _copy(value: Any, steps: tuple[_Step, ...]) -> Any:
     return copies[0]
 
 
-def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes]) -> None:
+def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes], cost: int) -> None:
+    """Keep `memo` for `key`, accounting `cost` heap bytes; drop the oldest entries beyond the budget."""
     global _memo_size
     from .config import get_settings
 
@@ -465,17 +494,20 @@ def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes]) -> Non
     with _memo_lock:
         old = _memo.pop(key, None)
         if old is not None:
-            _memo_size -= len(old[0])
-        if len(memo[0]) > budget:
+            _memo_size -= _costs.pop(key)
+        if cost > budget:
             return
         _memo[key] = memo
-        _memo_size += len(memo[0])
+        _costs[key] = cost
+        _memo_size += cost
         while _memo_size > budget:  # oldest first: an entry still in use is simply decoded and kept again
-            _memo_size -= len(_memo.pop(next(iter(_memo)))[0])
+            oldest = next(iter(_memo))
+            del _memo[oldest]
+            _memo_size -= _costs.pop(oldest)
 
 
 def decoded_footprint() -> tuple[int, int]:
-    """How many entries are kept decoded, and the size of their bytes (at most `Settings.decoded_bytes`)."""
+    """How many entries are kept decoded, and the heap they hold (at most `Settings.decoded_bytes`)."""
     with _memo_lock:
         return len(_memo), _memo_size
 
@@ -485,6 +517,7 @@ def forget_decoded() -> None:
     global _memo_size
     with _memo_lock:
         _memo.clear()
+        _costs.clear()
         _memo_size = 0
 
 

@@ -64,7 +64,9 @@ def flush_stats() -> None:
             entry[1].append([f"<store {cache.url}>", "backend", cache.counters.to_dict()])
     for cache, rows in by_cache.values():
         store = cache._store
-        if store is not None:
+        # a store whose breaker is not closed is down or being probed: a snapshot would wait for a timeout
+        # (at exit, too) to fail anyway
+        if store is not None and getattr(store, "state", "closed") == "closed":
             key = _key()
             store.set_many([Item(key, encode_entry({"rows": rows}, key=key), SNAPSHOT_TTL)])
 

@@ -18,6 +18,8 @@ import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
+import orjson
+
 Event = tuple[str | None, str]
 Provider = str  # "openai.chat" | "openai.responses" | "anthropic.messages"
 
@@ -32,6 +34,24 @@ __all__ = [
     "replay_stream",
     "response_events",
 ]
+
+
+def _loads(data: str) -> Any:
+    """Parse one event's JSON with orjson (stdlib `json` cost ~27% of a streamed hit), falling back to `json`
+    for what orjson refuses (NaN / Infinity literals). Integers beyond 64 bits come back as floats (orjson)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _dumps(obj: Any) -> str:
+    """Compact JSON of one event with orjson, falling back to `json` for what orjson refuses (ints beyond
+    64 bits)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # -- SSE wire format --------------------------------------------------------------------------------------
@@ -79,7 +99,7 @@ def is_complete(provider: Provider, events: list[Event]) -> bool:
 
 def events_to_object(provider: Provider, events: list[Event]) -> dict[str, Any]:
     """Accumulate a recorded stream into the JSON of the non-streamed result."""
-    payloads = [json.loads(data) for _, data in events if data.strip() != "[DONE]"]
+    payloads = [_loads(data) for _, data in events if data.strip() != "[DONE]"]
     if provider == "openai.chat":
         return _chat_from_chunks(payloads)
     if provider == "anthropic.messages":
@@ -159,7 +179,7 @@ def _message_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
             elif delta["type"] == "citations_delta":
                 block["citations"] = [*(block.get("citations") or []), delta["citation"]]
         elif kind == "content_block_stop" and event["index"] in partial:
-            message["content"][event["index"]]["input"] = json.loads(partial.pop(event["index"]) or "{}")
+            message["content"][event["index"]]["input"] = _loads(partial.pop(event["index"]) or "{}")
         elif kind == "message_delta":
             message.update({k: v for k, v in event["delta"].items() if k in ("stop_reason", "stop_sequence")})
             usage = dict(message.get("usage") or {})
@@ -213,7 +233,7 @@ def chat_events(completion: dict[str, Any], *, include_usage: bool) -> list[Even
         chunk(i, {}, choice.get("finish_reason"))
     if include_usage:
         frames.append({**head, "choices": [], "usage": completion.get("usage")})
-    events: list[Event] = [(None, json.dumps(f)) for f in frames]
+    events: list[Event] = [(None, _dumps(f)) for f in frames]
     events.append((None, "[DONE]"))
     return events
 
@@ -236,7 +256,7 @@ def message_events(message: dict[str, Any]) -> list[Event]:
             deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
         elif block["type"] == "tool_use":
             empty = {**block, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(block["input"]))]
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(_dumps(block["input"]))]
         elif block["type"] == "thinking":
             empty = {**block, "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": block["thinking"]}]
@@ -253,7 +273,7 @@ def message_events(message: dict[str, Any]) -> list[Event]:
         ("message_delta", {"type": "message_delta", "delta": delta, "usage": {k: usage.get(k) for k in keep}})
     )
     frames.append(("message_stop", {"type": "message_stop"}))
-    return [(name, json.dumps(payload)) for name, payload in frames]
+    return [(name, _dumps(payload)) for name, payload in frames]
 
 
 def response_events(response: dict[str, Any]) -> list[Event] | None:
@@ -304,7 +324,7 @@ def response_events(response: dict[str, Any]) -> list[Event] | None:
         emit("response.output_item.done", output_index=index, item=item)
     final = "response.incomplete" if response.get("status") == "incomplete" else "response.completed"
     emit(final, response=response)
-    return [(f["type"], json.dumps(f)) for f in frames]
+    return [(f["type"], _dumps(f)) for f in frames]
 
 
 # -- SDK stream objects over recorded or teed bytes -----------------------------------------------------------
@@ -379,7 +399,7 @@ def build_items(client: Any, cast_to: Any, events: list[Event] | list[list[Any]]
             break
         if event == "ping" or not data:
             continue
-        payload = json.loads(data)
+        payload = _loads(data)
         try:
             items.append(validate(payload))
         except Exception:  # the SDK never validates stream items: build this one its own lenient way
