@@ -13,6 +13,8 @@ Sections (writes `benchmarks/results/small.md`):
 - exit: `flush_stats()` (what runs at exit) with one store whose circuit breaker opened (a hung Redis: a local
   socket that accepts connections and never answers; default timeouts) and whose cooldown is over, against the
   same flush with no such store.
+- blas: the exact (brute-force) vector search at 10k x 384 with one other busy process, with OpenBLAS on one
+  thread (what `NumpyIndex.search` does now) against the threads as configured (all cores by default).
 """
 
 from __future__ import annotations
@@ -201,15 +203,61 @@ def bench_exit(quick: bool) -> str:
     )
 
 
+def bench_blas(quick: bool) -> str:
+    import contextlib
+    import subprocess
+
+    import numpy as np
+
+    from agentcache.semantic import _blas
+    from agentcache.semantic import index as index_module
+
+    functions = _blas._functions()
+    threads = "no OpenBLAS found" if functions is None else f"OpenBLAS threads: {functions[0]()}"
+    n = 2_000 if quick else 10_000
+    index = index_module.NumpyIndex(384)
+    vectors = np.random.default_rng(3).standard_normal((n, 384)).astype(np.float32)
+    index.add([f"v{i}" for i in range(n)], vectors)
+    query = vectors[n // 2]
+    pinned = index_module.single_thread
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one other busy process
+    try:
+
+        def unpinned() -> object:
+            index_module.single_thread = contextlib.nullcontext  # type: ignore[assignment]
+            try:
+                return index.search(query)
+            finally:
+                index_module.single_thread = pinned
+
+        cases = [
+            Case("NumpyIndex.search, BLAS threads as configured", unpinned),
+            Case("NumpyIndex.search, one BLAS thread (default now)", lambda: index.search(query)),
+        ]
+        results = measure(cases, rounds=3 if quick else 7, max_iters=2000)
+    finally:
+        busy.kill()
+        busy.wait()
+    rows = []
+    base = results[0]
+    for r in results:
+        p90 = percentile(r.samples, 90)
+        rows.append([r.name, fmt(r.median), fmt(p90), fmt(r.p99), f"{r.p99 / base.p99:.2f}x"])
+    return f"## Brute-force search, {n:,} x 384, with one other busy process ({threads}, µs)\n\n" + markdown_table(
+        ["case", "median", "p90", "p99", "p99 / as configured"], rows, "lrrrr"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=("miss", "stream", "memo", "exit"), action="append")
+    parser.add_argument("--only", choices=("miss", "stream", "memo", "exit", "blas"), action="append")
     args = parser.parse_args()
-    only = args.only or ["miss", "stream", "memo", "exit"]
+    only = args.only or ["miss", "stream", "memo", "exit", "blas"]
     info = machine_info(PACKAGES)
     sections = []
-    for name, fn in (("miss", bench_miss), ("stream", bench_stream), ("memo", bench_memo), ("exit", bench_exit)):
+    benches = (("miss", bench_miss), ("stream", bench_stream), ("memo", bench_memo), ("exit", bench_exit))
+    for name, fn in (*benches, ("blas", bench_blas)):
         if name in only:
             sections.append(fn(args.quick))
             print(sections[-1], flush=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from agentcache.errors import ConfigurationError, MissingDependencyError, SerializationError
+from agentcache.semantic._blas import single_thread
 
 if TYPE_CHECKING:
     import numpy as np
@@ -171,7 +172,8 @@ class NumpyIndex:
         with self._lock:
             if self._n == 0 or k <= 0:
                 return []
-            scores = self._mat[: self._n] @ query
+            with single_thread():  # BLAS threads waiting for a busy core made the tail ~5x (see `_blas`)
+                scores = self._mat[: self._n] @ query
             if k == 1:
                 best = int(np.argmax(scores))
                 return [(self._ids[best], float(scores[best]))]
