@@ -15,6 +15,8 @@ Sections (writes `benchmarks/results/small.md`):
   same flush with no such store.
 - blas: the exact (brute-force) vector search at 10k x 384 with one other busy process, with OpenBLAS on one
   thread (what `NumpyIndex.search` does now) against the threads as configured (all cores by default).
+- switch: add and lookup latency while an `AutoIndex` fills past its exact -> HNSW threshold, with the graph
+  built inline by the add that crossed it (before) against built in the background (now).
 """
 
 from __future__ import annotations
@@ -248,16 +250,46 @@ def bench_blas(quick: bool) -> str:
     )
 
 
+def bench_switch(quick: bool) -> str:
+    import numpy as np
+
+    from agentcache.semantic.index import AutoIndex
+
+    n, dim = (3_000, 384) if quick else (12_000, 384)
+    switch_at = 2_000 if quick else None  # None: the measured crossover (10.4k at 384-d)
+    vectors = np.random.default_rng(5).standard_normal((n, dim)).astype(np.float32)
+    rows = []
+    for background in (False, True):
+        auto = AutoIndex(dim, switch_at=switch_at, background=background)
+        adds, lookups = [], []
+        for i in range(n):
+            t = time.perf_counter_ns()
+            auto.add([f"v{i}"], vectors[i : i + 1])
+            adds.append((time.perf_counter_ns() - t) / 1e3)
+            t = time.perf_counter_ns()
+            auto.search(vectors[i // 2])
+            lookups.append((time.perf_counter_ns() - t) / 1e3)
+        auto.settle()
+        name = "background build (default now)" if background else "inline build (before)"
+        for what, samples in (("add", adds), ("lookup", lookups)):
+            rows.append([f"{name}: {what}", fmt(statistics.median(samples)), fmt(percentile(samples, 99.9))])
+            rows[-1].append(fmt(max(samples) / 1000))
+    return (
+        f"## Exact -> HNSW switch during a fill of {n:,} x {dim} (one add and one lookup per entry; µs, max in ms)\n\n"
+        + markdown_table(["case", "median", "p99.9", "max ms"], rows, "lrrr")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=("miss", "stream", "memo", "exit", "blas"), action="append")
+    parser.add_argument("--only", choices=("miss", "stream", "memo", "exit", "blas", "switch"), action="append")
     args = parser.parse_args()
-    only = args.only or ["miss", "stream", "memo", "exit", "blas"]
+    only = args.only or ["miss", "stream", "memo", "exit", "blas", "switch"]
     info = machine_info(PACKAGES)
     sections = []
     benches = (("miss", bench_miss), ("stream", bench_stream), ("memo", bench_memo), ("exit", bench_exit))
-    for name, fn in (*benches, ("blas", bench_blas)):
+    for name, fn in (*benches, ("blas", bench_blas), ("switch", bench_switch)):
         if name in only:
             sections.append(fn(args.quick))
             print(sections[-1], flush=True)

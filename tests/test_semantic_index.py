@@ -135,6 +135,7 @@ class TestAutoIndex:
         auto.add([str(i) for i in range(15)], vecs[:15])
         assert isinstance(auto.inner, NumpyIndex)
         auto.add([str(i) for i in range(15, 30)], vecs[15:])
+        assert auto.settle(timeout=60)  # the graph is built in the background
         assert isinstance(auto.inner, USearchIndex)
         assert len(auto) == 30
         assert auto.search(vecs[3], k=1)[0][0] == "3"

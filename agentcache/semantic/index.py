@@ -7,6 +7,7 @@ so a score is the cosine similarity. Every index really deletes: a removed id ca
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 from collections.abc import Sequence
@@ -218,15 +219,25 @@ class AutoIndex:
     20k x 384, 11 ms at 10k x 1536), while HNSW stays under half a millisecond. The measured crossover is
     about 4M floats (16 MB), so `switch_at` defaults to `4_000_000 // dim` entries (10.4k at 384-d, 2.6k at
     1536-d). The switch is one-way. With usearch missing it stays exact (correct, only slower).
+
+    The HNSW graph is built on a background thread from a copy of the rows (building 10.4k x 384 took 3.8 s
+    inline, stalling the call that crossed the threshold); until it is ready the exact index keeps answering
+    and taking writes, which are replayed on the graph before it takes over (`background=False`: build inline).
     """
 
     CROSSOVER_FLOATS = 4_000_000
+    _REPLAY_INLINE = 32  # journal operations replayed under the lock at the swap; longer ones first outside it
 
-    def __init__(self, dim: int, *, switch_at: int | None = None) -> None:
+    def __init__(self, dim: int, *, switch_at: int | None = None, background: bool = True) -> None:
         self.dim = dim
         self.switch_at = switch_at if switch_at is not None else max(1_000, self.CROSSOVER_FLOATS // dim)
+        self.background = background
         self._inner: VectorIndex = NumpyIndex(dim)
         self._lock = threading.Lock()
+        self._journal: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]] | None = None  # while building
+        self._builder: threading.Thread | None = None
+        self._builder_pid = 0  # the process the builder runs in (a forked child has no such thread: it starts over)
+        self._exact_only = False  # usearch missing (or a build failed): stay exact
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -248,11 +259,27 @@ class AutoIndex:
 
     def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
         """Insert (or replace) vectors, switching to HNSW when the size passes `switch_at`."""
+        import numpy as np
+
         with self._lock:
             self._inner.add(ids, vectors)
+            if self._journal is not None:
+                self._journal.append((list(ids), np.array(vectors, dtype=np.float32)))
             inner = self._inner
-            if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at:
-                self._inner = self._to_hnsw(inner)
+            if self._builder is not None and self._builder_pid != os.getpid():
+                self._journal, self._builder = None, None
+            if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
+                if self._exact_only:
+                    return
+                if not self.background:
+                    self._inner = self._to_hnsw(inner)
+                    return
+                self._journal = []
+                self._builder = threading.Thread(
+                    target=self._build, args=(inner.ids(), inner.vectors()), name="agentcache-hnsw-build", daemon=True
+                )
+                self._builder_pid = os.getpid()
+                self._builder.start()
 
     def _to_hnsw(self, exact: NumpyIndex) -> VectorIndex:
         try:
@@ -260,13 +287,54 @@ class AutoIndex:
 
             hnsw = USearchIndex(self.dim)
         except MissingDependencyError:
+            self._exact_only = True
             return exact
         hnsw.add(exact.ids(), exact.vectors())
         return hnsw
 
+    def _build(self, ids: list[str], vectors: npt.NDArray[np.float32]) -> None:
+        """The background build: the graph of the copied rows, then the writes made meanwhile, then the swap."""
+        try:
+            from agentcache.semantic.usearch_index import USearchIndex
+
+            hnsw = USearchIndex(self.dim)
+            hnsw.add(ids, vectors)
+            while True:
+                with self._lock:
+                    journal = self._journal or []
+                    if len(journal) <= self._REPLAY_INLINE:
+                        self._replay(hnsw, journal)
+                        self._inner = hnsw
+                        self._journal, self._builder = None, None
+                        return
+                    self._journal = []
+                self._replay(hnsw, journal)  # a long backlog: catch up outside the lock, then look again
+        except Exception:  # usearch missing or failing: keep answering exactly (correct, only slower)
+            with self._lock:
+                self._journal, self._builder, self._exact_only = None, None, True
+
+    @staticmethod
+    def _replay(hnsw: VectorIndex, journal: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]]) -> None:
+        for ids, vectors in journal:
+            if vectors is None:
+                hnsw.remove(ids)
+            else:
+                hnsw.add(ids, vectors)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for a background switch to HNSW to finish; return whether none is running any more."""
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        return self._builder is None
+
     def remove(self, ids: Sequence[str], /) -> int:
         """Delete `ids`; return how many were present."""
-        return self._inner.remove(ids)
+        with self._lock:
+            removed = self._inner.remove(ids)
+            if self._journal is not None:
+                self._journal.append((list(ids), None))
+            return removed
 
     def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
         """Return up to `k` `(id, cosine)` pairs, best first."""
