@@ -179,15 +179,29 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
 _reported: set[tuple[str, str]] = set()  # bad environment values already logged
 
 
+def _find_dotenv() -> str | None:
+    """The nearest `.env` file in the working directory or one of its parents (what python-dotenv's
+    `find_dotenv(usecwd=True)` finds), by one `stat` per directory."""
+    here = os.getcwd()
+    while True:
+        candidate = os.path.join(here, ".env")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def _from_environment(skip: Collection[str] = ()) -> dict[str, Any]:
     """Settings from the environment and `.env`; a bad value is logged once and ignored (never raised), so a
     typo in a deployment's variables cannot make cached calls fail."""
     env: dict[str, str] = {}
     try:
-        from dotenv import dotenv_values, find_dotenv
+        path = _find_dotenv()
+        if path is not None:  # python-dotenv (~15 ms to import) only when there is a file for it to read
+            from dotenv import dotenv_values
 
-        path = find_dotenv(usecwd=True)
-        if path:
             env.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     except (ImportError, OSError):  # python-dotenv is a dependency (tolerate a broken install); cwd may be gone
         pass

@@ -1,0 +1,76 @@
+"""What a process loads to serve its first hit: no python-dotenv without a `.env` file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import agentcache
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import agentcache
+    calls = []
+    @agentcache.tool_cached(backend=sys.argv[1])
+    def search(q: str) -> str:
+        calls.append(q)
+        return q * 2
+    assert search("hi") == "hihi"
+    loaded = [m for m in ("dotenv",) if m in sys.modules]
+    print(json.dumps({"calls": len(calls), "loaded": loaded, "namespace": agentcache.get_settings().namespace}))
+    """
+)
+
+
+def _run(cwd: Path, url: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, url], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def _dotenv_above(path: Path) -> bool:
+    return any((d / ".env").is_file() for d in (path, *path.parents))
+
+
+def test_first_hit_on_sqlite_loads_no_dotenv_without_a_dotenv_file(tmp_path: Path) -> None:
+    """With no `.env` file anywhere up from the working directory, a first hit imports no python-dotenv
+    (~15 ms). (Before: it was always imported.)"""
+    work = tmp_path / "work"
+    work.mkdir()
+    if _dotenv_above(work):
+        pytest.skip("a .env file above the temporary directory")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    assert _run(work, url)["calls"] == 1  # creates the store and the entry
+    second = _run(work, url)
+    assert second["calls"] == 0
+    assert second["loaded"] == []
+
+
+def test_dotenv_in_a_parent_directory_is_still_read(tmp_path: Path) -> None:
+    """A `.env` in a parent of the working directory is found and read (as python-dotenv's `find_dotenv`)."""
+    (tmp_path / ".env").write_text("AGENTCACHE_NAMESPACE=fromparent\n")
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    result = _run(work, "memory://")
+    assert result["namespace"] == "fromparent"
+    assert result["loaded"] == ["dotenv"]
+
+
+def test_dotenv_lookup_survives_a_deleted_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A working directory that no longer exists means no `.env`, not an error."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    agentcache.reset()
+    assert agentcache.get_settings().namespace == "default"
