@@ -53,9 +53,12 @@ _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 SCHEMA_VERSION = 1
-_FLUSH_INTERVAL = 1.0  # seconds between flushes of buffered access times
+_FLUSH_INTERVAL = 1.0  # seconds between background flushes of buffered access times
 _FLUSH_ENTRIES = 512  # ... or as soon as this many keys are buffered
-_FLUSH_BUSY_MS = 50  # a flush on the read path waits at most this long for the write lock
+_FLUSHER_IDLE = 10.0  # seconds with nothing to flush after which the flusher thread ends (a read starts another)
+_EVICT_SLACK = 32  # eviction goes 1/32 below a limit, so the next writes evict nothing (one batch, not one a write)
+_EVICT_MAX_ROWS = 1024  # ... but one write evicts no more rows than this beyond what the hard limit needs
+_EVICT_MAX_BYTES = 256 * 1024  # ... nor more bytes (it rewrites their pages: the -wal file grows by as much)
 _PURGE_BATCH = 100  # expired rows removed by each write transaction
 _CHUNK = 500  # bound parameters per statement (older SQLite builds allow 999)
 _SCAN_PAGE = 256
@@ -256,6 +259,28 @@ def _recovering(
     return run
 
 
+def _flush_loop(ref: weakref.ref[SQLiteBackend], wake: threading.Event) -> None:
+    """The flusher thread: writes a backend's buffered access times every `_FLUSH_INTERVAL` (or when woken
+    because `_FLUSH_ENTRIES` keys are buffered), so a read never writes; it ends after `_FLUSHER_IDLE` seconds
+    with nothing to write, when the backend is closed or collected, or in a forked child."""
+    pid = _process[0]
+    idle = 0.0
+    while True:
+        wake.wait(_FLUSH_INTERVAL)
+        wake.clear()
+        backend = ref()
+        if backend is None or backend._wake is not wake or _process[0] != pid:
+            return
+        if backend._touched:
+            backend._flush_best_effort()
+            idle = 0.0
+        else:
+            idle += _FLUSH_INTERVAL
+            if idle >= _FLUSHER_IDLE and backend._retire_flusher(wake):
+                return
+        del backend  # hold no reference while waiting, so an unused backend can be collected
+
+
 class SQLiteBackend:
     """A byte store in one SQLite file, implementing `Backend`, `SupportsScan` and `SupportsGenerations`.
 
@@ -274,16 +299,18 @@ class SQLiteBackend:
             wait for another writer's lock before failing with `BackendBusy` (default 0.5); the fail-open
             wrapper then returns the result unstored.
 
-    Expired rows read as missing and are purged in batches by later writes. Eviction removes expired rows
-    first, then the least recently accessed ones. The LRU order is *approximate*: a hit does not write;
-    access times are buffered in memory and flushed in one batched transaction at most every ~1 s (or every
-    512 keys), and always before an eviction and on `close()`. Other processes see them after the flush.
+    Expired rows read as missing and are purged in batches by later writes. A write that takes the store over
+    a limit evicts in one batch down to 1/32 below it (at most 1024 rows / 256 KiB more than the limit needs),
+    expired rows first, then the least recently accessed ones, so the next writes evict nothing. The LRU
+    order is *approximate*: a hit never writes; access times are buffered in memory and written by a
+    background thread (one per store and process, started by the first hit, ended after 10 s without hits)
+    at most every ~1 s (or every 512 keys), and also by an evicting write before it picks victims and on
+    `close()`. Other processes see them after that write.
 
     Async face: reads run inline on the event loop thread, because a WAL reader never waits for a writer
     and an inline `aget` hit costs ~6 µs, while a hop through `asyncio.to_thread` costs ~70-170 µs
     (measured). Writes, which may wait up to `timeout` for another writer's lock, run in
-    `asyncio.to_thread`. The first call of a process (which creates the schema) also runs in a thread, and
-    so does the once-a-second flush of buffered access times.
+    `asyncio.to_thread`. The first call of a process (which creates the schema) also runs in a thread.
 
     Driver errors are raised as `BackendError` / `BackendUnavailable` (`from` the sqlite3 error). A damaged or
     non-SQLite file is moved aside to ``<name>.corrupt-<UTC time>-<pid>`` and the store starts afresh (see the
@@ -312,7 +339,8 @@ class SQLiteBackend:
         self._generation = 0
         self._ready: tuple[int, int] | None = None  # (pid, generation) whose schema check passed
         self._touched: dict[str, float] = {}
-        self._flush_due = time.monotonic() + _FLUSH_INTERVAL
+        self._flusher_pid = -1  # the process whose flusher thread runs (-1: none)
+        self._wake: threading.Event | None = None  # wakes the running flusher; replaced to retire it
         self._opened: tuple[int, tuple[int, int] | None] = (-1, None)  # generation, file identity it opened
         self._recheck_at = 0.0
         self._rebuild_lock = threading.Lock()
@@ -491,7 +519,7 @@ class SQLiteBackend:
 
     @contextmanager
     def _write(self, what: str, *, patient: bool = False) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` transaction that also flushes buffered access times; errors are mapped.
+        """A `BEGIN IMMEDIATE` transaction; errors are mapped.
 
         It waits `write_timeout` for another writer's lock, or `timeout` when `patient` (invalidations).
         """
@@ -501,7 +529,6 @@ class SQLiteBackend:
                 with self._patience(conn) if patient else nullcontext():
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        self._flush_into(conn)
                         yield conn
                     except BaseException:
                         if conn.in_transaction:
@@ -516,37 +543,62 @@ class SQLiteBackend:
     def _touch(self, key: str, now: float) -> None:
         with self._touch_lock:
             self._touched[key] = now
+            buffered = len(self._touched)
+        if self._flusher_pid != _process[0]:
+            self._start_flusher()
+        elif buffered >= _FLUSH_ENTRIES and self._wake is not None and not self._wake.is_set():
+            self._wake.set()
+
+    def _start_flusher(self) -> None:
+        """Start this process's flusher thread (see `_flush_loop`) unless one runs."""
+        with self._lock:
+            if self._flusher_pid == _process[0]:
+                return
+            self._flusher_pid = _process[0]
+            self._wake = wake = threading.Event()
+            thread = threading.Thread(
+                target=_flush_loop, args=(weakref.ref(self), wake), name="agentcache-sqlite-flush", daemon=True
+            )
+            thread.start()
+
+    def _retire_flusher(self, wake: threading.Event | None) -> bool:
+        """Mark the flusher woken by `wake` as ended, if it is still current and nothing waits to be flushed
+        (if `wake` is None: whatever is buffered); the next read starts a new one."""
+        with self._lock, self._touch_lock:
+            if self._wake is not wake and wake is not None:
+                return True  # already replaced: that thread is not current any more
+            if wake is not None and self._touched:
+                return False
+            current, self._wake, self._flusher_pid = self._wake, None, -1
+        if current is not None:
+            current.set()  # wake it so that it sees it was retired and ends
+        return True
 
     def _take_touched(self) -> list[tuple[float, str]]:
         with self._touch_lock:
             touched, self._touched = self._touched, {}
-            self._flush_due = time.monotonic() + _FLUSH_INTERVAL
         return [(t, k) for k, t in touched.items()]
 
     def _flush_into(self, conn: sqlite3.Connection) -> None:
         if self._touched:
             conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", self._take_touched())
 
-    def _should_flush(self) -> bool:
-        return len(self._touched) >= _FLUSH_ENTRIES or (bool(self._touched) and time.monotonic() >= self._flush_due)
-
     def _flush_best_effort(self) -> None:
-        """Flush buffered access times without waiting long for the lock; on failure they are dropped."""
+        """Write buffered access times in one transaction (waiting up to `write_timeout` for the lock); on
+        failure they are dropped. Runs on the flusher thread and in `close()`, never on a read."""
         rows = self._take_touched()
         if not rows:
             return
         try:
             with _gate():
                 conn = self._conn()
-                conn.execute(f"PRAGMA busy_timeout = {_FLUSH_BUSY_MS}")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
                     conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
                     conn.execute("COMMIT")
                 finally:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    conn.execute(f"PRAGMA busy_timeout = {int(self.write_timeout * 1000)}")
         except (sqlite3.Error, BackendError):
             pass  # access times only order eviction: losing one batch makes LRU a little less exact
 
@@ -598,17 +650,12 @@ class SQLiteBackend:
             if not self._recover(exc, generation):
                 raise
             value = self._read_one(key)
-        if value is not None and self._should_flush():
-            self._flush_best_effort()
         return value
 
     @_recovering
     def get_many(self, keys: Sequence[str], /) -> list[bytes | None]:
         """Return the values of `keys`, in order, with `None` for each missing or expired one."""
-        values = self._read_many(keys)
-        if self._should_flush():
-            self._flush_best_effort()
-        return values
+        return self._read_many(keys)
 
     @_recovering
     def set_many(self, items: Sequence[Item], /) -> None:
@@ -701,8 +748,8 @@ class SQLiteBackend:
     def close(self) -> None:
         """Flush buffered access times and close every connection of this process; later calls reopen."""
         try:
-            if self._touched:
-                self._flush_best_effort()
+            self._retire_flusher(None)
+            self._flush_best_effort()
         finally:
             with self._lock:
                 self._generation += 1
@@ -755,8 +802,6 @@ class SQLiteBackend:
             if not await asyncio.to_thread(self._recover, exc, generation):  # may move files: not on the loop
                 raise
             result = await self._aread_once(read)
-        if self._should_flush():
-            await asyncio.to_thread(self._flush_best_effort)
         return result
 
     async def _aread_once(self, read: Callable[[], _T]) -> _T:
@@ -820,7 +865,7 @@ class SQLiteBackend:
         return live
 
     def _cull(self, conn: sqlite3.Connection, now: float) -> None:
-        """Purge a batch of expired rows, then evict (expired first, then LRU) down to the limits."""
+        """Purge a batch of expired rows, then, over a limit, evict (expired first, then LRU) in one batch."""
         conn.execute(
             "DELETE FROM entries WHERE rowid IN "  # noqa: S608
             f"(SELECT rowid FROM entries WHERE expires <= ? LIMIT {_PURGE_BATCH})",
@@ -831,23 +876,31 @@ class SQLiteBackend:
         count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
         if not self._exceeds(count, size):
             return
+        self._evict(conn, now)
+
+    def _evict(self, conn: sqlite3.Connection, now: float) -> None:
+        """Evict down to the low-water marks (`_EVICT_SLACK` below each limit): expired rows first, then the
+        least recently accessed, after recording this process's buffered access times so they count."""
+        self._flush_into(conn)
         conn.execute("DELETE FROM entries WHERE expires <= ?", (now,))
         count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
         if self.max_entries is not None and count > self.max_entries:
+            low = self.max_entries - min(self.max_entries // _EVICT_SLACK, _EVICT_MAX_ROWS)
             conn.execute(
                 "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY accessed, rowid LIMIT ?)",
-                (count - self.max_entries,),
+                (count - low,),
             )
             count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
         if self.max_bytes is not None and size > self.max_bytes:
-            victims: list[tuple[int]] = []
-            excess = size - self.max_bytes
+            low_bytes = self.max_bytes - min(self.max_bytes // _EVICT_SLACK, _EVICT_MAX_BYTES)
+            victims: list[int] = []
             for rowid, row_size in conn.execute("SELECT rowid, size FROM entries ORDER BY accessed, rowid"):
-                victims.append((rowid,))
-                excess -= row_size
-                if excess <= 0:
+                if size <= low_bytes or (size <= self.max_bytes and len(victims) >= _EVICT_MAX_ROWS):
                     break
-            conn.executemany("DELETE FROM entries WHERE rowid = ?", victims)
+                victims.append(rowid)
+                size -= row_size
+            for chunk in _chunks(victims):
+                conn.execute(f"DELETE FROM entries WHERE rowid IN ({_marks(len(chunk))})", chunk)  # noqa: S608
 
     def _exceeds(self, count: int, size: int) -> bool:
         return (self.max_entries is not None and count > self.max_entries) or (
