@@ -142,3 +142,27 @@ def test_max_bytes_evicts_a_batch_then_nothing_until_the_limit(tmp_path: Path) -
     assert _stats(path) == (64, 6400)
     assert b.get_many(["k00", "k02", "k03", "x00", "x02"]) == [None, None, value, value, value]
     b.close()
+
+
+def test_reads_buffered_while_the_lock_is_held_still_order_eviction(tmp_path: Path) -> None:
+    """A flush of access times that cannot get the write lock (another process writes) keeps them, so the next
+    evicting write still counts those reads. (Before: the batch was dropped and the hot entries evicted.)"""
+    path = tmp_path / "c.db"
+    b = SQLiteBackend(path, max_entries=64, write_timeout=0.2)
+    b.set_many([Item(f"k{i:02d}", b"v") for i in range(64)])
+    created, _ = _accessed(path, "k00")
+    while time.time() <= created:
+        time.sleep(0.001)
+    hot = [f"k{i:02d}" for i in range(8)]  # the oldest rows: first to go unless their reads count
+    assert b.get_many(hot) == [b"v"] * 8
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the flush's patience
+    try:
+        b._flush_best_effort()  # what the flusher thread runs each second
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    for i in range(4):
+        b.set_many([Item(f"new{i}", b"v")])
+    assert b.get_many(hot) == [b"v"] * 8
+    b.close()

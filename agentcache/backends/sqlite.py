@@ -55,6 +55,7 @@ _P = ParamSpec("_P")
 SCHEMA_VERSION = 1
 _FLUSH_INTERVAL = 1.0  # seconds between background flushes of buffered access times
 _FLUSH_ENTRIES = 512  # ... or as soon as this many keys are buffered
+_FLUSH_KEEP = 64 * 512  # buffered keys kept while the write lock cannot be had (beyond: dropped)
 _FLUSHER_IDLE = 10.0  # seconds with nothing to flush after which the flusher thread ends (a read starts another)
 _EVICT_SLACK = 32  # eviction goes 1/32 below a limit, so the next writes evict nothing (one batch, not one a write)
 _EVICT_MAX_ROWS = 1024  # ... but one write evicts no more rows than this beyond what the hard limit needs
@@ -584,23 +585,28 @@ class SQLiteBackend:
             conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", self._take_touched())
 
     def _flush_best_effort(self) -> None:
-        """Write buffered access times in one transaction (waiting up to `write_timeout` for the lock); on
-        failure they are dropped. Runs on the flusher thread and in `close()`, never on a read."""
-        rows = self._take_touched()
-        if not rows:
+        """Write buffered access times in one transaction (waiting up to `write_timeout` for the lock). Runs on
+        the flusher thread and in `close()`, never on a read.
+
+        The buffer is taken only once the write lock is held, so an evicting writer that holds it meanwhile
+        writes the buffer itself before it picks victims: no read is left out of the LRU order. If the lock
+        cannot be had, the buffer stays for the next attempt (dropped beyond `_FLUSH_KEEP` keys).
+        """
+        if not self._touched:
             return
         try:
             with _gate():
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("UPDATE entries SET accessed = max(accessed, ?) WHERE key = ?", rows)
+                    self._flush_into(conn)
                     conn.execute("COMMIT")
                 finally:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
         except (sqlite3.Error, BackendError):
-            pass  # access times only order eviction: losing one batch makes LRU a little less exact
+            if len(self._touched) > _FLUSH_KEEP:  # access times only order eviction: LRU gets a little less exact
+                self._take_touched()
 
     # -- sync face -------------------------------------------------------------------------------------------
 
