@@ -252,10 +252,11 @@ def bench_start(workdir: Path, runs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few samples (smoke run)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="store sizes of the hits section")
     parser.add_argument("--only", choices=("hits", "eviction", "start"), action="append", help="run these only")
     args = parser.parse_args()
     only = set(args.only or ("hits", "eviction", "start"))
-    sizes = [10_000] if args.quick else [100_000, 1_000_000]
+    sizes = args.sizes or ([10_000] if args.quick else [100_000, 1_000_000])
     info = machine_info(PACKAGES)
     sections = []
     with tempfile.TemporaryDirectory(prefix="agentcache-bench-sqlite-") as tmp:

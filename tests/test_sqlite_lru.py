@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -166,3 +169,33 @@ def test_reads_buffered_while_the_lock_is_held_still_order_eviction(tmp_path: Pa
         b.set_many([Item(f"new{i}", b"v")])
     assert b.get_many(hot) == [b"v"] * 8
     b.close()
+
+
+def test_close_while_the_flusher_writes_is_safe(tmp_path: Path) -> None:
+    """`close()` right after enough reads to wake the flusher (so it is often mid-flush) never closes the
+    flusher's connection under it: the process neither crashes nor raises, and no access time is lost. Runs in a
+    child process so that a crash is reported as a failure."""
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from agentcache.backends import Item
+        from agentcache.backends.sqlite import SQLiteBackend
+        import random
+        b = SQLiteBackend(Path({str(tmp_path / "c.db")!r}))
+        for start in range(0, 100_000, 10_000):
+            b.set_many([Item(f"k{{i}}", b"v" * 100) for i in range(start, start + 10_000)])
+        rng = random.Random(7)
+        for r in range(40):  # random keys of a large file: each flush takes a while, so close() often lands in one
+            assert all(b.get(f"k{{rng.randrange(100_000)}}") is not None for i in range(700))
+            b.close()
+        print("done")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert (out.returncode, out.stdout.strip()) == (0, "done"), out.stderr[-2000:]
+    raw = sqlite3.connect(tmp_path / "c.db")
+    try:
+        (read,) = raw.execute("SELECT COUNT(*) FROM entries WHERE accessed > created").fetchone()
+    finally:
+        raw.close()
+    assert read > 20_000  # 28,000 reads of random keys (~24,500 distinct): close() writes what the flusher had not

@@ -273,7 +273,10 @@ def _flush_loop(ref: weakref.ref[SQLiteBackend], wake: threading.Event) -> None:
         if backend is None or backend._wake is not wake or _process[0] != pid:
             return
         if backend._touched:
-            backend._flush_best_effort()
+            with backend._flush_guard():  # `close()` waits for this flush before it closes the connection
+                if backend._wake is not wake:
+                    return
+                backend._flush_best_effort()
             idle = 0.0
         else:
             idle += _FLUSH_INTERVAL
@@ -342,6 +345,7 @@ class SQLiteBackend:
         self._touched: dict[str, float] = {}
         self._flusher_pid = -1  # the process whose flusher thread runs (-1: none)
         self._wake: threading.Event | None = None  # wakes the running flusher; replaced to retire it
+        self._flush_lock = (_process[0], threading.Lock())  # held by a flush; per process (see `_flush_guard`)
         self._opened: tuple[int, tuple[int, int] | None] = (-1, None)  # generation, file identity it opened
         self._recheck_at = 0.0
         self._rebuild_lock = threading.Lock()
@@ -562,6 +566,14 @@ class SQLiteBackend:
             )
             thread.start()
 
+    def _flush_guard(self) -> threading.Lock:
+        """The lock a flush holds, new in a forked child (the parent's flusher may have held it at the fork)."""
+        pid, lock = self._flush_lock
+        if pid != _process[0]:
+            lock = threading.Lock()
+            self._flush_lock = (_process[0], lock)
+        return lock
+
     def _retire_flusher(self, wake: threading.Event | None) -> bool:
         """Mark the flusher woken by `wake` as ended, if it is still current and nothing waits to be flushed
         (if `wake` is None: whatever is buffered); the next read starts a new one."""
@@ -753,17 +765,18 @@ class SQLiteBackend:
 
     def close(self) -> None:
         """Flush buffered access times and close every connection of this process; later calls reopen."""
-        try:
-            self._retire_flusher(None)
-            self._flush_best_effort()
-        finally:
-            with self._lock:
-                self._generation += 1
-                handles = list(self._handles)
-            with _gate():
-                for handle in handles:
-                    if handle.pid == _process[0]:
-                        handle.conn.close()
+        with self._flush_guard():  # never close the flusher thread's connection in the middle of its flush
+            try:
+                self._retire_flusher(None)
+                self._flush_best_effort()
+            finally:
+                with self._lock:
+                    self._generation += 1
+                    handles = list(self._handles)
+                with _gate():
+                    for handle in handles:
+                        if handle.pid == _process[0]:
+                            handle.conn.close()
 
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
         """Yield every live entry whose key starts with `prefix` (and carries `tag`), in key order.
