@@ -57,9 +57,8 @@ _FLUSH_INTERVAL = 1.0  # seconds between background flushes of buffered access t
 _FLUSH_ENTRIES = 512  # ... or as soon as this many keys are buffered
 _FLUSH_KEEP = 64 * 512  # buffered keys kept while the write lock cannot be had (beyond: dropped)
 _FLUSHER_IDLE = 10.0  # seconds with nothing to flush after which the flusher thread ends (a read starts another)
-_EVICT_SLACK = 32  # eviction goes 1/32 below a limit, so the next writes evict nothing (one batch, not one a write)
-_EVICT_MAX_ROWS = 1024  # ... but one write evicts no more rows than this beyond what the hard limit needs
-_EVICT_MAX_BYTES = 256 * 1024  # ... nor more bytes (it rewrites their pages: the -wal file grows by as much)
+_EVICT_SLACK = 32  # eviction goes below a limit by 1/32 of it or `_EVICT_BATCH` rows, whichever is less, so the
+_EVICT_BATCH = 32  # next writes evict nothing: a batch costs about one slow write (~0.3 ms), not 32 slower ones
 _PURGE_BATCH = 100  # expired rows removed by each write transaction
 _CHUNK = 500  # bound parameters per statement (older SQLite builds allow 999)
 _SCAN_PAGE = 256
@@ -304,8 +303,8 @@ class SQLiteBackend:
             wrapper then returns the result unstored.
 
     Expired rows read as missing and are purged in batches by later writes. A write that takes the store over
-    a limit evicts in one batch down to 1/32 below it (at most 1024 rows / 256 KiB more than the limit needs),
-    expired rows first, then the least recently accessed ones, so the next writes evict nothing. The LRU
+    a limit evicts in one batch down to 1/32 below it or 32 (average) rows below it, whichever is less, expired
+    rows first, then the least recently accessed ones, so the next writes evict nothing. The LRU
     order is *approximate*: a hit never writes; access times are buffered in memory and written by a
     background thread (one per store and process, started by the first hit, ended after 10 s without hits)
     at most every ~1 s (or every 512 keys), and also by an evicting write before it picks victims and on
@@ -898,23 +897,23 @@ class SQLiteBackend:
         self._evict(conn, now)
 
     def _evict(self, conn: sqlite3.Connection, now: float) -> None:
-        """Evict down to the low-water marks (`_EVICT_SLACK` below each limit): expired rows first, then the
+        """Evict down to the low-water marks (see `_EVICT_SLACK`): expired rows first, then the
         least recently accessed, after recording this process's buffered access times so they count."""
         self._flush_into(conn)
         conn.execute("DELETE FROM entries WHERE expires <= ?", (now,))
         count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
         if self.max_entries is not None and count > self.max_entries:
-            low = self.max_entries - min(self.max_entries // _EVICT_SLACK, _EVICT_MAX_ROWS)
+            low = self.max_entries - min(self.max_entries // _EVICT_SLACK, _EVICT_BATCH)
             conn.execute(
                 "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY accessed, rowid LIMIT ?)",
                 (count - low,),
             )
             count, size = conn.execute("SELECT count, size FROM stats WHERE id = 0").fetchone()
         if self.max_bytes is not None and size > self.max_bytes:
-            low_bytes = self.max_bytes - min(self.max_bytes // _EVICT_SLACK, _EVICT_MAX_BYTES)
+            low_bytes = self.max_bytes - min(self.max_bytes // _EVICT_SLACK, _EVICT_BATCH * size // max(count, 1))
             victims: list[int] = []
             for rowid, row_size in conn.execute("SELECT rowid, size FROM entries ORDER BY accessed, rowid"):
-                if size <= low_bytes or (size <= self.max_bytes and len(victims) >= _EVICT_MAX_ROWS):
+                if size <= low_bytes:
                     break
                 victims.append(rowid)
                 size -= row_size
