@@ -134,7 +134,7 @@ class _ForkGate:
         self._local = threading.local()
         self._locks: dict[int, threading.RLock] = {}
         self._held: list[threading.RLock] = []
-        self._registry = threading.Lock()
+        self._registry = threading.RLock()
         self.closing = threading.RLock()  # held around closing a connection outside a call (`_Handle.__del__`)
 
     def __call__(self) -> threading.RLock:
@@ -150,11 +150,15 @@ class _ForkGate:
     def before_fork(self) -> None:
         deadline = time.monotonic() + _FORK_WAIT
         me = threading.get_ident()
+        # The registry stays locked until the fork is done: a thread making its first SQLite call meanwhile waits
+        # to register its lock, so it cannot be inside SQLite at the fork (a stale lock left by an ended thread
+        # of the same id, taken below, no longer stands for it).
+        self._registry.acquire()
+        self._held.append(self._registry)
         alive = {t.ident for t in threading.enumerate()}
-        with self._registry:
-            for ident in [i for i in self._locks if i not in alive]:
-                del self._locks[ident]  # threads that ended
-            locks = [(ident, lock) for ident, lock in self._locks.items() if ident != me]
+        for ident in [i for i in self._locks if i not in alive]:
+            del self._locks[ident]  # threads that ended
+        locks = [(ident, lock) for ident, lock in self._locks.items() if ident != me]
         idle = {me}  # threads known to be outside SQLite until the fork is done
         for ident, lock in locks:
             if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
