@@ -183,3 +183,27 @@ def test_forked_child_holds_its_own_sqlite_locks(tmp_path: Path) -> None:
         os.close(down_w)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (shared, dms) == (pid, pid)
+
+
+def test_fork_gate_holds_back_a_thread_first_entering_sqlite_during_a_fork(tmp_path: Path) -> None:
+    """A thread whose first SQLite call comes while a fork is in progress waits for the fork to finish; it got in
+    before (its lock was not registered yet when the fork took the others), so a child could inherit SQLite's
+    global mutexes held and hang in `sqlite3.connect` (seen as workers stuck in #14.4's test)."""
+    from agentcache.backends.sqlite import SQLiteBackend, _gate
+
+    store = SQLiteBackend(tmp_path / "c.db")
+    entered = threading.Event()
+
+    def first_call() -> None:
+        store.get("k")
+        entered.set()
+
+    thread = threading.Thread(target=first_call, daemon=True)
+    _gate.before_fork()  # what `os.fork()` runs first
+    try:
+        thread.start()
+        assert not entered.wait(0.5), "a thread entered SQLite while a fork was in progress"
+    finally:
+        _gate.after_fork_in_parent()
+    thread.join(30)
+    assert entered.is_set()
