@@ -12,7 +12,8 @@ Layout of the file (schema version 1):
   in the transaction of a fenced write (see `agentcache.backends.generations`); added to older files on open.
 
 Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
-power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
+power loss, which is right for a cache), a busy timeout, one connection per thread (closed before a fork, once
+no other thread is inside SQLite, and re-opened on the thread's next call in parent and child; see `_ForkGate`),
 and every write in a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead of failing
 with a deadlock on lock upgrade. Reads never wait for writers (WAL). Storing a result waits at most
 `write_timeout` for another writer's lock (then `BackendBusy`: the result is returned unstored); deletes and
