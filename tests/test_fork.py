@@ -8,9 +8,11 @@ import faulthandler
 import os
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,9 +51,6 @@ def _worker(f: Any, url: str, to_parent: int, from_parent: int) -> None:
 
 
 def test_prefork_workers_under_load(backend_url: str, backend_kind: str) -> None:
-    # One store per run: the one under test is also the default (stats snapshots, invalidations).
-    agentcache.configure(url=backend_url)
-
     @agentcache.tool_cached(backend=backend_url, tags=["doc"], name="fork.f", ttl=600)
     def f(q: str) -> str:
         return f"{q}@{os.getpid()}"
@@ -133,3 +132,78 @@ def _reap(pid: int, deadline: float) -> int:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return -9
+
+
+def _holder(path: Path, start: int, length: int) -> int | None:
+    """The pid of another process holding a POSIX read lock on bytes [start, start+length) of `path` (Linux)."""
+    import fcntl
+    import struct
+
+    with open(path, "rb") as file:
+        query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+        l_type, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(file.fileno(), fcntl.F_GETLK, query))
+    return None if l_type == fcntl.F_UNLCK else int(pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads POSIX lock state with F_GETLK (Linux layout)")
+def test_forked_child_holds_its_own_sqlite_locks(tmp_path: Path) -> None:
+    """A child's connection takes real file locks, not ones SQLite's per-process bookkeeping inherited from the
+    parent: a connection the parent had open at fork time (idle, in no transaction) made the child's new
+    connection skip the SHARED lock on the database file and the shared lock on the ``-shm`` file, so a third
+    process closing its last connection would checkpoint and delete the WAL under the child (found for #14.4:
+    workers stuck in `BEGIN IMMEDIATE` on a store the parent's threads used at fork time)."""
+    from agentcache.backends.sqlite import SQLiteBackend
+
+    path = tmp_path / "c.db"
+    store = SQLiteBackend(path)
+    store.set_many([agentcache.backends.Item("k", b"v")])  # the parent has a connection open at fork time
+    up_r, up_w = os.pipe()
+    down_r, down_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(up_r)
+            os.close(down_w)
+            code = 0 if store.get("k") == b"v" else 2  # the child's own connection
+            os.write(up_w, b"open\n")
+            os.read(down_r, 1)  # stays open until the parent looked
+        finally:
+            os._exit(code)
+    os.close(up_w)
+    os.close(down_r)
+    try:
+        assert select.select([up_r], [], [], DEADLINE)[0] and os.read(up_r, 16) == b"open\n"
+        shared = _holder(path, 0x40000000 + 2, 510)  # SQLite's SHARED range of a database file
+        dms = _holder(Path(f"{path}-shm"), 120 + 8, 1)  # the -shm "dead man switch" byte every process holds
+    finally:
+        os.write(down_w, b"x")
+        _, status = os.waitpid(pid, 0)
+        os.close(up_r)
+        os.close(down_w)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (shared, dms) == (pid, pid)
+
+
+def test_fork_gate_holds_back_a_thread_first_entering_sqlite_during_a_fork(tmp_path: Path) -> None:
+    """A thread whose first SQLite call comes while a fork is in progress waits for the fork to finish; it got in
+    before (its lock was not registered yet when the fork took the others), so a child could inherit SQLite's
+    global mutexes held and hang in `sqlite3.connect` (seen as workers stuck in #14.4's test)."""
+    from agentcache.backends.sqlite import SQLiteBackend, _gate
+
+    store = SQLiteBackend(tmp_path / "c.db")
+    entered = threading.Event()
+
+    def first_call() -> None:
+        store.get("k")
+        entered.set()
+
+    thread = threading.Thread(target=first_call, daemon=True)
+    _gate.before_fork()  # what `os.fork()` runs first
+    try:
+        thread.start()
+        assert not entered.wait(0.5), "a thread entered SQLite while a fork was in progress"
+    finally:
+        _gate.after_fork_in_parent()
+    thread.join(30)
+    assert entered.is_set()

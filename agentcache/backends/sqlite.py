@@ -12,7 +12,8 @@ Layout of the file (schema version 1):
   in the transaction of a fenced write (see `agentcache.backends.generations`); added to older files on open.
 
 Concurrency: WAL journal with `synchronous=NORMAL` (a commit is durable against a process crash, not against
-power loss, which is right for a cache), a busy timeout, one connection per thread (re-opened after a fork),
+power loss, which is right for a cache), a busy timeout, one connection per thread (closed before a fork, once
+no other thread is inside SQLite, and re-opened on the thread's next call in parent and child; see `_ForkGate`),
 and every write in a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead of failing
 with a deadlock on lock upgrade. Reads never wait for writers (WAL). Storing a result waits at most
 `write_timeout` for another writer's lock (then `BackendBusy`: the result is returned unstored); deletes and
@@ -116,19 +117,29 @@ _inherited: list[sqlite3.Connection] = []
 
 
 class _ForkGate:
-    """Makes `os.fork()` wait until no other thread of this process is inside SQLite.
+    """Makes `os.fork()` wait until no other thread of this process is inside SQLite, then close every
+    connection of this process, so none is open across the fork.
 
     SQLite guards shared state with its own mutexes (per open file, per VFS); one held by another thread at
     the moment of a fork stays held forever in the child, whose first SQLite call then deadlocks. Every call
     into SQLite holds its thread's own re-entrant lock (uncontended: ~0.1 µs); a fork first takes every other
     live thread's lock (waiting, bounded, for the calls in flight), so it happens between SQLite calls.
+
+    An open connection is unsafe across a fork even when idle: SQLite keeps one record per open file per
+    process (which locks this process holds, its ``-shm`` mapping), and a child inherits the parent's. A new
+    connection in the child then counts on locks the parent's record says are held, which POSIX locks
+    (owned per process) are not, so the child takes no lock of its own on the file: other processes may
+    checkpoint and delete the WAL under it, and its writers can wait on a lock nobody holds. So the fork
+    closes every connection it can (each thread reopens its own on its next call); only a connection whose
+    thread is still inside SQLite when the wait ends stays open, and the child then keeps it unclosed.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._locks: dict[int, threading.RLock] = {}
         self._held: list[threading.RLock] = []
-        self._registry = threading.Lock()
+        self._registry = threading.RLock()
+        self.closing = threading.RLock()  # held around closing a connection outside a call (`_Handle.__del__`)
 
     def __call__(self) -> threading.RLock:
         """This thread's lock (hold it around SQLite calls)."""
@@ -143,18 +154,31 @@ class _ForkGate:
     def before_fork(self) -> None:
         deadline = time.monotonic() + _FORK_WAIT
         me = threading.get_ident()
+        # The registry stays locked until the fork is done: a thread making its first SQLite call meanwhile waits
+        # to register its lock, so it cannot be inside SQLite at the fork (a stale lock left by an ended thread
+        # of the same id, taken below, no longer stands for it).
+        self._registry.acquire()
+        self._held.append(self._registry)
         alive = {t.ident for t in threading.enumerate()}
-        with self._registry:
-            for ident in [i for i in self._locks if i not in alive]:
-                del self._locks[ident]  # threads that ended
-            locks = [lock for ident, lock in self._locks.items() if ident != me]
-        for lock in locks:
+        for ident in [i for i in self._locks if i not in alive]:
+            del self._locks[ident]  # threads that ended
+        locks = [(ident, lock) for ident, lock in self._locks.items() if ident != me]
+        idle = {me}  # threads known to be outside SQLite until the fork is done
+        for ident, lock in locks:
             if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 self._held.append(lock)
+                idle.add(ident)
+        if self.closing.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._held.append(self.closing)
+            pid = os.getpid()
+            for handle in list(_handles):
+                if handle.pid == pid and handle.owner in idle:
+                    handle.pid = _CLOSED
+                    handle.conn.close()
 
     def after_fork_in_parent(self) -> None:
         held, self._held = self._held, []
-        for lock in held:
+        for lock in reversed(held):
             lock.release()
 
     def after_fork_in_child(self) -> None:
@@ -179,22 +203,31 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Handle:
-    """One thread's connection, tagged with the process and generation that opened it."""
+    """One thread's connection, tagged with the process and generation that opened it, and its thread."""
 
-    __slots__ = ("__weakref__", "conn", "generation", "pid")
+    __slots__ = ("__weakref__", "conn", "generation", "owner", "pid")
 
     def __init__(self, conn: sqlite3.Connection, pid: int, generation: int) -> None:
         self.conn = conn
         self.pid = pid
         self.generation = generation
+        self.owner = threading.get_ident()
+        _handles.add(self)
 
     def __del__(self) -> None:
         # os.getpid(), not `_process`: right after a fork, threading's own hook frees the other threads'
         # handles before ours refreshes `_process`, and closing one a parent thread was using deadlocks.
+        if self.pid == _CLOSED:
+            return
         if self.pid != os.getpid():
             _inherited.append(self.conn)
-        else:  # the owning thread ended: close now rather than leave it to the garbage collector
-            self.conn.close()
+        else:  # the owning thread ended: close now (not across a fork) rather than leave it to the collector
+            with _gate.closing:
+                self.conn.close()
+
+
+_CLOSED = 0  # `_Handle.pid` of a connection the fork gate closed: the next call of its thread opens another
+_handles: weakref.WeakSet[_Handle] = weakref.WeakSet()  # every connection of this process (and inherited ones)
 
 
 def _successor(prefix: str) -> str | None:
