@@ -49,6 +49,8 @@ INVALIDATION_BUDGET = 1.0
 # Errors that say the store cannot be reached right now: retrying at once would only pay the same wait again.
 _UNREACHABLE = (BackendUnavailable, TimeoutError, ConnectionError)
 
+_WRITES = frozenset({"set_many", "delete_many", "delete_tags", "clear"})  # operations that take the write lock
+
 FAIL_OPEN_TOKEN = "agentcache:fail-open"  # noqa: S105 (a sentinel, not a secret)
 """The lock token `acquire_lock` returns when the store failed: proceed uncoordinated (never a real owner)."""
 
@@ -198,7 +200,7 @@ class ResilientBackend:
             recovered = op in self._failing
             if recovered:
                 self._failing.clear()
-            if op == "set_many":
+            if op in _WRITES:  # a write went through: the lock that paused writes is free again
                 self._writes_paused_until = 0.0
             self._troubled = bool(self._failing) or self._writes_paused_until > 0
         if recovered:
