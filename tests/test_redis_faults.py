@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from redis import exceptions as redis_errors
 from support.redis_server import REDIS_SERVER, RedisServer, silent_server
 
 from agentcache.backends.base import Item
@@ -45,15 +46,13 @@ def test_kill_and_restart_raises_unavailable_fast_then_recovers(own_server: Redi
             own_server.kill()
         if i == 40:
             own_server.restart()
-        started = time.monotonic()
         try:
             b.set_many([Item(f"k{i}", b"v")])
             outcomes.append(("ok", b.get(f"k{i}")))
-        except BackendUnavailable:
-            outcomes.append(("down", None))
-        assert time.monotonic() - started < 1.0
+        except BackendUnavailable as exc:  # refused at once: no timeout to wait for (attempts: test_failure_bounds)
+            outcomes.append(("down", type(exc.__cause__).__name__))
     assert outcomes[:20] == [("ok", b"v")] * 20
-    assert outcomes[20:40] == [("down", None)] * 20
+    assert outcomes[20:40] == [("down", "ConnectionError")] * 20
     assert outcomes[40:] == [("ok", b"v")] * 20
     b.close()
 
@@ -64,11 +63,11 @@ def test_resilient_wrapper_turns_an_outage_into_misses(own_server: RedisServer) 
     b.set_many([Item("k", b"v")])
     assert b.get("k") == b"v"
     own_server.kill()
-    started = time.monotonic()
-    for _ in range(20):
+    assert b.get("k") is None
+    assert b.state == "open"  # the first refused connection opens the breaker: later calls skip the store
+    for _ in range(19):
         assert b.get("k") is None
         b.set_many([Item("k", b"w")])
-    assert time.monotonic() - started < 5
     own_server.restart()
     deadline = time.monotonic() + 5
     while b.get("k") is None:
@@ -83,20 +82,18 @@ def test_silent_server_fails_within_the_timeout(silent_port: int) -> None:
     """A server that never answers makes each call fail with BackendUnavailable within the socket timeout."""
     b = RedisBackend(f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.2)
     for _ in range(3):
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(BackendUnavailable) as raised:  # one attempt per call: test_failure_bounds counts them
             b.get("k")
-        assert time.monotonic() - started < 0.6
+        assert isinstance(raised.value.__cause__, redis_errors.TimeoutError)  # the socket timeout ended it
     b.close()
 
 
 async def test_silent_server_fails_fast_async(silent_port: int) -> None:
     """The async face fails as fast against a silent server."""
     b = RedisBackend(f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.2)
-    started = time.monotonic()
-    with pytest.raises(BackendUnavailable):
+    with pytest.raises(BackendUnavailable) as raised:
         await b.aget("k")
-    assert time.monotonic() - started < 0.6
+    assert isinstance(raised.value.__cause__, redis_errors.TimeoutError)
     await b.aclose()
 
 
