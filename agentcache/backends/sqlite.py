@@ -431,7 +431,7 @@ class SQLiteBackend:
             self._opened = (generation, files.identity(self.path))
             self._recheck_at = time.monotonic() + _RECHECK_INTERVAL
         try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            self._enter_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in files.wal_pragmas(self.max_bytes):
                 conn.execute(pragma).fetchone()
@@ -509,6 +509,19 @@ class SQLiteBackend:
                 aside.name,
             )
         return True
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL. While another process creates the same file (e.g. both found it damaged and one moved
+        it aside), SQLite may answer "locked" at once, without its busy handler: try again until `write_timeout`."""
+        deadline = time.monotonic() + self.write_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         try:  # the usual case, a file already set up, needs no write lock (another writer may hold it long)
