@@ -23,7 +23,7 @@ from . import _fork
 from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
-from ._flow import Compute, Flow, Get, GetFenced, Lock, ReadFence, Sleep, Store, Unlock, run_async, run_sync
+from ._flow import Compute, Flow, GetFenced, LockGet, ReadFence, Store, StoreUnlock, Unlock, Wait, run_async, run_sync
 from .backends import generations as _gen
 from .config import get_settings
 from .durations import TTL, parse_ttl
@@ -456,38 +456,40 @@ class Core:
         """The miss path, written once: recheck, cross-process lock, compute, store (if still valid).
 
         The fence of the write (see `agentcache.backends.generations`) is read with the last read before
-        computing, so the store drops the write if an invalidation covering it happens meanwhile.
+        computing, so the store drops the write if an invalidation covering it happens meanwhile. With
+        cross-process locks the recheck, the lock and the fence are one `LockGet`, and the write and the release
+        one `StoreUnlock`: a Redis miss is three round trips with the face's read (#13).
         """
         fence: object | None = None
         fenced = False
         locking = self.policy.single_flight and _supports_locking(call.store)
-        if recheck:
-            if locking:  # the fence is read after the lock is taken
-                raw = yield Get(call.key)
-            else:
-                raw, fence = yield GetFenced(call.key, call.tags)
-                fenced = True
+        if recheck and not locking:  # with locking, LockGet rechecks
+            raw, fence = yield GetFenced(call.key, call.tags)
+            fenced = True
             if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                 return value, raw
         token: str | None = None
         lock_name = f"{call.key}:lock"
-        if locking:
-            deadline = time.monotonic() + self.policy.lock_wait
-            delay = 0.005
-            while (token := (yield Lock(lock_name, self.policy.lock_ttl))) is None:
-                yield Sleep(delay)
-                delay = min(delay * 2, 0.1)
-                raw = yield Get(call.key)
-                if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
-                    return value, raw
-                if time.monotonic() > deadline:
-                    break
         try:
-            if token is not None:
-                raw, fence = yield GetFenced(call.key, call.tags)
-                fenced = True
-                if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
-                    return value, raw
+            if locking:
+                deadline = time.monotonic() + self.policy.lock_wait
+                delay = 0.005  # the back-off of stores that cannot wake a waiter (Redis wakes it on release)
+                force = False  # an unusable entry is stored: take the lock over it, to replace it
+                while True:
+                    token, raw, found = yield LockGet(call.key, lock_name, self.policy.lock_ttl, call.tags, force)
+                    if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
+                        return value, raw
+                    if token is not None:
+                        fence, fenced = found, True
+                        break
+                    if raw is not None and not force:
+                        force = True
+                        continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    yield Wait(lock_name, left, delay)
+                    delay = min(delay * 2, 0.1)
             if not fenced:
                 fence = yield ReadFence((call.key,), call.tags)
             self.counters.add("misses")
@@ -498,7 +500,12 @@ class Core:
                 raise
             raw = self.encode(call, value, duration)
             if raw is not None and self.may_store(call, fence):
-                if (yield Store(self.items(call, raw), fence)):
+                if token is not None:
+                    stored = yield StoreUnlock(self.items(call, raw), fence, lock_name, token)
+                    token = None  # released with the write
+                else:
+                    stored = yield Store(self.items(call, raw), fence)
+                if stored:
                     self.counters.add("stores")
                 else:
                     raw = OVERTAKEN

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .backends import flight as _flight
 from .backends import generations as _gen
 
 if TYPE_CHECKING:
@@ -23,10 +24,13 @@ __all__ = [
     "GetFenced",
     "GetMany",
     "Lock",
+    "LockGet",
     "ReadFence",
     "Sleep",
     "Store",
+    "StoreUnlock",
     "Unlock",
+    "Wait",
     "run_async",
     "run_sync",
 ]
@@ -123,6 +127,46 @@ class Unlock(_Op):
         self.token = token
 
 
+class LockGet(_Op):
+    """Read `key`; when it is missing (or `force`: the entry there is unusable), try to take lock `name` and read
+    the fence of writing `key` tagged `tags` (one round trip on Redis). The reply is `(token | None, bytes |
+    None, fence | None)`; see `agentcache.backends.flight.lock_get`."""
+
+    __slots__ = ("force", "key", "name", "tags", "ttl")
+
+    def __init__(self, key: str, name: str, ttl: float, tags: Collection[str], force: bool = False) -> None:
+        self.key = key
+        self.name = name
+        self.ttl = ttl
+        self.tags = tags
+        self.force = force
+
+
+class StoreUnlock(_Op):
+    """`Store(items, fence)` then `Unlock(name, token)` (one round trip on Redis, whose release wakes the lock's
+    waiters); the reply is whether it wrote. The lock is released in any case."""
+
+    __slots__ = ("fence", "items", "name", "token")
+
+    def __init__(self, items: Sequence[Item], fence: object | None, name: str, token: str) -> None:
+        self.items = items
+        self.fence = fence
+        self.name = name
+        self.token = token
+
+
+class Wait(_Op):
+    """Wait for lock `name` to be released: woken by the release on a store that notifies (at most `timeout`
+    seconds), else sleep `poll` seconds; the reply is `None`."""
+
+    __slots__ = ("name", "poll", "timeout")
+
+    def __init__(self, name: str, timeout: float, poll: float) -> None:
+        self.name = name
+        self.timeout = timeout
+        self.poll = poll
+
+
 class Sleep(_Op):
     """Wait; the reply is `None`."""
 
@@ -132,7 +176,7 @@ class Sleep(_Op):
         self.seconds = seconds
 
 
-Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep
+Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock | Wait
 Flow = Generator[Op, Any, T]
 
 
@@ -165,6 +209,16 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                 elif t is ReadFence:
                     fence = cast(ReadFence, op)
                     reply = _gen.read_fence(store, fence.keys, fence.tags)
+                elif t is LockGet:
+                    lg = cast(LockGet, op)
+                    reply = _flight.lock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force)
+                elif t is StoreUnlock:
+                    su = cast(StoreUnlock, op)
+                    reply = _flight.store_unlock(store, su.items, su.fence, su.name, su.token)
+                elif t is Wait:
+                    wait = cast(Wait, op)
+                    _flight.wait_unlock(store, wait.name, wait.timeout, wait.poll)
+                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = store.acquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -209,6 +263,16 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                 elif t is ReadFence:
                     fence = cast(ReadFence, op)
                     reply = await _gen.aread_fence(store, fence.keys, fence.tags)
+                elif t is LockGet:
+                    lg = cast(LockGet, op)
+                    reply = await _flight.alock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force)
+                elif t is StoreUnlock:
+                    su = cast(StoreUnlock, op)
+                    reply = await _flight.astore_unlock(store, su.items, su.fence, su.name, su.token)
+                elif t is Wait:
+                    wait = cast(Wait, op)
+                    await _flight.await_unlock(store, wait.name, wait.timeout, wait.poll)
+                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = await store.aacquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]

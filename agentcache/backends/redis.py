@@ -193,6 +193,9 @@ class RedisBackend:
         >>> b = RedisBackend("redis://localhost:6379/0", prefix="myapp:", max_entries=10_000)
     """
 
+    coalesce_reads = True
+    """A read is a network round trip: concurrent callers of one key in a process share one read."""
+
     def __init__(
         self,
         url: str | None = None,
@@ -498,6 +501,46 @@ class RedisBackend:
         released: bool = self._run(plan.release_flow(self.layout, name, token))
         return released
 
+    def lock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """The recheck, lock and fence of a miss in one round trip: read `key`; when it is missing (or `force`),
+        try to take lock `name` for `ttl` seconds and read the fence of writing `key` tagged `tags`. Returns
+        `(owner token or None, value or None, fence or None)`; the fence comes with the token."""
+        flow = plan.lock_get_flow(
+            self.layout,
+            key,
+            name,
+            ttl,
+            tags,
+            force=force,
+            now_ms=_now_ms(),
+            token=secrets.token_hex(16),
+            fence_id=secrets.token_hex(8),
+        )
+        found: tuple[str | None, bytes | None, object | None] = self._run(flow)
+        return found
+
+    def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """`set_many_fenced(items, fence)` and `release_lock(name, token)` in one round trip (the release wakes
+        the lock's waiters); returns whether the write went through. The lock is released in any case."""
+        if not isinstance(fence, plan.RedisFence):
+            self.release_lock(name, token)
+            return False
+        wrote: bool = self._run(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token))[0]
+        return wrote
+
+    def wait_unlock(self, name: str, timeout: float, /) -> bool:
+        """Block until the owner of lock `name` releases it (a notification, no polling) or `timeout` seconds
+        pass, whichever is first; at most a slice shorter than `socket_timeout` (the connection would time out
+        first). Returns whether a release woke it."""
+        woken: bool = self._run(plan.wait_flow(self.layout, name, min(timeout, self._wait_slice())))
+        return woken
+
+    def _wait_slice(self) -> float:
+        socket_timeout: float = self._kwargs["socket_timeout"]
+        return max(socket_timeout - 0.1, socket_timeout / 2)
+
     def publish(self, message: bytes, /) -> None:
         """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""
         self._run(plan.publish_flow(self.layout, message))
@@ -589,6 +632,37 @@ class RedisBackend:
         """Awaitable `release_lock`."""
         released: bool = await self._arun(plan.release_flow(self.layout, name, token))
         return released
+
+    async def alock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """Awaitable `lock_get`."""
+        flow = plan.lock_get_flow(
+            self.layout,
+            key,
+            name,
+            ttl,
+            tags,
+            force=force,
+            now_ms=_now_ms(),
+            token=secrets.token_hex(16),
+            fence_id=secrets.token_hex(8),
+        )
+        found: tuple[str | None, bytes | None, object | None] = await self._arun(flow)
+        return found
+
+    async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """Awaitable `store_unlock`."""
+        if not isinstance(fence, plan.RedisFence):
+            await self.arelease_lock(name, token)
+            return False
+        wrote: bool = (await self._arun(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token)))[0]
+        return wrote
+
+    async def await_unlock(self, name: str, timeout: float, /) -> bool:
+        """Awaitable `wait_unlock`."""
+        woken: bool = await self._arun(plan.wait_flow(self.layout, name, min(timeout, self._wait_slice())))
+        return woken
 
     async def apublish(self, message: bytes, /) -> None:
         """Awaitable `publish`."""

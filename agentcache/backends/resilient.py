@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 from agentcache import _fork
+from agentcache.backends import flight
 from agentcache.backends._fence import Fence, Invalidation
 from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
 from agentcache.backends.generations import UNKNOWN_FENCE
@@ -625,6 +626,84 @@ class _Locking(ResilientBackend):
         if token == FAIL_OPEN_TOKEN:
             return False
         return await self._acall("release_lock", False, cast(SupportsLocking, self.inner).arelease_lock, name, token)
+
+
+    # -- fused miss steps (see agentcache.backends.flight) ----------------------------------------------------
+
+    def lock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """`flight.lock_get` on the inner store; a failure proceeds uncoordinated (`FAIL_OPEN_TOKEN`, no value,
+        `UNKNOWN_FENCE`, so nothing is stored). A key a pending invalidation may cover is never served: the lock
+        is taken over whatever is stored, as for an unusable entry."""
+        blocked = bool(self.fence.pending) and self._fenced(key)
+        inner = self.inner
+        failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
+        token, raw, fence = self._call(
+            "acquire_lock", failed, lambda: flight.lock_get(inner, key, name, ttl, tags, force or blocked)
+        )
+        return token, None if blocked else raw, fence
+
+    def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """`flight.store_unlock` of the items `set_many` would write; when it fails, the lock is released on its
+        own (the waiters of other processes must not wait for it to expire)."""
+        items = self._writable(items, fence)
+        if not items or token == FAIL_OPEN_TOKEN:
+            wrote = bool(items) and self.set_many_fenced(items, fence)
+            self.release_lock(name, token)
+            return wrote
+        inner = self.inner
+        wrote_or_failed: bool | None = self._call(
+            "set_many", None, lambda: flight.store_unlock(inner, items, fence, name, token)
+        )
+        if wrote_or_failed is None:
+            self.release_lock(name, token)
+            return False
+        return wrote_or_failed
+
+    def wait_unlock(self, name: str, timeout: float, /) -> bool | None:
+        """`inner.wait_unlock`; `None` when the store cannot notify or failed (the caller then sleeps)."""
+        waiter = getattr(self.inner, "wait_unlock", None)
+        if waiter is None:
+            return None
+        woken: bool | None = self._call("wait_unlock", None, waiter, name, timeout)
+        return woken
+
+    async def alock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """Awaitable `lock_get`."""
+        blocked = bool(self.fence.pending) and self._fenced(key)
+        inner = self.inner
+        failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
+        token, raw, fence = await self._acall(
+            "acquire_lock", failed, lambda: flight.alock_get(inner, key, name, ttl, tags, force or blocked)
+        )
+        return token, None if blocked else raw, fence
+
+    async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """Awaitable `store_unlock`."""
+        items = self._writable(items, fence)
+        if not items or token == FAIL_OPEN_TOKEN:
+            wrote = bool(items) and await self.aset_many_fenced(items, fence)
+            await self.arelease_lock(name, token)
+            return wrote
+        inner = self.inner
+        wrote_or_failed: bool | None = await self._acall(
+            "set_many", None, lambda: flight.astore_unlock(inner, items, fence, name, token)
+        )
+        if wrote_or_failed is None:
+            await self.arelease_lock(name, token)
+            return False
+        return wrote_or_failed
+
+    async def await_unlock(self, name: str, timeout: float, /) -> bool | None:
+        """Awaitable `wait_unlock`."""
+        waiter = getattr(self.inner, "await_unlock", None)
+        if waiter is None:
+            return None
+        woken: bool | None = await self._acall("wait_unlock", None, waiter, name, timeout)
+        return woken
 
 
 class _ScanningLocking(_Scanning, _Locking):
