@@ -208,6 +208,8 @@ class Core:
         self._own_namespace = policy.namespace is not None
         self._keyed = policy.key is not None
         self._warned: set[str] = set()
+        self._read_store: object = None  # the store `_shares_reads` answers for (asked once per store)
+        self._shares_reads = False
         _cores.add(self)
 
     def warn_once(self, what: str, message: str) -> None:
@@ -523,6 +525,14 @@ class Core:
 
     # -- single-flight --------------------------------------------------------------------------------------
 
+    def shares_reads(self, store: Backend) -> bool:
+        """Whether callers of one key join one flight before they read (#13): with single-flight, on a store
+        whose read is a network round trip (`coalesce_reads`, Redis), so a stampede of N in this process costs
+        one read instead of N. Faces test `store is self._read_store` first (the hit path)."""
+        shared = self.policy.single_flight and bool(getattr(getattr(store, "inner", store), "coalesce_reads", False))
+        self._read_store, self._shares_reads = store, shared
+        return shared
+
     def join(self, key: str, epoch: int) -> tuple[_Flight, bool]:
         """Join the computation of `key` (thread face); returns the flight and whether we lead it."""
         with self._lock:
@@ -622,11 +632,12 @@ class Core:
         finally:
             self.aleave(key, fut)
 
-    def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
-        """What a caller that waited for another's computation gets: its own decoded copy when possible."""
+    def follower_value(self, key: str, value: Any, raw: bytes | None) -> Any:
+        """What a caller that waited for another's computation (or read) of `key` gets: its own decoded copy
+        when possible."""
         if raw is not None and raw is not OVERTAKEN:
             try:
-                _, copy, duration, usage = decode_parts(raw, call.key)
+                _, copy, duration, usage = decode_parts(raw, key)
             except SerializationError:
                 pass
             else:
@@ -836,6 +847,16 @@ def _sync_face(core: Core) -> Callable[..., Any]:
         if where is None:  # caching is disabled
             return func(*args, **kwargs)
         key, ns, fields, store = where
+        if core._shares_reads if store is core._read_store else core.shares_reads(store):
+            # Redis: the read is part of the shared flight, so concurrent callers of this key read once (#13)
+            return core.coalesce_sync(
+                key,
+                core.cache.epoch,
+                lambda: read_then_miss(key, ns, fields, store, args, kwargs),
+                lambda: cached(*args, **kwargs),
+                _first,
+                lambda outcome: core.follower_value(key, *outcome),
+            )
         raw = store.get(key)
         if raw is not None and (value := core.hit(key, raw)) is not MISS:
             return value
@@ -852,8 +873,18 @@ def _sync_face(core: Core) -> Callable[..., Any]:
             lambda: run_sync(core.miss_flow(call, recheck=True), call.store, compute),
             lambda: cached(*args, **kwargs),
             _first,
-            lambda outcome: core.follower_value(call, *outcome),
+            lambda outcome: core.follower_value(call.key, *outcome),
         )
+
+    def read_then_miss(
+        key: str, ns: str, fields: dict[str, Any], store: Backend, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, bytes | None]:
+        """A shared flight's lead: the read, then (on a miss) the miss flow; `(value, entry bytes)`."""
+        raw = store.get(key)
+        if raw is not None and (value := core.hit(key, raw)) is not MISS:
+            return value, raw
+        call = core.call_at(key, ns, fields, args, kwargs)
+        return run_sync(core.miss_flow(call, recheck=True), call.store, lambda _: func(*args, **kwargs))
 
     return cached
 
@@ -868,6 +899,16 @@ def _async_face(core: Core) -> Callable[..., Any]:
         if where is None:  # caching is disabled
             return await func(*args, **kwargs)
         key, ns, fields, store = where
+        if core._shares_reads if store is core._read_store else core.shares_reads(store):
+            # Redis: the read is part of the shared flight, so concurrent callers of this key read once (#13)
+            return await core.coalesce_async(
+                key,
+                core.cache.epoch,
+                lambda: read_then_miss(key, ns, fields, store, args, kwargs),
+                lambda: cached(*args, **kwargs),
+                _first,
+                lambda outcome: core.follower_value(key, *outcome),
+            )
         raw = await store.aget(key)
         if raw is not None and (value := core.hit(key, raw)) is not MISS:
             return value
@@ -884,8 +925,18 @@ def _async_face(core: Core) -> Callable[..., Any]:
             lambda: run_async(core.miss_flow(call, recheck=True), call.store, compute),
             lambda: cached(*args, **kwargs),
             _first,
-            lambda outcome: core.follower_value(call, *outcome),
+            lambda outcome: core.follower_value(call.key, *outcome),
         )
+
+    async def read_then_miss(
+        key: str, ns: str, fields: dict[str, Any], store: Backend, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, bytes | None]:
+        """A shared flight's lead: the read, then (on a miss) the miss flow; `(value, entry bytes)`."""
+        raw = await store.aget(key)
+        if raw is not None and (value := core.hit(key, raw)) is not MISS:
+            return value, raw
+        call = core.call_at(key, ns, fields, args, kwargs)
+        return await run_async(core.miss_flow(call, recheck=True), call.store, lambda _: func(*args, **kwargs))
 
     return cached
 

@@ -538,8 +538,10 @@ class RedisBackend:
         return woken
 
     def _wait_slice(self) -> float:
+        # half the socket timeout: the reply of a wait that ran its full slice must arrive before the socket
+        # times out (that would count as a failure) even on a busy machine
         socket_timeout: float = self._kwargs["socket_timeout"]
-        return max(socket_timeout - 0.1, socket_timeout / 2)
+        return socket_timeout / 2
 
     def publish(self, message: bytes, /) -> None:
         """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""

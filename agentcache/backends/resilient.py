@@ -627,7 +627,6 @@ class _Locking(ResilientBackend):
             return False
         return await self._acall("release_lock", False, cast(SupportsLocking, self.inner).arelease_lock, name, token)
 
-
     # -- fused miss steps (see agentcache.backends.flight) ----------------------------------------------------
 
     def lock_get(

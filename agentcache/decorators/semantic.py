@@ -231,7 +231,7 @@ class _SemanticCore(Core):
         """What a caller that waited for an identical call's lookup gets (and its `last_semantic_hit`)."""
         value, raw, hit = outcome
         _last_hit.set(hit)
-        return self.follower_value(call, value, raw)
+        return self.follower_value(call.key, value, raw)
 
 
 def _lead(outcome: Outcome) -> Any:
