@@ -23,7 +23,7 @@ from . import _fork
 from . import cache as _cache
 from . import config as _config
 from ._binding import Binder
-from ._flow import Compute, Flow, GetFenced, LockGet, ReadFence, Store, StoreUnlock, Unlock, Wait, run_async, run_sync
+from ._flow import Compute, Flow, GetFenced, LockGet, ReadFence, Store, StoreUnlock, Unlock, run_async, run_sync
 from .backends import generations as _gen
 from .config import get_settings
 from .durations import TTL, parse_ttl
@@ -475,23 +475,25 @@ class Core:
         try:
             if locking:
                 deadline = time.monotonic() + self.policy.lock_wait
-                delay = 0.005  # the back-off of stores that cannot wake a waiter (Redis wakes it on release)
+                wait = 0.0  # after a first try: wait for the lock's release (Redis wakes us), at most this long
+                delay = 0.005  # the back-off of stores that cannot wake a waiter
                 force = False  # an unusable entry is stored: take the lock over it, to replace it
                 while True:
-                    token, raw, found = yield LockGet(call.key, lock_name, self.policy.lock_ttl, call.tags, force)
+                    lock_get = LockGet(call.key, lock_name, self.policy.lock_ttl, call.tags, force, wait, delay)
+                    token, raw, found = yield lock_get
                     if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
                         return value, raw
                     if token is not None:
                         fence, fenced = found, True
                         break
                     if raw is not None and not force:
-                        force = True
+                        force, wait = True, 0.0
                         continue
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
                         break
-                    yield Wait(lock_name, left, delay)
-                    delay = min(delay * 2, 0.1)
+                    if lock_get.wait:
+                        delay = min(delay * 2, 0.1)
             if not fenced:
                 fence = yield ReadFence((call.key,), call.tags)
             self.counters.add("misses")

@@ -30,7 +30,6 @@ __all__ = [
     "Store",
     "StoreUnlock",
     "Unlock",
-    "Wait",
     "run_async",
     "run_sync",
 ]
@@ -129,17 +128,29 @@ class Unlock(_Op):
 
 class LockGet(_Op):
     """Read `key`; when it is missing (or `force`: the entry there is unusable), try to take lock `name` and read
-    the fence of writing `key` tagged `tags` (one round trip on Redis). The reply is `(token | None, bytes |
-    None, fence | None)`; see `agentcache.backends.flight.lock_get`."""
+    the fence of writing `key` tagged `tags` (one round trip on Redis). With `wait`, first wait for the lock's
+    release: woken by it on a store that can (at most `wait` seconds; Redis, still one round trip), else sleep
+    `poll` seconds. The reply is `(token | None, bytes | None, fence | None)`; see `backends.flight.lock_get`."""
 
-    __slots__ = ("force", "key", "name", "tags", "ttl")
+    __slots__ = ("force", "key", "name", "poll", "tags", "ttl", "wait")
 
-    def __init__(self, key: str, name: str, ttl: float, tags: Collection[str], force: bool = False) -> None:
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        ttl: float,
+        tags: Collection[str],
+        force: bool = False,
+        wait: float = 0.0,
+        poll: float = 0.0,
+    ) -> None:
         self.key = key
         self.name = name
         self.ttl = ttl
         self.tags = tags
         self.force = force
+        self.wait = wait
+        self.poll = poll
 
 
 class StoreUnlock(_Op):
@@ -155,18 +166,6 @@ class StoreUnlock(_Op):
         self.token = token
 
 
-class Wait(_Op):
-    """Wait for lock `name` to be released: woken by the release on a store that notifies (at most `timeout`
-    seconds), else sleep `poll` seconds; the reply is `None`."""
-
-    __slots__ = ("name", "poll", "timeout")
-
-    def __init__(self, name: str, timeout: float, poll: float) -> None:
-        self.name = name
-        self.timeout = timeout
-        self.poll = poll
-
-
 class Sleep(_Op):
     """Wait; the reply is `None`."""
 
@@ -176,7 +175,7 @@ class Sleep(_Op):
         self.seconds = seconds
 
 
-Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock | Wait
+Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
 Flow = Generator[Op, Any, T]
 
 
@@ -211,14 +210,10 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                     reply = _gen.read_fence(store, fence.keys, fence.tags)
                 elif t is LockGet:
                     lg = cast(LockGet, op)
-                    reply = _flight.lock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force)
+                    reply = _flight.lock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force, lg.wait, lg.poll)
                 elif t is StoreUnlock:
                     su = cast(StoreUnlock, op)
                     reply = _flight.store_unlock(store, su.items, su.fence, su.name, su.token)
-                elif t is Wait:
-                    wait = cast(Wait, op)
-                    _flight.wait_unlock(store, wait.name, wait.timeout, wait.poll)
-                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = store.acquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -265,14 +260,10 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                     reply = await _gen.aread_fence(store, fence.keys, fence.tags)
                 elif t is LockGet:
                     lg = cast(LockGet, op)
-                    reply = await _flight.alock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force)
+                    reply = await _flight.alock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force, lg.wait, lg.poll)
                 elif t is StoreUnlock:
                     su = cast(StoreUnlock, op)
                     reply = await _flight.astore_unlock(store, su.items, su.fence, su.name, su.token)
-                elif t is Wait:
-                    wait = cast(Wait, op)
-                    await _flight.await_unlock(store, wait.name, wait.timeout, wait.poll)
-                    reply = None
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = await store.aacquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]

@@ -273,20 +273,36 @@ def test_waiter_takes_over_when_the_leader_fails(server: RedisServer) -> None:
 
 
 def test_wait_ends_at_its_slice_when_nobody_releases(server: RedisServer) -> None:
-    """A lock whose owner died is never released: a wait ends after its slice (half the socket timeout), so a
-    waiter rechecks a few times a second until the lock expires, never more often."""
+    """A lock whose owner died is never released: a wait ends after its slice (half the socket timeout) with the
+    recheck pipelined behind it, so a waiter tries a few times a second until the lock expires, never more."""
     from agentcache.backends.redis import RedisBackend
 
+    _warm(server)
     backend = RedisBackend(server.url, prefix="rt:", socket_timeout=0.2)
-    name = f"ac:v1:default:{uuid.uuid4().hex}:lock"
-    assert backend.acquire_lock(name, 60) is not None
+    key = f"ac:v1:default:{uuid.uuid4().hex}"
+    assert backend.acquire_lock(key + ":lock", 60) is not None
     with CommandLog(server.url) as log:
-        assert backend.wait_unlock(name, 30) is False
-    assert [(s.name, s.args[:2]) for s in log.sent] == [("XREAD", ("BLOCK", "100"))]
-    token = backend.acquire_lock(name + "2", 60)
+        assert backend.lock_get(key, key + ":lock", 60, (), wait=30) == (None, None, None)
+    assert [(s.name, s.args[:2]) for s in log.sent][:1] == [("XREAD", ("BLOCK", "100"))]
+    assert [s.name for s in log.sent] == ["XREAD", "EVALSHA"]
+
+
+def test_release_wakes_a_waiter_in_the_same_round_trip(server: RedisServer) -> None:
+    """After a release, a waiting `lock_get` returns at once and takes the lock itself (nothing was stored)."""
+    from agentcache.backends.redis import RedisBackend
+
+    _warm(server)
+    backend = RedisBackend(server.url, prefix="rt:")
+    key = f"ac:v1:default:{uuid.uuid4().hex}"
+    token = backend.acquire_lock(key + ":lock", 60)
     assert token is not None
-    assert backend.release_lock(name + "2", token)
-    assert backend.wait_unlock(name + "2", 30) is True  # released: the wake stream answers at once
+    assert backend.release_lock(key + ":lock", token)
+    with CommandLog(server.url) as log:
+        got, raw, fence = backend.lock_get(key, key + ":lock", 60, ("t",), wait=30)
+    assert got is not None and raw is None and fence is not None
+    assert [s.name for s in log.sent] == ["XREAD", "EVALSHA"]
+    # taking the lock emptied the wake stream: the next waiter blocks until this owner releases
+    assert backend.lock_get(key, key + ":lock", 60, ("t",), wait=0.01) == (None, None, None)
 
 
 # -- stores without the fused operations --------------------------------------------------------------------

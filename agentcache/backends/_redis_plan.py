@@ -824,30 +824,31 @@ def lock_get_flow(
     tags: Collection[str],
     *,
     force: bool,
+    wait: float,
     now_ms: int,
     token: str,
     fence_id: str,
 ) -> Flow:
     """Read `key`; when it is missing (or `force`), try to take lock `name` and read the fence of writing `key`:
-    one LOCK_GET_SCRIPT call. Returns `(token or None, value or None, fence or None)`."""
+    one LOCK_GET_SCRIPT call. With `wait` (seconds), first block until the lock's owner releases it, at most that
+    long: an `XREAD BLOCK` on its wake stream pipelined before the script, which Redis runs as soon as the XREAD
+    returns, so a woken waiter gets the value in the same round trip. Returns `(token or None, value or None,
+    fence or None)`."""
     base, rest = layout.split(key)
     ((_, fields),) = _fence_fields(layout, (key,), tags).items()
     keys = [f"{base}:{rest}", layout.lock_key(name), layout.wake_key(name), layout.gen_key(base)]
     keys.append(layout.lru_key(base))
     touch = "" if layout.max_entries is None else now_ms
     args = [token, max(1, ttl_ms(ttl)), "1" if force else "0", touch, fence_id, *fields]
-    (reply,) = yield Batch((_script_call(LOCK_GET_SCRIPT, keys, args),))
+    calls = [_script_call(LOCK_GET_SCRIPT, keys, args)]
+    if wait > 0:
+        ms = max(1, math.ceil(wait * 1000))
+        calls.insert(0, Call(("XREAD", "BLOCK", ms, "STREAMS", layout.wake_key(name), "0-0")))
+    replies = yield Batch(tuple(calls))
+    reply = replies[-1]
     if not reply[0]:
         return None, reply[1], None
     return token, reply[1], _fence_of(layout, (key,), tags, [reply[2]])
-
-
-def wait_flow(layout: KeyLayout, name: str, timeout: float) -> Flow:
-    """Block until lock `name` is released by its owner, at most `timeout` seconds (one `XREAD BLOCK`);
-    return whether a release woke it."""
-    ms = max(1, math.ceil(timeout * 1000))
-    (reply,) = yield Batch((Call(("XREAD", "BLOCK", ms, "STREAMS", layout.wake_key(name), "0-0")),))
-    return bool(reply)
 
 
 def publish_flow(layout: KeyLayout, message: bytes) -> Flow:

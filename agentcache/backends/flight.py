@@ -1,12 +1,13 @@
 """Cross-process single-flight steps of a miss, fused into single round trips when the store offers them.
 
 A miss on a store with cross-process locks (`SupportsLocking`) rechecks the entry, takes the lock and reads the
-fence of its write (`lock_get`), computes, then writes and releases the lock (`store_unlock`); callers that
-found the lock held wait for its release (`wait_unlock`). Redis fuses each step into one Lua call, and a release
-wakes the waiters at once (a stream entry ends their blocking `XREAD`), so a miss costs three round trips (the
-read, `lock_get`, `store_unlock`) and a waiter does not poll. These helpers are what the flow drivers call: they
-use a store's fused methods when it has them and fall back to the separate `get` / `acquire_lock` /
-`get_fenced` / `set_many_fenced` / `release_lock` calls (and a sleep instead of a wake-up) otherwise.
+fence of its write (`lock_get`), computes, then writes and releases the lock (`store_unlock`). A caller that
+found the lock held calls `lock_get` again with `wait`: it first waits for the lock's release. Redis fuses each
+step into one Lua call, and a release wakes the waiters at once (a stream entry ends their blocking `XREAD`,
+pipelined before the recheck), so a miss costs three round trips (the read, `lock_get`, `store_unlock`), a
+waiter one more per wait, and nobody polls. These helpers are what the flow drivers call: they use a store's
+fused methods when it has them and fall back to the separate `get` / `acquire_lock` / `get_fenced` /
+`set_many_fenced` / `release_lock` calls, and to sleeping `poll` seconds instead of a wake-up, otherwise.
 """
 
 from __future__ import annotations
@@ -20,19 +21,31 @@ from agentcache.backends.generations import aget_fenced, awrite_fenced, get_fenc
 if TYPE_CHECKING:
     from agentcache.backends.base import Item
 
-__all__ = ["alock_get", "astore_unlock", "await_unlock", "lock_get", "store_unlock", "wait_unlock"]
+__all__ = ["LockGot", "alock_get", "astore_unlock", "lock_get", "store_unlock"]
 
 LockGot = tuple[str | None, bytes | None, object | None]
 """`(owner token or None, value or None, fence or None)`: the fence is read only with the lock."""
 
 
-def lock_get(store: Any, key: str, name: str, ttl: float, tags: Collection[str], force: bool = False) -> LockGot:
+def lock_get(
+    store: Any,
+    key: str,
+    name: str,
+    ttl: float,
+    tags: Collection[str],
+    force: bool = False,
+    wait: float = 0.0,
+    poll: float = 0.0,
+) -> LockGot:
     """Read `key`; when it is missing (or `force`: the entry there is unusable), try to take lock `name` for `ttl`
-    seconds and read the fence of writing `key` tagged `tags`."""
+    seconds and read the fence of writing `key` tagged `tags`. With `wait`, first wait for the lock's release: at
+    most `wait` seconds on a store that wakes waiters, else `poll` seconds."""
     fused = getattr(store, "lock_get", None)
     if fused is not None:
-        got: LockGot = fused(key, name, ttl, tags, force=force)
+        got: LockGot = fused(key, name, ttl, tags, force=force, wait=wait)
         return got
+    if wait > 0:
+        time.sleep(poll)
     raw = None
     if not force:
         raw = store.get(key)
@@ -45,12 +58,25 @@ def lock_get(store: Any, key: str, name: str, ttl: float, tags: Collection[str],
     return token, raw, fence
 
 
-async def alock_get(store: Any, key: str, name: str, ttl: float, tags: Collection[str], force: bool = False) -> LockGot:
+async def alock_get(
+    store: Any,
+    key: str,
+    name: str,
+    ttl: float,
+    tags: Collection[str],
+    force: bool = False,
+    wait: float = 0.0,
+    poll: float = 0.0,
+) -> LockGot:
     """Awaitable `lock_get`."""
     fused = getattr(store, "alock_get", None)
     if fused is not None:
-        got: LockGot = await fused(key, name, ttl, tags, force=force)
+        got: LockGot = await fused(key, name, ttl, tags, force=force, wait=wait)
         return got
+    if wait > 0:
+        import asyncio  # not at import time: `import agentcache` stays light
+
+        await asyncio.sleep(poll)
     raw = None
     if not force:
         raw = await store.aget(key)
@@ -84,20 +110,3 @@ async def astore_unlock(store: Any, items: Sequence[Item], fence: object | None,
         return await awrite_fenced(store, items, fence)
     finally:
         await store.arelease_lock(name, token)
-
-
-def wait_unlock(store: Any, name: str, timeout: float, poll: float) -> None:
-    """Wait for lock `name` to be released: until its release wakes us (at most `timeout` seconds, or the
-    store's own slice) on a store that notifies; else, or when the wait failed, sleep `poll` seconds."""
-    waiter = getattr(store, "wait_unlock", None)
-    if waiter is None or waiter(name, timeout) is None:
-        time.sleep(poll)
-
-
-async def await_unlock(store: Any, name: str, timeout: float, poll: float) -> None:
-    """Awaitable `wait_unlock`."""
-    waiter = getattr(store, "await_unlock", None)
-    if waiter is None or await waiter(name, timeout) is None:
-        import asyncio  # not at import time: `import agentcache` stays light
-
-        await asyncio.sleep(poll)

@@ -502,24 +502,30 @@ class RedisBackend:
         return released
 
     def lock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """The recheck, lock and fence of a miss in one round trip: read `key`; when it is missing (or `force`),
-        try to take lock `name` for `ttl` seconds and read the fence of writing `key` tagged `tags`. Returns
-        `(owner token or None, value or None, fence or None)`; the fence comes with the token."""
-        flow = plan.lock_get_flow(
+        try to take lock `name` for `ttl` seconds and read the fence of writing `key` tagged `tags`. With `wait`,
+        first block until the lock's owner releases it (its release wakes us: no polling), at most `wait` seconds
+        and at most half `socket_timeout` (the reply must come before the socket times out), in the same round
+        trip. Returns `(owner token or None, value or None, fence or None)`; the fence comes with the token."""
+        flow = self._lock_get_flow(key, name, ttl, tags, force, wait)
+        found: tuple[str | None, bytes | None, object | None] = self._run(flow)
+        return found
+
+    def _lock_get_flow(self, key: str, name: str, ttl: float, tags: Collection[str], force: bool, wait: float) -> Flow:
+        return plan.lock_get_flow(
             self.layout,
             key,
             name,
             ttl,
             tags,
             force=force,
+            wait=min(wait, self._kwargs["socket_timeout"] / 2),
             now_ms=_now_ms(),
             token=secrets.token_hex(16),
             fence_id=secrets.token_hex(8),
         )
-        found: tuple[str | None, bytes | None, object | None] = self._run(flow)
-        return found
 
     def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
         """`set_many_fenced(items, fence)` and `release_lock(name, token)` in one round trip (the release wakes
@@ -529,19 +535,6 @@ class RedisBackend:
             return False
         wrote: bool = self._run(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token))[0]
         return wrote
-
-    def wait_unlock(self, name: str, timeout: float, /) -> bool:
-        """Block until the owner of lock `name` releases it (a notification, no polling) or `timeout` seconds
-        pass, whichever is first; at most a slice shorter than `socket_timeout` (the connection would time out
-        first). Returns whether a release woke it."""
-        woken: bool = self._run(plan.wait_flow(self.layout, name, min(timeout, self._wait_slice())))
-        return woken
-
-    def _wait_slice(self) -> float:
-        # half the socket timeout: the reply of a wait that ran its full slice must arrive before the socket
-        # times out (that would count as a failure) even on a busy machine
-        socket_timeout: float = self._kwargs["socket_timeout"]
-        return socket_timeout / 2
 
     def publish(self, message: bytes, /) -> None:
         """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""
@@ -636,20 +629,10 @@ class RedisBackend:
         return released
 
     async def alock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """Awaitable `lock_get`."""
-        flow = plan.lock_get_flow(
-            self.layout,
-            key,
-            name,
-            ttl,
-            tags,
-            force=force,
-            now_ms=_now_ms(),
-            token=secrets.token_hex(16),
-            fence_id=secrets.token_hex(8),
-        )
+        flow = self._lock_get_flow(key, name, ttl, tags, force, wait)
         found: tuple[str | None, bytes | None, object | None] = await self._arun(flow)
         return found
 
@@ -660,11 +643,6 @@ class RedisBackend:
             return False
         wrote: bool = (await self._arun(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token)))[0]
         return wrote
-
-    async def await_unlock(self, name: str, timeout: float, /) -> bool:
-        """Awaitable `wait_unlock`."""
-        woken: bool = await self._arun(plan.wait_flow(self.layout, name, min(timeout, self._wait_slice())))
-        return woken
 
     async def apublish(self, message: bytes, /) -> None:
         """Awaitable `publish`."""

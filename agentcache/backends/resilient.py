@@ -52,6 +52,8 @@ _UNREACHABLE = (BackendUnavailable, TimeoutError, ConnectionError)
 
 _WRITES = frozenset({"set_many", "delete_many", "delete_tags", "clear"})  # operations that take the write lock
 
+_POLL = 0.05  # how long a wait lasts on an inner store that cannot wake waiters (`flight.lock_get`)
+
 FAIL_OPEN_TOKEN = "agentcache:fail-open"  # noqa: S105 (a sentinel, not a secret)
 """The lock token `acquire_lock` returns when the store failed: proceed uncoordinated (never a real owner)."""
 
@@ -630,7 +632,7 @@ class _Locking(ResilientBackend):
     # -- fused miss steps (see agentcache.backends.flight) ----------------------------------------------------
 
     def lock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """`flight.lock_get` on the inner store; a failure proceeds uncoordinated (`FAIL_OPEN_TOKEN`, no value,
         `UNKNOWN_FENCE`, so nothing is stored). A key a pending invalidation may cover is never served: the lock
@@ -639,7 +641,9 @@ class _Locking(ResilientBackend):
         inner = self.inner
         failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
         token, raw, fence = self._call(
-            "acquire_lock", failed, lambda: flight.lock_get(inner, key, name, ttl, tags, force or blocked)
+            "acquire_lock",
+            failed,
+            lambda: flight.lock_get(inner, key, name, ttl, tags, force or blocked, wait, _POLL),
         )
         return token, None if blocked else raw, fence
 
@@ -660,23 +664,17 @@ class _Locking(ResilientBackend):
             return False
         return wrote_or_failed
 
-    def wait_unlock(self, name: str, timeout: float, /) -> bool | None:
-        """`inner.wait_unlock`; `None` when the store cannot notify or failed (the caller then sleeps)."""
-        waiter = getattr(self.inner, "wait_unlock", None)
-        if waiter is None:
-            return None
-        woken: bool | None = self._call("wait_unlock", None, waiter, name, timeout)
-        return woken
-
     async def alock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """Awaitable `lock_get`."""
         blocked = bool(self.fence.pending) and self._fenced(key)
         inner = self.inner
         failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
         token, raw, fence = await self._acall(
-            "acquire_lock", failed, lambda: flight.alock_get(inner, key, name, ttl, tags, force or blocked)
+            "acquire_lock",
+            failed,
+            lambda: flight.alock_get(inner, key, name, ttl, tags, force or blocked, wait, _POLL),
         )
         return token, None if blocked else raw, fence
 
@@ -695,14 +693,6 @@ class _Locking(ResilientBackend):
             await self.arelease_lock(name, token)
             return False
         return wrote_or_failed
-
-    async def await_unlock(self, name: str, timeout: float, /) -> bool | None:
-        """Awaitable `wait_unlock`."""
-        waiter = getattr(self.inner, "await_unlock", None)
-        if waiter is None:
-            return None
-        woken: bool | None = await self._acall("wait_unlock", None, waiter, name, timeout)
-        return woken
 
 
 class _ScanningLocking(_Scanning, _Locking):

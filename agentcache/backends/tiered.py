@@ -369,10 +369,10 @@ class TieredBackend:
         return released
 
     def lock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """L2's fused recheck + lock + fence (a miss's recheck, so L1 has nothing to offer)."""
-        return flight.lock_get(self.l2, key, name, ttl, tags, force)
+        return flight.lock_get(self.l2, key, name, ttl, tags, force, wait, 0.05)
 
     def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
         """L2's fused fenced write + lock release; the keys leave every L1 either way."""
@@ -383,12 +383,6 @@ class TieredBackend:
         finally:
             self._drop("del", keys, (), "")
         return wrote
-
-    def wait_unlock(self, name: str, timeout: float, /) -> bool | None:
-        """L2's `wait_unlock` (`None` when L2 cannot notify)."""
-        waiter = getattr(self.l2, "wait_unlock", None)
-        woken: bool | None = None if waiter is None else waiter(name, timeout)
-        return woken
 
     def close(self) -> None:
         """Stop the subscriber, empty L1 and close L2."""
@@ -484,10 +478,10 @@ class TieredBackend:
         return released
 
     async def alock_get(
-        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
     ) -> tuple[str | None, bytes | None, object | None]:
         """Awaitable `lock_get`."""
-        return await flight.alock_get(self.l2, key, name, ttl, tags, force)
+        return await flight.alock_get(self.l2, key, name, ttl, tags, force, wait, 0.05)
 
     async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
         """Awaitable `store_unlock`."""
@@ -498,12 +492,6 @@ class TieredBackend:
         finally:
             self._drop("del", keys, (), "")
         return wrote
-
-    async def await_unlock(self, name: str, timeout: float, /) -> bool | None:
-        """Awaitable `wait_unlock`."""
-        waiter = getattr(self.l2, "await_unlock", None)
-        woken: bool | None = None if waiter is None else await waiter(name, timeout)
-        return woken
 
     async def aclose(self) -> None:
         """Awaitable `close`."""
