@@ -21,11 +21,10 @@ it lands; meanwhile this process neither serves nor stores what it may cover) an
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentcache import _fork
 from agentcache.backends import flight
@@ -34,9 +33,18 @@ from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, 
 from agentcache.backends.generations import UNKNOWN_FENCE
 from agentcache.errors import BackendBusy, BackendUnavailable, InvalidationError
 
+if TYPE_CHECKING:
+    import logging
+
 __all__ = ["FAIL_OPEN_TOKEN", "INVALIDATION_BUDGET", "RETRY_BUDGET", "ResilientBackend"]
 
-logger = logging.getLogger("agentcache")
+
+def _logger() -> logging.Logger:
+    """The "agentcache" logger; `logging` is imported on first use (~3 ms of a process's first hit, #13)."""
+    import logging
+
+    return logging.getLogger("agentcache")
+
 
 _T = TypeVar("_T")
 
@@ -207,7 +215,7 @@ class ResilientBackend:
                 self._writes_paused_until = 0.0
             self._troubled = bool(self._failing) or self._writes_paused_until > 0
         if recovered:
-            logger.info("agentcache: cache backend %r recovered; caching resumed", self.inner)
+            _logger().info("agentcache: cache backend %r recovered; caching resumed", self.inner)
 
     def _failed(self, op: str, exc: Exception) -> None:
         with self._lock:
@@ -226,7 +234,7 @@ class ResilientBackend:
             self._failing.add(op)
             self._troubled = True
         if started:
-            logger.warning(
+            _logger().warning(
                 "agentcache: cache backend %r failed in %s (%s: %s); calls go on uncached until it is back",
                 self.inner,
                 op,
@@ -240,7 +248,7 @@ class ResilientBackend:
             try:
                 self.on_error(exc)
             except Exception:
-                logger.debug("agentcache: on_error callback raised", exc_info=True)
+                _logger().debug("agentcache: on_error callback raised", exc_info=True)
 
     def _abandon_probe(self) -> None:
         """The probe was interrupted (cancelled, KeyboardInterrupt): allow another probe at once."""
@@ -590,7 +598,7 @@ class ResilientBackend:
             self._report_close(exc)
 
     def _report_close(self, exc: Exception) -> None:
-        logger.debug("agentcache: closing cache backend %r failed", self.inner, exc_info=exc)
+        _logger().debug("agentcache: closing cache backend %r failed", self.inner, exc_info=exc)
         self._report(exc)
 
 
