@@ -11,11 +11,11 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .backends import flight as _flight
-from .backends import generations as _gen
+from agentcache.backends import flight as _flight
+from agentcache.backends import generations as _gen
 
 if TYPE_CHECKING:
-    from .backends.base import Backend, Item
+    from agentcache.backends.base import Backend, Item
 
 __all__ = [
     "Compute",
