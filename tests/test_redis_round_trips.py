@@ -187,6 +187,38 @@ async def test_stampede_of_64_tasks_sends_at_most_10_commands(server: RedisServe
     assert len(log.sent) <= 10, log.names()
 
 
+def test_cache_layer_call_stampede_of_64_threads_sends_at_most_10_commands(server: RedisServer) -> None:
+    """The same through the engine's `CacheLayer.call`."""
+    release = threading.Event()
+    calls: list[str] = []
+    layer = agentcache.CacheLayer("rt.layer", backend=_backend(server))
+    _warm(server)
+
+    def compute() -> dict[str, str]:
+        calls.append("paris")
+        release.wait(30)
+        return {"q": "paris"}
+
+    barrier = threading.Barrier(64)
+    results: list[Any] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(layer.call("paris", compute))
+
+    with CommandLog(server.url) as log:
+        threads = [threading.Thread(target=worker) for _ in range(64)]
+        for t in threads:
+            t.start()
+        _wait_for(log, lambda sent: any(s.name == "EVALSHA" for s in sent))
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert results == [{"q": "paris"}] * 64
+    assert calls == ["paris"]
+    assert len(log.sent) <= 10, log.names()
+
+
 # -- cross-process waiters --------------------------------------------------------------------------------------
 
 

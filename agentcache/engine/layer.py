@@ -829,15 +829,15 @@ class CacheLayer:
         call, _ = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return compute()
+        retry = lambda: self.call(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
+        if call.control is None and self.shares_reads(call.store):
+            shared: T = self.read_or_miss(call, lambda _: compute(), retry)
+            return shared
         if call.control is None or call.control.reads:
             raw = call.store.get(call.key)
             if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                 return value  # type: ignore[no-any-return]
-        result: T = self.miss(
-            call,
-            lambda _: compute(),
-            lambda: self.call(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age),
-        )
+        result: T = self.miss(call, lambda _: compute(), retry)
         return result
 
     async def acall(
@@ -854,15 +854,15 @@ class CacheLayer:
         call, _ = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return await compute()
+        retry = lambda: self.acall(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
+        if call.control is None and self.shares_reads(call.store):
+            shared: T = await self.aread_or_miss(call, lambda _: compute(), retry)
+            return shared
         if call.control is None or call.control.reads:
             raw = await call.store.aget(call.key)
             if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                 return value  # type: ignore[no-any-return]
-        result: T = await self.amiss(
-            call,
-            lambda _: compute(),
-            lambda: self.acall(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age),
-        )
+        result: T = await self.amiss(call, lambda _: compute(), retry)
         return result
 
     def info(self) -> CacheInfo:
