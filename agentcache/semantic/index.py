@@ -79,8 +79,10 @@ def normalize_rows(vectors: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise ConfigurationError(f"expected vectors of dimension {dim}, got shape {arr.shape}")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    out: npt.NDArray[np.float32] = np.ascontiguousarray(arr / np.clip(norms, 1e-12, None), dtype=np.float32)
+    # einsum: no (n, dim) temporary of squares, which `linalg.norm` makes (a third of a 100k x 384 cold start)
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    np.clip(norms, 1e-12, None, out=norms)
+    out: npt.NDArray[np.float32] = np.ascontiguousarray(arr / norms[:, None], dtype=np.float32)
     return out
 
 
@@ -137,6 +139,12 @@ class NumpyIndex:
             raise ConfigurationError(f"{len(ids)} ids for {len(rows)} vectors")
         with self._lock:
             self._reserve(self._n + len(ids))
+            if len(ids) > 1 and self._rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+                start, self._n = self._n, self._n + len(ids)  # all new: one slice copy (a bulk load)
+                self._mat[start : self._n] = rows
+                self._ids.extend(ids)
+                self._rows.update(zip(ids, range(start, self._n), strict=True))
+                return
             for id_, row in zip(ids, rows, strict=True):
                 at = self._rows.get(id_)
                 if at is None:
@@ -227,6 +235,7 @@ class AutoIndex:
 
     CROSSOVER_FLOATS = 4_000_000
     _REPLAY_INLINE = 32  # journal operations replayed under the lock at the swap; longer ones first outside it
+    _BUILD_CHUNK = 4096  # rows per insert call of a background build (between them it may stop)
 
     def __init__(self, dim: int, *, switch_at: int | None = None, background: bool = True) -> None:
         self.dim = dim
@@ -238,6 +247,7 @@ class AutoIndex:
         self._builder: threading.Thread | None = None
         self._builder_pid = 0  # the process the builder runs in (a forked child has no such thread: it starts over)
         self._exact_only = False  # usearch missing (or a build failed): stay exact
+        self._closed = False  # dropped by its owner: a build in progress stops at its next chunk
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -269,7 +279,7 @@ class AutoIndex:
             if self._builder is not None and self._builder_pid != os.getpid():
                 self._journal, self._builder = None, None
             if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
-                if self._exact_only:
+                if self._exact_only or self._closed:
                     return
                 if not self.background:
                     self._inner = self._to_hnsw(inner)
@@ -298,7 +308,10 @@ class AutoIndex:
             from agentcache.semantic.usearch_index import USearchIndex
 
             hnsw = USearchIndex(self.dim)
-            hnsw.add(ids, vectors)
+            for start in range(0, len(ids), self._BUILD_CHUNK):
+                if self._closed:
+                    raise RuntimeError("closed")
+                hnsw.add(ids[start : start + self._BUILD_CHUNK], vectors[start : start + self._BUILD_CHUNK])
             while True:
                 with self._lock:
                     journal = self._journal or []
@@ -327,6 +340,10 @@ class AutoIndex:
         if builder is not None:
             builder.join(timeout)
         return self._builder is None
+
+    def close(self) -> None:
+        """Stop a background build in progress (its owner dropped this index); the index still answers."""
+        self._closed = True
 
     def remove(self, ids: Sequence[str], /) -> int:
         """Delete `ids`; return how many were present."""
