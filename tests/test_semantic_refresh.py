@@ -303,3 +303,32 @@ class TestFreeze:
         assert auto.search(data[50], 1)[0][0] == "5"
         assert "7" not in inner and "41" not in inner and f"x{42}" in inner
         assert len(auto) == len(inner) == 39 + AutoIndex._REPLAY_INLINE + 3
+
+
+class TestLifecycle:
+    def test_forgotten_memory_state_stops_collecting_removals(self) -> None:
+        """After `forget_partitions` the store no longer reports removals to a queue nobody drains."""
+        cache = Cache("memory://")
+        write(cache, vectors(3))
+        refresh(cache.store, NS, PREFIX, DIM)
+        memory: Any = cache.store
+        assert memory.on_remove is not None
+        partitions.forget_partitions()
+        assert memory.on_remove is None
+        refresh(cache.store, NS, PREFIX, DIM)  # a new state hooks in again
+        assert memory.on_remove is not None
+
+    def test_a_forked_child_starts_with_free_locks_and_no_queue(self, sqlite_cache: Cache) -> None:
+        """What the parent's background thread held at the fork (a partition's refresh lock, its queued mark)
+        is released in the child, whose own thread then takes new work."""
+        write(sqlite_cache, vectors(5))
+        part = refresh(sqlite_cache.store, NS, PREFIX, DIM)
+        part.queued = True
+        assert part.refreshing.acquire(blocking=False)
+        partitions._after_fork_in_child()  # what `os.register_at_fork` runs in the child
+        assert not part.queued
+        assert part.refreshing.acquire(blocking=False)
+        part.refreshing.release()
+        partitions._refresher.submit(sqlite_cache.store, part)
+        assert partitions.settle(timeout=60)
+        assert part.rescans == 2

@@ -215,6 +215,7 @@ class _StoreState:
     pull_locks: dict[str, threading.Lock] = field(default_factory=dict)
     local: bool = False  # a `memory://` store: nobody else writes it, so it is never rescanned
     removed: deque[str] = field(default_factory=deque)  # vector records a local store reported gone
+    memory: weakref.ref[Any] | None = None  # that store (weakly: this state is a value keyed by it)
 
 
 # Keyed weakly by store: a closed and collected store takes its indexes with it (ids are never confused).
@@ -246,7 +247,7 @@ def _state(store: Backend) -> _StoreState:
                 if memory is not None:
                     # Removals are reported by the store itself (an event, not a rescan): its evictions, expiries
                     # and invalidations otherwise left dead vectors in the index for good.
-                    state.local = True
+                    state.local, state.memory = True, weakref.ref(memory)
                     removed, marker = state.removed, f":{VECTOR_LAYER}:"
                     memory.on_remove = lambda key: removed.append(key) if marker in key else None
     return state
@@ -258,7 +259,19 @@ def forget_partitions() -> None:
         for state in _states.values():
             for part in state.partitions.values():
                 part.index.close()  # a background HNSW build of a forgotten index stops early
+            memory = state.memory() if state.memory is not None else None
+            if memory is not None:
+                memory.on_remove = None  # nobody would drain its reports any more
         _states.clear()
+
+
+def _after_fork_in_child() -> None:
+    # A lock the parent's background thread held at the fork would stay held in the child for good.
+    for state in _states.values():
+        for part in state.partitions.values():
+            part.refreshing = threading.Lock()
+            part.queued = False
+    _refresher.reset()
 
 
 def loaded_partitions(store: Backend | None = None) -> list[Partition]:
@@ -280,18 +293,18 @@ class _Refresher:
     IDLE = 30.0  # seconds the thread waits for work before it ends (the next `submit` starts another)
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start empty, with no thread (also in a forked child: the parent's thread and queue are not its own)."""
         self._cond = threading.Condition()
         self._queue: deque[tuple[weakref.ref[Any], Partition]] = deque()
         self._thread: threading.Thread | None = None
         self._busy = 0
-        self._pid = os.getpid()
 
     def submit(self, store: Backend, part: Partition) -> None:
         """Queue a reconcile of `part` (no-op when one is queued or running)."""
         with self._cond:
-            if self._pid != os.getpid():  # a forked child: the parent's thread and queue are not ours
-                self._queue.clear()
-                self._thread, self._busy, self._pid = None, 0, os.getpid()
             if part.queued:
                 return
             part.queued = True
@@ -332,6 +345,8 @@ class _Refresher:
 
 
 _refresher = _Refresher()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def settle(timeout: float | None = None) -> bool:
