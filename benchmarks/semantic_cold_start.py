@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import machine_info, markdown_table, percentile, write_report  # noqa: E402
 
 from agentcache.backends.base import Item  # noqa: E402
-from agentcache.cache import Cache  # noqa: E402
-from agentcache.keys import make_key  # noqa: E402
+from agentcache.engine.cache import Cache  # noqa: E402
+from agentcache.keys.encoding import make_key  # noqa: E402
 from agentcache.semantic import partitions, persist  # noqa: E402
 from agentcache.semantic.index import AutoIndex  # noqa: E402
 from agentcache.semantic.partitions import Partition, encode_record, forget_partitions, refresh  # noqa: E402

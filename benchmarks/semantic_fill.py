@@ -37,7 +37,7 @@ from _harness import machine_info, markdown_table, percentile, write_report  # n
 from semantic_cold_start import DIM, NAMESPACE, PREFIX, dataset, quiesce, record_key  # noqa: E402
 
 from agentcache.backends.base import Item  # noqa: E402
-from agentcache.cache import Cache  # noqa: E402
+from agentcache.engine.cache import Cache  # noqa: E402
 from agentcache.semantic import partitions  # noqa: E402
 from agentcache.semantic.partitions import encode_record, refresh  # noqa: E402
 

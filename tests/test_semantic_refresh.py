@@ -23,8 +23,8 @@ import pytest
 np = pytest.importorskip("numpy")
 
 from agentcache.backends.base import Item  # noqa: E402
-from agentcache.cache import Cache  # noqa: E402
-from agentcache.keys import make_key  # noqa: E402
+from agentcache.engine.cache import Cache  # noqa: E402
+from agentcache.keys.encoding import make_key  # noqa: E402
 from agentcache.semantic import partitions, persist  # noqa: E402
 from agentcache.semantic.index import AutoIndex, NumpyIndex  # noqa: E402
 from agentcache.semantic.partitions import encode_record, refresh  # noqa: E402
