@@ -9,6 +9,7 @@ bytecode (as an installed package runs). Also lists the modules each case loads 
 
     .venv/bin/python benchmarks/bench_start.py            # writes benchmarks/results/start.md
     .venv/bin/python benchmarks/bench_start.py --runs 5 --out /tmp/start.md
+    .venv/bin/python benchmarks/bench_start.py --baseline /tmp/old-checkout   # adds that checkout's rows
 """
 
 from __future__ import annotations
@@ -62,43 +63,49 @@ search("hello")
 DISKCACHE_ROW = "diskcache import + first hit (Cache.memoize)"
 
 
-def _cases(workdir: Path) -> dict[str, tuple[str, str]]:
-    return {
-        DISKCACHE_ROW: (DISKCACHE, str(workdir / "dc")),
-        "agentcache import + first hit (@tool_cached, sqlite://)": (AGENTCACHE, f"sqlite:///{workdir / 'ac.db'}"),
-        "agentcache import + first call (@tool_cached, memory://, a miss)": (AGENTCACHE, "memory://"),
+def _cases(workdir: Path, baseline: Path | None) -> dict[str, tuple[str, str, str | None]]:
+    cases: dict[str, tuple[str, str, str | None]] = {
+        DISKCACHE_ROW: (DISKCACHE, str(workdir / "dc"), None),
+        "agentcache import + first hit (@tool_cached, sqlite://)": (AGENTCACHE, f"sqlite:///{workdir / 'ac.db'}", None),
+        "agentcache import + first call (@tool_cached, memory://, a miss)": (AGENTCACHE, "memory://", None),
     }
+    if baseline is not None:
+        name = f"agentcache at {baseline.name} import + first hit (sqlite://)"
+        cases[name] = (AGENTCACHE, f"sqlite:///{workdir / 'base.db'}", str(baseline))
+    return cases
 
 
-def run(workdir: Path, runs: int) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[str]]]:
+def run(
+    workdir: Path, runs: int, baseline: Path | None = None
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[str]]]:
     """`runs` interleaved samples per case, and the modules each case loads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     cwd = workdir / "run"  # no .env file up from here (python-dotenv would be loaded to read it)
     cwd.mkdir()
-    cases = _cases(workdir)
+    cases = _cases(workdir, baseline)
 
-    def once(code: str, arg: str) -> dict[str, object]:
+    def once(code: str, arg: str, path: str | None) -> dict[str, object]:
         out = subprocess.run(
             [sys.executable, "-c", _CLOCKS + code + _REPORT, arg],
             capture_output=True,
             text=True,
             check=True,
-            env=env,
+            env=env if path is None else {**env, "PYTHONPATH": path},
             cwd=cwd,
         )
         result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
         return result
 
     modules: dict[str, list[str]] = {}
-    for name, (code, arg) in cases.items():  # create the stores and the bytecode
-        once(code, arg)
-        modules[name] = list(once(code, arg)["modules"])  # type: ignore[call-overload]
+    for name, (code, arg, path) in cases.items():  # create the stores and the bytecode
+        once(code, arg, path)
+        modules[name] = list(once(code, arg, path)["modules"])  # type: ignore[call-overload]
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
     for _ in range(runs):
-        for name, (code, arg) in cases.items():
-            got = once(code, arg)
+        for name, (code, arg, path) in cases.items():
+            got = once(code, arg, path)
             samples[name].append({"cpu": float(got["cpu"]), "wall": float(got["wall"])})  # type: ignore[arg-type]
     return samples, modules
 
@@ -108,10 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=31, help="fresh interpreters per case")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "start.md")
+    parser.add_argument("--baseline", type=Path, help="another agentcache checkout to measure in the same run")
     args = parser.parse_args()
     info = machine_info(["diskcache", "orjson"])
     with tempfile.TemporaryDirectory(prefix="agentcache-bench-start-") as tmp:
-        samples, modules = run(Path(tmp), args.runs)
+        samples, modules = run(Path(tmp), args.runs, args.baseline)
     base_cpu = statistics.median(s["cpu"] for s in samples[DISKCACHE_ROW])
     base_wall = statistics.median(s["wall"] for s in samples[DISKCACHE_ROW])
     rows = []
