@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -53,6 +55,7 @@ class Subject:
     layer = ""  # its row in `agentcache.stats().by_layer`
     error: type[BaseException] = Upstream
     records = 1  # records one stored call writes (a semantic answer also writes its vector record)
+    ages = True  # whether a `max_age` applies (vectors never go stale: embeddings ignore it, as documented)
 
     def __init__(self, face: str, name: str) -> None:
         self.face = face
@@ -186,6 +189,7 @@ class Semantic(Decorated):
 
 class Embedding(Decorated):
     layer = "embedding"
+    ages = False
 
     def __init__(self, face: str, url: str, name: str, **options: Any) -> None:
         def embed(texts: list[str], dimensions: int = 3) -> list[list[float]]:
@@ -332,27 +336,37 @@ def _neighbour(face: str, backend_url: str) -> LowLevel:
     return LowLevel(face, backend_url, "matrix.neighbour")
 
 
-async def _served(subject: Subject, q: str, v: int = 0) -> tuple[Any, int]:
-    """`(serial, upstream calls so far)` after one call."""
-    value = await subject.call(q, v)
-    return subject.serial(value), subject.upstream
+async def _together(subject: Subject, q: str, n: int) -> list[Any]:
+    """`n` identical calls at once: tasks on the async face, threads (released by a barrier) on the sync face."""
+    if subject.face == "async":
+        return list(await asyncio.gather(*(subject.call(q) for _ in range(n))))
+    barrier = threading.Barrier(n)
+
+    def one() -> Any:
+        barrier.wait(30)
+        return asyncio.run(subject.call(q))  # the sync face: the coroutine only wraps blocking calls
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: one(), range(n)))
 
 
 class TestHitsAndKeys:
     async def test_miss_then_hit_and_arguments_never_share(self, make: Make) -> None:
-        """The second identical call is served from the store (the upstream ran once, the value is equal);
-        another question or another argument is its own entry and serves its own answer afterwards."""
+        """The second identical call is served from the store (the upstream ran once, the value is equal), and
+        so are concurrent identical calls; another question or another argument is its own entry and serves its own answer afterwards."""
         s = make()
         first = await s.call("alpha")
         second = await s.call("alpha")
         assert s.upstream == 1
         assert s.serial(first) == s.serial(second)
         assert second == first
+        together = await _together(s, "gamma", 4)  # concurrent misses of one call share one computation
+        assert len({s.serial(v) for v in together}) == 1 and s.upstream == 2
         calls = [("alpha", 0), ("beta", 0), ("alpha", 1), ("beta", 1)]
         serials = [s.serial(await s.call(q, v)) for q, v in calls]
-        assert len(set(serials)) == 4 and s.upstream == 4
+        assert len(set(serials)) == 5 - 1 and s.upstream == 2 + 3
         assert [s.serial(await s.call(q, v)) for q, v in calls] == serials
-        assert s.upstream == 4
+        assert s.upstream == 5
 
     async def test_namespaces_partition(self, make: Make, face: str) -> None:
         """The same call in two namespaces runs twice; invalidating one namespace leaves the other's entry."""
@@ -374,8 +388,14 @@ class TestHitsAndKeys:
         with agentcache.namespace("tenant-2"):
             assert s.serial(await s.call("alpha")) == two
         with agentcache.namespace("tenant-1"):
-            assert s.serial(await s.call("alpha")) not in (one, two)
-        assert s.upstream == 3
+            one = s.serial(await s.call("alpha"))
+        assert one != two and s.upstream == 3
+        with agentcache.namespace("tenant-2"):  # clear() inside a block: that namespace's entries only
+            await s.clear(awaitable=face == "async")
+            two = s.serial(await s.call("alpha"))
+        with agentcache.namespace("tenant-1"):
+            assert s.serial(await s.call("alpha")) == one
+        assert s.upstream == 4
 
     async def test_ttl_zero_stores_nothing(self, make: Make) -> None:
         """ttl=0: every call reaches the upstream."""
@@ -450,7 +470,8 @@ class TestInvalidation:
 class TestModesAndStats:
     async def test_per_call_modes(self, make: Make) -> None:
         """`agentcache.refresh()` calls again and replaces the entry; `mode("read")` serves entries and stores
-        no miss; `mode("off")` calls the upstream without reading or writing, counted as a bypass."""
+        no miss; `mode("off")` calls the upstream without reading or writing, counted as a bypass; an entry older
+        than `mode(max_age=...)` is a miss (computed and stored again)."""
         s = make()
         old = s.serial(await s.call("alpha"))
         with agentcache.refresh():
@@ -470,6 +491,13 @@ class TestModesAndStats:
             assert s.serial(await s.call("alpha")) not in (old, new)
         assert s.serial(await s.call("alpha")) == new and s.upstream == 6
         assert agentcache.stats().by_function[s.name].bypasses == 1
+
+        with agentcache.mode(max_age=3600):
+            assert s.serial(await s.call("alpha")) == new
+        with agentcache.mode(max_age=0):  # every entry is older than 0 s: computed again, and stored
+            latest = s.serial(await s.call("alpha"))
+        assert s.serial(await s.call("alpha")) == latest
+        assert (latest != new, s.upstream) == ((True, 7) if s.ages else (False, 6))
 
     async def test_an_error_is_never_stored_and_stats_rows(self, make: Make) -> None:
         """A failing upstream call propagates and stores nothing (the next call runs, and its answer is kept);

@@ -187,6 +187,18 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
         def invoke(call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
             return f(*call[0], **call[1])
 
+        def coalesces(control: Control | None) -> bool:
+            # Identical calls (same texts, same other arguments) share one computation; batches that only
+            # overlap each compute the texts they miss.
+            return policy.single_flight and (control is None or control.mode != "write")
+
+        def follow(vectors: list[list[float]], single: bool) -> Any:
+            """A caller that waited for an identical call: its own copies, counted as hits."""
+            for _ in vectors:
+                core.counters.hit(0.0, None)
+            copies = [list(v) for v in vectors]
+            return copies[0] if single else copies
+
         if is_async:
 
             @functools.wraps(f)
@@ -203,8 +215,17 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     return [result] if single else result
 
                 store = core.cache.store
-                vectors = await run_async(batch_flow(core, keys, batch, control, tags), store, compute)
-                return vectors[0] if single else vectors
+                if not coalesces(control):
+                    vectors = await run_async(batch_flow(core, keys, batch, control, tags), store, compute)
+                    return vectors[0] if single else vectors
+                return await core.coalesce_async(
+                    "\n".join(keys),
+                    core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
+                    lambda: run_async(batch_flow(core, keys, batch, control, tags), store, compute),
+                    lambda: async_face(*args, **kwargs),
+                    lambda vectors: vectors[0] if single else vectors,
+                    lambda vectors: follow(vectors, single),
+                )
 
             face: Any = async_face
         else:
@@ -222,8 +243,18 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     result = invoke(call_with(missing))
                     return [result] if single else result
 
-                vectors = run_sync(batch_flow(core, keys, batch, control, tags), core.cache.store, compute)
-                return vectors[0] if single else vectors
+                store = core.cache.store
+                if not coalesces(control):
+                    vectors = run_sync(batch_flow(core, keys, batch, control, tags), store, compute)
+                    return vectors[0] if single else vectors
+                return core.coalesce_sync(
+                    "\n".join(keys),
+                    core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
+                    lambda: run_sync(batch_flow(core, keys, batch, control, tags), store, compute),
+                    lambda: sync_face(*args, **kwargs),
+                    lambda vectors: vectors[0] if single else vectors,
+                    lambda vectors: follow(vectors, single),
+                )
 
             face = sync_face
         return attach(face, core)
