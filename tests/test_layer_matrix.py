@@ -99,6 +99,10 @@ class Subject:
     async def close(self) -> None:
         """Release what the subject opened."""
 
+    def info(self) -> Any:
+        """The layer's own counters: `cache_info()` of a cached function, `info()` of a layer."""
+        raise NotImplementedError
+
 
 class Decorated(Subject):
     """A decorated function: cache_invalidate / acache_invalidate / cache_clear / acache_clear on the function."""
@@ -126,6 +130,9 @@ class Decorated(Subject):
             await self.fn.acache_clear()
         else:
             self.fn.cache_clear()
+
+    def info(self) -> Any:
+        return self.fn.cache_info()
 
 
 class Tool(Decorated):
@@ -262,6 +269,9 @@ class Wrapped(Subject):
     async def close(self) -> None:
         await _settle(self.client.close())
 
+    def info(self) -> Any:
+        return self.core.layers[self.path].info()
+
 
 class LowLevel(Subject):
     """`agentcache.CacheLayer.call` / `acall` around a counted computation."""
@@ -292,6 +302,9 @@ class LowLevel(Subject):
 
     async def clear(self, *, awaitable: bool) -> None:
         await self.cache.aclear() if awaitable else self.cache.clear()
+
+    def info(self) -> Any:
+        return self.cache.info()
 
 
 SUBJECTS: dict[str, Any] = {
@@ -353,14 +366,15 @@ async def _together(subject: Subject, q: str, n: int) -> list[Any]:
 class TestHitsAndKeys:
     async def test_miss_then_hit_and_arguments_never_share(self, make: Make) -> None:
         """The second identical call is served from the store (the upstream ran once, the value is equal), and
-        so are concurrent identical calls; another question or another argument is its own entry and serves its own answer afterwards."""
+        concurrent identical calls share one computation; another question or another argument is its own entry
+        and serves its own answer afterwards."""
         s = make()
         first = await s.call("alpha")
         second = await s.call("alpha")
         assert s.upstream == 1
         assert s.serial(first) == s.serial(second)
         assert second == first
-        together = await _together(s, "gamma", 4)  # concurrent misses of one call share one computation
+        together = await _together(s, "gamma", 4)
         assert len({s.serial(v) for v in together}) == 1 and s.upstream == 2
         calls = [("alpha", 0), ("beta", 0), ("alpha", 1), ("beta", 1)]
         serials = [s.serial(await s.call(q, v)) for q, v in calls]
@@ -516,6 +530,8 @@ class TestModesAndStats:
         report = agentcache.stats()
         row = report.by_function[s.name]
         assert (row.hits, row.misses, row.errors, row.stores, row.bypasses) == (2, 3, 1, 2, 1)
+        info = s.info()
+        assert (info.hits, info.misses, info.errors) == (2, 3, 1)
         assert report.by_layer[s.layer].hits == 2
         assert report.total.hits == 2
 
@@ -546,3 +562,21 @@ class TestSemantic:
         with agentcache.namespace("tenant-1"):
             assert s.serial(await s.call("one question")) != first
         assert s.upstream == 3
+
+    async def test_wrapped_client_paraphrase_hits(self, face: str, backend_url: str, server: Any) -> None:
+        """`wrap(client, semantic=...)`: a reworded question reaches the server once; another namespace or
+        another sampling parameter is another partition."""
+        s = Wrapped(face, backend_url, server, semantic={"embedder": TopicVector(), "guards": (), "judge": False})
+        try:
+            first = s.serial(await s.call("What is the capital of France?"))
+            assert s.serial(await s.call("France: capital, please?")) == first
+            hit = agentcache.last_semantic_hit()
+            assert hit is not None and hit.cached_query == "What is the capital of France?"
+            assert s.upstream == 1
+            with agentcache.namespace("tenant-1"):
+                assert s.serial(await s.call("France: capital, please?")) != first
+            assert s.serial(await s.call("France: capital, please?", 1)) != first
+            assert s.serial(await s.call("What is the capital of Spain?")) != first
+            assert s.upstream == 4
+        finally:
+            await s.close()
