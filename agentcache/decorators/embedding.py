@@ -149,6 +149,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
     call and without duplicates, and the results come back in input order. `model` names the vector space
     and is part of every key, so two models never share vectors; the function's other arguments (e.g.
     `dimensions=`) are part of the key too. Vectors are stored as float32 bytes; no expiry unless `ttl=`.
+    Concurrent identical calls share one computation (``single_flight=``); batches that only overlap do not.
 
     Example::
 
