@@ -5,7 +5,7 @@ server with its upstream calls counted (#11.3, #11.9)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,8 +46,8 @@ class TestLLMCacheAsync(AsyncCacheTestSuite):
     """LangChain's `AsyncCacheTestSuite` on memory, sqlite and redis."""
 
     @pytest.fixture
-    async def cache(self, backend_url: str) -> AsyncIterator[BaseCache]:
-        yield LLMCache(backend=backend_url)
+    async def cache(self, backend_url: str) -> BaseCache:
+        return LLMCache(backend=backend_url)
 
 
 class TestSemanticLLMCacheSync(SyncCacheTestSuite):
@@ -62,8 +62,8 @@ class TestSemanticLLMCacheAsync(AsyncCacheTestSuite):
     """The semantic variant, async faces."""
 
     @pytest.fixture
-    async def cache(self, backend_url: str) -> AsyncIterator[BaseCache]:
-        yield SemanticLLMCache(backend=backend_url)
+    async def cache(self, backend_url: str) -> BaseCache:
+        return SemanticLLMCache(backend=backend_url)
 
 
 def _tool_call_generation() -> ChatGeneration:
@@ -142,7 +142,7 @@ def test_options_reach_the_layer(url: str) -> None:
     cache.update("p", "l", [Generation(text="x")])
     assert LLMCache(backend=url, namespace="team-b").lookup("p", "l") is None
     assert cache.lookup("p", "l") == [Generation(text="x")]
-    agentcache.invalidate(tags=["llm"], backend=url)
+    cache.layer.invalidate(tags=["llm"])
     assert cache.lookup("p", "l") is None
 
 
@@ -150,13 +150,8 @@ def test_options_reach_the_layer(url: str) -> None:
 
 
 def chat_openai(server: Any, **kwargs: Any) -> ChatOpenAI:
-    return ChatOpenAI(
-        model="gpt-4o-mini",
-        api_key="sk-test",  # type: ignore[arg-type]
-        base_url=server.openai_base_url,
-        max_retries=0,
-        **kwargs,
-    )
+    options = {"model": "gpt-4o-mini", "api_key": "sk-test", "base_url": server.openai_base_url, "max_retries": 0}
+    return ChatOpenAI(**{**options, **kwargs})
 
 
 @pytest.mark.usefixtures("_no_global_cache")

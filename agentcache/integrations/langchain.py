@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.caches import BaseCache
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, message_to_dict, messages_from_dict
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, messages_from_dict
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 import agentcache
@@ -196,7 +196,7 @@ def _split_prompt(prompt: str) -> tuple[str, str]:
         content = (item.get("kwargs") or {}).get("content")
         if not isinstance(content, str):
             break  # multimodal content: compared exactly
-        rest = data[:i] + [{"id": item.get("id"), "query": True}] + data[i + 1 :]
+        rest = [*data[:i], {"id": item.get("id"), "query": True}, *data[i + 1 :]]
         return content, json.dumps(rest, sort_keys=True)
     return prompt, ""
 
@@ -300,7 +300,7 @@ _SKIP = {"agentcache": "not stored"}  # what a compute returns for a result that
 
 
 def _not_skipped(value: Any) -> bool:
-    return value != _SKIP
+    return bool(value != _SKIP)
 
 
 def _tool_schema(tool: Any) -> Any:
@@ -326,8 +326,31 @@ def model_request_key(request: ModelRequest[Any]) -> dict[str, Any]:
     }
 
 
-class _CacheMiddlewareBase:
-    """The decisions of `CacheMiddleware`, apart from LangChain's base class (made on first use)."""
+if TYPE_CHECKING:
+    from langchain.agents.middleware import AgentMiddleware as _AgentMiddleware
+else:
+    try:
+        from langchain.agents.middleware import AgentMiddleware as _AgentMiddleware
+    except ImportError:  # langchain-core alone: LLMCache works, CacheMiddleware says what it needs
+        _AgentMiddleware = object
+
+
+class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
+    """A LangChain v1 agent middleware caching model calls and tool calls.
+
+    ``create_agent(model, tools, middleware=[CacheMiddleware(backend="sqlite:///agent.db")])``: a model call
+    with the same model configuration, system prompt, messages, tools and settings is answered from the cache
+    (tool-call turns included); a tool call with the same name and arguments gets the stored `ToolMessage`
+    (answering the current ``tool_call_id``). Refusals, malformed tool calls, error tool messages, ``Command``
+    results and structured-output calls are never stored.
+
+    Args:
+        backend, namespace, ttl, tags, version: as for `LLMCache`.
+        models: cache model calls (default true).
+        tools: cache tool calls: true for every tool, false for none, or the names of the tools to cache
+            (leave out tools with side effects).
+        tool_ttl: lifetime of tool results (default: `ttl`).
+    """
 
     def __init__(
         self,
@@ -341,12 +364,18 @@ class _CacheMiddlewareBase:
         tools: bool | Collection[str] = True,
         tool_ttl: TTL = None,
     ) -> None:
+        if _AgentMiddleware is object:
+            raise ImportError("CacheMiddleware needs LangChain v1 agents: pip install 'langchain>=1.0'")
         common: dict[str, Any] = {"namespace": namespace, "version": version, "backend": backend, "tags": tuple(tags)}
         self.model_layer = agentcache.CacheLayer(
             "langchain.agent.model", layer="langchain", ttl=ttl, cache_if=_not_skipped, **common
         )
         self.tool_layer = agentcache.CacheLayer(
-            "langchain.agent.tool", layer="tool", ttl=tool_ttl if tool_ttl is not None else ttl, cache_if=_not_skipped, **common
+            "langchain.agent.tool",
+            layer="tool",
+            ttl=tool_ttl if tool_ttl is not None else ttl,
+            cache_if=_not_skipped,
+            **common,
         )
         self.cache_models = models
         self.cache_tools = tools
@@ -472,43 +501,3 @@ class _CacheMiddlewareBase:
             out: ToolMessage | Command[Any] = fresh[0]
             return out
         return self._decode_tool_result(data, request)
-
-
-_middleware_class: type | None = None
-
-
-def _cache_middleware() -> type:
-    """`CacheMiddleware`, made on first use: `langchain` (the agents package) is needed only for it."""
-    global _middleware_class
-    if _middleware_class is None:
-        from langchain.agents.middleware import AgentMiddleware
-
-        _middleware_class = type(
-            "CacheMiddleware",
-            (_CacheMiddlewareBase, AgentMiddleware),
-            {
-                "__module__": __name__,
-                "__doc__": """A LangChain v1 agent middleware caching model calls and tool calls.
-
-    ``create_agent(model, tools, middleware=[CacheMiddleware(backend="sqlite:///agent.db")])``: a model call
-    with the same model configuration, system prompt, messages, tools and settings is answered from the cache
-    (tool-call turns included); a tool call with the same name and arguments gets the stored `ToolMessage`
-    (with the current ``tool_call_id``). Refusals, malformed tool calls, error tool messages, ``Command``
-    results and structured-output calls are never stored.
-
-    Args:
-        backend, namespace, ttl, tags, version: as for `LLMCache`.
-        models: cache model calls (default true).
-        tools: cache tool calls: true for every tool, false for none, or the names of the tools to cache
-            (leave out tools with side effects).
-        tool_ttl: lifetime of tool results (default: `ttl`).
-    """,
-            },
-        )
-    return _middleware_class
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CacheMiddleware":
-        return _cache_middleware()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -104,7 +104,7 @@ class GraphCache(BaseCache[ValueT]):
 
     def _found(self, keys: Sequence[FullKey], stored: list[Any]) -> dict[FullKey, ValueT]:
         out: dict[FullKey, ValueT] = {}
-        for (ns, key), value in zip(keys, stored):
+        for (ns, key), value in zip(keys, stored, strict=True):
             if value is None:
                 continue
             try:
