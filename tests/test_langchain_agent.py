@@ -103,6 +103,16 @@ def test_streamed_run(server: Any, url: str) -> None:
     assert [list(u) for u in first] == [list(u) for u in second]
 
 
+def test_streamed_messages_of_a_cached_run(server: Any, url: str) -> None:
+    """`stream_mode="messages"`: the first run streams token chunks; the cached run yields each answer whole."""
+    agent = make_agent(server, url, [])
+    first = [type(m).__name__ for m, _ in agent.stream(QUESTION, stream_mode="messages")]
+    second = [type(m).__name__ for m, _ in agent.stream(QUESTION, stream_mode="messages")]
+    assert server.calls["chat.completions"] == 2
+    assert "AIMessageChunk" in first
+    assert second == ["AIMessage", "ToolMessage", "AIMessage"]
+
+
 def test_error_tool_results_are_not_stored(server: Any, url: str) -> None:
     """A tool that fails (LangChain turns the error into a `status="error"` message) runs again next time."""
     runs: list[str] = []

@@ -205,6 +205,17 @@ def test_chat_openai_streaming_callbacks_are_cached(server: Any, url: str) -> No
 
 
 @pytest.mark.usefixtures("_no_global_cache")
+@pytest.mark.usefixtures("_no_global_cache")
+def test_direct_stream_does_not_consult_the_cache(server: Any, url: str) -> None:
+    """LangChain's `.stream()` bypasses `BaseCache` by design: what the docs' table says, measured."""
+    set_llm_cache(LLMCache(backend=url))
+    llm = chat_openai(server)
+    for _ in range(2):
+        assert "".join(str(c.content) for c in llm.stream("hello")) != ""
+    assert server.calls["chat.completions"] == 2
+
+
+@pytest.mark.usefixtures("_no_global_cache")
 def test_semantic_cache_with_chat_openai(server: Any, url: str) -> None:
     """A paraphrase of the question is served; another question or another system prompt is not."""
     set_llm_cache(SemanticLLMCache(backend=url))
