@@ -96,6 +96,26 @@ def test_clear_cache_by_node(backend_url: str) -> None:
     assert runs.count("slow:1") == 3
 
 
+def test_functional_api_task(backend_url: str) -> None:
+    """`@task(cache_policy=...)` inside an `@entrypoint(cache=GraphCache(...))`: each input computed once."""
+    from langgraph.func import entrypoint, task
+
+    runs: list[int] = []
+
+    @task(cache_policy=CachePolicy(ttl=600))
+    def square(n: int) -> int:
+        runs.append(n)
+        return n * n
+
+    @entrypoint(cache=GraphCache(backend=backend_url))
+    def total(numbers: list[int]) -> int:
+        return sum(f.result() for f in [square(n) for n in numbers])
+
+    assert total.invoke([1, 2, 3]) == 14
+    assert total.invoke([3, 2, 1, 4]) == 30
+    assert sorted(runs) == [1, 2, 3, 4]
+
+
 def test_protocol_batches(backend_url: str) -> None:
     """`get` of several keys returns the stored ones only; `set` with several namespaces and TTLs; `clear` of
     one namespace leaves the other; the async faces see the same entries."""
