@@ -148,3 +148,33 @@ def test_middleware_stats(server: Any, tmp_path: Any, kind: str) -> None:
     report = agentcache.stats()
     assert report.by_layer["langchain"].hits == 2
     assert report.by_layer["tool"].hits == 1
+
+
+def test_a_request_without_a_key_passes_through(server: Any, url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Model settings that cannot be encoded: the call is made uncached (one warning), never an error; a
+    `KeyEncodingError` raised by the call itself still propagates."""
+    from langchain.agents.middleware import ModelRequest, ModelResponse
+    from langchain_core.messages import HumanMessage
+
+    from agentcache.errors import KeyEncodingError
+
+    middleware = CacheMiddleware(backend=url)
+    model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=server.openai_base_url)  # type: ignore[arg-type]
+    request = ModelRequest(model=model, messages=[HumanMessage("hi")], model_settings={"hook": object()})
+    calls: list[int] = []
+
+    def handler(_: Any) -> ModelResponse[Any]:
+        calls.append(1)
+        return ModelResponse(result=[AIMessage("hello")])
+
+    for _ in range(2):
+        assert middleware.wrap_model_call(request, handler).result[0].content == "hello"
+    assert calls == [1, 1]
+    assert "passes a model call through uncached" in caplog.text
+
+    def failing(_: Any) -> ModelResponse[Any]:
+        raise KeyEncodingError("inner")
+
+    plain = ModelRequest(model=model, messages=[HumanMessage("hi")])
+    with pytest.raises(KeyEncodingError, match="inner"):
+        middleware.wrap_model_call(plain, failing)

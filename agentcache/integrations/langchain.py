@@ -28,6 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generati
 
 import agentcache
 from agentcache.durations import TTL
+from agentcache.errors import KeyEncodingError
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import ModelRequest, ModelResponse
@@ -410,15 +411,12 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
         key = self._model_key(request)
         if key is None:
             return handler(request)
-        fresh: list[Any] = []
-
-        def compute() -> Any:
-            response = handler(request)
-            fresh.append(response)
-            return self._encode_response(response)
-
-        data = self.model_layer.call(key, compute)
-        return fresh[0] if fresh else self._decode_response(data)
+        attempt = _Attempt(lambda: handler(request), self._encode_response)
+        try:
+            data = self.model_layer.call(key, attempt.compute)
+        except KeyEncodingError as exc:
+            return attempt.uncached(exc, "model call")
+        return attempt.result if attempt.ran else self._decode_response(data)
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
@@ -427,15 +425,12 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
         key = self._model_key(request)
         if key is None:
             return await handler(request)
-        fresh: list[Any] = []
-
-        async def compute() -> Any:
-            response = await handler(request)
-            fresh.append(response)
-            return self._encode_response(response)
-
-        data = await self.model_layer.acall(key, compute)
-        return fresh[0] if fresh else self._decode_response(data)
+        attempt = _AsyncAttempt(lambda: handler(request), self._encode_response)
+        try:
+            data = await self.model_layer.acall(key, attempt.compute)
+        except KeyEncodingError as exc:
+            return await attempt.uncached(exc, "model call")
+        return attempt.result if attempt.ran else self._decode_response(data)
 
     # -- tool calls ----------------------------------------------------------------------------------------
 
@@ -467,16 +462,14 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
         key = self._tool_key(request)
         if key is None:
             return handler(request)
-        fresh: list[Any] = []
-
-        def compute() -> Any:
-            result = handler(request)
-            fresh.append(result)
-            return self._encode_tool_result(result)
-
-        data = self.tool_layer.call(key, compute)
-        if fresh:
-            out: ToolMessage | Command[Any] = fresh[0]
+        attempt = _Attempt(lambda: handler(request), self._encode_tool_result)
+        try:
+            data = self.tool_layer.call(key, attempt.compute)
+        except KeyEncodingError as exc:
+            out: ToolMessage | Command[Any] = attempt.uncached(exc, "tool call")
+            return out
+        if attempt.ran:
+            out = attempt.result
             return out
         return self._decode_tool_result(data, request)
 
@@ -489,15 +482,65 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
         key = self._tool_key(request)
         if key is None:
             return await handler(request)
-        fresh: list[Any] = []
-
-        async def compute() -> Any:
-            result = await handler(request)
-            fresh.append(result)
-            return self._encode_tool_result(result)
-
-        data = await self.tool_layer.acall(key, compute)
-        if fresh:
-            out: ToolMessage | Command[Any] = fresh[0]
+        attempt = _AsyncAttempt(lambda: handler(request), self._encode_tool_result)
+        try:
+            data = await self.tool_layer.acall(key, attempt.compute)
+        except KeyEncodingError as exc:
+            out: ToolMessage | Command[Any] = await attempt.uncached(exc, "tool call")
+            return out
+        if attempt.ran:
+            out = attempt.result
             return out
         return self._decode_tool_result(data, request)
+
+
+_warned: set[str] = set()
+
+
+class _Attempt:
+    """One cached call through a middleware hook: the real call as the layer's compute (its result kept, so a
+    miss returns LangChain's own object), or the real call alone when the request has no key."""
+
+    def __init__(self, run: Callable[[], Any], encode: Callable[[Any], Any]) -> None:
+        self.run = run
+        self.encode = encode
+        self.started = False
+        self.ran = False
+        self.result: Any = None
+
+    def compute(self) -> Any:
+        self.started = True
+        self.result = self.run()
+        self.ran = True
+        return self.encode(self.result)
+
+    def uncached(self, exc: KeyEncodingError, what: str) -> Any:
+        """After `KeyEncodingError`: raise it if the call itself raised it, else make the call uncached."""
+        if self.started:
+            raise exc
+        _warn_once(what, exc)
+        return self.run()
+
+
+class _AsyncAttempt(_Attempt):
+    """`_Attempt` for the async hooks."""
+
+    run: Callable[[], Awaitable[Any]]
+
+    async def compute(self) -> Any:
+        self.started = True
+        self.result = await self.run()
+        self.ran = True
+        return self.encode(self.result)
+
+    async def uncached(self, exc: KeyEncodingError, what: str) -> Any:
+        if self.started:
+            raise exc
+        _warn_once(what, exc)
+        return await self.run()
+
+
+def _warn_once(what: str, exc: KeyEncodingError) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning("agentcache: CacheMiddleware passes a %s through uncached: %s", what, exc)
