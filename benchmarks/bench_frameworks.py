@@ -29,7 +29,7 @@ from langgraph.types import CachePolicy
 
 from agentcache.integrations.langchain import CacheMiddleware, LLMCache
 from agentcache.integrations.langgraph import GraphCache
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 RESULTS = Path(__file__).parent / "results" / "frameworks.md"
 QUESTION = "What is the capital of France? Answer in one word."

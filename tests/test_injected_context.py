@@ -143,7 +143,7 @@ def test_found_by_value_without_an_annotation(url: str) -> None:
 
 def test_string_annotations_are_recognised() -> None:
     """`from __future__ import annotations` turns annotations into strings: they are resolved by name."""
-    from agentcache._injected import injected_parameters
+    from agentcache.keys.injected import injected_parameters
 
     namespace: dict[str, Any] = {}
     exec(  # a module of its own, whose globals hold the imported names

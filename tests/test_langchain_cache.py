@@ -120,7 +120,8 @@ def test_clear_leaves_other_caches_alone(tmp_path: Any) -> None:
     mine.clear()
     assert mine.lookup("p", "l") is None
     assert theirs.lookup("p", "l") == [Generation(text="b")]
-    assert tool.cache_info().currsize == 1  # type: ignore[attr-defined]
+    tool(1)
+    assert tool.cache_info().hits == 1
 
 
 def test_refusals_are_not_stored(url: str) -> None:
@@ -227,3 +228,19 @@ def test_semantic_cache_with_chat_openai(server: Any, url: str) -> None:
     llm.invoke([SystemMessage("Be verbose."), HumanMessage("What's the capital of France?")])
     llm.invoke([SystemMessage("Be brief."), HumanMessage("What is the population of Berlin?")])
     assert server.calls["chat.completions"] == 3
+
+
+def test_semantic_refresh_keeps_the_vector(url: str) -> None:
+    """An answer stored in ``mode("write")`` (what `update` does, and `agentcache.refresh()`) keeps its vector
+    record, so a paraphrase finds it afterwards (before, a refreshed answer was reachable by its exact key only)."""
+
+    @agentcache.semantic_cached(backend=url, query="query")
+    def answer(query: str) -> str:
+        return f"answer to {query}"
+
+    with agentcache.refresh():
+        answer("What is the capital of France?")
+    assert answer("What's the capital of France?") == "answer to What is the capital of France?"
+    hit = agentcache.last_semantic_hit()
+    assert hit is not None
+    assert hit.similarity < 1.0

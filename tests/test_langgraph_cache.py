@@ -147,7 +147,9 @@ def test_ttl_reaches_the_store(tmp_path: Path) -> None:
     cache: GraphCache[Any] = GraphCache(backend=url)
     ns = ("__pregel_ns_writes", "mod:f", "n")
     cache.set({(ns, "long"): ("l", 3600), (ns, "short"): ("s", 1), (ns, "default"): ("d", None)})
-    store = agentcache.open_backend(url)
+    from agentcache.backends import open_backend
+
+    store = open_backend(url)
     try:
         spans = [e.expires_at - e.created_at for e in store.scan() if e.expires_at and e.created_at]  # type: ignore[attr-defined]
     finally:

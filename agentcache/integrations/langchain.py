@@ -133,6 +133,7 @@ class LLMCache(BaseCache):
         version: str | int | None = None,
         name: str = "langchain.llm_cache",
     ) -> None:
+        self.namespace = namespace
         self.layer = agentcache.CacheLayer(
             name,
             layer="langchain",
@@ -154,7 +155,7 @@ class LLMCache(BaseCache):
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (its name and namespace)."""
-        self.layer.clear()
+        self.layer.clear(namespace=self.namespace)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async `lookup`."""
@@ -167,7 +168,7 @@ class LLMCache(BaseCache):
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async `clear`."""
-        await self.layer.aclear()
+        await self.layer.aclear(namespace=self.namespace)
 
 
 # -- semantic variant -----------------------------------------------------------------------------------------

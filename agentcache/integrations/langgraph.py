@@ -41,7 +41,7 @@ def node_key(*args: Any, **kwargs: Any) -> bytes:
 
         builder.add_node("search", search, cache_policy=CachePolicy(key_func=node_key, ttl=600))
     """
-    from agentcache.keys import canonical_bytes
+    from agentcache.keys.encoding import canonical_bytes
 
     return canonical_bytes([list(args), kwargs], "input")
 
@@ -49,7 +49,7 @@ def node_key(*args: Any, **kwargs: Any) -> bytes:
 def _tag(name: str, ns: Namespace) -> str:
     """The tag of one LangGraph namespace (node) of cache `name`: a digest, since node names may hold any
     character."""
-    from agentcache.keys import canonical_bytes, digest
+    from agentcache.keys.encoding import canonical_bytes, digest
 
     return "langgraph:" + digest(canonical_bytes([name, list(ns)]))[:24]
 
@@ -83,6 +83,7 @@ class GraphCache(BaseCache[ValueT]):
     ) -> None:
         super().__init__(serde=serde)
         self.name = name
+        self.namespace = namespace
         self.layer = agentcache.CacheLayer(
             name, layer="langgraph", namespace=namespace, version=version, backend=backend, ttl=ttl, tags=tuple(tags)
         )
@@ -158,13 +159,13 @@ class GraphCache(BaseCache[ValueT]):
     def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """Remove the entries of the given namespaces (nodes), or every entry of this cache."""
         if namespaces is None:
-            self.layer.clear()
+            self.layer.clear(namespace=self.namespace)
         elif namespaces:
-            self.layer.invalidate(tags=[_tag(self.name, ns) for ns in namespaces])
+            self.layer.invalidate(tags=[_tag(self.name, ns) for ns in namespaces], namespace=self.namespace)
 
     async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """Async `clear`."""
         if namespaces is None:
-            await self.layer.aclear()
+            await self.layer.aclear(namespace=self.namespace)
         elif namespaces:
-            await self.layer.ainvalidate(tags=[_tag(self.name, ns) for ns in namespaces])
+            await self.layer.ainvalidate(tags=[_tag(self.name, ns) for ns in namespaces], namespace=self.namespace)

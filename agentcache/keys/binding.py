@@ -50,11 +50,11 @@ class Binder:
     spell, so the two values never mix."""
 
     def __init__(self, func: Callable[..., Any], drop: frozenset[str] = frozenset()) -> None:
-        from ._injected import injected_parameters
+        from .injected import injected_parameters
 
         self.sig = inspect.signature(func)
         # framework context arguments (MCP Context, ToolRuntime, RunContext, ...): found by annotation here and
-        # by value in `_plan`; never part of a key (see `agentcache._injected`)
+        # by value in `_plan`; never part of a key (see `agentcache.keys.injected`)
         self.injected = set(injected_parameters(func))
         self.drop = drop | self.injected
         params = list(self.sig.parameters.values())
@@ -119,7 +119,7 @@ class Binder:
         var_positional = self._var_positional if n > len(names) else None
         plan = _Plan(names, var_positional, defaults, nested, (), as_is=False)
         present = self._apply(plan, args, kwargs)
-        from ._injected import is_injected_context
+        from .injected import is_injected_context
 
         found = {k for k, v in present.items() if k not in self.drop and type(k) is str and is_injected_context(v)}
         if found:
