@@ -78,18 +78,24 @@ def save_partition(store: Backend, part: Partition) -> bool:
     from agentcache.semantic.usearch_index import USearchIndex
 
     directory = index_dir(store)
-    inner = part.index.inner
-    if directory is None or not isinstance(inner, USearchIndex):
+    if directory is None or not isinstance(part.index.inner, USearchIndex):
         return False
     name = digest(part.prefix.encode())
     generation = secrets.token_hex(6)
     graph = directory / f"{name}-{generation}.usearch"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with part.lock:
-            inner.save(graph)
-            meta = {k: list(v) for k, v in part.meta.items()}
+        with part.lock:  # the graph as frozen here and the metadata agree (writes take this lock)
+            inner = part.index.freeze()
+            records = dict(part.meta)
             part.changes = 0
+        try:  # lookups and inserts go on meanwhile (see `AutoIndex.freeze`)
+            if not isinstance(inner, USearchIndex):
+                return False
+            inner.save(graph)
+        finally:
+            part.index.thaw()
+        meta = {k: list(v) for k, v in records.items()}
         manifest = {"prefix": part.prefix, "dim": inner.dim, "generation": generation, "meta": meta}
         target = _manifest(directory, part.prefix)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
