@@ -18,6 +18,11 @@ from agentcache.integrations.langchain import CacheMiddleware
 QUESTION = {"messages": [{"role": "user", "content": "llm caching"}]}
 
 
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def make_agent(server: Any, url: str, runs: list[str], **options: Any) -> Any:
     @tool
     def search(query: str) -> str:
@@ -35,10 +40,10 @@ def final_text(result: dict[str, Any]) -> str:
     return str(last.content)
 
 
-def test_second_run_is_served_entirely_from_the_cache(server: Any, url: str) -> None:
+def test_second_run_is_served_entirely_from_the_cache(server: Any, backend_url: str) -> None:
     """Run 1: a tool-call turn, the tool, a text turn (2 requests, 1 tool run). Run 2: nothing upstream."""
     runs: list[str] = []
-    agent = make_agent(server, url, runs)
+    agent = make_agent(server, backend_url, runs)
     first = agent.invoke(QUESTION)
     assert server.calls["chat.completions"] == 2
     assert runs == ["llm caching"]
@@ -52,10 +57,10 @@ def test_second_run_is_served_entirely_from_the_cache(server: Any, url: str) -> 
     assert second["messages"][2].tool_call_id == call_id  # the replayed tool message answers this run's call
 
 
-def test_async_agent(server: Any, url: str) -> None:
+def test_async_agent(server: Any, backend_url: str) -> None:
     """`ainvoke` goes through `awrap_model_call` / `awrap_tool_call`; a sync run then hits what it stored."""
     runs: list[str] = []
-    agent = make_agent(server, url, runs)
+    agent = make_agent(server, backend_url, runs)
     first = asyncio.run(agent.ainvoke(QUESTION))
     second = asyncio.run(agent.ainvoke(QUESTION))
     third = agent.invoke(QUESTION)

@@ -241,6 +241,7 @@ class SemanticLLMCache(BaseCache):
             **semantic_options,
         }
         self._name = name
+        self.namespace = namespace
         self._answer = agentcache.semantic_cached(name=name, **options)(answer)
         self._aanswer = agentcache.semantic_cached(name=name, **options)(aanswer)
 
@@ -269,7 +270,7 @@ class SemanticLLMCache(BaseCache):
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache."""
-        self._answer.cache_clear()
+        self._answer.cache_clear(namespace=self.namespace)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async `lookup`."""
@@ -292,7 +293,7 @@ class SemanticLLMCache(BaseCache):
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async `clear`."""
-        self._aanswer.cache_clear()
+        await self._aanswer.acache_clear(namespace=self.namespace)
 
 
 # -- agent middleware -----------------------------------------------------------------------------------------
@@ -305,12 +306,24 @@ def _not_skipped(value: Any) -> bool:
     return bool(value != _SKIP)
 
 
+_schemas: dict[int, tuple[Any, Any]] = {}  # id(tool) -> (the tool, its schema): kept alive, so ids are not reused
+
+
 def _tool_schema(tool: Any) -> Any:
+    """A tool's OpenAI-style schema (what the model sees of it), made once per tool object: converting costs
+    ~0.3 ms, a third of a cached model call."""
     if isinstance(tool, dict):
         return tool
+    found = _schemas.get(id(tool))
+    if found is not None and found[0] is tool:
+        return found[1]
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    return convert_to_openai_tool(tool)
+    schema = convert_to_openai_tool(tool)
+    if len(_schemas) >= 1024:  # tools made per request: bounded, converting again is cheap enough
+        _schemas.clear()
+    _schemas[id(tool)] = (tool, schema)
+    return schema
 
 
 def model_request_key(request: ModelRequest[Any]) -> dict[str, Any]:
