@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generati
 
 import agentcache
 from agentcache.durations import TTL
-from agentcache.errors import KeyEncodingError
+from agentcache.errors import KeyEncodingError, MissingDependencyError
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import ModelRequest, ModelResponse
@@ -380,7 +380,7 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
         tool_ttl: TTL = None,
     ) -> None:
         if _AgentMiddleware is object:
-            raise ImportError("CacheMiddleware needs LangChain v1 agents: pip install 'langchain>=1.0'")
+            raise MissingDependencyError("langchain", "langchain")  # LangChain v1 agents
         common: dict[str, Any] = {"namespace": namespace, "version": version, "backend": backend, "tags": tuple(tags)}
         self.model_layer = agentcache.CacheLayer(
             "langchain.agent.model", layer="langchain", ttl=ttl, cache_if=_not_skipped, **common
