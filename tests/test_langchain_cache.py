@@ -244,3 +244,14 @@ def test_semantic_refresh_keeps_the_vector(url: str) -> None:
     hit = agentcache.last_semantic_hit()
     assert hit is not None
     assert hit.similarity < 1.0
+
+
+def test_semantic_lookups_count_misses_not_errors(url: str) -> None:
+    """A lookup that finds nothing is a miss in the stats, never an error; an update then a paraphrase: a hit."""
+    cache = SemanticLLMCache(backend=url)
+    assert cache.lookup("What is the capital of France?", "llm") is None
+    cache.update("What is the capital of France?", "llm", [Generation(text="Paris")])
+    assert cache.lookup("What's the capital of France?", "llm") == [Generation(text="Paris")]
+    layer = agentcache.stats().by_layer["semantic"]
+    assert (layer.hits, layer.errors) == (1, 0)
+    assert layer.misses >= 1

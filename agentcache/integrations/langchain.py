@@ -174,8 +174,7 @@ class LLMCache(BaseCache):
 # -- semantic variant -----------------------------------------------------------------------------------------
 
 
-class _Miss(Exception):
-    """Raised inside a lookup: the semantic function found nothing (errors are never cached)."""
+_NOT_FOUND = {"agentcache": "not found"}  # what a lookup's compute returns: in mode("read") it is never stored
 
 
 def _split_prompt(prompt: str) -> tuple[str, str]:
@@ -198,7 +197,8 @@ def _split_prompt(prompt: str) -> tuple[str, str]:
         content = (item.get("kwargs") or {}).get("content")
         if not isinstance(content, str):
             break  # multimodal content: compared exactly
-        rest = [*data[:i], {"id": item.get("id"), "query": True}, *data[i + 1 :]]
+        kwargs = {k: v for k, v in (item.get("kwargs") or {}).items() if k != "content"}
+        rest = [*data[:i], {**item, "kwargs": kwargs}, *data[i + 1 :]]
         return content, json.dumps(rest, sort_keys=True)
     return prompt, ""
 
@@ -246,18 +246,15 @@ class SemanticLLMCache(BaseCache):
         self._aanswer = agentcache.semantic_cached(name=name, **options)(aanswer)
 
     @staticmethod
-    def _raise_miss() -> Any:
-        raise _Miss
+    def _not_found() -> Any:
+        return _NOT_FOUND
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The generations cached for this prompt or a paraphrase of it, or `None`."""
         query, context = _split_prompt(prompt)
         with agentcache.mode("read"):
-            try:
-                data = self._answer(query, llm_string, context, self._raise_miss)
-            except _Miss:
-                return None
-        return _decoded(data, "SemanticLLMCache")
+            data = self._answer(query, llm_string, context, self._not_found)
+        return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the generations under this prompt (and its vector)."""
@@ -276,11 +273,8 @@ class SemanticLLMCache(BaseCache):
         """Async `lookup`."""
         query, context = _split_prompt(prompt)
         with agentcache.mode("read"):
-            try:
-                data = await self._aanswer(query, llm_string, context, self._raise_miss)
-            except _Miss:
-                return None
-        return _decoded(data, "SemanticLLMCache")
+            data = await self._aanswer(query, llm_string, context, self._not_found)
+        return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async `update`."""
