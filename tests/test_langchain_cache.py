@@ -208,12 +208,20 @@ def test_chat_openai_streaming_callbacks_are_cached(server: Any, url: str) -> No
 @pytest.mark.usefixtures("_no_global_cache")
 @pytest.mark.usefixtures("_no_global_cache")
 def test_direct_stream_does_not_consult_the_cache(server: Any, url: str) -> None:
-    """LangChain's `.stream()` bypasses `BaseCache` by design: what the docs' table says, measured."""
+    """LangChain's `.stream()` and `astream_events()` bypass `BaseCache` by design: what the docs' table says,
+    measured."""
     set_llm_cache(LLMCache(backend=url))
     llm = chat_openai(server)
     for _ in range(2):
         assert "".join(str(c.content) for c in llm.stream("hello")) != ""
     assert server.calls["chat.completions"] == 2
+
+    async def events() -> None:
+        for _ in range(2):
+            assert [e async for e in llm.astream_events("hey", version="v2")] != []
+
+    asyncio.run(events())
+    assert server.calls["chat.completions"] == 4
 
 
 @pytest.mark.usefixtures("_no_global_cache")

@@ -64,6 +64,20 @@ def test_cached_node_runs_once(backend_url: str) -> None:
     assert runs[-2:] == ["slow:4", "fast:8"]
 
 
+def test_streamed_graph(backend_url: str) -> None:
+    """`graph.stream` (and `astream`) read the same cache: the second stream does not run the node."""
+    runs: list[str] = []
+    graph = build(runs).compile(cache=GraphCache(backend=backend_url))
+    first = list(graph.stream({"x": 6, "calls": []}, stream_mode="values"))
+
+    async def astream() -> list[Any]:
+        return [chunk async for chunk in graph.astream({"x": 6, "calls": []}, stream_mode="values")]
+
+    second = asyncio.run(astream())
+    assert first == second
+    assert runs.count("slow:6") == 1
+
+
 def test_async_graph(backend_url: str) -> None:
     runs: list[str] = []
     graph = build(runs).compile(cache=GraphCache(backend=backend_url))

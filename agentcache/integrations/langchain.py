@@ -323,8 +323,7 @@ def _tool_schema(tool: Any) -> Any:
 def model_request_key(request: ModelRequest[Any]) -> dict[str, Any]:
     """What identifies a model call of an agent: the model's configuration (LangChain's ``llm_string``), the
     system message, the messages (without their ids), the tools' schemas, ``tool_choice`` and model settings."""
-    model = request.model
-    llm_string = model._get_llm_string()
+    llm_string = request.model._get_llm_string()
     return {
         "model": llm_string,
         "system": None if request.system_message is None else encode_message(request.system_message),
@@ -394,6 +393,9 @@ class CacheMiddleware(_AgentMiddleware[Any, Any, Any]):
     def _model_key(self, request: ModelRequest[Any]) -> dict[str, Any] | None:
         if not self.cache_models or request.response_format is not None:
             return None  # a structured response is parsed by the agent from the call: not replayed here
+        if not hasattr(request.model, "_get_llm_string"):  # not a LangChain chat model: nothing identifies it
+            _warn_once("model call", KeyEncodingError(f"{type(request.model).__name__} has no LLM string"))
+            return None
         return model_request_key(request)
 
     @staticmethod
