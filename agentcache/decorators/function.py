@@ -204,9 +204,15 @@ class FunctionLayer(CacheLayer):
         else:
             bound = self.binder.bind(args, kwargs, keep_dropped=True)
             excluded = {
-                n: ("ignore=" if n in self.policy.ignore else f"not part of a {self.layer} request's identity")
+                n: (
+                    "ignore="
+                    if n in self.policy.ignore
+                    else "a framework's injected context"
+                    if n in self.binder.injected
+                    else f"not part of a {self.layer} request's identity"
+                )
                 for n in bound
-                if n in self.drop
+                if n in self.drop or n in self.binder.injected
             }
         return KeyExplanation(
             key=call.key,
