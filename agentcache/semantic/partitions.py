@@ -315,16 +315,19 @@ class _Refresher:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        cond, queue = self._cond, self._queue  # after a `reset` this thread finishes with the old ones
         while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(self.IDLE)
-                    if not self._queue:
-                        self._thread = None
-                        self._cond.notify_all()
+            with cond:
+                if not queue:
+                    cond.wait(self.IDLE)
+                    if not queue:
+                        if self._cond is cond:
+                            self._thread = None
+                        cond.notify_all()
                         return
-                ref, part = self._queue.popleft()
-                self._busy += 1
+                ref, part = queue.popleft()
+                if self._cond is cond:
+                    self._busy += 1
             try:
                 store = ref()
                 if store is not None:
@@ -333,10 +336,11 @@ class _Refresher:
             except Exception as exc:  # a stale index costs misses, never a failed call
                 logger.debug("agentcache: refreshing the semantic index of %s failed: %r", part.prefix, exc)
             finally:
-                with self._cond:
+                with cond:
                     part.queued = False
-                    self._busy -= 1
-                    self._cond.notify_all()
+                    if self._cond is cond:
+                        self._busy -= 1
+                    cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; return whether that happened within `timeout`."""
