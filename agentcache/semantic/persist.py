@@ -8,9 +8,10 @@ than it could be checked). Files go next to the SQLite file (``<db>.semantic/``)
 Per partition: ``<digest>.json`` (the manifest: partition prefix, dimension, the generation, and each
 record key's entry key and query) names ``<digest>-<generation>.usearch`` (+ its ``.ids.json``). Graph files
 are written under fresh names and the manifest is replaced atomically last, so concurrent writers (several
-processes on one store) never leave a manifest pointing at a mixed graph. A loaded index is reconciled with
-the backend's listing before use (`agentcache.semantic.partitions`), so entries added or removed while the
-process was away are picked up. The graph is loaded into memory, not memory-mapped: usearch's mapped view
+processes on one store) never leave a manifest pointing at a mixed graph. A loaded index answers at once and is
+reconciled with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries
+added or removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`):
+lookups and inserts go on meanwhile. The graph is loaded into memory, not memory-mapped: usearch's mapped view
 is read-only, and the cache must add and delete.
 """
 
