@@ -336,6 +336,13 @@ def _sync_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
+            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+                # Redis: the read is part of the shared flight, so concurrent callers of this key read once
+                return layer.read_or_miss(
+                    layer.call_at(key, ns, fields, args, kwargs),
+                    lambda _: func(*args, **kwargs),
+                    lambda: cached(*args, **kwargs),
+                )
             raw = store.get(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
                 return value
@@ -366,6 +373,13 @@ def _async_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
+            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+                # Redis: the read is part of the shared flight, so concurrent callers of this key read once
+                return await layer.aread_or_miss(
+                    layer.call_at(key, ns, fields, args, kwargs),
+                    lambda _: func(*args, **kwargs),
+                    lambda: cached(*args, **kwargs),
+                )
             raw = await store.aget(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
                 return value

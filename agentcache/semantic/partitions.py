@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 from agentcache.errors import SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, split_key
-from agentcache.semantic.eventlog import event_log_for
+from agentcache.semantic.store_logs import event_log_for
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -375,7 +375,7 @@ def _partition(store: Backend, prefix: str, namespace: str, dim: int) -> Partiti
         return part
     from agentcache.semantic import persist
 
-    persist.track(store)
+    persist.track(store, loaded_partitions)
     loaded = persist.load_partition(store, prefix, dim)
     with _lock:
         part = state.partitions.get(prefix)

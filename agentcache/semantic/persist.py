@@ -24,6 +24,7 @@ import secrets
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +141,14 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
     return AutoIndex.from_index(inner), meta
 
 
-def track(store: Backend) -> None:
-    """Arrange for the HNSW partition indexes of `store` to be saved at exit (when it has an index dir)."""
-    global _atexit_registered
+_partitions_of: Callable[[Backend], list[Partition]] | None = None
+
+
+def track(store: Backend, partitions_of: Callable[[Backend], list[Partition]]) -> None:
+    """Arrange for the HNSW partition indexes of `store` to be saved at exit (when it has an index dir);
+    `partitions_of(store)` lists the partitions loaded in this process."""
+    global _atexit_registered, _partitions_of
+    _partitions_of = partitions_of
     if index_dir(store) is None or store in _stores:
         return
     with _atexit_lock:
@@ -164,11 +170,12 @@ def maybe_save(store: Backend, part: Partition, *, built: int) -> None:
 
 def save_indexes() -> int:
     """Save every changed HNSW partition index of this process now (also runs at exit); return how many."""
-    from agentcache.semantic.partitions import loaded_partitions
-
     saved = 0
+    lister = _partitions_of
+    if lister is None:
+        return 0
     for store in list(_stores):
-        for part in loaded_partitions(store):
+        for part in lister(store):
             if part.changes and save_partition(store, part):
                 saved += 1
     return saved

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentcache.errors import ConfigurationError, MissingDependencyError, SerializationError
-from agentcache.semantic.index import normalize_rows
+from agentcache.semantic.vectors import normalize_rows
 
 if TYPE_CHECKING:
     import numpy.typing as npt
