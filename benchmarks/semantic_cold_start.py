@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stores", nargs="+", default=["memory", "sqlite", "redis"])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the report to write")
     args = parser.parse_args()
     info = machine_info(PACKAGES)
     n = args.size
@@ -272,7 +273,7 @@ def main() -> None:
         f"## The next {LOOKUPS} lookups, while the background work runs (refresh + search of 4; ms)\n\n"
         + markdown_table(["store", "index from", "median", "p99", "max"], lookup_rows, "llrrr"),
     ]
-    write_report(RESULTS, "Semantic cold start", sections, info)
+    write_report(args.out, "Semantic cold start", sections, info)
     print("\n\n".join(sections))
 
 

@@ -51,6 +51,8 @@ def fill(cache: Cache, data: np.ndarray, queries: np.ndarray, targets: np.ndarra
     times: dict[str, list[float]] = {"lookup": [], "index insert": [], "store write (not index work)": []}
     clock = time.perf_counter_ns
     for i in range(len(data)):
+        if i % 10_000 == 0:
+            print(f"  {i:,} entries", flush=True)
         t = clock()
         part = refresh(store, NAMESPACE, PREFIX, DIM)
         part.search(queries[targets[i] if i else 0], 4)
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--stores", nargs="+", default=["memory", "sqlite"])
     parser.add_argument("--before", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the report to write")
     args = parser.parse_args()
     info = machine_info(PACKAGES)
     n = args.size
@@ -134,7 +137,7 @@ def main() -> None:
             "lllrrrrrl",
         ),
     ]
-    write_report(RESULTS, "Semantic index maintenance during a fill", sections, info)
+    write_report(args.out, "Semantic index maintenance during a fill", sections, info)
     print("\n\n".join(sections))
 
 

@@ -16,7 +16,7 @@ from support.semantic_worker import serve
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
 from agentcache.engine.cache import Cache
 from agentcache.semantic.eventlog import EventBatch, SupportsEventLog
-from agentcache.semantic.partitions import loaded_partitions, stream_of
+from agentcache.semantic.partitions import loaded_partitions, settle, stream_of
 from agentcache.semantic.store_logs import event_log_for
 
 pytestmark = pytest.mark.redis
@@ -176,6 +176,7 @@ class TestEventLog:
             first("What is the capital of France?")  # stored again; the new stream starts after the gap
             second("What's the capital city of France?")
             assert last_semantic_hit() is not None
+            assert settle(timeout=60)  # the reconcile the gap queued runs on the background thread
             (part,) = loaded_partitions(two.store)
             assert len(part.meta) == 1 and not part.stale
             assert invalidate_similar("capital of France", threshold=0.8, backend=one) == 1

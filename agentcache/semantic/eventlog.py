@@ -4,8 +4,8 @@ The vectors themselves live in the backend (ordinary entries). When the store is
 each one holds a local index per partition; the log tells them which vector records were added or removed
 elsewhere, so a paraphrase stored by process A is found by process B on its next lookup, without rescanning.
 A backend may implement `SupportsEventLog` itself; for `RedisBackend` the adapter in
-`agentcache.semantic.redis_sync` does it with a Redis Stream. Stores without a log (memory, SQLite) fall back
-to a periodic rescan.
+`agentcache.semantic.redis_sync` does it with a Redis Stream. Stores without a log fall back to a periodic
+rescan on a background thread (SQLite), or to the removals the store itself reports (memory).
 """
 
 from __future__ import annotations

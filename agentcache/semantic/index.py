@@ -116,10 +116,15 @@ class NumpyIndex:
         if len(rows) != len(ids):
             raise ConfigurationError(f"{len(ids)} ids for {len(rows)} vectors")
         with self._lock:
-            self._reserve(self._n + len(ids))
-            if len(ids) > 1 and self._rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+            bulk = len(ids) > 1 and self._rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids)
+            if bulk and self._n == 0:  # a cold start: the normalized rows (a fresh array) become the matrix
+                self._mat = rows
+            else:
+                self._reserve(self._n + len(ids))
+            if bulk:
                 start, self._n = self._n, self._n + len(ids)  # all new: one slice copy (a bulk load)
-                self._mat[start : self._n] = rows
+                if rows is not self._mat:
+                    self._mat[start : self._n] = rows
                 self._ids.extend(ids)
                 self._rows.update(zip(ids, range(start, self._n), strict=True))
                 return

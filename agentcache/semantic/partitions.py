@@ -1,14 +1,18 @@
 """The local indexes of the semantic cache, one per partition, and how they stay in step with the backend.
 
 The backend is the truth: a partition's vector records are ordinary entries under one key prefix. A process
-builds the partition's index on first use, from a persisted file when one exists (`agentcache.semantic.persist`)
-or from a scan, and reconciles it with the backend's listing (entries added or removed while it was away).
-Afterwards it follows the store's event log when the store has one (`SupportsEventLog`: Redis Streams), so
-an entry added or invalidated in another process is reflected at this process's next lookup; stores without
-a log are rescanned at most every `RESCAN_SECONDS`. Whatever the index holds, a candidate is re-read from the
-backend before it is served, so a stale index can cost a miss, never a stale hit.
+builds the partition's index on first use: from a persisted file when one exists (`agentcache.semantic.persist`),
+reconciled with the backend's listing (entries added or removed while it was away) on a background thread;
+otherwise from the backend's records, read and indexed in one batch. Afterwards it follows the store's event
+log when the store has one (`SupportsEventLog`: Redis Streams), so an entry added or invalidated in another
+process is reflected at this process's next lookup. A `memory://` store, which no other process can write,
+reports the vector records it drops (deleted, invalidated, expired, evicted) and is never rescanned; other
+stores without a log are rescanned every `RESCAN_SECONDS`, on the background thread, never on a lookup.
+Whatever the index holds, a candidate is re-read from the backend before it is served, so a stale index can
+cost a miss, never a stale hit.
 
-Everything here does blocking I/O; the async face of `semantic_cached` runs it in a worker thread.
+The first build and the event-log reads are blocking I/O; the async face of `semantic_cached` runs them in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -328,7 +332,8 @@ class _Refresher:
                         cond.notify_all()
                         return
                 ref, part = queue.popleft()
-                self._busy += 1
+                if self._cond is cond:
+                    self._busy += 1
             try:
                 store = ref()
                 if store is not None:

@@ -8,16 +8,16 @@ than it could be checked). Files go next to the SQLite file (``<db>.semantic/``)
 Per partition: ``<digest>.json`` (the manifest: partition prefix, dimension, the generation, and each
 record key's entry key and query) names ``<digest>-<generation>.usearch`` (+ its ``.ids.json``). Graph files
 are written under fresh names and the manifest is replaced atomically last, so concurrent writers (several
-processes on one store) never leave a manifest pointing at a mixed graph. A loaded index is reconciled with
-the backend's listing before use (`agentcache.semantic.partitions`), so entries added or removed while the
-process was away are picked up. The graph is loaded into memory, not memory-mapped: usearch's mapped view
+processes on one store) never leave a manifest pointing at a mixed graph. A loaded index answers at once and is
+reconciled with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries
+added or removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`):
+lookups and inserts go on meanwhile. The graph is loaded into memory, not memory-mapped: usearch's mapped view
 is read-only, and the cache must add and delete.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import secrets
@@ -81,6 +81,8 @@ def save_partition(store: Backend, part: Partition) -> bool:
     directory = index_dir(store)
     if directory is None or not isinstance(part.index.inner, USearchIndex):
         return False
+    import orjson
+
     name = digest(part.prefix.encode())
     generation = secrets.token_hex(6)
     graph = directory / f"{name}-{generation}.usearch"
@@ -100,7 +102,7 @@ def save_partition(store: Backend, part: Partition) -> bool:
         manifest = {"prefix": part.prefix, "dim": inner.dim, "generation": generation, "meta": meta}
         target = _manifest(directory, part.prefix)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
-        tmp.write_text(json.dumps(manifest))
+        tmp.write_bytes(orjson.dumps(manifest))
         tmp.replace(target)
     except Exception as exc:  # a failed save only costs a rebuild at the next restart
         logger.warning("agentcache: could not save the semantic index of %s: %r", part.prefix, exc)
@@ -120,10 +122,12 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
     if not target.exists():
         return None
     try:
+        import orjson
+
         from agentcache.semantic.index import AutoIndex
         from agentcache.semantic.usearch_index import USearchIndex
 
-        manifest = json.loads(target.read_text())
+        manifest = orjson.loads(target.read_bytes())  # 100k records: 0.18 s CPU, 0.23 s with the stdlib
         if manifest["prefix"] != prefix or int(manifest["dim"]) != dim:
             return None
         graph = directory / f"{digest(prefix.encode())}-{manifest['generation']}.usearch"

@@ -8,7 +8,6 @@ of rebuilding it (a 100k build takes about a minute on 2 cores).
 from __future__ import annotations
 
 import importlib.util
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,19 +153,23 @@ class USearchIndex:
 
     def save(self, path: str | Path, /) -> None:
         """Write the graph to `path` and the id mapping to `path + '.ids.json'`."""
+        import orjson
+
         path = Path(path)
         with self._lock:
             self._index.save(str(path))
             meta = {"dim": self.dim, "next": self._next, "labels": self._labels}
-            Path(f"{path}.ids.json").write_text(json.dumps(meta))
+            Path(f"{path}.ids.json").write_bytes(orjson.dumps(meta))
 
     @classmethod
     def load(cls, path: str | Path, /) -> USearchIndex:
         """Read back an index written by `save` (graph and ids)."""
+        import orjson
+
         path = Path(path)
         try:
-            meta = json.loads(Path(f"{path}.ids.json").read_text())
-        except (OSError, ValueError) as exc:
+            meta = orjson.loads(Path(f"{path}.ids.json").read_bytes())
+        except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
             raise SerializationError(f"cannot read the id map of {path}: {exc}") from exc
         index = cls(int(meta["dim"]))
         with index._lock:
