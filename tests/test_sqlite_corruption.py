@@ -163,6 +163,7 @@ def _worker(path: str, start: Any, between: Any, results: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)  # two spawned interpreters on a loaded 2-core box: minutes, not seconds, at worst
 def test_two_processes_finding_the_damaged_file_at_once(tmp_path: Path) -> None:
     """Two processes use a file whose header was overwritten, starting together: one moves it aside, the other
     reopens the fresh file; one warning in all; every value right; the second round hits in both."""
@@ -174,7 +175,7 @@ def test_two_processes_finding_the_damaged_file_at_once(tmp_path: Path) -> None:
     procs = [ctx.Process(target=_worker, args=(str(path), start, between, results), daemon=True) for _ in range(2)]
     for p in procs:
         p.start()
-    reports = [results.get(timeout=120) for _ in procs]
+    reports = [results.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
