@@ -28,14 +28,14 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache.decorators.function import FunctionLayer, attach
 from agentcache.engine import control as _control
 from agentcache.engine.flow import Compute, Flow, Get, ReadFence, Store, run_async, run_sync
-from agentcache.engine.layer import MISS, OVERTAKEN, Call, make_policy
+from agentcache.engine.layer import MISS, OVERTAKEN, CacheLayer, Call, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys.encoding import make_key, mapping_digest
@@ -58,7 +58,16 @@ if TYPE_CHECKING:
     from agentcache.semantic.pairjudge import PairJudge
     from agentcache.semantic.partitions import Partition
 
-__all__ = ["SemanticHit", "invalidate_similar", "last_semantic_hit", "semantic_cached"]
+__all__ = [
+    "SemanticFunctionLayer",
+    "SemanticHit",
+    "SemanticLayer",
+    "aserve",
+    "invalidate_similar",
+    "last_semantic_hit",
+    "semantic_cached",
+    "serve",
+]
 
 LAYER = "semantic"
 CANDIDATES = 4  # look past a nearest neighbour that a guard rejects, but not far
@@ -99,13 +108,15 @@ def _warn_embed_failure(name: str, exc: Exception) -> None:
 Outcome = tuple[Any, bytes | None, SemanticHit | None]  # value, its stored bytes, how it was answered
 
 
-class _SemanticCore(FunctionLayer):
-    """`FunctionLayer` plus the semantic options, the partition split and the lookup flow."""
+class SemanticLayer(CacheLayer):
+    """A `CacheLayer` that also serves paraphrases: the semantic options, the partition split and the lookup flow.
 
-    def __init__(
+    It keys a request by its named fields, like any layer; `SemanticFunctionLayer` gets them from a function's
+    arguments, `wrap(client, semantic=...)` from an SDK request. `setup_semantic` must run before first use.
+    """
+
+    def setup_semantic(
         self,
-        func: Callable[..., Any],
-        policy: Any,
         *,
         threshold: float | None,
         query: str | None,
@@ -114,7 +125,7 @@ class _SemanticCore(FunctionLayer):
         verify: Verifier | None,
         checks: HitChecks,
     ) -> None:
-        super().__init__(func, policy)
+        """Validate and keep the semantic options (raises `ConfigurationError` for a bad threshold)."""
         from agentcache.semantic.guards import DEFAULT_GUARDS, effective_threshold
 
         effective_threshold(threshold)  # validate now, at decoration time
@@ -248,22 +259,110 @@ class _SemanticCore(FunctionLayer):
         return self.follower_value(call, value, raw)
 
 
+class SemanticFunctionLayer(SemanticLayer, FunctionLayer):
+    """The layer of a `@semantic_cached` function: its arguments are the request's fields."""
+
+
+def serve(core: SemanticLayer, call: Call, run_call: Callable[[], Any], retry: Callable[[], Any]) -> Any:
+    """A semantic lookup (blocking): exact read, search, checks, and on a miss `run_call()` and its store."""
+    text, prefix, record_key = core.locate(call)
+    store = call.store
+
+    def compute(op: tuple[str, Any]) -> Any:
+        kind, payload = op
+        if kind == "call":
+            return run_call()
+        if kind == "embed":
+            return core.embedder.embed([payload])
+        if kind == "refresh":
+            return refresh(store, call.namespace, payload, core.embedder.dim)
+        if kind == "forget":
+            store.delete_many(payload)
+            return announce(store, "del", payload)
+        if kind == "announce":
+            return announce(store, "add", payload)
+        if kind == "judge":
+            return _judge(core, payload)
+        verdict = _verdict(core, payload)
+        if inspect.isawaitable(verdict):
+            raise ConfigurationError("an async verify= needs an async cached function")
+        return bool(verdict)
+
+    _last_hit.set(None)
+    control = call.control
+    if not core.policy.single_flight or (control is not None and control.mode == "write"):
+        value, _, hit = run_sync(core.flow(call, text, prefix, record_key), store, compute)
+        _last_hit.set(hit)
+        return value
+    return core.coalesce_sync(
+        call.key,
+        call.epoch,
+        lambda: run_sync(core.flow(call, text, prefix, record_key), store, compute),
+        retry,
+        _lead,
+        lambda outcome: core.follow(call, outcome),
+    )
+
+
+async def aserve(
+    core: SemanticLayer, call: Call, run_call: Callable[[], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Awaitable `serve`: `run_call()` returns an awaitable; blocking store and model work runs in threads."""
+    text, prefix, record_key = core.locate(call)
+    store = call.store
+
+    async def compute(op: tuple[str, Any]) -> Any:
+        kind, payload = op
+        if kind == "call":
+            return await run_call()
+        if kind == "embed":
+            return await core.embedder.aembed([payload])
+        if kind == "refresh":
+            if needs_io(store, payload):
+                return await asyncio.to_thread(refresh, store, call.namespace, payload, core.embedder.dim)
+            return refresh(store, call.namespace, payload, core.embedder.dim)
+        if kind == "forget":
+            await store.adelete_many(payload)
+            return await asyncio.to_thread(announce, store, "del", payload)
+        if kind == "announce":
+            return await asyncio.to_thread(announce, store, "add", payload)
+        if kind == "judge":
+            return await asyncio.to_thread(_judge, core, payload)
+        verdict = _verdict(core, payload)
+        return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
+
+    _last_hit.set(None)
+    control = call.control
+    if not core.policy.single_flight or (control is not None and control.mode == "write"):
+        value, _, hit = await run_async(core.flow(call, text, prefix, record_key), store, compute)
+        _last_hit.set(hit)
+        return value
+    return await core.coalesce_async(
+        call.key,
+        call.epoch,
+        lambda: run_async(core.flow(call, text, prefix, record_key), store, compute),
+        retry,
+        _lead,
+        lambda outcome: core.follow(call, outcome),
+    )
+
+
 def _lead(outcome: Outcome) -> Any:
     """What the caller that ran the lookup gets (and its `last_semantic_hit`)."""
     _last_hit.set(outcome[2])
     return outcome[0]
 
 
-def _judge(core: _SemanticCore, payload: tuple[str, str, str, str]) -> tuple[bool, float]:
+def _judge(core: SemanticLayer, payload: tuple[str, str, str, str]) -> tuple[bool, float]:
     cached, text, prefix, entry_key = payload
     return core.checks.accept(core.guards, cached, text, prefix, entry_key)
 
 
-def _verdict(core: _SemanticCore, payload: tuple[str, str, float]) -> Any:
+def _verdict(core: SemanticLayer, payload: tuple[str, str, float]) -> Any:
     return core.verify(*payload) if core.verify is not None else True
 
 
-def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]:
+def _sync_face(f: Callable[..., Any], core: SemanticFunctionLayer) -> Callable[..., Any]:
     @functools.wraps(f)
     def sync_face(*args: Any, **kwargs: Any) -> Any:
         control = _control.current()
@@ -272,48 +371,12 @@ def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]
                 core.bypass()
             return f(*args, **kwargs)
         call = core.prepare(args, kwargs, control)
-        text, prefix, record_key = core.locate(call)
-        store = call.store
-
-        def compute(op: tuple[str, Any]) -> Any:
-            kind, payload = op
-            if kind == "call":
-                return f(*args, **kwargs)
-            if kind == "embed":
-                return core.embedder.embed([payload])
-            if kind == "refresh":
-                return refresh(store, call.namespace, payload, core.embedder.dim)
-            if kind == "forget":
-                store.delete_many(payload)
-                return announce(store, "del", payload)
-            if kind == "announce":
-                return announce(store, "add", payload)
-            if kind == "judge":
-                return _judge(core, payload)
-            verdict = _verdict(core, payload)
-            if inspect.isawaitable(verdict):
-                raise ConfigurationError("an async verify= needs an async cached function")
-            return bool(verdict)
-
-        _last_hit.set(None)
-        if not core.policy.single_flight or (control is not None and control.mode == "write"):
-            value, _, hit = run_sync(core.flow(call, text, prefix, record_key), store, compute)
-            _last_hit.set(hit)
-            return value
-        return core.coalesce_sync(
-            call.key,
-            call.epoch,
-            lambda: run_sync(core.flow(call, text, prefix, record_key), store, compute),
-            lambda: sync_face(*args, **kwargs),
-            _lead,
-            lambda outcome: core.follow(call, outcome),
-        )
+        return serve(core, call, lambda: f(*args, **kwargs), lambda: sync_face(*args, **kwargs))
 
     return sync_face
 
 
-def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]:
-
+def _async_face(f: Callable[..., Any], core: SemanticFunctionLayer) -> Callable[..., Any]:
     @functools.wraps(f)
     async def async_face(*args: Any, **kwargs: Any) -> Any:
         control = _control.current()
@@ -322,42 +385,7 @@ def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any
                 core.bypass()
             return await f(*args, **kwargs)
         call = core.prepare(args, kwargs, control)
-        text, prefix, record_key = core.locate(call)
-        store = call.store
-
-        async def compute(op: tuple[str, Any]) -> Any:
-            kind, payload = op
-            if kind == "call":
-                return await f(*args, **kwargs)
-            if kind == "embed":
-                return await core.embedder.aembed([payload])
-            if kind == "refresh":
-                if needs_io(store, payload):
-                    return await asyncio.to_thread(refresh, store, call.namespace, payload, core.embedder.dim)
-                return refresh(store, call.namespace, payload, core.embedder.dim)
-            if kind == "forget":
-                await store.adelete_many(payload)
-                return await asyncio.to_thread(announce, store, "del", payload)
-            if kind == "announce":
-                return await asyncio.to_thread(announce, store, "add", payload)
-            if kind == "judge":
-                return await asyncio.to_thread(_judge, core, payload)
-            verdict = _verdict(core, payload)
-            return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
-
-        _last_hit.set(None)
-        if not core.policy.single_flight or (control is not None and control.mode == "write"):
-            value, _, hit = await run_async(core.flow(call, text, prefix, record_key), store, compute)
-            _last_hit.set(hit)
-            return value
-        return await core.coalesce_async(
-            call.key,
-            call.epoch,
-            lambda: run_async(core.flow(call, text, prefix, record_key), store, compute),
-            lambda: async_face(*args, **kwargs),
-            _lead,
-            lambda outcome: core.follow(call, outcome),
-        )
+        return await aserve(core, call, lambda: f(*args, **kwargs), lambda: async_face(*args, **kwargs))
 
     return async_face
 
@@ -434,8 +462,9 @@ def semantic_cached(
             verify_sample=verify_sample,
             compare=compare,
         )
-        core = _SemanticCore(
-            f, policy, threshold=threshold, query=query, embedder=embedder, guards=guards, verify=verify, checks=checks
+        core = SemanticFunctionLayer(f, policy)
+        core.setup_semantic(
+            threshold=threshold, query=query, embedder=embedder, guards=guards, verify=verify, checks=checks
         )
         target = f
         while isinstance(target, functools.partial):

@@ -1,12 +1,11 @@
 """`wrap(client, semantic=...)`: paraphrase hits for the chat, responses and messages endpoints.
 
-Each semantic endpoint of a wrapped client gets one function decorated with `@semantic_cached` (the
-decorator's own core: exact read first, then the embedded query searched in its partition, guards, store of
-answer and vector record). The decorated function receives the request's key fields as keyword arguments, so
-the decorator's query/partition split applies unchanged: the query is the last user message (`messages`, or
-the Responses API `input`), the partition is everything else (model, system prompt, tools, earlier turns,
-other parameters, the endpoint URL and the namespace). The real SDK call rides along in an ignored argument,
-so a miss returns the SDK's own object and stores its JSON; a hit returns the stored JSON, which the wrapper
+Each semantic endpoint of a wrapped client gets one `SemanticLayer` (the engine layer of `@semantic_cached`:
+exact read first, then the embedded query searched in its partition, the checks, the store of answer and vector
+record), keyed by the request's fields, so the decorator's query/partition split applies unchanged: the query is
+the last user message (`messages`, or the Responses API `input`), the partition is everything else (model,
+system prompt, tools, earlier turns, other parameters, the endpoint URL and the namespace). A miss runs the real
+SDK call, returns the SDK's own object and stores its JSON; a hit returns the stored JSON, which the wrapper
 rebuilds into the SDK's typed object.
 """
 
@@ -17,12 +16,11 @@ from typing import Any
 
 from agentcache.errors import ConfigurationError
 
-__all__ = ["SEMANTIC_QUERY", "Pending", "SemanticLayer", "answer_text", "semantic_options"]
+__all__ = ["SEMANTIC_QUERY", "Pending", "SemanticEndpoint", "answer_text", "semantic_options"]
 
 #: The endpoints served semantically, and the request field holding the query.
 SEMANTIC_QUERY = {"chat.completions.create": "messages", "responses.create": "input", "messages.create": "messages"}
 
-CALL_ARG = "_agentcache_call"
 _FIXED = ("query", "key", "name")  # the wrapper decides these
 
 
@@ -108,35 +106,43 @@ def _same_answer(cached: Any, fresh: Any) -> bool:
     return bool(normalize_answer(answer_text(cached)) == normalize_answer(answer_text(fresh)))
 
 
-def _request(**fields: Any) -> Any:
-    """The decorated stand-in for a blocking SDK method: its arguments are the request's key fields."""
-    pending: Pending = fields[CALL_ARG]
-    return pending.run()
-
-
-async def _arequest(**fields: Any) -> Any:
-    """The decorated stand-in for an awaitable SDK method."""
-    pending: Pending = fields[CALL_ARG]
-    return await pending.arun()
-
-
-class SemanticLayer:
-    """The `@semantic_cached` face of one wrapped endpoint."""
+class SemanticEndpoint:
+    """The semantic lookup of one wrapped endpoint, on its own engine layer."""
 
     def __init__(self, name: str, path: str, options: Mapping[str, Any], *, is_async: bool) -> None:
-        from agentcache.decorators.semantic import semantic_cached
+        from agentcache.decorators.semantic import LAYER, SemanticLayer
+        from agentcache.engine.layer import make_policy
+        from agentcache.semantic.budget import DEFAULT_MAX_WRONG
+        from agentcache.semantic.checks import HitChecks
 
         opts = dict(options)
-        opts.setdefault("compare", _same_answer)  # shadow checks compare the answer text, not ids or usage
-        opts["ignore"] = (*opts.get("ignore", ()), CALL_ARG)
         user_check: Callable[[Any], bool] | None = opts.pop("cache_if", None)
 
         def storable(body: Any) -> bool:
             return body is not None and (user_check is None or user_check(body))
 
+        semantic = {k: opts.pop(k) for k in _SEMANTIC_OPTIONS if k in opts}
+        max_wrong = semantic.pop("max_wrong", None)
+        checks = HitChecks(
+            name,
+            judge=semantic.pop("judge", None),
+            max_wrong=DEFAULT_MAX_WRONG if max_wrong is None else max_wrong,
+            verify_sample=semantic.pop("verify_sample", 0.0),
+            compare=semantic.pop("compare", _same_answer),  # shadow checks compare the answer text
+        )
         self.query = SEMANTIC_QUERY[path]
-        decorator = semantic_cached(query=self.query, name=name, cache_if=storable, track_usage=True, **opts)
-        self.face: Callable[..., Any] = decorator(_arequest if is_async else _request)
+        policy = make_policy(LAYER, name=name, cache_if=storable, track_usage=True, **opts)
+        layer = SemanticLayer.from_policy(policy, name)
+        assert isinstance(layer, SemanticLayer)
+        layer.setup_semantic(
+            threshold=semantic.get("threshold"),
+            query=self.query,
+            embedder=semantic.get("embedder"),
+            guards=semantic.get("guards"),
+            verify=semantic.get("verify"),
+            checks=checks,
+        )
+        self.layer = layer
 
     def applies(self, fields: Mapping[str, Any]) -> bool:
         """Whether this request has a query the semantic layer can embed (else it takes the exact path)."""
@@ -148,16 +154,35 @@ class SemanticLayer:
             return False
         return True
 
+    def _call(self, fields: Mapping[str, Any]) -> Any:
+        layer = self.layer
+        ns = layer.namespace_for((), {})
+        key_fields = dict(fields)
+        return layer.call_at(layer.key_in(ns, key_fields), ns, key_fields, (), {})
+
     def call(
         self, method: Callable[..., Any], kwargs: dict[str, Any], fields: Mapping[str, Any]
     ) -> tuple[Any, Pending]:
         """Run the blocking lookup; returns `(stored JSON or None, the pending call)`."""
+        from agentcache.decorators.semantic import serve
+
         pending = Pending(method, kwargs)
-        return self.face(**fields, **{CALL_ARG: pending}), pending
+        body = serve(self.layer, self._call(fields), pending.run, lambda: self.call(method, kwargs, fields)[0])
+        return body, pending
 
     async def acall(
         self, method: Callable[..., Any], kwargs: dict[str, Any], fields: Mapping[str, Any]
     ) -> tuple[Any, Pending]:
         """Run the awaitable lookup; returns `(stored JSON or None, the pending call)`."""
+        from agentcache.decorators.semantic import aserve
+
         pending = Pending(method, kwargs)
-        return await self.face(**fields, **{CALL_ARG: pending}), pending
+
+        async def retry() -> Any:
+            return (await self.acall(method, kwargs, fields))[0]
+
+        body = await aserve(self.layer, self._call(fields), pending.arun, retry)
+        return body, pending
+
+
+_SEMANTIC_OPTIONS = ("threshold", "embedder", "guards", "verify", "judge", "max_wrong", "verify_sample", "compare")

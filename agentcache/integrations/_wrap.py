@@ -37,7 +37,7 @@ from agentcache.integrations._hits import mark_hit
 from agentcache.usage import Usage, extract_usage
 
 if TYPE_CHECKING:
-    from agentcache.integrations._semantic import Pending, SemanticLayer
+    from agentcache.integrations._semantic import Pending, SemanticEndpoint
 
 __all__ = ["FORMS", "Coverage", "Endpoint", "EndpointLayer", "WrapOptions", "base_path", "wrap_client"]
 
@@ -216,13 +216,15 @@ class WrappedClient:
         self.coverage = Coverage()
         self.bypass_layers: dict[str, CacheLayer] = {}
         self.form_classes: dict[str, type] = {}  # response form -> the SDK's response class seen on a real call
-        self.semantic: dict[str, SemanticLayer] = {}
+        self.semantic: dict[str, SemanticEndpoint] = {}
         if options.semantic is not None:
-            from agentcache.integrations._semantic import SEMANTIC_QUERY, SemanticLayer
+            from agentcache.integrations._semantic import SEMANTIC_QUERY, SemanticEndpoint
 
             base = {"namespace": options.namespace, "ttl": options.ttl, "backend": options.backend}
             self.semantic = {
-                e.path: SemanticLayer(f"{provider}.{e.path}", e.path, {**base, **options.semantic}, is_async=is_async)
+                e.path: SemanticEndpoint(
+                    f"{provider}.{e.path}", e.path, {**base, **options.semantic}, is_async=is_async
+                )
                 for e in endpoints
                 if e.path in SEMANTIC_QUERY
             }
