@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
     from .decorators.embedding import CachedEmbedder, embedding_cached
     from .decorators.semantic import SemanticHit, invalidate_similar, last_semantic_hit, semantic_cached
     from .integrations import is_cache_hit, wrap
+    from .integrations.transport import async_http_client, http_client
     from .prompt_cache import prompt_cached
     from .semantic.embedders import LocalEmbedder, OpenAIEmbedder
     from .semantic.guards import set_threshold_floor
@@ -97,6 +98,7 @@ __all__ = [
     "__version__",
     "aemit",
     "ainvalidate",
+    "async_http_client",
     "configure",
     "current_namespace",
     "embedding_cached",
@@ -105,6 +107,7 @@ __all__ = [
     "extract_usage",
     "flush_stats",
     "get_settings",
+    "http_client",
     "invalidate",
     "invalidate_similar",
     "is_cache_hit",
@@ -157,6 +160,8 @@ def reset() -> None:
 _LAZY = {
     "wrap": ("agentcache.integrations", "wrap"),
     "is_cache_hit": ("agentcache.integrations", "is_cache_hit"),
+    "http_client": ("agentcache.integrations.transport", "http_client"),
+    "async_http_client": ("agentcache.integrations.transport", "async_http_client"),
     "embedding_cached": ("agentcache.decorators.embedding", "embedding_cached"),
     "semantic_cached": ("agentcache.decorators.semantic", "semantic_cached"),
     "invalidate_similar": ("agentcache.decorators.semantic", "invalidate_similar"),

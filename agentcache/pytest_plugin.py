@@ -77,12 +77,21 @@ def cassette_path(item: pytest.Item) -> Path:
     return test_file.parent / folder / test_file.stem / f"{_safe(name)}.json"
 
 
+def namespace_for(nodeid: str) -> str:
+    """A valid agentcache namespace unique to the test `nodeid` (readable, with a hash against clashes)."""
+    import hashlib
+
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_.\-@+=]+", "-", nodeid.rsplit("/", 1)[-1])
+    return f"test-{digest}-{readable}"[:200]
+
+
 @pytest.fixture
 def agentcache_namespace(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run the test in an agentcache namespace of its own (derived from its node id); yields the name."""
     import agentcache
 
-    name = "test:" + _safe(request.node.nodeid)
+    name = namespace_for(request.node.nodeid)
     with agentcache.namespace(name):
         yield name
 

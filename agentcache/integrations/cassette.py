@@ -83,7 +83,9 @@ class Cassette:
         if not self.interactions:
             return False
         items = [self.interactions[k] for k in sorted(self.interactions, key=self._order)]
-        text = json.dumps({"agentcache_cassette": FORMAT, "interactions": items}, indent=2, ensure_ascii=False)
+        text = json.dumps(
+            {"agentcache_cassette": FORMAT, "interactions": items}, indent=2, sort_keys=True, ensure_ascii=False
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(text + "\n", encoding="utf-8")
         return True
