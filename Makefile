@@ -25,9 +25,10 @@ redis-server: ## make sure a redis-server binary exists (tests start their own o
 	  || sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'; }
 
 .PHONY: lint
-lint: venv ## ruff check + ruff format --check
+lint: venv ## ruff check + ruff format --check + the import layering contracts (pyproject.toml)
 	$(BIN)/ruff check agentcache tests benchmarks examples
 	$(BIN)/ruff format --check agentcache tests benchmarks examples
+	$(BIN)/lint-imports
 
 .PHONY: typecheck
 typecheck: venv ## mypy --strict on agentcache/ and tests/typing/

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import agentcache
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentcache.integrations import simulator, transport  # noqa: F401  (imported once, not per inner run)
+from agentcache.integrations import transport  # noqa: F401  (imported once, not per inner run)
+from agentcache.testing import simulator  # noqa: F401
 from agentcache.integrations.cassette import Cassette
 
 openai = pytest.importorskip("openai")
@@ -23,7 +24,7 @@ import os
 import openai
 
 import agentcache
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 PROMPT = os.environ.get("PROMPT", "What is the capital of France?")
 
@@ -78,10 +79,7 @@ def _run(p: pytest.Pytester, *args: str, **env: str) -> pytest.RunResult:
     try:
         for k, v in env.items():
             mp.setenv(k, v)
-        import os  # DEV-ONLY
-
-        dev = os.environ.get("DEV_SHIM", "").split()  # DEV-ONLY
-        return p.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:langsmith_plugin", "-p", "no:asyncio", *dev, *args)
+        return p.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:langsmith_plugin", "-p", "no:asyncio", *args)
     finally:
         mp.undo()
 

@@ -13,7 +13,7 @@ import pytest
 
 import agentcache
 from agentcache.integrations import _http
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 from agentcache.integrations.transport import async_http_client, http_client
 
 openai = pytest.importorskip("openai")

@@ -24,10 +24,15 @@ without an error event, so an abandoned, cut or failed stream is never stored. H
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentcache.engine.control import resolve as resolve_control
+from agentcache.engine.flow import run_async, run_sync
+from agentcache.engine.layer import MISS, CacheLayer, Call
+from agentcache.engine.settings import get_settings
 from agentcache.integrations import _http
 from agentcache.integrations._http import DEFAULT_PATHS
 
@@ -58,7 +63,7 @@ def _library(name: Library | None) -> Any:
 
 
 def _storable(value: Any) -> bool:
-    """Only finished 2xx answers are stored (a live stream is stored by its recorder when it completes)."""
+    """Only 2xx answers are stored (a live stream once its recorder saw it complete)."""
     return isinstance(value, dict) and 200 <= int(value.get("status", 0)) < 300
 
 
@@ -66,7 +71,7 @@ def _storable(value: Any) -> bool:
 class _Core:
     """Every decision of the transport, shared by its sync and async faces."""
 
-    layer: Any
+    layer: CacheLayer
     paths: tuple[str, ...]
     per_api_key: bool
     http: Any
@@ -111,16 +116,52 @@ class _Core:
         return self.http.Response(value["status"], headers=headers, content=content, request=request)
 
     def is_sse(self, response: Any) -> bool:
+        """Whether `response` is a successful server-sent event stream."""
         return bool(200 <= response.status_code < 300 and response.headers.get("content-type", "").startswith(_SSE))
 
+    @staticmethod
+    def streaming(view: dict[str, Any]) -> bool:
+        """Whether the request asks for a streamed answer (``"stream": true``, Gemini's stream endpoints)."""
+        body = view.get("body")
+        if isinstance(body, dict) and body.get("stream") is True:
+            return True
+        return str(view.get("path", "")).endswith(":streamGenerateContent")
 
-class _Live:
-    """What a streamed miss returns to the layer: never stored (the recorder stores the finished stream)."""
+    def plan(self, key: dict[str, Any]) -> Call | None:
+        """The coordinates of a streamed call (`None`: the kill switch or ``mode("off")``: go around the cache)."""
+        control = resolve_control()
+        if get_settings().disabled:
+            return None
+        if control is not None and control.mode == "off":
+            self.layer.bypass()
+            return None
+        where, ns, fields = self.layer.place(key)
+        call: Call = self.layer.call_at(where, ns, fields, (key,), {}, control)
+        return call
 
-    __slots__ = ()
+    @staticmethod
+    def recorded(cassette: Any, view: dict[str, Any], value: Any) -> None:
+        """Hand a finished 2xx answer to the recording cassette, if any."""
+        if cassette is not None and _storable(value):
+            cassette.record(view, value)
+
+    def teed(self, response: Any, request: Any, body: Any) -> Any:
+        """The response handed to the caller for a live stream: `response` with its body read through `body`."""
+        return self.http.Response(
+            response.status_code,
+            headers=_live_headers(response),
+            stream=body,
+            request=request,
+            extensions=response.extensions,
+        )
 
 
-_LIVE = _Live()
+def _never(_: Any) -> Any:
+    raise AssertionError("this flow computes nothing")
+
+
+async def _anever(_: Any) -> Any:
+    raise AssertionError("this flow computes nothing")
 
 
 def _sync_face(http: Any) -> type:
@@ -139,51 +180,57 @@ def _sync_face(http: Any) -> type:
             cassette = core.cassette_of()
             if cassette is not None and cassette.replaying:
                 return cassette.replay(view, request, core)
-            live: list[Any] = []
+            key = core.key_request(view, request)
+            if core.streaming(view):
+                return self._stream(request, key, view, cassette)
+            sent: list[Any] = []
 
-            def send() -> Any:
+            def send() -> dict[str, Any]:
                 response = self._inner.handle_request(request)
-                if core.is_sse(response):
-                    live.append(self._recording(response, request, key, cassette, view))
-                    return _LIVE
                 try:
                     body = response.read()
                 finally:
                     response.close()
-                live.append(response)
-                return core.value_of(response, body, sse=False)
+                sent.append(response)
+                return core.value_of(response, body, sse=core.is_sse(response))
 
-            key = core.key_request(view, request)
             value = core.layer.call(key, send)
-            if live:
-                response = live[0]
-            elif value is _LIVE:  # waited on a leader's stream, which only its caller can read: send our own
-                send()
-                response = live[0]
-            else:
-                response = core.response_of(value, request)
-            if cassette is not None and isinstance(value, dict) and _storable(value):
-                cassette.record(view, value)
-            return response
+            core.recorded(cassette, view, value)
+            return sent[0] if sent else core.response_of(value, request)
 
-        def _recording(
-            self, response: Any, request: Any, key: dict[str, Any], cassette: Any, view: dict[str, Any]
-        ) -> Any:
-            core = self._core
+        def _stream(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
+            """A streamed request: a hit replays the recorded events; a miss is teed and stored once complete
+            (a stream belongs to its reader, so concurrent identical streams are not coalesced)."""
+            core, layer = self._core, self._core.layer
+            call = core.plan(key)
+            if call is None:
+                return self._inner.handle_request(request)
+            if call.control is None or call.control.reads:
+                raw = call.store.get(call.key)
+                if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
+                    core.recorded(cassette, view, value)
+                    return core.response_of(value, request)
+            fence = run_sync(layer.fence_flow(call), call.store, _never)
+            start = time.perf_counter()
+            try:
+                response = self._inner.handle_request(request)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
 
             def done(value: dict[str, Any]) -> None:
-                core.layer.set(key, value)
-                if cassette is not None:
-                    cassette.record(view, value)
+                duration = time.perf_counter() - start
+                run_sync(layer.commit_flow(call, value, duration, fence, "value"), call.store, _never)
+                core.recorded(cassette, view, value)
 
-            body = _SyncTee(http, response, core, done)
-            return http.Response(
-                response.status_code,
-                headers=_live_headers(response),
-                stream=body,
-                request=request,
-                extensions=response.extensions,
-            )
+            if core.is_sse(response):
+                return core.teed(response, request, _SyncTee(http, response, core, done))
+            try:  # an error status, or a JSON answer to a streamed request
+                body = response.read()
+            finally:
+                response.close()
+            done(core.value_of(response, body, sse=False))
+            return response
 
         def close(self) -> None:
             self._inner.close()
@@ -207,51 +254,55 @@ def _async_face(http: Any) -> type:
             cassette = core.cassette_of()
             if cassette is not None and cassette.replaying:
                 return cassette.replay(view, request, core)
-            live: list[Any] = []
+            key = core.key_request(view, request)
+            if core.streaming(view):
+                return await self._stream(request, key, view, cassette)
+            sent: list[Any] = []
 
-            async def send() -> Any:
+            async def send() -> dict[str, Any]:
                 response = await self._inner.handle_async_request(request)
-                if core.is_sse(response):
-                    live.append(self._recording(response, request, key, cassette, view))
-                    return _LIVE
                 try:
                     body = await response.aread()
                 finally:
                     await response.aclose()
-                live.append(response)
-                return core.value_of(response, body, sse=False)
+                sent.append(response)
+                return core.value_of(response, body, sse=core.is_sse(response))
 
-            key = core.key_request(view, request)
             value = await core.layer.acall(key, send)
-            if live:
-                response = live[0]
-            elif value is _LIVE:  # waited on a leader's stream, which only its caller can read: send our own
-                await send()
-                response = live[0]
-            else:
-                response = core.response_of(value, request)
-            if cassette is not None and isinstance(value, dict) and _storable(value):
-                cassette.record(view, value)
-            return response
+            core.recorded(cassette, view, value)
+            return sent[0] if sent else core.response_of(value, request)
 
-        def _recording(
-            self, response: Any, request: Any, key: dict[str, Any], cassette: Any, view: dict[str, Any]
-        ) -> Any:
-            core = self._core
+        async def _stream(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
+            core, layer = self._core, self._core.layer
+            call = core.plan(key)
+            if call is None:
+                return await self._inner.handle_async_request(request)
+            if call.control is None or call.control.reads:
+                raw = await call.store.aget(call.key)
+                if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
+                    core.recorded(cassette, view, value)
+                    return core.response_of(value, request)
+            fence = await run_async(layer.fence_flow(call), call.store, _anever)
+            start = time.perf_counter()
+            try:
+                response = await self._inner.handle_async_request(request)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
 
             async def done(value: dict[str, Any]) -> None:
-                await core.layer.aset(key, value)
-                if cassette is not None:
-                    cassette.record(view, value)
+                duration = time.perf_counter() - start
+                await run_async(layer.commit_flow(call, value, duration, fence, "value"), call.store, _anever)
+                core.recorded(cassette, view, value)
 
-            body = _AsyncTee(http, response, core, done)
-            return http.Response(
-                response.status_code,
-                headers=_live_headers(response),
-                stream=body,
-                request=request,
-                extensions=response.extensions,
-            )
+            if core.is_sse(response):
+                return core.teed(response, request, _AsyncTee(http, response, core, done))
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            await done(core.value_of(response, body, sse=False))
+            return response
 
         async def aclose(self) -> None:
             await self._inner.aclose()
@@ -391,7 +442,6 @@ def _core(
     paths: Sequence[str],
     per_api_key: bool,
 ) -> _Core:
-    from agentcache import CacheLayer
     from agentcache.integrations import cassette
 
     layer = CacheLayer(
