@@ -73,7 +73,8 @@ def cassette_path(item: pytest.Item) -> Path:
     """Where the cassette of `item` lives: ``<test dir>/<agentcache_cassettes>/<module>/<test name>.json``."""
     folder = str(item.config.getini("agentcache_cassettes") or "cassettes")
     test_file = Path(str(item.path))
-    name = item.name if item.cls is None else f"{item.cls.__name__}.{item.name}"
+    cls = getattr(item, "cls", None)
+    name = item.name if cls is None else f"{cls.__name__}.{item.name}"
     return test_file.parent / folder / test_file.stem / f"{_safe(name)}.json"
 
 

@@ -56,7 +56,10 @@ class TestOpenAIAgentsSDK:
         outputs = [(await agents.Runner.run(agent, "capital of France?")).final_output for _ in range(2)]
         assert outputs[0] == outputs[1] == "result for capital of France?"
         assert sim.calls["chat.completions"] == 1 and runs["search"] == 1
-        for model, endpoint in ((chat, "chat.completions"), (agents.OpenAIResponsesModel("gpt-4o-mini", client), "responses")):
+        for model, endpoint in (
+            (chat, "chat.completions"),
+            (agents.OpenAIResponsesModel("gpt-4o-mini", client), "responses"),
+        ):
             before = sim.calls[endpoint]
             plain = agents.Agent(name="s", model=model)
             for _ in range(2):
@@ -212,7 +215,9 @@ class TestSmolagents:
         assert model.generate(ask("hello")).content == model.generate(ask("hello")).content
         assert sim.calls["chat.completions"] == 1
         for _ in range(2):
-            assert "".join(d.content or "" for d in model.generate_stream(ask("stream"))) == "Simulated reply to: stream"
+            assert (
+                "".join(d.content or "" for d in model.generate_stream(ask("stream"))) == "Simulated reply to: stream"
+            )
         assert sim.calls["chat.completions"] == 2
 
         runs: Counter[str] = Counter()

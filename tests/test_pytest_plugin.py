@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from agentcache.integrations import transport  # noqa: F401  (imported once, not per inner run)
-from agentcache.testing import simulator  # noqa: F401
 from agentcache.integrations.cassette import Cassette
+from agentcache.testing import simulator  # noqa: F401
 
 openai = pytest.importorskip("openai")
 
 pytest_plugins = ["pytester"]
 
-AGENT_TEST = '''
+AGENT_TEST = """
 import os
 
 import openai
@@ -62,7 +62,7 @@ def test_agent_swallowing_errors():
 
 def test_namespace(agentcache_namespace):
     assert agentcache.current_namespace() == agentcache_namespace
-'''
+"""
 
 
 @pytest.fixture
@@ -79,7 +79,17 @@ def _run(p: pytest.Pytester, *args: str, **env: str) -> pytest.RunResult:
     try:
         for k, v in env.items():
             mp.setenv(k, v)
-        return p.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:langsmith_plugin", "-p", "no:asyncio", *args)
+        return p.runpytest(
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "-p",
+            "no:langsmith_plugin",
+            "-p",
+            "no:asyncio",
+            *args,
+        )
     finally:
         mp.undo()
 
@@ -118,7 +128,9 @@ class TestRecordReplay:
     def test_miss_fails_with_a_diff(self, project: pytest.Pytester) -> None:
         """A changed prompt fails in replay, naming the request and showing what differs from the recording."""
         _run(project, "--agentcache=record", "-k", "test_agent", EXPECT_UPSTREAM="2")
-        result = _run(project, "--agentcache=replay", "-k", "test_agent", EXPECT_UPSTREAM="0", PROMPT="Capital of Peru?")
+        result = _run(
+            project, "--agentcache=replay", "-k", "test_agent", EXPECT_UPSTREAM="0", PROMPT="Capital of Peru?"
+        )
         result.assert_outcomes(failed=2)  # the swallowing test fails too
         out = result.stdout.str()
         assert "no recorded answer for POST /v1/chat/completions" in out

@@ -13,8 +13,8 @@ import pytest
 
 import agentcache
 from agentcache.integrations import _http
-from agentcache.testing.simulator import SimulatedLLM
 from agentcache.integrations.transport import async_http_client, http_client
+from agentcache.testing.simulator import SimulatedLLM
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -58,9 +58,12 @@ def _openai(sim: SimulatedLLM, library: str = "httpx2", key: str = "sk-test-aaaa
 
 
 def _chat(client: Any, content: str = "hi", **extra: Any) -> Any:
-    return client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": content}], **extra
-    )
+    return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}], **extra)
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
 
 
 def _text(stream: Any) -> str:
@@ -159,7 +162,9 @@ class TestOpenAI:
         client = _openai(sim, library)
         live = _text(_chat(client, stream=True, stream_options={"include_usage": True}))
         replayed = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
             stream_options={"include_usage": True},
         )
         chunks = list(replayed)
@@ -272,10 +277,9 @@ class TestAsync:
             texts.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
         assert texts[0] == texts[1] and sim.calls["chat.completions"] == 2
         sim.abort_streams_after = 1
+        stream = await client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True)
         with pytest.raises(openai.APIError):
-            stream = await client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True)
-            async for _ in stream:
-                pass
+            await _drain(stream)
         sim.abort_streams_after = None
         stream = await client.chat.completions.create(model="gpt-4o-mini", messages=[], stream=True)
         async for _ in stream:

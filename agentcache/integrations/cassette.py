@@ -98,8 +98,8 @@ class Cassette:
         return hashlib.sha256(_dumps(request).encode()).hexdigest()
 
     def _request(self, view: dict[str, Any]) -> dict[str, Any]:
-        scrubbed: dict[str, Any] = _http.scrub(view, secrets=self._secrets)
-        return json.loads(_dumps(scrubbed))  # key order and number forms as they will read back from the file
+        scrubbed: dict[str, Any] = json.loads(_dumps(_http.scrub(view, secrets=self._secrets)))
+        return scrubbed  # key order and number forms as they will read back from the file
 
     def _response(self, value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"status": value["status"]}

@@ -166,7 +166,7 @@ class CachedTools:
             return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
         value = await self._layer.acall(request, compute, ttl=ttl)
-        cls = kind[0] if kind else _result_type("CallToolResult")
+        cls: Any = kind[0] if kind else _result_type("CallToolResult")
         return cls.model_validate(value)
 
 

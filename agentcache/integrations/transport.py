@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,9 +57,7 @@ def _library(name: Library | None) -> Any:
     except ImportError:
         from agentcache.errors import MissingDependencyError
 
-        raise MissingDependencyError(
-            "agentcache.http_client() needs httpx2 or httpx: pip install httpx2 (or install your SDK)"
-        ) from None
+        raise MissingDependencyError("httpx2", "openai") from None  # the SDK extras bring httpx2
 
 
 def _storable(value: Any) -> bool:
@@ -165,7 +163,7 @@ async def _anever(_: Any) -> Any:
 
 
 def _sync_face(http: Any) -> type:
-    class CacheTransport(http.BaseTransport):  # type: ignore[misc,name-defined]
+    class CacheTransport(http.BaseTransport):  # type: ignore[misc]
         """An `httpx.BaseTransport` answering model calls from the cache (see `agentcache.http_client`)."""
 
         def __init__(self, inner: Any, core: _Core) -> None:
@@ -239,7 +237,7 @@ def _sync_face(http: Any) -> type:
 
 
 def _async_face(http: Any) -> type:
-    class AsyncCacheTransport(http.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+    class AsyncCacheTransport(http.AsyncBaseTransport):  # type: ignore[misc]
         """An `httpx.AsyncBaseTransport` answering model calls from the cache (see `agentcache.async_http_client`)."""
 
         def __init__(self, inner: Any, core: _Core) -> None:
@@ -340,7 +338,7 @@ class _Recorder:
         return self.core.value_of(self.source, bytes(self.recorded), sse=True)
 
 
-def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], None]) -> Any:  # noqa: N802
+def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], None]) -> Any:
     class Tee(http.SyncByteStream):  # type: ignore[misc]
         def __init__(self) -> None:
             self._rec = _Recorder(source, core)
@@ -350,7 +348,7 @@ def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]
         def __iter__(self) -> Iterator[bytes]:
             return self._run
 
-        def _pump(self) -> Iterator[bytes]:
+        def _pump(self) -> Generator[bytes, None, None]:
             rec = self._rec
             try:
                 for chunk in source.iter_bytes():
@@ -380,7 +378,7 @@ def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]
     return Tee()
 
 
-def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], Any]) -> Any:  # noqa: N802
+def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], Any]) -> Any:
     class Tee(http.AsyncByteStream):  # type: ignore[misc]
         def __init__(self) -> None:
             self._rec = _Recorder(source, core)
@@ -390,7 +388,7 @@ def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any
         def __aiter__(self) -> AsyncIterator[bytes]:
             return self._run
 
-        async def _pump(self) -> AsyncIterator[bytes]:
+        async def _pump(self) -> AsyncGenerator[bytes, None]:
             rec = self._rec
             try:
                 async for chunk in source.aiter_bytes():
