@@ -197,3 +197,24 @@ class TestCassetteFile:
         stream = again.find(_view("sse"))
         assert stream is not None and stream["sse"] == sse
         assert again.find(_view("other")) is None
+
+
+def test_example_replays_without_a_key() -> None:
+    """`examples/pytest_replay` passes in replay (its pytest.ini) with no API key: every answer is a cassette's."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/pytest_replay"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
