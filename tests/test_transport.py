@@ -126,6 +126,17 @@ class TestOpenAI:
         _chat(client, "something else")
         assert sim.calls["chat.completions"] == 2
 
+    def test_stats(self, sim: SimulatedLLM, library: str) -> None:
+        """Hits and misses land in the ``http`` layer's row of `agentcache.stats()`, with the tokens hits saved,
+        for plain and streamed answers."""
+        client = _openai(sim, library)
+        for _ in range(2):
+            _chat(client)
+            _text(_chat(client, stream=True, stream_options={"include_usage": True}))
+        row = agentcache.stats().by_layer["http"].info()
+        assert (row.hits, row.misses) == (2, 2)
+        assert row.tokens_saved > 0
+
     def test_hit_is_marked(self, sim: SimulatedLLM, library: str) -> None:
         """A hit carries `x-agentcache: hit`; a miss does not."""
         client = _openai(sim, library)

@@ -35,6 +35,7 @@ from agentcache.engine.layer import MISS, CacheLayer, Call
 from agentcache.engine.settings import get_settings
 from agentcache.integrations import _http
 from agentcache.integrations._http import DEFAULT_PATHS
+from agentcache.usage import Usage, extract_usage
 
 __all__ = ["DEFAULT_PATHS", "async_http_client", "cache_transport", "http_client"]
 
@@ -152,6 +153,39 @@ class _Core:
             request=request,
             extensions=response.extensions,
         )
+
+
+class _HttpLayer(CacheLayer):
+    """The transport's layer: entries report the tokens of the answer they hold, so hits count what they saved."""
+
+    def stored_form(self, value: Any, kind: Any) -> tuple[Any, Usage | None]:
+        """The value as is, with the usage found in its JSON body or stream events."""
+        try:
+            return value, _usage_of(value)
+        except Exception:  # usage is accounting only: an odd body never stops a store
+            return value, None
+
+
+def _usage_of(value: Any) -> Usage | None:
+    import json
+
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("body"), str):
+        return extract_usage(json.loads(value["body"]))
+    if not isinstance(value.get("sse"), str):
+        return None
+    from agentcache.integrations import _streams
+
+    events = _streams.parse_sse(value["sse"].encode())
+    names = {e for e, _ in events}
+    if "message_start" in names:
+        provider = "anthropic.messages"
+    elif any(d.startswith('{"type":"response.') or '"type": "response.' in d[:40] for _, d in events):
+        provider = "openai.responses"
+    else:
+        provider = "openai.chat"
+    return extract_usage(_streams.events_to_object(provider, events))
 
 
 def _never(_: Any) -> Any:
@@ -442,7 +476,7 @@ def _core(
 ) -> _Core:
     from agentcache.integrations import cassette
 
-    layer = CacheLayer(
+    layer = _HttpLayer(
         name, layer="http", namespace=namespace, ttl=ttl, backend=backend, tags=tuple(tags), cache_if=_storable
     )
     return _Core(layer, tuple(paths), per_api_key, http, cassette.current)
