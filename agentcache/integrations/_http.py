@@ -138,7 +138,7 @@ _SECRET_VALUES = re.compile(
 _SECRET_ENV = re.compile(r"(?i)(api[-_]?key|secret|token|password)")
 
 
-def _env_secrets() -> list[str]:
+def env_secrets() -> list[str]:
     return sorted(
         (v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8),
         key=len,
@@ -154,7 +154,7 @@ def scrub(value: Any, *, names: bool = True, secrets: Sequence[str] | None = Non
     `names` (for requests, not for model output, where ``token`` is a logprob field), the string values of
     fields named like a secret (``api_key``, ``password``, ``token``, ...).
     """
-    known = _env_secrets() if secrets is None else list(secrets)
+    known = env_secrets() if secrets is None else list(secrets)
     return _scrub(value, known, names)
 
 

@@ -61,7 +61,7 @@ class Cassette:
         self.interactions: dict[str, dict[str, Any]] = {}
         self.misses: list[str] = []
         self._lock = threading.Lock()
-        self._secrets = _http._env_secrets()
+        self._secrets = _http.env_secrets()
         if mode == "replay" and self.path.exists():
             self.load()
 

@@ -81,9 +81,11 @@ class _Core:
         method, path = request.method, request.url.path
         if not _http.is_cached_path(method, path, self.paths):
             return None
-        return _http.describe(
-            method, path, request.url.params.multi_items(), request.headers.multi_items(), request.content
-        )
+        try:
+            body = request.content
+        except Exception:  # a streamed upload (never a model call's JSON): send it as it is
+            return None
+        return _http.describe(method, path, request.url.params.multi_items(), request.headers.multi_items(), body)
 
     def key_request(self, view: dict[str, Any], request: Any) -> dict[str, Any]:
         """The request the layer keys on: the view plus the credential partition."""

@@ -83,7 +83,8 @@ def namespace_for(nodeid: str) -> str:
     import hashlib
 
     digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
-    readable = re.sub(r"[^A-Za-z0-9_.\-@+=]+", "-", nodeid.rsplit("/", 1)[-1])
+    path, _, rest = nodeid.partition("::")
+    readable = re.sub(r"[^A-Za-z0-9_.\-@+=]+", "-", f"{path.rsplit('/', 1)[-1]}-{rest}")
     return f"test-{digest}-{readable}"[:200]
 
 
