@@ -249,6 +249,24 @@ class TestOpenAI:
         assert sim.calls["chat.completions"] == 1
 
 
+class TestPlainClient:
+    """The client itself, without an SDK."""
+
+    def test_any_json_api_and_unencodable_bodies(self, sim: SimulatedLLM) -> None:
+        """A plain `http_client()` caches a JSON POST to a model path; a body the key cannot encode (NaN) is sent
+        uncached instead of failing."""
+        with http_client() as client:
+            url = sim.openai_base_url + "/chat/completions"
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+            first = client.post(url, json=body, headers={"authorization": "Bearer k"})
+            second = client.post(url, json=body, headers={"authorization": "Bearer k"})
+            assert first.json() == second.json() and second.headers["x-agentcache"] == "hit"
+            nan = b'{"model":"m","messages":[],"temperature":NaN}'
+            for _ in range(2):
+                assert client.post(url, content=nan, headers={"content-type": "application/json"}).status_code == 200
+        assert sim.calls["chat.completions"] == 3
+
+
 class TestAnthropic:
     """`Anthropic(http_client=agentcache.http_client())` (Anthropic requires httpx2)."""
 

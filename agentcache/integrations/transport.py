@@ -33,6 +33,7 @@ from agentcache.engine.control import resolve as resolve_control
 from agentcache.engine.flow import run_async, run_sync
 from agentcache.engine.layer import MISS, CacheLayer, Call
 from agentcache.engine.settings import get_settings
+from agentcache.errors import KeyEncodingError
 from agentcache.integrations import _http
 from agentcache.integrations._http import DEFAULT_PATHS
 from agentcache.usage import Usage, extract_usage
@@ -136,7 +137,10 @@ class _Core:
         if control is not None and control.mode == "off":
             self.layer.bypass()
             return None
-        where, ns, fields = self.layer.place(key)
+        try:
+            where, ns, fields = self.layer.place(key)
+        except KeyEncodingError:
+            return None
         call: Call = self.layer.call_at(where, ns, fields, (key,), {}, control)
         return call
 
@@ -228,7 +232,12 @@ def _sync_face(http: Any) -> type:
                 sent.append(response)
                 return core.value_of(response, body, sse=core.is_sse(response))
 
-            value = core.layer.call(key, send)
+            try:
+                value = core.layer.call(key, send)
+            except KeyEncodingError:  # a body the key cannot encode (NaN): sent uncached, never failed
+                if sent:
+                    raise
+                return self._inner.handle_request(request)
             core.recorded(cassette, view, value)
             return sent[0] if sent else core.response_of(value, request)
 
@@ -302,7 +311,12 @@ def _async_face(http: Any) -> type:
                 sent.append(response)
                 return core.value_of(response, body, sse=core.is_sse(response))
 
-            value = await core.layer.acall(key, send)
+            try:
+                value = await core.layer.acall(key, send)
+            except KeyEncodingError:
+                if sent:
+                    raise
+                return await self._inner.handle_async_request(request)
             core.recorded(cassette, view, value)
             return sent[0] if sent else core.response_of(value, request)
 
