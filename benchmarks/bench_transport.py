@@ -37,7 +37,7 @@ def main() -> None:
 
         mem2 = client("httpx2", "memory://")
         mem1 = client("httpx", "memory://")
-        sqlite = client("httpx2", f"sqlite:///{tmp}/bench.db")
+        sqlite = client("httpx2", f"sqlite://{tmp}/bench.db")
         call: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MSGS}
         stream_call = {**call, "stream": True}
         for c in (wrapped, mem2, mem1, sqlite):

@@ -15,11 +15,12 @@ transport and the pytest cassettes. Nothing here imports `httpx`/`httpx2`.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agentcache.decorators.response import TRANSPORT_FIELDS
@@ -72,7 +73,13 @@ dropped, which also keeps cassettes free of per-run noise."""
 
 def is_cached_path(method: str, path: str, patterns: Sequence[str]) -> bool:
     """Whether a request is one the cache answers: a POST whose path matches one of `patterns`."""
-    return method == "POST" and any(fnmatch.fnmatchcase(path, p) for p in patterns)
+    return method == "POST" and _matcher(tuple(patterns))(path) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], Any]:
+    """One compiled regex for a set of fnmatch patterns (checked on every request)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)").match
 
 
 def _header(headers: Iterable[tuple[str, str]], name: str) -> list[str]:

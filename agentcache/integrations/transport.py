@@ -86,13 +86,15 @@ class _Core:
             body = request.content
         except Exception:  # a streamed upload (never a model call's JSON): send it as it is
             return None
-        return _http.describe(method, path, request.url.params.multi_items(), request.headers.multi_items(), body)
+        query = request.url.params.multi_items() if request.url.query else []
+        return _http.describe(method, path, query, request.headers.multi_items(), body)
 
     def key_request(self, view: dict[str, Any], request: Any) -> dict[str, Any]:
         """The request the layer keys on: the view plus the credential partition."""
         if not self.per_api_key:
             return view
-        return {**view, "partition": _http.partition(request.headers.multi_items(), request.url.params.multi_items())}
+        query = request.url.params.multi_items() if request.url.query else []
+        return {**view, "partition": _http.partition(request.headers.multi_items(), query)}
 
     def value_of(self, response: Any, body: bytes, *, sse: bool) -> dict[str, Any]:
         """The stored form of an answer: status, replayed headers and the body (SSE text for streams)."""
