@@ -14,6 +14,15 @@ import pytest
 import agentcache
 from agentcache.testing.simulator import SimulatedLLM
 
+
+def sent_tool_parameters(sim: SimulatedLLM) -> dict[str, Any]:
+    """The JSON schema of the first tool in the first request the server received (what the framework derived
+    from the `@tool_cached` function)."""
+    body = sim.requests[0][1]
+    tool = body["tools"][0]
+    return dict(tool.get("function", tool)["parameters"])
+
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
 
@@ -56,6 +65,7 @@ class TestOpenAIAgentsSDK:
         outputs = [(await agents.Runner.run(agent, "capital of France?")).final_output for _ in range(2)]
         assert outputs[0] == outputs[1] == "result for capital of France?"
         assert sim.calls["chat.completions"] == 1 and runs["search"] == 1
+        assert set(sent_tool_parameters(sim)["properties"]) == {"query"}
         for model, endpoint in (
             (chat, "chat.completions"),
             (agents.OpenAIResponsesModel("gpt-4o-mini", client), "responses"),
@@ -99,6 +109,7 @@ class TestPydanticAI:
         outputs = [(await agent.run("capital?")).output for _ in range(2)]
         assert outputs[0] == outputs[1]
         assert sim.calls["chat.completions"] == 2 and runs["search"] == 1
+        assert sent_tool_parameters(sim)["required"] == ["query"]
         plain = Agent(OpenAIChatModel("gpt-4o-mini", provider=provider))
         for _ in range(2):
             async with plain.run_stream("stream me") as result:
@@ -129,10 +140,12 @@ class TestAgno:
         def model(**http: Any) -> Any:
             return OpenAIChat(id="gpt-4o-mini", base_url=sim.openai_base_url, api_key="sk-x", **http)
 
-        sync_model = model(http_client=agentcache.http_client(library="httpx"))
+        sync_http = agentcache.http_client(library="httpx")
+        sync_model = model(http_client=sync_http)
         agent = Agent(model=sync_model, tools=[search])
         assert [agent.run("capital?").content for _ in range(2)] == ["result for capital?"] * 2
         assert sim.calls["chat.completions"] == 1 and runs["search"] == 1
+        assert sent_tool_parameters(sim)["required"] == ["query"]
         plain = Agent(model=sync_model)
         for _ in range(2):
             text = "".join(str(e.content) for e in plain.run("stream me", stream=True) if getattr(e, "content", None))
@@ -140,11 +153,13 @@ class TestAgno:
         assert sim.calls["chat.completions"] == 2
 
         async def twice() -> list[Any]:
-            a = Agent(model=model(http_client=agentcache.async_http_client(library="httpx")))
-            return [(await a.arun("async me")).content for _ in range(2)]
+            async with agentcache.async_http_client(library="httpx") as http:
+                a = Agent(model=model(http_client=http))
+                return [(await a.arun("async me")).content for _ in range(2)]
 
         assert asyncio.run(twice()) == ["Simulated reply to: async me"] * 2
         assert sim.calls["chat.completions"] == 3
+        sync_http.close()
 
 
 class TestLlamaIndex:
@@ -157,12 +172,14 @@ class TestLlamaIndex:
         from llama_index.core.tools import FunctionTool
         from llama_index.llms.openai import OpenAI
 
+        sync_http = agentcache.http_client(library="httpx")
+        async_http = agentcache.async_http_client(library="httpx")
         llm = OpenAI(
             model="gpt-4o-mini",
             api_base=sim.openai_base_url,
             api_key="sk-x",
-            http_client=agentcache.http_client(library="httpx"),
-            async_http_client=agentcache.async_http_client(library="httpx"),
+            http_client=sync_http,
+            async_http_client=async_http,
         )
 
         def ask(text: str) -> list[ChatMessage]:
@@ -175,10 +192,14 @@ class TestLlamaIndex:
         assert sim.calls["chat.completions"] == 2
 
         async def twice() -> list[Any]:
-            return [(await llm.achat(ask("async"))).message.content for _ in range(2)]
+            try:
+                return [(await llm.achat(ask("async"))).message.content for _ in range(2)]
+            finally:
+                await async_http.aclose()
 
         assert asyncio.run(twice()) == ["Simulated reply to: async"] * 2
         assert sim.calls["chat.completions"] == 3
+        sync_http.close()
 
         runs: Counter[str] = Counter()
 
@@ -202,11 +223,12 @@ class TestSmolagents:
         pytest.importorskip("smolagents")
         from smolagents import OpenAIServerModel, tool
 
+        http = agentcache.http_client()
         model = OpenAIServerModel(
             model_id="gpt-4o-mini",
             api_base=sim.openai_base_url,
             api_key="sk-x",
-            client_kwargs={"http_client": agentcache.http_client()},
+            client_kwargs={"http_client": http},
         )
 
         def ask(text: str) -> list[dict[str, Any]]:
@@ -219,6 +241,7 @@ class TestSmolagents:
                 "".join(d.content or "" for d in model.generate_stream(ask("stream"))) == "Simulated reply to: stream"
             )
         assert sim.calls["chat.completions"] == 2
+        http.close()
 
         runs: Counter[str] = Counter()
 
