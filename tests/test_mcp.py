@@ -144,7 +144,7 @@ class TestCachedCallTool:
 
     async def test_partitioned_by_server(self, tmp_path: Path) -> None:
         """Two servers never share entries, even on one shared store; the same server does across clients."""
-        store = f"sqlite:///{tmp_path / 'mcp.db'}"
+        store = f"sqlite://{tmp_path / 'mcp.db'}"
         runs: Counter[str] = Counter()
         weather, _ = make_server("weather", runs)
         other, _ = make_server("other-weather", runs)
@@ -213,7 +213,7 @@ class TestResponseStore:
         from mcp.client.caching import CacheConfig
         from mcp.server.caching import CacheHint
 
-        store = f"sqlite:///{tmp_path / 'responses.db'}"
+        store = f"sqlite://{tmp_path / 'responses.db'}"
         server, _ = make_server(cache_hints={"tools/list": CacheHint(ttl_ms=60_000)})
         config = CacheConfig(store=ResponseStore(backend=store), partition="user-1", target_id="weather")
         async with Client(server, cache=config) as client:

@@ -155,7 +155,7 @@ class TestOpenAI:
 
     def test_api_keys_never_share_entries(self, sim: SimulatedLLM, library: str, tmp_path: Path) -> None:
         """Two API keys get two entries; the same key shares; the key itself is nowhere in the store."""
-        store = f"sqlite:///{tmp_path / 'cache.db'}"
+        store = f"sqlite://{tmp_path / 'cache.db'}"
         secret_a, secret_b = "sk-test-keyA-0123456789abcdef", "sk-test-keyB-0123456789abcdef"
         a1 = _openai(sim, library, secret_a, backend=store)
         a2 = _openai(sim, library, secret_a, backend=store)
@@ -166,6 +166,7 @@ class TestOpenAI:
         assert sim.calls["chat.completions"] == 2
         agentcache.reset()  # closes the store: everything is on disk
         raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        assert (tmp_path / "cache.db").exists() and b"Simulated reply to: hi" in raw  # the entries are here
         assert b"keyA" not in raw and b"keyB" not in raw
 
     def test_stream_recorded_and_replayed(self, sim: SimulatedLLM, library: str) -> None:
