@@ -315,15 +315,19 @@ class _Refresher:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        # The condition and queue this thread serves: `reset()` (agentcache.reset(), a fork) replaces them while
+        # the thread may be waiting, and notifying the new condition under the old one's lock raises.
+        cond, queue = self._cond, self._queue
         while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(self.IDLE)
-                    if not self._queue:
-                        self._thread = None
-                        self._cond.notify_all()
+            with cond:
+                if not queue:
+                    cond.wait(self.IDLE)
+                    if not queue or self._cond is not cond:
+                        if self._cond is cond:
+                            self._thread = None
+                        cond.notify_all()
                         return
-                ref, part = self._queue.popleft()
+                ref, part = queue.popleft()
                 self._busy += 1
             try:
                 store = ref()
@@ -333,10 +337,11 @@ class _Refresher:
             except Exception as exc:  # a stale index costs misses, never a failed call
                 logger.debug("agentcache: refreshing the semantic index of %s failed: %r", part.prefix, exc)
             finally:
-                with self._cond:
+                with cond:
                     part.queued = False
-                    self._busy -= 1
-                    self._cond.notify_all()
+                    if self._cond is cond:
+                        self._busy -= 1
+                    cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued or running; return whether that happened within `timeout`."""
