@@ -91,6 +91,7 @@ def main() -> None:
         ]
         for c in (bare, mem2, mem1, sqlite, claude_bare, claude):
             c.close()
+        agentcache.reset()  # close the stores (and their stats flusher) before the temporary directory goes
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
