@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
     from agentcache.decorators.prompt import prompt_cached
     from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
     from agentcache.integrations import is_cache_hit, wrap
+    from agentcache.integrations.transport import async_http_client, http_client
     from agentcache.stats.counters import StatsReport
 
 __version__ = "0.1.0"
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "aemit",
     "ainvalidate",
+    "async_http_client",
     "configure",
     "current_namespace",
     "embedding_cached",
@@ -76,6 +78,7 @@ __all__ = [
     "explain_key",
     "flush_stats",
     "get_settings",
+    "http_client",
     "invalidate",
     "is_cache_hit",
     "last_semantic_hit",
@@ -129,6 +132,8 @@ def reset() -> None:
 _LAZY = {
     "wrap": ("agentcache.integrations", "wrap"),
     "is_cache_hit": ("agentcache.integrations", "is_cache_hit"),
+    "http_client": ("agentcache.integrations.transport", "http_client"),
+    "async_http_client": ("agentcache.integrations.transport", "async_http_client"),
     "embedding_cached": ("agentcache.decorators.embedding", "embedding_cached"),
     "semantic_cached": ("agentcache.decorators.semantic", "semantic_cached"),
     "last_semantic_hit": ("agentcache.decorators.semantic", "last_semantic_hit"),

@@ -1,0 +1,254 @@
+"""MCP with the real `mcp` SDK (client and in-process server): cached `call_tool` following the server's tool
+annotations, partitioned by server; the SDK's response cache on an agentcache store; `@tool_cached` server tools.
+Counters inside the tools prove how many calls reached them."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentcache
+
+mcp = pytest.importorskip("mcp")
+from mcp import Client  # noqa: E402
+from mcp.types import ToolAnnotations  # noqa: E402
+
+from agentcache.integrations.mcp import ResponseStore, cache_tools, tool_policy  # noqa: E402
+
+try:  # mcp 2.x
+    from mcp.server.mcpserver import MCPServer as Server
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
+
+
+def make_server(name: str = "weather", runs: Counter[str] | None = None, **options: Any) -> tuple[Any, Counter[str]]:
+    """A server with one tool per annotation case; `runs` counts the calls each tool body received."""
+    runs = Counter() if runs is None else runs
+    server = Server(name, **options)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def forecast(city: str) -> str:
+        """Read-only."""
+        runs["forecast"] += 1
+        return f"sunny in {city} #{runs['forecast']}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
+    def set_flag(flag: str) -> str:
+        """Idempotent."""
+        runs["set_flag"] += 1
+        return f"{flag} set"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    def send_email(to: str) -> str:
+        """Neither read-only nor idempotent."""
+        runs["send_email"] += 1
+        return f"sent to {to} #{runs['send_email']}"
+
+    @server.tool()
+    def plain(x: int) -> int:
+        """No annotations."""
+        runs["plain"] += 1
+        return x
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True), meta={"ttlMs": 0})
+    def live_price(symbol: str) -> str:
+        """Read-only, but its TTL hint says never reuse."""
+        runs["live_price"] += 1
+        return f"{symbol}: {runs['live_price']}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True), meta={"ttlMs": 1})
+    def short_lived(q: str) -> str:
+        """Read-only with a 1 ms TTL hint."""
+        runs["short_lived"] += 1
+        return f"{q} #{runs['short_lived']}"
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def flaky(q: str) -> str:
+        """Read-only, fails on its first call."""
+        runs["flaky"] += 1
+        if runs["flaky"] == 1:
+            raise ValueError("upstream down")
+        return f"{q} ok"
+
+    return server, runs
+
+
+def _text(result: Any) -> str:
+    return str(result.content[0].text)
+
+
+class TestCachedCallTool:
+    """`cache_tools(client).call_tool` follows the tool annotations."""
+
+    async def test_read_only_and_idempotent_tools_are_cached(self) -> None:
+        """A read-only and an idempotent tool run once for two identical calls; other arguments run again."""
+        server, runs = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client)
+            first = await tools.call_tool("forecast", {"city": "Paris"})
+            second = await tools.call_tool("forecast", {"city": "Paris"})
+            assert _text(second) == _text(first) == "sunny in Paris #1"
+            assert type(second) is type(first)
+            await tools.call_tool("forecast", {"city": "Lima"})
+            await tools.call_tool("set_flag", {"flag": "x"})
+            await tools.call_tool("set_flag", {"flag": "x"})
+        assert runs == Counter({"forecast": 2, "set_flag": 1})
+
+    async def test_other_tools_always_run(self) -> None:
+        """A tool neither read-only nor idempotent (or without annotations) runs every time."""
+        server, runs = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client)
+            for _ in range(2):
+                await tools.call_tool("send_email", {"to": "a@b.c"})
+                await tools.call_tool("plain", {"x": 1})
+        assert runs == Counter({"send_email": 2, "plain": 2})
+
+    async def test_allow_and_deny(self) -> None:
+        """`allow=` caches a tool the annotations do not clear; `deny=` never caches one they do."""
+        server, runs = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client, allow=["plain"], deny=["forecast"])
+            for _ in range(2):
+                await tools.call_tool("plain", {"x": 1})
+                await tools.call_tool("forecast", {"city": "Oslo"})
+        assert runs == Counter({"plain": 1, "forecast": 2})
+
+    async def test_ttl_hints(self) -> None:
+        """A ``ttlMs: 0`` hint turns caching off; a 1 ms hint expires the entry."""
+        server, runs = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client, ttl="1h")
+            await tools.call_tool("live_price", {"symbol": "X"})
+            await tools.call_tool("live_price", {"symbol": "X"})
+            await tools.call_tool("short_lived", {"q": "a"})
+            time.sleep(1.1)  # generous: TTLs may be kept in whole seconds
+            await tools.call_tool("short_lived", {"q": "a"})
+        assert runs == Counter({"live_price": 2, "short_lived": 2})
+
+    async def test_errors_never_stored(self) -> None:
+        """An ``isError`` result is returned, not stored: the next call runs the tool."""
+        server, runs = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client)
+            failed = await tools.call_tool("flaky", {"q": "a"})
+            assert failed.is_error
+            ok = await tools.call_tool("flaky", {"q": "a"})
+            again = await tools.call_tool("flaky", {"q": "a"})
+            assert not ok.is_error and _text(again) == "a ok"
+        assert runs["flaky"] == 2
+
+    async def test_partitioned_by_server(self, tmp_path: Path) -> None:
+        """Two servers never share entries, even on one shared store; the same server does across clients."""
+        store = f"sqlite://{tmp_path / 'mcp.db'}"
+        runs: Counter[str] = Counter()
+        weather, _ = make_server("weather", runs)
+        other, _ = make_server("other-weather", runs)
+        for server in (weather, other, weather):
+            async with Client(server) as client:
+                await cache_tools(client, backend=store).call_tool("forecast", {"city": "Rome"})
+        assert runs["forecast"] == 2
+        async with Client(weather) as client:  # an explicit identity is its own partition
+            await cache_tools(client, backend=store, server="weather-eu").call_tool("forecast", {"city": "Rome"})
+        assert runs["forecast"] == 3
+
+    async def test_proxy_keeps_the_client(self) -> None:
+        """Everything but `call_tool` is the client's own."""
+        server, _ = make_server()
+        async with Client(server) as client:
+            tools = cache_tools(client)
+            listed = await tools.list_tools()
+            assert "forecast" in {t.name for t in listed.tools}
+            assert tools.server_info == client.server_info
+
+    def test_policy_reads_both_sdk_spellings(self) -> None:
+        """Annotations are read in the 2.x (snake_case) and 1.x (camelCase) spellings."""
+        assert tool_policy({"annotations": {"readOnlyHint": True}, "_meta": {"ttlMs": 2500}}) == (True, 2.5)
+        assert tool_policy({"annotations": {"idempotentHint": True}}) == (True, None)
+        assert tool_policy({"annotations": {"destructiveHint": False}}) == (False, None)
+        assert tool_policy({}) == (False, None)
+
+
+class TestServerTools:
+    """`@tool_cached` under `@server.tool()`."""
+
+    async def test_cached_server_tool_keeps_schema(self) -> None:
+        """The server lists the cached tool with its real parameters, and its body runs once per arguments."""
+        runs: Counter[str] = Counter()
+        server = Server("calc")
+
+        @server.tool()
+        @agentcache.tool_cached()
+        def double(x: int, label: str = "n") -> str:
+            """Double a number."""
+            runs["double"] += 1
+            return f"{label}={x * 2}"
+
+        @server.tool()
+        @agentcache.tool_cached()
+        async def triple(x: int) -> int:
+            """Triple a number (async)."""
+            runs["triple"] += 1
+            return x * 3
+
+        async with Client(server) as client:
+            listed = {t.name: t for t in (await client.list_tools()).tools}
+            assert set(listed["double"].input_schema["properties"]) == {"x", "label"}
+            assert listed["double"].input_schema["required"] == ["x"]
+            for _ in range(2):
+                assert _text(await client.call_tool("double", {"x": 4})) == "n=8"
+                assert _text(await client.call_tool("triple", {"x": 2})) == "6"
+        assert runs == Counter({"double": 1, "triple": 1})
+
+
+class TestResponseStore:
+    """The SDK's own response cache on an agentcache store."""
+
+    async def test_listing_served_from_a_shared_store(self, tmp_path: Path) -> None:
+        """A second client (new process state, same store) is served the listing the first one stored."""
+        from mcp.client.caching import CacheConfig
+        from mcp.server.caching import CacheHint
+
+        store = f"sqlite://{tmp_path / 'responses.db'}"
+        server, _ = make_server(cache_hints={"tools/list": CacheHint(ttl_ms=60_000)})
+        config = CacheConfig(store=ResponseStore(backend=store), partition="user-1", target_id="weather")
+        async with Client(server, cache=config) as client:
+            first = {t.name for t in (await client.list_tools()).tools}
+
+        @server.tool()
+        def added_later() -> str:
+            """Not in the cached listing."""
+            return "x"
+
+        agentcache.reset()  # forget everything in memory: only the SQLite file remains
+        config = CacheConfig(store=ResponseStore(backend=store), partition="user-1", target_id="weather")
+        async with Client(server, cache=config) as client:
+            cached = {t.name for t in (await client.list_tools()).tools}
+            fresh = {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}
+        assert cached == first
+        assert fresh == first | {"added_later"}
+
+    async def test_store_protocol(self) -> None:
+        """get/set/delete/clear round-trip SDK result models with their scope and expiry."""
+        from mcp.client.caching import CacheEntry, CacheKey
+        from mcp.types import ListToolsResult, Tool
+
+        now = [1000.0]
+        store = ResponseStore(clock=lambda: now[0])
+        key = CacheKey("tools/list", "", '["private","2026-07-28","arm","p"]')
+        value = ListToolsResult(tools=[Tool(name="t", input_schema={"type": "object"})], ttl_ms=5000)
+        await store.set(key, CacheEntry(value=value, scope="private", expires_at=now[0] + 5))
+        entry = await store.get(key)
+        assert entry is not None and entry.value == value and entry.scope == "private" and entry.expires_at == 1005.0
+        assert await store.get(CacheKey("tools/list", "", "other")) is None
+        await store.delete(key)
+        assert await store.get(key) is None
+        await store.set(key, CacheEntry(value=value, scope="public", expires_at=now[0] + 5))
+        await store.clear()
+        assert await store.get(key) is None
+        await store.set(key, CacheEntry(value=value, scope="public", expires_at=now[0] - 1))  # already stale
+        assert await store.get(key) is None
