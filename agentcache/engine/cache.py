@@ -287,11 +287,12 @@ class Cache:
         return 0 if fence is None else len(fence.pending)
 
     def close(self) -> None:
-        """Close the backend; the next use reopens it."""
-        with self._lock:
-            store, self._store = self._store, None
-        if store is not None:
-            store.close()
+        """Close the backend; the next use reopens it (waits for a background thread using it to finish)."""
+        with background_use:
+            with self._lock:
+                store, self._store = self._store, None
+            if store is not None:
+                store.close()
 
 
 def _scope_of(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget) -> tuple[tuple[str, ...], bool]:
@@ -383,6 +384,10 @@ def _unfenced_failure(store: Backend, deleted: int, error: Exception) -> Invalid
     return failure
 
 
+background_use = threading.RLock()
+"""Held by background threads (stats snapshots, the semantic index refresher) while they use an open store, and by
+`Cache.close`: a store is never closed under a statement another thread is running (a SQLite connection closed
+mid-statement can crash the interpreter)."""
 _EPOCH_SCOPES = 4096  # keys and tags whose last invalidation a Cache remembers
 _registry_lock = threading.Lock()
 _every: weakref.WeakSet[Cache] = weakref.WeakSet()
@@ -481,8 +486,9 @@ def forget_all() -> None:
 
 @_fork.at_fork
 def _after_fork_in_child() -> None:
-    global _registry_lock
+    global _registry_lock, background_use
     _registry_lock = threading.Lock()
+    background_use = threading.RLock()
     for cache in list(_every):
         _fork.renew(cache, "_lock")
         _fork.renew(cache.counters, "_lock")

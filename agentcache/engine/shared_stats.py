@@ -69,13 +69,16 @@ def flush_stats() -> None:
         if cache.opened is not None and cache.counters.backend_errors:
             entry = by_cache.setdefault(id(cache), (cache, []))
             entry[1].append([f"<store {cache.url}>", "backend", cache.counters.to_dict()])
-    for cache, rows in by_cache.values():
-        store = cache.opened
-        # a store whose breaker is not closed is down or being probed: a snapshot would wait for a timeout
-        # (at exit, too) to fail anyway
-        if store is not None and getattr(store, "state", "closed") == "closed":
-            key = _key()
-            store.set_many([Item(key, encode_entry({"rows": rows}, key=key), SNAPSHOT_TTL)])
+    from agentcache.engine import cache as _cache
+
+    with _cache.background_use:  # no store is closed under this write (`Cache.close` waits for it)
+        for cache, rows in by_cache.values():
+            store = cache.opened
+            # a store whose breaker is not closed is down or being probed: a snapshot would wait for a timeout
+            # (at exit, too) to fail anyway
+            if store is not None and getattr(store, "state", "closed") == "closed":
+                key = _key()
+                store.set_many([Item(key, encode_entry({"rows": rows}, key=key), SNAPSHOT_TTL)])
 
 
 @on_open

@@ -337,7 +337,9 @@ class _Refresher:
             try:
                 store = ref()
                 if store is not None:
-                    with part.refreshing:
+                    from agentcache.engine import cache as _cache
+
+                    with _cache.background_use, part.refreshing:  # `Cache.close` waits for it
                         _reconcile(store, part)
             except Exception as exc:  # a stale index costs misses, never a failed call
                 logger.debug("agentcache: refreshing the semantic index of %s failed: %r", part.prefix, exc)
