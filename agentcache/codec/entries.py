@@ -15,13 +15,16 @@ Failures are `SerializationError`; the subclass `CorruptEntryError` means the by
 to another key (the cache counts them as ``corrupt``), `OutdatedEntryError` that they were written in an earlier
 format (a quiet miss: the next store replaces them).
 
-Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, bytes, sets, datetimes, decimals,
-UUIDs, enums, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
-``model_dump(mode="json")`` / ``model_validate``) and numpy arrays. A tag naming a class is only honoured for a
-class this process has registered: one it has encoded itself, one named in a cached function's return
-annotation, or one passed to `register_type`. Anything else in stored bytes — unknown classes, bad JSON, other
-formats — raises `SerializationError`, which the cache treats as a miss and deletes the entry. Nothing read from a
-store can make this module import a module or call an arbitrary constructor.
+Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, dicts with other keys than strings, big
+ints and non-finite floats (written here), and for every type of the registry in `agentcache.codec.types`, the one
+shared with key encoding and the CLI: bytes, sets, datetimes, times, decimals, UUIDs, paths, enums, subclasses of
+builtins, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
+``model_dump(mode="json")`` / ``model_validate``), numpy arrays and scalars. A tag naming a class is only honoured
+for a class this process has registered (one it has encoded itself, one named in a cached function's return
+annotation, or one passed to `register_type`) or one the registry trusts by name (the standard library's path
+classes, `bytearray`, `memoryview`). Anything else in stored bytes — unknown classes, bad JSON, other formats —
+raises `SerializationError`, which the cache treats as a miss and deletes the entry. Nothing read from a store can
+make this module import a module or call an arbitrary constructor.
 
 Embedding vectors are entries of their own (`encode_vector` / `decode_vector`): the same checksum and key digest,
 the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`).
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentcache import _fork
-from agentcache.codec.types import BY_TAG, base_classes, named_class, spec_of, trusted_class
+from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
 from agentcache.usage import Usage
 
@@ -165,12 +168,12 @@ class _Encoder:
             return self.tag("dict", [[self.encode(k), self.encode(v)] for k, v in obj.items()])
         if t is tuple:
             return self.tag("tuple", [self.encode(v) for v in obj])
-        spec = spec_of(obj)
-        if spec is None:
+        found = classify(obj)
+        if found is None:
             raise SerializationError(f"values of type {t.__module__}.{t.__qualname__} cannot be cached")
+        spec, cls = found
         if spec.tag in _NUMPY and obj.dtype.hasobject:
             raise SerializationError("numpy arrays of Python objects cannot be cached")
-        cls = named_class(spec, t)
         if (cls is not None and spec.named == "subclass") or spec.tag == "sub":
             # Attributes of a builtin's subclass instance would be lost on the way back: refuse, never drop them.
             hidden = [n for n in getattr(obj, "__dict__", None) or () if n not in _derived(t)]
@@ -179,7 +182,7 @@ class _Encoder:
                     f"values of type {t.__module__}.{t.__qualname__} hold attributes a stored copy would lose "
                     f"({', '.join(hidden)})"
                 )
-        return self.tag(spec.tag, spec.form(obj, self.walk), cls)
+        return self.tag(spec.tag, spec.form(obj, self.walk if spec.nested else no_walk), cls)
 
     def walk(self, obj: Any, where: str) -> Any:
         """`encode`, as the type registry's `walk` (stored values need no path)."""

@@ -22,7 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["SPECS", "BY_TAG", "TypeSpec", "builtin_base", "named_class", "spec_of", "trusted_class"]
+__all__ = [
+    "BY_TAG",
+    "SPECS",
+    "TypeSpec",
+    "base_classes",
+    "builtin_base",
+    "classify",
+    "named_class",
+    "no_walk",
+    "spec_of",
+    "trusted_class",
+]
 
 Walk = Callable[[Any, str], Any]
 """Encodes a value nested in another: ``walk(value, where)``, `where` its path below the parent (for errors)."""
@@ -56,6 +67,8 @@ class TypeSpec:
     """Classes of `module` (standard library) that stored entries may name without registering them."""
     recognise: Callable[[Any], bool] | None = None
     """Recognises an instance when `isinstance` against `bases` is not enough (`bases` then unused)."""
+    nested: bool = False
+    """Whether its forms hold other values (they call `walk`); leaf forms are given `no_walk`."""
 
 
 def _classes(module: str, names: tuple[str, ...]) -> tuple[type, ...] | None:
@@ -285,6 +298,7 @@ SPECS: tuple[TypeSpec, ...] = (
         rebuild=_rebuild_enum,
         show=lambda obj, show: show(obj.value),
         named="always",
+        nested=True,
     ),
     TypeSpec(
         "set",
@@ -293,6 +307,7 @@ SPECS: tuple[TypeSpec, ...] = (
         form=lambda obj, walk: [walk(v, "<item>") for v in obj],
         rebuild=_rebuild_set(set),
         show=lambda obj, show: sorted((show(v) for v in obj), key=repr),
+        nested=True,
     ),
     TypeSpec(
         "frozenset",
@@ -301,6 +316,7 @@ SPECS: tuple[TypeSpec, ...] = (
         form=lambda obj, walk: [walk(v, "<item>") for v in obj],
         rebuild=_rebuild_set(frozenset),
         show=lambda obj, show: sorted((show(v) for v in obj), key=repr),
+        nested=True,
     ),
     TypeSpec(
         "bytes",
@@ -376,6 +392,7 @@ SPECS: tuple[TypeSpec, ...] = (
         key=lambda obj, walk: [_numpy_key_kind(obj), walk(obj.item(), "")],
         named="never",
         recognise=_numpy_kind("generic"),
+        nested=True,
     ),
     TypeSpec(
         "sub",
@@ -385,6 +402,7 @@ SPECS: tuple[TypeSpec, ...] = (
         rebuild=_rebuild_sub,
         show=lambda obj, show: show(builtin_base(type(obj))(obj)),
         named="always",
+        nested=True,
     ),
     TypeSpec(
         "dataclass",
@@ -398,6 +416,7 @@ SPECS: tuple[TypeSpec, ...] = (
         key=lambda obj, walk: {f.name: walk(getattr(obj, f.name), f".{f.name}") for f in dataclasses.fields(obj)},
         named="always",
         recognise=_is_dataclass,
+        nested=True,
     ),
     TypeSpec(
         "model",
@@ -409,6 +428,7 @@ SPECS: tuple[TypeSpec, ...] = (
         key=lambda obj, walk: walk(obj.model_dump(mode="json"), ""),
         named="always",
         recognise=_is_model,
+        nested=True,
     ),
     TypeSpec(
         "ndarray",
@@ -426,13 +446,15 @@ SPECS: tuple[TypeSpec, ...] = (
 BY_TAG: dict[str, TypeSpec] = {spec.tag: spec for spec in SPECS}
 
 
-def spec_of(obj: Any) -> TypeSpec | None:
-    """The spec covering `obj` (the first of `SPECS` that recognises it), or `None` for a type none covers."""
+def classify(obj: Any) -> tuple[TypeSpec, type | None] | None:
+    """The spec covering `obj` (the first of `SPECS` that recognises it) and the class its JSON form names
+    (`named_class`), or `None` for a type no spec covers. Remembered per type."""
     t = type(obj)
     found = _found.get(t, _UNSEEN)
     if found is not _UNSEEN and obj.__class__ is t:
         return found  # type: ignore[no-any-return]
-    found = _recognise(obj)
+    spec = _recognise(obj)
+    found = None if spec is None else (spec, named_class(spec, t))
     if obj.__class__ is t:  # a proxy reports another class: recognised anew each time, like isinstance would
         if len(_found) >= 4096:  # classes made at run time: bounded, recognising again is cheap
             _found.clear()
@@ -440,8 +462,19 @@ def spec_of(obj: Any) -> TypeSpec | None:
     return found
 
 
+def spec_of(obj: Any) -> TypeSpec | None:
+    """The spec covering `obj`, or `None` for a type no spec covers."""
+    found = classify(obj)
+    return None if found is None else found[0]
+
+
+def no_walk(value: Any, where: str) -> Any:
+    """The `walk` given to forms of specs that are not `nested` (they never call it)."""
+    raise AssertionError("a leaf form walked a nested value")
+
+
 _UNSEEN: Any = object()
-_found: dict[type, TypeSpec | None] = {}
+_found: dict[type, tuple[TypeSpec, type | None] | None] = {}
 
 
 def _recognise(obj: Any) -> TypeSpec | None:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from agentcache.codec.types import BY_TAG, TypeSpec, base_classes, named_class, spec_of
+from agentcache.codec.types import BY_TAG, TypeSpec, base_classes, classify, named_class, no_walk
 from agentcache.errors import ConfigurationError, KeyEncodingError
 
 __all__ = [
@@ -157,22 +157,23 @@ def _canonical(obj: Any, path: str) -> Any:
     hook = getattr(obj, "__cache_key__", None)
     if hook is not None and callable(hook):  # authoritative: the class says what identifies it
         return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
-    spec = spec_of(obj)
-    if spec is None:
+    found = classify(obj)
+    if found is None:
         raise KeyEncodingError(
             f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
             f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
             f"__cache_key__() method returning plain data"
         )
+    spec, cls = found
     tag = spec.tag
-    if tag in _OWN_CHECKS:
-        return _OWN_CHECKS[tag](obj, t, spec, path)
+    own = _OWN_CHECKS.get(tag)
+    if own is not None:
+        return own(obj, t, spec, path)
     if tag == "decimal" and not obj.is_finite():
         raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
-    cls = named_class(spec, t)
     if cls is not None and tag != "enum":  # an enum member's attributes are the enum's own
         _subclass(obj, t, base_classes(spec), path)
-    value = (spec.key or spec.form)(obj, _walker(path))
+    value = (spec.key or spec.form)(obj, _walker(path) if spec.nested else no_walk)
     if tag == "set" or tag == "frozenset":
         value.sort(key=_sort_key)
     return _tag(tag, value, cls)
@@ -204,7 +205,7 @@ def _numpy_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
     if obj.shape == ():  # a numpy scalar, or an array of none dimensions: keyed alike
         scalar = BY_TAG["np"]
         return _tag("np", (scalar.key or scalar.form)(obj, _walker(path)))
-    return _tag("ndarray", (spec.key or spec.form)(obj, _walker(path)), named_class(spec, t))
+    return _tag("ndarray", (spec.key or spec.form)(obj, no_walk), named_class(spec, t))
 
 
 _BUILTIN_TYPES = (str, int, float, list, dict, tuple)
