@@ -277,3 +277,24 @@ def test_entries_written_before_the_registry_still_decode(body: bytes, expected:
     back = decode_entry(_old_entry(body), KEY).value
     assert type(back) is type(expected)
     assert _same(back, expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"$t":"path","c":"test_codec_types:Params","v":"/x"}',  # a registered class of another kind
+        b'{"$t":"sub","c":"test_codec_types:Params","v":"x"}',
+        b'{"$t":"sub","c":"test_codec_types:Prompt","v":1}',  # a str subclass holding an int
+        b'{"$t":"path","c":"os:system","v":"ls"}',  # never imported, never called
+        b'{"$t":"path","v":"/x"}',  # a path names its class
+        b'{"$t":"np","v":["|O",""]}',  # object dtype
+        b'{"$t":"np","v":["<f8","AAAA"]}',  # wrong size
+        b'{"$t":"time","v":"not a time"}',
+        b'{"$t":"nope","v":1}',
+    ],
+)
+def test_stored_forms_that_do_not_fit_their_tag_are_refused(body: bytes) -> None:
+    """A tag's class must be registered (or trusted) and derive from the tag's type; the form must fit it."""
+    encode_entry([Params(1.0), Prompt("x")], key=KEY)  # registers both classes in this process
+    with pytest.raises(SerializationError):
+        decode_entry(_old_entry(body), KEY)

@@ -125,7 +125,8 @@ def _name(t: type) -> str:
 
 
 def register_type(cls: type) -> type:
-    """Allow instances of `cls` (a dataclass, enum or pydantic model) to be rebuilt from stored entries.
+    """Allow instances of `cls` (a dataclass, enum, pydantic model, or a subclass of a type the codec stores) to be
+    rebuilt from stored entries.
 
     Classes are registered automatically when this process stores one, and from cached functions' return
     annotations; call this for types that only ever come back from a shared store. Usable as a decorator.
@@ -222,9 +223,10 @@ def _decode_tag(d: dict[str, Any]) -> Any:
             cls = trusted_class(spec, name, _name) if type(name) is str else None
             if cls is None:
                 raise SerializationError(f"stored entry names an unregistered type {name!r}")
-        bases = base_classes(spec)
-        if bases and not issubclass(cls, bases):
-            raise SerializationError(f"{cls!r} is not a {kind}")
+        if spec.bases:  # (none loaded: the class cannot derive from them)
+            bases = base_classes(spec)
+            if not bases or not issubclass(cls, bases):
+                raise SerializationError(f"{cls!r} is not a {kind}")
     try:
         return spec.rebuild(cls, v)
     except SerializationError:
