@@ -298,3 +298,14 @@ def test_stored_forms_that_do_not_fit_their_tag_are_refused(body: bytes) -> None
     encode_entry([Params(1.0), Prompt("x")], key=KEY)  # registers both classes in this process
     with pytest.raises(SerializationError):
         decode_entry(_old_entry(body), KEY)
+
+
+def test_path_subclass_state_is_refused_by_keys_and_values_alike() -> None:
+    """The same for a path subclass (its class is always named, so the check is not only for subclasses of
+    builtins)."""
+    doc = Doc("a.md")
+    doc.owner = "me"  # type: ignore[attr-defined]
+    with pytest.raises(KeyEncodingError, match=r"\(owner\)"):
+        canonical_bytes(doc, "doc")
+    with pytest.raises(SerializationError, match=r"\(owner\)"):
+        encode_entry(doc, key=KEY)

@@ -175,8 +175,8 @@ class _Encoder:
         spec, cls = found
         if spec.tag in _NUMPY and obj.dtype.hasobject:
             raise SerializationError("numpy arrays of Python objects cannot be cached")
-        if (cls is not None and spec.named == "subclass") or spec.tag == "sub":
-            # Attributes of a builtin's subclass instance would be lost on the way back: refuse, never drop them.
+        if cls is not None and spec.tag not in _OWN_FIELDS:
+            # A subclass instance's own attributes would be lost on the way back: refuse, never drop them.
             hidden = [n for n in getattr(obj, "__dict__", None) or () if n not in _derived(t)]
             if hidden:
                 raise SerializationError(
