@@ -159,6 +159,7 @@ def _canonical(obj: Any, path: str) -> Any:
         return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
     found = classify(obj)
     if found is None:
+        _refuse_context(obj, path)
         raise KeyEncodingError(
             f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
             f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
@@ -167,6 +168,8 @@ def _canonical(obj: Any, path: str) -> Any:
     spec, cls = found
     tag = spec.tag
     own = _OWN_CHECKS.get(tag)
+    if own is not None:  # a framework's context object may be a model, a dataclass...
+        _refuse_context(obj, path)
     if own is not None:
         return own(obj, t, spec, path)
     if tag == "decimal" and not obj.is_finite():
@@ -215,6 +218,21 @@ _OWN_CHECKS: dict[str, Callable[[Any, type, TypeSpec, str], Any]] = {
     "np": _numpy_key,
     "ndarray": _numpy_key,
 }
+
+
+def _refuse_context(obj: Any, path: str) -> None:
+    if _is_injected_context(obj):
+        raise KeyEncodingError(
+            f"argument {path!r} is a framework's context object ({_qualname(type(obj))}): it is left out of keys "
+            f"when it is a parameter of the cached function itself, never encoded inside another value; exclude it "
+            f"with ignore=({_argument(path)!r},) or supply key=lambda ...: ..."
+        )
+
+
+def _is_injected_context(obj: Any) -> bool:
+    from .injected import is_injected_context
+
+    return is_injected_context(obj)
 
 
 def _argument(path: str) -> str:
