@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import enum
 import json
 import math
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, TypeVar
+
+from agentcache.codec.types import spec_of
 
 __all__ = [
     "Progress",
@@ -58,34 +57,21 @@ def timestamp(t: float) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-ready copy of a decoded cache value, for display (tuples become lists, bytes a short summary...)."""
-    if value is None or isinstance(value, (str, bool, int)):
+    """A JSON-ready copy of a decoded cache value, for display: JSON types as they are (tuples as lists), every
+    type of the codec's registry in its display form (`agentcache.codec.types`), anything else as `str`."""
+    t = type(value)
+    if value is None or t is str or t is bool or t is int:
         return value
-    if isinstance(value, float):
+    if t is float:
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
+    if t is dict:
         return {(k if isinstance(k, str) else repr(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if t is list or t is tuple:
         return [jsonable(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((jsonable(v) for v in value), key=repr)
-    if isinstance(value, (bytes, bytearray)):
-        head = base64.b64encode(bytes(value[:48])).decode("ascii")
-        return f"<{len(value)} bytes, base64 {head}{'…' if len(value) > 48 else ''}>"
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return jsonable(dump(mode="json"))
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return jsonable(tolist())
-    isoformat = getattr(value, "isoformat", None)  # datetime, date, time
-    if callable(isoformat):
-        return str(isoformat())
-    return str(value)  # Decimal, UUID, timedelta: display only, never part of a key
+    spec = spec_of(value)
+    if spec is None:
+        return str(value)
+    return jsonable(spec.show(value, jsonable))
 
 
 def render_json(value: Any) -> str:

@@ -15,13 +15,16 @@ Failures are `SerializationError`; the subclass `CorruptEntryError` means the by
 to another key (the cache counts them as ``corrupt``), `OutdatedEntryError` that they were written in an earlier
 format (a quiet miss: the next store replaces them).
 
-Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, bytes, sets, datetimes, decimals,
-UUIDs, enums, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
-``model_dump(mode="json")`` / ``model_validate``) and numpy arrays. A tag naming a class is only honoured for a
-class this process has registered: one it has encoded itself, one named in a cached function's return
-annotation, or one passed to `register_type`. Anything else in stored bytes — unknown classes, bad JSON, other
-formats — raises `SerializationError`, which the cache treats as a miss and deletes the entry. Nothing read from a
-store can make this module import a module or call an arbitrary constructor.
+Values are JSON with type tags (``{"$t": "tuple", "v": [...]}``) for tuples, dicts with other keys than strings, big
+ints and non-finite floats (written here), and for every type of the registry in `agentcache.codec.types`, the one
+shared with key encoding and the CLI: bytes, sets, datetimes, times, decimals, UUIDs, paths, enums, subclasses of
+builtins, dataclasses, pydantic models (SDK objects round-trip through their own schemas:
+``model_dump(mode="json")`` / ``model_validate``), numpy arrays and scalars. A tag naming a class is only honoured
+for a class this process has registered (one it has encoded itself, one named in a cached function's return
+annotation, or one passed to `register_type`) or one the registry trusts by name (the standard library's path
+classes, `bytearray`, `memoryview`). Anything else in stored bytes — unknown classes, bad JSON, other formats —
+raises `SerializationError`, which the cache treats as a miss and deletes the entry. Nothing read from a store can
+make this module import a module or call an arbitrary constructor.
 
 Embedding vectors are entries of their own (`encode_vector` / `decode_vector`): the same checksum and key digest,
 the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`).
@@ -30,9 +33,7 @@ the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`
 from __future__ import annotations
 
 import array
-import base64
-import dataclasses
-import enum
+import functools
 import hashlib
 import math
 import struct
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentcache import _fork
+from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
 from agentcache.usage import Usage
 
@@ -123,20 +125,14 @@ def _name(t: type) -> str:
 
 
 def register_type(cls: type) -> type:
-    """Allow instances of `cls` (a dataclass, enum or pydantic model) to be rebuilt from stored entries.
+    """Allow instances of `cls` (a dataclass, enum, pydantic model, or a subclass of a type the codec stores) to be
+    rebuilt from stored entries.
 
     Classes are registered automatically when this process stores one, and from cached functions' return
     annotations; call this for types that only ever come back from a shared store. Usable as a decorator.
     """
     with _types_lock:
         _types[_name(cls)] = cls
-    return cls
-
-
-def _lookup(name: Any) -> type:
-    cls = _types.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise SerializationError(f"stored entry names an unregistered type {name!r}")
     return cls
 
 
@@ -173,37 +169,34 @@ class _Encoder:
             return self.tag("dict", [[self.encode(k), self.encode(v)] for k, v in obj.items()])
         if t is tuple:
             return self.tag("tuple", [self.encode(v) for v in obj])
-        if isinstance(obj, enum.Enum):
-            return self.tag("enum", self.encode(obj.value), t)
-        dump = getattr(obj, "model_dump", None)
-        if dump is not None and hasattr(t, "model_validate"):
-            # Through encode() again: a "$t" key inside the model's data must be escaped like any other.
-            return self.tag("model", self.encode(dump(mode="json", by_alias=True, exclude_unset=True)), t)
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            fields = {f.name: self.encode(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
-            return self.tag("dataclass", fields, t)
-        if isinstance(obj, (bytes, bytearray)):
-            return self.tag("bytes", base64.b64encode(obj).decode("ascii"))
-        if isinstance(obj, (set, frozenset)):
-            return self.tag("set" if isinstance(obj, set) else "frozenset", [self.encode(v) for v in obj])
-        mods = sys.modules  # a type whose module was never imported has no instances: no import needed
-        if (dt := mods.get("datetime")) is not None:
-            if isinstance(obj, dt.datetime):
-                return self.tag("datetime", obj.isoformat())
-            if isinstance(obj, dt.date):
-                return self.tag("date", obj.isoformat())
-            if isinstance(obj, dt.timedelta):
-                return self.tag("timedelta", [obj.days, obj.seconds, obj.microseconds])
-        if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
-            return self.tag("decimal", str(obj))
-        if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
-            return self.tag("uuid", str(obj))
-        if t.__module__ == "numpy" and hasattr(obj, "tobytes") and hasattr(obj, "dtype"):
-            if obj.dtype.hasobject:
-                raise SerializationError("numpy arrays of Python objects cannot be cached")
-            data = base64.b64encode(obj.tobytes(order="C")).decode("ascii")
-            return self.tag("ndarray", [obj.dtype.str, list(getattr(obj, "shape", ())), data])
-        raise SerializationError(f"values of type {t.__module__}.{t.__qualname__} cannot be cached")
+        found = classify(obj)
+        if found is None:
+            raise SerializationError(f"values of type {t.__module__}.{t.__qualname__} cannot be cached")
+        spec, cls = found
+        if spec.tag in _NUMPY and obj.dtype.hasobject:
+            raise SerializationError("numpy arrays of Python objects cannot be cached")
+        if cls is not None and spec.tag not in _OWN_FIELDS:
+            # A subclass instance's own attributes would be lost on the way back: refuse, never drop them.
+            hidden = [n for n in getattr(obj, "__dict__", None) or () if n not in _derived(t)]
+            if hidden:
+                raise SerializationError(
+                    f"values of type {t.__module__}.{t.__qualname__} hold attributes a stored copy would lose "
+                    f"({', '.join(hidden)})"
+                )
+        return self.tag(spec.tag, spec.form(obj, self.walk if spec.nested else no_walk), cls)
+
+    def walk(self, obj: Any, where: str) -> Any:
+        """`encode`, as the type registry's `walk` (stored values need no path)."""
+        return self.encode(obj)
+
+
+_NUMPY = frozenset(("np", "ndarray"))
+_OWN_FIELDS = frozenset(("enum", "dataclass", "model"))  # their form says what they hold
+
+
+def _derived(t: type) -> frozenset[str]:
+    """Names of a class' ``functools.cached_property`` attributes (computed again after a round trip)."""
+    return frozenset(name for k in t.__mro__ for name, a in vars(k).items() if isinstance(a, functools.cached_property))
 
 
 def _decode_tag(d: dict[str, Any]) -> Any:
@@ -219,51 +212,27 @@ def _decode_tag(d: dict[str, Any]) -> Any:
         return float(v)
     if kind == "int":
         return int(v)
-    if kind == "bytes":
-        return base64.b64decode(v, validate=True)
-    if kind == "set":
-        return {_hashable(x) for x in v}
-    if kind == "frozenset":
-        return frozenset(_hashable(x) for x in v)
-    if kind in ("datetime", "date", "timedelta"):
-        import datetime as dt
-
-        if kind == "datetime":
-            return dt.datetime.fromisoformat(v)
-        if kind == "date":
-            return dt.date.fromisoformat(v)
-        return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
-    if kind == "decimal":
-        import decimal
-
-        return decimal.Decimal(v)
-    if kind == "uuid":
-        import uuid
-
-        return uuid.UUID(v)
-    if kind == "ndarray":
-        import numpy as np
-
-        dtype_name, shape, data = v
-        np_dtype = np.dtype(dtype_name)
-        if np_dtype.hasobject:
-            raise SerializationError("stored numpy array has an object dtype")
-        return np.frombuffer(base64.b64decode(data, validate=True), dtype=np_dtype).reshape(shape).copy()
-    cls = _lookup(d.get("c"))
-    if kind == "enum":
-        if not issubclass(cls, enum.Enum):
-            raise SerializationError(f"{cls!r} is not an Enum")
-        return cls(v)
-    if kind == "model":
-        validate = getattr(cls, "model_validate", None)
-        if validate is None:
-            raise SerializationError(f"{cls!r} is not a pydantic model")
-        return validate(v)
-    if kind == "dataclass":
-        if not dataclasses.is_dataclass(cls) or not isinstance(v, dict):
-            raise SerializationError(f"{cls!r} is not a dataclass")
-        return cls(**v)
-    raise SerializationError(f"unknown type tag {kind!r}")
+    spec = BY_TAG.get(kind) if type(kind) is str else None
+    if spec is None:
+        raise SerializationError(f"unknown type tag {kind!r}")
+    name = d.get("c")
+    cls = None
+    if name is not None:
+        cls = _types.get(name) if type(name) is str else None
+        if cls is None:
+            cls = trusted_class(spec, name, _name) if type(name) is str else None
+            if cls is None:
+                raise SerializationError(f"stored entry names an unregistered type {name!r}")
+        if spec.bases:  # (none loaded: the class cannot derive from them)
+            bases = base_classes(spec)
+            if not bases or not issubclass(cls, bases):
+                raise SerializationError(f"{cls!r} is not a {kind}")
+    try:
+        return spec.rebuild(cls, v)
+    except SerializationError:
+        raise
+    except Exception as exc:  # whatever a constructor raises on bytes that do not fit it
+        raise SerializationError(f"stored {kind} cannot be rebuilt: {type(exc).__name__}: {exc}") from exc
 
 
 def _hashable(x: Any) -> Any:

@@ -18,17 +18,15 @@ builtin subclass's instance attributes), so that it never becomes a constant in 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import enum
 import functools
 import json
 import math
 import re
-import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
+from agentcache.codec.types import BY_TAG, TypeSpec, base_classes, classify, named_class, no_walk
 from agentcache.errors import ConfigurationError, KeyEncodingError
 
 __all__ = [
@@ -159,76 +157,76 @@ def _canonical(obj: Any, path: str) -> Any:
     hook = getattr(obj, "__cache_key__", None)
     if hook is not None and callable(hook):  # authoritative: the class says what identifies it
         return _tag("custom", _canonical(hook(), f"{path}.__cache_key__()"), t)
-    if isinstance(obj, enum.Enum):
-        return _tag("enum", _canonical(obj.value, f"{path}.value"), t)
-    if isinstance(obj, (set, frozenset)):
-        items = [_canonical(v, f"{path}<item>") for v in obj]
-        kind = "set" if isinstance(obj, set) else "frozenset"
-        return _tag(kind, sorted(items, key=_sort_key), _subclass(obj, t, (set, frozenset), path))
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        cls = None if t is bytes else _subclass(obj, t, (bytes, bytearray, memoryview), path) or t
-        return _tag("bytes", base64.b64encode(bytes(obj)).decode("ascii"), cls)
-    # An object of a type whose module was never imported cannot exist, so look modules up instead of
-    # importing them: `import agentcache` stays light.
-    mods = sys.modules
-    if (dt := mods.get("datetime")) is not None:
-        if isinstance(obj, dt.datetime):
-            return _tag("datetime", obj.isoformat(), _subclass(obj, t, (dt.datetime,), path))
-        if isinstance(obj, dt.date):
-            return _tag("date", obj.isoformat(), _subclass(obj, t, (dt.date,), path))
-        if isinstance(obj, dt.time):
-            return _tag("time", obj.isoformat(), _subclass(obj, t, (dt.time,), path))
-        if isinstance(obj, dt.timedelta):
-            return _tag(
-                "timedelta", [obj.days, obj.seconds, obj.microseconds], _subclass(obj, t, (dt.timedelta,), path)
-            )
-    if (dec := mods.get("decimal")) is not None and isinstance(obj, dec.Decimal):
-        if not obj.is_finite():
-            raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
-        return _tag("decimal", str(obj), _subclass(obj, t, (dec.Decimal,), path))
-    if (uid := mods.get("uuid")) is not None and isinstance(obj, uid.UUID):
-        return _tag("uuid", str(obj), _subclass(obj, t, (uid.UUID,), path))
-    if (pl := mods.get("pathlib")) is not None and isinstance(obj, pl.PurePath):
-        _subclass(obj, t, (pl.PurePath,), path)
-        return _tag("path", obj.as_posix(), t)
-    if isinstance(obj, (str, int, float, list, dict, tuple)):  # subclasses of JSON types keep their class
-        base: Any = next(b for b in (str, bool, int, float, list, dict, tuple) if isinstance(obj, b))
-        _subclass(obj, t, (base,), path)
-        return _tag("sub", _canonical(base(obj), path), t)
+    found = classify(obj)
+    if found is None:
+        _refuse_context(obj, path)
+        raise KeyEncodingError(
+            f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
+            f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
+            f"__cache_key__() method returning plain data"
+        )
+    spec, cls = found
+    tag = spec.tag
+    own = _OWN_CHECKS.get(tag)
+    if own is not None:  # a framework's context object may be a model, a dataclass...
+        _refuse_context(obj, path)
+    if own is not None:
+        return own(obj, t, spec, path)
+    if tag == "decimal" and not obj.is_finite():
+        raise KeyEncodingError(f"argument {path!r} is {obj!r}: a non-finite Decimal has no stable key")
+    if cls is not None and tag != "enum":  # an enum member's attributes are the enum's own
+        _subclass(obj, t, base_classes(spec), path)
+    value = (spec.key or spec.form)(obj, _walker(path) if spec.nested else no_walk)
+    if tag == "set" or tag == "frozenset":
+        value.sort(key=_sort_key)
+    return _tag(tag, value, cls)
+
+
+def _walker(path: str) -> Callable[[Any, str], Any]:
+    """The registry's `walk` for a value at `path`: nested values are encoded canonically, at their own path."""
+    return lambda value, where: _canonical(value, path + where)
+
+
+def _dataclass_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
+    _refuse_hidden(obj, path, _hidden_state(obj, [f.name for f in dataclasses.fields(obj)]))
+    return _tag("dataclass", (spec.key or spec.form)(obj, _walker(path)), t)
+
+
+def _model_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
+    _refuse_hidden(obj, path, _model_hidden_state(obj))
+    return _tag("model", (spec.key or spec.form)(obj, _walker(path)), t)
+
+
+def _numpy_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
+    if isinstance(obj, _BUILTIN_TYPES):  # numpy.float64, numpy.str_: keys have always written them as "sub"
+        sub = BY_TAG["sub"]
+        _subclass(obj, t, base_classes(sub), path)
+        return _tag("sub", sub.form(obj, _walker(path)), t)
+    if obj.dtype.hasobject:
+        raise KeyEncodingError(f"argument {path!r} is a numpy array of Python objects: no stable key")
+    _refuse_hidden(obj, path, sorted(getattr(obj, "__dict__", None) or ()))  # e.g. a masked array's mask
+    if obj.shape == ():  # a numpy scalar, or an array of none dimensions: keyed alike
+        scalar = BY_TAG["np"]
+        return _tag("np", (scalar.key or scalar.form)(obj, _walker(path)))
+    return _tag("ndarray", (spec.key or spec.form)(obj, no_walk), named_class(spec, t))
+
+
+_BUILTIN_TYPES = (str, int, float, list, dict, tuple)
+_OWN_CHECKS: dict[str, Callable[[Any, type, TypeSpec, str], Any]] = {
+    "dataclass": _dataclass_key,
+    "model": _model_key,
+    "np": _numpy_key,
+    "ndarray": _numpy_key,
+}
+
+
+def _refuse_context(obj: Any, path: str) -> None:
     if _is_injected_context(obj):
         raise KeyEncodingError(
-            f"argument {path!r} is a framework's context object ({_qualname(t)}): it is left out of keys when it "
-            f"is a parameter of the cached function itself, never encoded inside another value; exclude it with "
-            f"ignore=({_argument(path)!r},) or supply key=lambda ...: ..."
+            f"argument {path!r} is a framework's context object ({_qualname(type(obj))}): it is left out of keys "
+            f"when it is a parameter of the cached function itself, never encoded inside another value; exclude it "
+            f"with ignore=({_argument(path)!r},) or supply key=lambda ...: ..."
         )
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        names = [f.name for f in dataclasses.fields(obj)]
-        _refuse_hidden(obj, path, _hidden_state(obj, names))
-        return _tag("dataclass", {n: _canonical(getattr(obj, n), f"{path}.{n}") for n in names}, t)
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None and hasattr(type(obj), "model_fields"):  # pydantic v2 model
-        _refuse_hidden(obj, path, _model_hidden_state(obj))
-        return _tag("model", _canonical(dump(mode="json"), path), t)
-    module = t.__module__
-    if module == "numpy" or module.startswith("numpy."):
-        shape = getattr(obj, "shape", None)
-        dtype = getattr(obj, "dtype", None)
-        if shape is not None and dtype is not None:
-            if getattr(dtype, "hasobject", False):
-                raise KeyEncodingError(f"argument {path!r} is a numpy array of Python objects: no stable key")
-            _refuse_hidden(obj, path, sorted(getattr(obj, "__dict__", None) or ()))  # e.g. a masked array's mask
-            # A structured dtype's `.str` is only its size ("|V12"): its fields must be spelled out.
-            kind = dtype.str if getattr(dtype, "fields", None) is None else str(dtype.descr)
-            if shape == ():  # numpy scalar
-                return _tag("np", [kind, _canonical(obj.item(), path)])
-            data = obj.tobytes(order="C")
-            cls = None if module == "numpy" and t.__name__ == "ndarray" else t
-            return _tag("ndarray", [kind, list(shape), base64.b64encode(data).decode("ascii")], cls)
-    raise KeyEncodingError(
-        f"argument {path!r} of type {_qualname(t)} cannot be part of a cache key: exclude it with "
-        f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
-        f"__cache_key__() method returning plain data"
-    )
 
 
 def _is_injected_context(obj: Any) -> bool:
