@@ -45,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cachetools import FIFOCache
+
 from agentcache import _fork
 from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
@@ -363,10 +365,23 @@ def _parse(raw: bytes, kind: Kind, untag: bool, duration: float, n: int) -> Any:
 # may be mutable), but their bytes too are verified (checksum, key digest) only when they differ from the last seen.
 
 MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together (heap): `Settings.decoded_bytes`
-_memo: dict[str, tuple[bytes, Kind, Any, Any, float, bytes]] = {}
-_costs: dict[str, int] = {}  # heap bytes accounted for each entry of `_memo` (kept apart: the hit path never reads it)
-_memo_size = 0
-_memo_lock = threading.Lock()
+_Memo = tuple[bytes, Kind, Any, Any, float, bytes, int]  # raw, kind, template, copy steps, duration, usage, heap cost
+
+
+def _memo_cost(memo: _Memo) -> int:
+    return memo[6]
+
+
+def _new_memo(budget: int) -> FIFOCache[str, _Memo]:
+    """The memo: the entries decoded first go first once the heap they hold exceeds `budget` bytes (an entry still
+    hit is simply decoded and kept again). FIFO, not LRU: a hit reads it without a lock and without reordering it
+    (an LRU's reorder on every hit cost 7% of a memory hit, `benchmarks/results/memo.md`)."""
+    return FIFOCache(maxsize=max(budget, 1), getsizeof=_memo_cost)
+
+
+_budget = 8 << 20  # set from `Settings.decoded_bytes` whenever the settings are resolved (`set_memo_budget`)
+_memo = _new_memo(_budget)
+_memo_lock = threading.Lock()  # writers only: a read is one dict look-up inside the cache, atomic
 _CONTAINERS = (dict, list)
 
 
@@ -377,7 +392,10 @@ def decode_hit(key: str, raw: bytes) -> tuple[Kind, Any, float, bytes]:
     Raises:
         SerializationError: as `decode_parts`.
     """
-    memo = _memo.get(key)
+    try:
+        memo: _Memo | None = _memo[key]  # no lock: a concurrent eviction makes this a KeyError, i.e. a miss
+    except KeyError:
+        memo = None
     if memo is not None and memo[0] == raw:  # bytes equality checks identity first
         steps = memo[3]
         if steps is _REPARSE:  # verified before; type-tagged objects may be mutable, so they are built anew
@@ -455,51 +473,39 @@ def _copy(value: Any, steps: tuple[_Step, ...]) -> Any:
 
 
 def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes], cost: int) -> None:
-    """Keep `memo` for `key`, accounting `cost` heap bytes; drop the oldest entries beyond the budget."""
-    global _memo_size
-    budget = _budget
+    """Keep `memo` for `key`, accounting `cost` heap bytes; the oldest entries go beyond the budget."""
     with _memo_lock:
-        old = _memo.pop(key, None)
-        if old is not None:
-            _memo_size -= _costs.pop(key)
-        if cost > budget:
+        if cost > _budget:
+            _memo.pop(key, None)
             return
-        _memo[key] = memo
-        _costs[key] = cost
-        _memo_size += cost
-        while _memo_size > budget:  # oldest first: an entry still in use is simply decoded and kept again
-            oldest = next(iter(_memo))
-            del _memo[oldest]
-            _memo_size -= _costs.pop(oldest)
-
-
-_budget = 8 << 20  # set from `Settings.decoded_bytes` whenever the settings are resolved (`set_memo_budget`)
+        _memo[key] = (*memo, cost)
 
 
 def set_memo_budget(budget: int) -> None:
     """Keep at most `budget` bytes of heap in decoded entries (0: none); shrinks the memo at once if needed."""
-    global _budget, _memo_size
-    _budget = max(int(budget), 0)
+    global _budget, _memo
+    budget = max(int(budget), 0)
     with _memo_lock:
-        while _memo and _memo_size > _budget:
-            oldest = next(iter(_memo))
-            del _memo[oldest]
-            _memo_size -= _costs.pop(oldest)
+        if budget == _budget:
+            return
+        _budget = budget
+        kept = _new_memo(budget)
+        for key, memo in list(_memo.items()):
+            if budget and memo[6] <= kept.maxsize - kept.currsize:
+                kept[key] = memo
+        _memo = kept
 
 
 def decoded_footprint() -> tuple[int, int]:
     """How many entries are kept decoded, and the heap they hold (at most `Settings.decoded_bytes`)."""
     with _memo_lock:
-        return len(_memo), _memo_size
+        return len(_memo), int(_memo.currsize)
 
 
 def forget_decoded() -> None:
     """Drop every kept template (tests and `agentcache.reset`; never needed for correctness)."""
-    global _memo_size
     with _memo_lock:
         _memo.clear()
-        _costs.clear()
-        _memo_size = 0
 
 
 def parse_usage(data: bytes) -> Usage | None:
