@@ -41,7 +41,7 @@ from agentcache.config import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys import make_key, mapping_digest
 from agentcache.semantic.budget import DEFAULT_MAX_WRONG
-from agentcache.semantic.checks import HitChecks
+from agentcache.semantic.checks import HitChecks, notes_key
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, encode_record, needs_io, refresh
 
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["SemanticHit", "invalidate_similar", "last_semantic_hit", "semantic_cached"]
 
 LAYER = "semantic"
-NOTES_LAYER = "semjudge"  # the key layer of the judge's notes on a stored query (next to its vector record)
 CANDIDATES = 4  # look past a nearest neighbour that a guard rejects, but not far
 
 P = ParamSpec("P")
@@ -249,14 +248,10 @@ def _lead(outcome: Outcome) -> Any:
     return outcome[0]
 
 
-def notes_key(record_key: str) -> str:
-    """The key of the judge's notes on the query of the vector record `record_key`."""
-    return record_key.replace(f":{VECTOR_LAYER}:", f":{NOTES_LAYER}:", 1)
-
-
 def _judge(core: _SemanticCore, payload: tuple[str, str, str, str, str, bytes | None]) -> tuple[bool, float]:
     cached, text, prefix, entry_key, record_key, raw = payload
-    return core.checks.accept(core.guards, cached, text, prefix, entry_key, notes=core.checks.read_notes(record_key, raw))
+    notes = core.checks.read_notes(notes_key(record_key), raw)
+    return core.checks.accept(core.guards, cached, text, prefix, entry_key, notes=notes)
 
 
 def _notes(core: _SemanticCore, payload: tuple[str, str]) -> bytes | None:

@@ -36,14 +36,22 @@ if TYPE_CHECKING:
     from agentcache.semantic.guards import Guard
     from agentcache.semantic.pairjudge import PairJudge, Words
 
-__all__ = ["Comparator", "HitChecks", "answers_match", "normalize_answer"]
+__all__ = ["NOTES_LAYER", "Comparator", "HitChecks", "answers_match", "normalize_answer", "notes_key"]
 
 #: How shadow verification compares a cached answer with the real one.
 Comparator = Literal["exact", "normalized"] | Callable[[Any, Any], bool]
 
 logger = logging.getLogger("agentcache")
+NOTES_LAYER = "semjudge"  # the key layer of the judge's notes on a stored query (next to its vector record)
 _SPACE = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
+
+
+def notes_key(record_key: str) -> str:
+    """The key of the judge's notes on the query of the vector record `record_key`."""
+    from agentcache.semantic.partitions import VECTOR_LAYER
+
+    return record_key.replace(f":{VECTOR_LAYER}:", f":{NOTES_LAYER}:", 1)
 
 
 def normalize_answer(value: Any) -> Any:
