@@ -16,8 +16,9 @@ on the embedding model itself (the offline MiniLM, no other model):
 4. These measurements go into a logistic model whose weights ship in `data/pair_judge.json`.
    It was fitted on the project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on
    evaluation data; `benchmarks/fit_pair_judge.py` refits it.
-5. One rule sits on top: when the texts differ by exactly one content word swapped for another, the swap
-   must keep the sentence vectors at cosine >= `substitution_cosine` (0.85 in the shipped model). A synonym
+5. One rule sits on top: when the texts differ by exactly one content word swapped for another (not another
+   form of the same word: "created"/"creator"), the swap must keep the sentence vectors at cosine >=
+   `substitution_cosine` (0.85 in the shipped model). A synonym
    barely moves the sentence ("remove"/"delete": 0.92); a different action or object moves it far
    ("deactivate"/"delete": 0.82), however close the two words sit in context.
 
@@ -83,6 +84,7 @@ FEATURES = (
     "negation",
     "bertscore_content",
     "bertscore_all",
+    "word_swap",
 )
 
 # Closed-class words whose change rarely changes the question. Not here on purpose: negations, quantifiers
@@ -199,7 +201,19 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         float(negated),
         _bertscore(wa.vectors[keep_a], wb.vectors[keep_b]),
         _bertscore(wa.vectors, wb.vectors),
+        float(len(diff_a) == 1 and len(diff_b) == 1 and _stem(wa.norm[diff_a[0]]) != _stem(wb.norm[diff_b[0]])),
     ]
+
+
+# Endings of word forms: "created"/"creator"/"create" and "erupt"/"eruption" are one word for the swap rule.
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ions", "ion", "ings", "ing", "ers", "er", "ors", "or", "ed", "e")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
 
 
 def _bertscore(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
@@ -227,8 +241,7 @@ class JudgeModel:
         """The model's probability that one answer fits both texts."""
         import math
 
-        cosine, differing, one_sided = row[0], row[FEATURES.index("differing_words")], row[FEATURES.index("one_sided")]
-        if differing == 2 and not one_sided and cosine < self.substitution_cosine:
+        if row[FEATURES.index("word_swap")] and row[0] < self.substitution_cosine:
             return 0.0
         z = self.bias + sum(
             w * (x - m) / s for w, x, m, s in zip(self.weights, row, self.mean, self.scale, strict=True)
