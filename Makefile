@@ -25,9 +25,10 @@ redis-server: ## make sure a redis-server binary exists (tests start their own o
 	  || sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server'; }
 
 .PHONY: lint
-lint: venv ## ruff check + ruff format --check
+lint: venv ## ruff check + ruff format --check + the import layering contracts (pyproject.toml)
 	$(BIN)/ruff check agentcache tests benchmarks examples
 	$(BIN)/ruff format --check agentcache tests benchmarks examples
+	$(BIN)/lint-imports
 
 .PHONY: typecheck
 typecheck: venv ## mypy --strict on agentcache/ and tests/typing/
@@ -48,6 +49,7 @@ examples: venv ## run every example as a smoke test (throwaway or project-local 
 .PHONY: bench
 bench: venv redis-server ## run the benchmarks; tables land in benchmarks/results/
 	$(BIN)/python benchmarks/bench_exact.py
+	$(BIN)/python benchmarks/bench_regression.py
 	$(BIN)/python benchmarks/bench_sqlite.py
 	$(BIN)/python benchmarks/bench_small.py
 	$(BIN)/python benchmarks/bench_redis.py

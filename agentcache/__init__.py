@@ -24,42 +24,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._core import KeyExplanation, explain_key
-from ._core import reset_stats as _reset_stats
-from ._core import stats_report as _stats_report
-from .cache import Cache
-from .config import Settings, configure, get_settings
-from .decorators import CacheDecorator, CacheOptions, response_cached, tool_cached
-from .errors import (
+from agentcache.codec.entries import register_type
+from agentcache.decorators import response_cached, tool_cached
+from agentcache.decorators.function import explain_key
+from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
+from agentcache.engine.cache import Cache
+from agentcache.engine.control import mode, refresh
+from agentcache.engine.invalidation import aemit, ainvalidate, emit, invalidate, on
+from agentcache.engine.layer import CacheLayer
+from agentcache.engine.report import reset_stats as _reset_stats
+from agentcache.engine.report import stats_report as _stats_report
+from agentcache.engine.settings import configure, get_settings
+from agentcache.engine.shared_stats import flush_stats
+from agentcache.errors import (
     AgentCacheError,
-    BackendError,
-    BackendUnavailable,
     ConfigurationError,
     InvalidationError,
     KeyEncodingError,
-    MissingDependencyError,
     SerializationError,
 )
-from .invalidation import aemit, ainvalidate, emit, invalidate, on
-from .scope import ALL, current_namespace, namespace
-from .serialization import register_type
-from .stats import CacheInfo, StatsReport
-from .stats_store import flush_stats
-from .types import AsyncCachedFunction, AsyncCachedMethod, CachedFunction, CachedMethod
-from .usage import Price, Usage, extract_usage, set_prices
+from agentcache.keys.namespaces import ALL, current_namespace, namespace
+from agentcache.usage import set_prices
 
 if TYPE_CHECKING:  # the lazily loaded names below, typed for checkers and IDEs
-    from .backends import open_backend
-    from .backends.memory import MemoryBackend
-    from .backends.redis import RedisBackend
-    from .backends.sqlite import SQLiteBackend
-    from .backends.tiered import TieredBackend
-    from .decorators.embedding import CachedEmbedder, embedding_cached
-    from .decorators.semantic import SemanticHit, invalidate_similar, last_semantic_hit, semantic_cached
-    from .integrations import is_cache_hit, wrap
-    from .prompt_cache import prompt_cached
-    from .semantic.embedders import LocalEmbedder, OpenAIEmbedder
-    from .semantic.guards import set_threshold_floor
+    from agentcache.decorators.embedding import embedding_cached
+    from agentcache.decorators.prompt import prompt_cached
+    from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+    from agentcache.integrations import is_cache_hit, wrap
+    from agentcache.stats.counters import StatsReport
 
 __version__ = "0.1.0"
 
@@ -67,33 +59,13 @@ __all__ = [
     "ALL",
     "AgentCacheError",
     "AsyncCachedFunction",
-    "AsyncCachedMethod",
-    "BackendError",
-    "BackendUnavailable",
     "Cache",
-    "CacheDecorator",
-    "CacheInfo",
-    "CacheOptions",
-    "CachedEmbedder",
+    "CacheLayer",
     "CachedFunction",
-    "CachedMethod",
     "ConfigurationError",
     "InvalidationError",
     "KeyEncodingError",
-    "KeyExplanation",
-    "LocalEmbedder",
-    "MemoryBackend",
-    "MissingDependencyError",
-    "OpenAIEmbedder",
-    "Price",
-    "RedisBackend",
-    "SQLiteBackend",
-    "SemanticHit",
     "SerializationError",
-    "Settings",
-    "StatsReport",
-    "TieredBackend",
-    "Usage",
     "__version__",
     "aemit",
     "ainvalidate",
@@ -102,23 +74,21 @@ __all__ = [
     "embedding_cached",
     "emit",
     "explain_key",
-    "extract_usage",
     "flush_stats",
     "get_settings",
     "invalidate",
-    "invalidate_similar",
     "is_cache_hit",
     "last_semantic_hit",
+    "mode",
     "namespace",
     "on",
-    "open_backend",
     "prompt_cached",
+    "refresh",
     "register_type",
     "reset",
     "response_cached",
     "semantic_cached",
     "set_prices",
-    "set_threshold_floor",
     "stats",
     "tool_cached",
     "wrap",
@@ -141,7 +111,9 @@ def reset() -> None:
     """
     import sys
 
-    from . import cache, config, invalidation, serialization
+    from agentcache.codec import entries as serialization
+    from agentcache.engine import cache, invalidation
+    from agentcache.engine import settings as config
 
     partitions = sys.modules.get("agentcache.semantic.partitions")
     if partitions is not None:
@@ -159,20 +131,14 @@ _LAZY = {
     "is_cache_hit": ("agentcache.integrations", "is_cache_hit"),
     "embedding_cached": ("agentcache.decorators.embedding", "embedding_cached"),
     "semantic_cached": ("agentcache.decorators.semantic", "semantic_cached"),
-    "invalidate_similar": ("agentcache.decorators.semantic", "invalidate_similar"),
-    "prompt_cached": ("agentcache.prompt_cache", "prompt_cached"),
-    "open_backend": ("agentcache.backends", "open_backend"),
-    "MemoryBackend": ("agentcache.backends.memory", "MemoryBackend"),
-    "SQLiteBackend": ("agentcache.backends.sqlite", "SQLiteBackend"),
-    "RedisBackend": ("agentcache.backends.redis", "RedisBackend"),
-    "TieredBackend": ("agentcache.backends.tiered", "TieredBackend"),
     "last_semantic_hit": ("agentcache.decorators.semantic", "last_semantic_hit"),
-    "SemanticHit": ("agentcache.decorators.semantic", "SemanticHit"),
-    "CachedEmbedder": ("agentcache.decorators.embedding", "CachedEmbedder"),
-    "LocalEmbedder": ("agentcache.semantic.embedders", "LocalEmbedder"),
-    "OpenAIEmbedder": ("agentcache.semantic.embedders", "OpenAIEmbedder"),
-    "set_threshold_floor": ("agentcache.semantic.guards", "set_threshold_floor"),
+    "prompt_cached": ("agentcache.decorators.prompt", "prompt_cached"),
 }
+
+
+def __dir__() -> list[str]:
+    """The public API (`__all__`, lazily loaded names included) and the module's own attributes."""
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> Any:

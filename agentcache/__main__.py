@@ -1,5 +1,5 @@
-"""`python -m agentcache`: the command line (see `agentcache.cli`)."""
+"""`python -m agentcache`: the command line (see `agentcache.cli.main`)."""
 
-from agentcache.cli import main
+from agentcache.cli.main import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .errors import ConfigurationError
+from agentcache.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import datetime as _dt

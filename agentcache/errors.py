@@ -13,7 +13,8 @@ AgentCacheError                          base: catch this to catch everything we
 ```
 
 Cached calls never raise `BackendError`: a failing store degrades to a miss (see `agentcache.backends.resilient`).
-Invalidations are the exception: they report failure by raising `InvalidationError` (see `agentcache.invalidation`).
+Invalidations are the exception: they report failure by raising `InvalidationError`
+(see `agentcache.engine.invalidation`).
 """
 
 from __future__ import annotations

@@ -173,8 +173,8 @@ ASQL = "agentcache @response_cached sqlite:// (async)"
 def agentcache_rows(tmp: Path) -> tuple[list[Case], list[Case]]:
     """The floors, agentcache's four faces, and the steps of one memory hit."""
     import agentcache
-    from agentcache.keys import canonical_bytes, digest
-    from agentcache.serialization import decode_parts
+    from agentcache.codec.entries import decode_parts
+    from agentcache.keys.encoding import canonical_bytes, digest
 
     key = _frozen(REQUEST)
     precomputed = {key: RESPONSE}
@@ -229,7 +229,7 @@ def agentcache_rows(tmp: Path) -> tuple[list[Case], list[Case]]:
         Case(ASQL, asql_hit, ref=SQL),
     ]
 
-    core = chat_mem.__agentcache_core__  # type: ignore[attr-defined]
+    core = chat_mem.__agentcache_layer__  # type: ignore[attr-defined]
     where = core.coordinates((), dict(REQUEST))
     assert where is not None
     hit_key, _, _, store = where

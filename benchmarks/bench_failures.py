@@ -176,7 +176,7 @@ def sqlite_full(tmp: Path) -> list[str]:
             return str(x) * 2000
 
         big(0)
-        store = agentcache.cache.cache_for(f"sqlite://{path}").store
+        store = agentcache.engine.cache.cache_for(f"sqlite://{path}").store
         inner: Any = getattr(store, "inner", store)
         conn = inner._conn()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]

@@ -18,7 +18,7 @@ from anthropic import Anthropic
 from openai import OpenAI
 
 from agentcache.integrations import is_cache_hit, wrap
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 RESULTS = Path(__file__).parent / "results" / "sdk.md"
 MSGS = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
@@ -85,7 +85,7 @@ def main() -> None:
             "# SDK wrapper: cache hit vs bare SDK call (local zero-latency fake server)",
             "",
             f"{n} calls each after warm-up; microseconds per call; speed-up = bare median / row median.",
-            f"Python {sys.version.split()[0]}; server: `agentcache.integrations.simulator` on 127.0.0.1.",
+            f"Python {sys.version.split()[0]}; server: `agentcache.testing.simulator` on 127.0.0.1.",
             "",
             "| call | median µs | p90 µs | p99 µs | speed-up |",
             "| --- | ---: | ---: | ---: | ---: |",

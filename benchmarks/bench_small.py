@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Case, fmt, machine_info, markdown_table, measure, percentile, write_report  # noqa: E402
 
 import agentcache  # noqa: E402
-from agentcache import serialization  # noqa: E402
+from agentcache.codec import entries as serialization  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "small.md"
 PACKAGES = ("agentcache-py", "orjson")
@@ -59,7 +59,8 @@ def _table(results: list[Any], ref: str | None = None) -> str:
 
 
 def bench_miss(quick: bool) -> str:
-    from agentcache._core import _supports_locking
+    from agentcache.engine.layer import _supports_locking
+
     from agentcache.backends.base import SupportsLocking
     from agentcache.backends.memory import MemoryBackend
 
@@ -163,7 +164,7 @@ def bench_memo(quick: bool) -> str:
 
 
 def bench_exit(quick: bool) -> str:
-    from agentcache.stats_store import flush_stats
+    from agentcache.engine.shared_stats import flush_stats
 
     def run(url: str | None) -> float:
         agentcache.configure(url="memory://", retries=0, failure_threshold=1, cooldown=0.05)

@@ -32,8 +32,8 @@ import numpy as np
 
 import agentcache
 from agentcache.backends.base import Item
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 from agentcache.semantic import _minilm
 from agentcache.semantic.embedders import LocalEmbedder
 from agentcache.semantic.partitions import encode_record, forget_partitions, partition_of

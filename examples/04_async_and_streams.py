@@ -1,6 +1,6 @@
 """04 · Async: coroutine functions, streamed responses replayed from the cache, and single-flight.
 
-Shows: `async def` functions cached with the same decorators (and `await fn.cache_invalidate(...)`); an async
+Shows: `async def` functions cached with the same decorators (and `await fn.acache_invalidate(...)`); an async
 generator that streams a response, recorded chunk by chunk on the first call and replayed on the next; and
 single-flight: 10 concurrent tasks asking for the same missing key make one call and share its result.
 
@@ -67,12 +67,14 @@ async def consume(label: str, prompt: str) -> None:
 
 
 async def main() -> None:
-    print("1. an async tool: miss, hit, then `await fetch_page.cache_invalidate(url)`")
+    print("1. an async tool: miss, hit, then `await fetch_page.acache_invalidate(url)`")
     for verdict in ("miss", "hit"):
         start = time.perf_counter()
         await fetch_page("https://example.com/a")
         print(f"  await fetch_page(url)   {(time.perf_counter() - start) * 1000:6.1f} ms  {verdict}")
-    print(f"  await fetch_page.cache_invalidate(url) -> {await fetch_page.cache_invalidate('https://example.com/a')}\n")
+    print(
+        f"  await fetch_page.acache_invalidate(url) -> {await fetch_page.acache_invalidate('https://example.com/a')}\n"
+    )
 
     print("2. single-flight: 10 tasks ask for the same missing page at the same moment")
     for fn, name in ((fetch_page, "fetch"), (fetch_page_uncoalesced, "fetch_uncoalesced")):

@@ -12,9 +12,9 @@ from contextlib import ExitStack
 
 from anthropic import Anthropic
 
-from agentcache import prompt_cache
+from agentcache.decorators import prompt as prompt_cache
 from agentcache.integrations import wrap
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 SYSTEM = "You are a support agent for ACME routers. Policy manual follows.\n" + (
     "Section: always check the firmware version before suggesting a factory reset. " * 300

@@ -14,7 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 import agentcache
 from agentcache.integrations import is_cache_hit, wrap
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import anthropic
 import pytest
 from support.fake_llm_server import SimulatedLLM, anthropic_client
 
-from agentcache import prompt_cache as pc
+from agentcache.decorators import prompt as pc
 from agentcache.integrations import is_cache_hit, wrap
 
 MODEL = "claude-sonnet-4-6"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agentcache
-from agentcache._binding import Binder
+from agentcache.keys.binding import Binder
 
 
 def plain(a: Any, b: Any = 2, *, c: Any = 3) -> None: ...

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import agentcache
-from agentcache._cli_render import Progress, human_bytes, human_duration, truncate
-from agentcache.cli import main
+from agentcache.cli.main import main
+from agentcache.cli.render import Progress, human_bytes, human_duration, truncate
 
 TENANTS = ("tenant-4", "tenant-42", "tenant-4/sub")
 
@@ -400,7 +400,7 @@ class TestInfoAndErrors:
 
     def test_missing_redis_extra_says_what_to_install(self, tmp_path: Path) -> None:
         """A redis URL without redis-py installed exits 2 and names the extra to install."""
-        code = "import sys; sys.modules['redis'] = None; from agentcache.cli import main; raise SystemExit(main())"
+        code = "import sys; sys.modules['redis'] = None; from agentcache.cli.main import main; raise SystemExit(main())"
         proc = subprocess.run(
             [sys.executable, "-c", code, "--url", "redis://127.0.0.1:6379/0", "ls"],
             cwd=tmp_path,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agentcache.cache import Cache
+from agentcache.codec.entries import VECTOR_HEADER_SIZE, pack_vector
 from agentcache.decorators.embedding import embedding_cached
+from agentcache.engine.cache import Cache
 from agentcache.errors import ConfigurationError
 from agentcache.semantic.embedders import LocalEmbedder
-from agentcache.serialization import VECTOR_HEADER_SIZE, pack_vector
 
 
 def fake_vector(text: str) -> list[float]:

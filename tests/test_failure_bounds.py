@@ -22,7 +22,7 @@ from support.redis_server import RedisServer
 
 import agentcache
 from agentcache.backends.redis import RedisBackend
-from agentcache.cache import cache_for
+from agentcache.engine.cache import cache_for
 from agentcache.errors import ConfigurationError
 
 UNRESOLVABLE = "agentcache-test.invalid"  # the reserved TLD: never resolves
@@ -80,17 +80,17 @@ def cached(url: str) -> Any:
 def test_timeouts_are_configured_and_validated() -> None:
     """Connect and socket timeouts default to 0.25 s / 0.5 s, are settable by URL (`connect_timeout` too),
     and nonsense is refused at once."""
-    b = agentcache.open_backend("redis://127.0.0.1:1/0?socket_timeout=0.2&connect_timeout=0.1")
+    b = agentcache.backends.open_backend("redis://127.0.0.1:1/0?socket_timeout=0.2&connect_timeout=0.1")
     assert isinstance(b, RedisBackend)
     assert b._kwargs == {"socket_timeout": 0.2, "socket_connect_timeout": 0.1}
     assert RedisBackend("redis://h/0")._kwargs == {"socket_timeout": 0.5, "socket_connect_timeout": 0.25}
     for bad in ("socket_timeout=0", "socket_timeout=-1", "connect_timeout=inf", "socket_timeout=abc", "retries=x"):
         with pytest.raises(ConfigurationError, match=bad.split("=")[0]):
-            agentcache.open_backend(f"redis://127.0.0.1:1/0?{bad}")
-    s = agentcache.open_backend("sqlite:///tmp/x.db?timeout=3&write_timeout=0.1")
+            agentcache.backends.open_backend(f"redis://127.0.0.1:1/0?{bad}")
+    s = agentcache.backends.open_backend("sqlite:///tmp/x.db?timeout=3&write_timeout=0.1")
     assert (s.timeout, s.write_timeout) == (3.0, 0.1)  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match="write_timeout"):
-        agentcache.open_backend("sqlite:///tmp/x.db?write_timeout=0")
+        agentcache.backends.open_backend("sqlite:///tmp/x.db?write_timeout=0")
 
 
 @pytest.mark.redis

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import agentcache
-import agentcache.stats_store
-from agentcache.cache import cache_for
+import agentcache.engine.shared_stats
+from agentcache.engine.cache import cache_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")]
 
@@ -59,7 +59,7 @@ def test_prefork_workers_under_load(backend_url: str, backend_kind: str) -> None
     # The app has used its stores before it forks (as a server does once it is up): a fork racing the very
     # first import of a store's module deadlocks on CPython's per-module import lock, outside agentcache.
     agentcache.invalidate(tags=["noise"])
-    agentcache.stats_store.flush_stats()
+    agentcache.flush_stats()
     stop = threading.Event()
 
     def hammer(n: int) -> None:

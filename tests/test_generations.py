@@ -271,7 +271,7 @@ class TestFollowers:
         waiting caller joined the old computation; its write is refused, and the waiter computes afresh."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from agentcache.cache import cache_for
+        from agentcache.engine.cache import cache_for
 
         version = {"v": "old"}
         started, release = threading.Event(), threading.Event()

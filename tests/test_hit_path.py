@@ -11,9 +11,9 @@ import pytest
 from test_decorators import call, make
 
 import agentcache
-from agentcache import serialization
 from agentcache.backends.base import Item
-from agentcache.serialization import encode_entry
+from agentcache.codec import entries as serialization
+from agentcache.codec.entries import encode_entry
 from agentcache.usage import Usage
 
 NESTED: dict[str, Any] = {
@@ -106,7 +106,7 @@ class TestCounting:
         assert info.tokens_saved == 2400 * 120
         assert info.usd_saved == pytest.approx(2400 * Usage(100, 20, model="gpt-4o").cost())
         assert info.time_saved > 0
-        assert agentcache.stats().by_function[ask.__agentcache_core__.name].hits == 2400  # type: ignore[attr-defined]
+        assert agentcache.stats().by_function[ask.__agentcache_layer__.name].hits == 2400  # type: ignore[attr-defined]
 
     def test_cache_clear_zeroes_counts_logged_but_not_folded(self) -> None:
         """Hits still waiting in the log are part of what `cache_clear` resets."""

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 import agentcache
-from agentcache._identity import code_digest, module_name, project_of
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import semantic_cached
+from agentcache.engine.cache import Cache
+from agentcache.keys.identity import code_digest, module_name, project_of
 
 BOT = """
 import json
@@ -339,7 +339,7 @@ class TestInProcess:
         request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
         key = core.key(SimpleNamespace(path="chat.completions.create"), request)  # type: ignore[arg-type]
         assert key == "ac:v1:default:response:openai.chat.completions.create:8b8bf84869d24278d73c7483db56293a"
-        assert core.cores["chat.completions.create"].function_tag == "@fn:openai.chat.completions.create"
+        assert core.layers["chat.completions.create"].entry_tag == "@fn:openai.chat.completions.create"
 
 
 def f_module_level(x: int) -> int:

@@ -15,10 +15,7 @@ from test_decorators import call, make
 import agentcache
 from agentcache.backends import open_backend
 from agentcache.backends.base import Item
-from agentcache.cache import Cache
-from agentcache.errors import SerializationError
-from agentcache.semantic.partitions import decode_record, encode_record
-from agentcache.serialization import (
+from agentcache.codec.entries import (
     MAGIC,
     VECTOR_MAGIC,
     CorruptEntryError,
@@ -28,6 +25,9 @@ from agentcache.serialization import (
     encode_vector,
     key_digest,
 )
+from agentcache.engine.cache import Cache
+from agentcache.errors import SerializationError
+from agentcache.semantic.partitions import decode_record, encode_record
 
 
 def answer(i: int) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class TestByteFlips:
                         wrong.append((position, i, got))
             finally:
                 cache.close()
-            corrupt += fn.__agentcache_core__.counters.corrupt  # type: ignore[attr-defined]
+            corrupt += fn.__agentcache_layer__.counters.corrupt  # type: ignore[attr-defined]
         assert wrong == []
         assert corrupt >= len(stored) * 30  # the checks fired: flips in the entries are counted as corrupt
 
@@ -89,7 +89,7 @@ class TestByteFlips:
         flipped[-3] ^= 0x01
         backend.set_many([Item(key, bytes(flipped))])
         assert fn(3) == answer(3)
-        assert fn.cache_info().hits == 1 and fn.__agentcache_core__.counters.corrupt == 1  # type: ignore[attr-defined]
+        assert fn.cache_info().hits == 1 and fn.__agentcache_layer__.counters.corrupt == 1  # type: ignore[attr-defined]
 
 
 class TestKeyBinding:
@@ -101,7 +101,7 @@ class TestKeyBinding:
         assert seven is not None
         backend.set_many([Item(fn.cache_key(160), seven)])
         assert await call(fn, 160) == answer(160)
-        assert fn.__agentcache_core__.counters.corrupt == 1
+        assert fn.__agentcache_layer__.counters.corrupt == 1
         assert backend.get(fn.cache_key(160)) != seven  # deleted, then replaced by the fresh result
         assert await call(fn, 160) == answer(160)
         assert fn.cache_info().hits == 1
@@ -162,7 +162,7 @@ class TestCounting:
         with caplog.at_level(logging.WARNING, logger="agentcache"):
             assert fn(0) == answer(0)
         assert caplog.records == []
-        assert fn.__agentcache_core__.counters.corrupt == 0  # type: ignore[attr-defined]
+        assert fn.__agentcache_layer__.counters.corrupt == 0  # type: ignore[attr-defined]
         assert fn.cache_info().errors == 0
         assert fn(0) == answer(0) and fn.cache_info().hits == 1
 
@@ -219,7 +219,7 @@ class TestEmbeddings:
             backend.set_many([Item(key, garbage)])
             assert embed("t") == _vector(1)
         assert len(calls) == 2_001
-        core = embed.__agentcache_core__  # type: ignore[attr-defined]
+        core = embed.__agentcache_layer__  # type: ignore[attr-defined]
         assert core.counters.corrupt == 1_000  # the other half look like the earlier format: a quiet miss
         assert embed("t") == _vector(1) and len(calls) == 2_001  # the last fresh vector replaced the garbage
 
@@ -236,7 +236,7 @@ class TestEmbeddings:
         raws = backend.get_many(keys)
         backend.set_many([Item(keys[0], raws[1]), Item(keys[1], raws[0])])  # type: ignore[arg-type]
         assert embed(["a", "bb"]) == [_vector(1), _vector(2)]
-        assert embed.__agentcache_core__.counters.corrupt == 2  # type: ignore[attr-defined]
+        assert embed.__agentcache_layer__.counters.corrupt == 2  # type: ignore[attr-defined]
 
 
 def test_key_digest_is_eight_bytes_and_key_specific() -> None:

@@ -24,7 +24,7 @@ from agentcache import InvalidationError
 from agentcache.backends import Item
 from agentcache.backends.redis import RedisBackend
 from agentcache.backends.sqlite import SQLiteBackend
-from agentcache.cache import Cache, cache_for
+from agentcache.engine.cache import Cache, cache_for
 
 N = 20
 
@@ -223,7 +223,7 @@ async def test_async_entry_points_raise(tmp_path: Path) -> None:
         with pytest.raises(InvalidationError):
             await agentcache.aemit("docs.async")
         with pytest.raises(InvalidationError):
-            await af.cache_invalidate(1)
+            await af.acache_invalidate(1)
         source.version = 2
         assert source.stale([await af(1)]) == 0
     cache = cache_for(url)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentcache import ConfigurationError, KeyEncodingError
-from agentcache.keys import canonical_bytes, make_key, namespace_prefixes, split_key, validate_namespace
+from agentcache.keys.encoding import canonical_bytes, make_key, namespace_prefixes, split_key, validate_namespace
 
 json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)

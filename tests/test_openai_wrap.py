@@ -107,7 +107,7 @@ class TestChat:
         """Hits and misses of the wrapped endpoint show in the per-endpoint counters."""
         for _ in range(3):
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "stats?"}])
-        counters = core_of(client).cores["chat.completions.create"].counters
+        counters = core_of(client).layers["chat.completions.create"].counters
         assert (counters.hits, counters.misses) == (2, 1)
         assert counters.tokens_saved > 0
 

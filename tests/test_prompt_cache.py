@@ -1,4 +1,4 @@
-"""Breakpoint placement, OpenAI cache keys and the net-savings ledger of `agentcache.prompt_cache`."""
+"""Breakpoint placement, OpenAI cache keys and the net-savings ledger of `agentcache.decorators.prompt`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentcache import prompt_cache as pc
+from agentcache.decorators import prompt as pc
 from agentcache.usage import Usage
 
 BIG = "lorem ipsum dolor sit amet " * 300  # ~2000 tokens

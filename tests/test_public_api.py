@@ -18,6 +18,59 @@ def test_all_is_sorted_and_importable() -> None:
         assert hasattr(agentcache, name), name
 
 
+PUBLIC_API = [
+    "ALL",
+    "AgentCacheError",
+    "AsyncCachedFunction",
+    "Cache",
+    "CacheLayer",
+    "CachedFunction",
+    "ConfigurationError",
+    "InvalidationError",
+    "KeyEncodingError",
+    "SerializationError",
+    "__version__",
+    "aemit",
+    "ainvalidate",
+    "configure",
+    "current_namespace",
+    "embedding_cached",
+    "emit",
+    "explain_key",
+    "flush_stats",
+    "get_settings",
+    "invalidate",
+    "is_cache_hit",
+    "last_semantic_hit",
+    "mode",
+    "namespace",
+    "on",
+    "prompt_cached",
+    "refresh",
+    "register_type",
+    "reset",
+    "response_cached",
+    "semantic_cached",
+    "set_prices",
+    "stats",
+    "tool_cached",
+    "wrap",
+]
+
+
+def test_the_public_api_is_pinned() -> None:
+    """`__all__` is exactly the list above (a change to it is a decision, made here on purpose); every name in it
+    is listed by `dir(agentcache)`, the lazily loaded ones included, before anything loads them."""
+    assert agentcache.__all__ == PUBLIC_API
+    code = "import agentcache, json; print(json.dumps(dir(agentcache)))"
+    import json
+    import subprocess
+    import sys
+
+    listed = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert set(PUBLIC_API) <= set(listed)
+
+
 def test_every_public_object_is_exported() -> None:
     """Public classes and functions defined in agentcache modules are all in __all__."""
     exported = set(agentcache.__all__)

@@ -104,7 +104,7 @@ def test_a_new_sdk_method_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
         expected_role("openai", "chat.completions.summarize")
     wrapped = wrap(plain, backend="memory://")
     assert wrapped.chat.completions.summarize() == "summary"
-    assert core_of(wrapped).bypass_cores["chat.completions.summarize"].counters.bypasses == 1
+    assert core_of(wrapped).bypass_layers["chat.completions.summarize"].counters.bypasses == 1
 
 
 def test_every_classified_path_still_exists() -> None:
@@ -356,7 +356,7 @@ class TestBypasses:
             raw = oai.embeddings.with_raw_response.create(model="text-embedding-3-small", input="a")
             assert raw.parse().data[0].embedding
         assert server.calls["embeddings"] == 2
-        assert core_of(oai).cores["embeddings.create"].counters.bypasses == 2
+        assert core_of(oai).layers["embeddings.create"].counters.bypasses == 2
 
     def test_management_methods_pass_through_silently(self, oai: Any, caplog: pytest.LogCaptureFixture) -> None:
         """Listing models is the SDK's own method: no warning, no counter."""

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.embedders import SameVector
 
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 from agentcache.semantic import guards
 from agentcache.semantic.query import split_query, split_query_context
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentcache.cli import main
+from agentcache.cli.main import main
 from agentcache.errors import ConfigurationError
 from agentcache.semantic.evaluate import evaluate, load_pairs
 

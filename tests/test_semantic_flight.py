@@ -7,8 +7,8 @@ import threading
 import time
 from collections.abc import Sequence
 
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 
 
 class Letters:

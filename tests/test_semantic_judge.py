@@ -15,8 +15,8 @@ from support.embedders import SameVector
 
 import agentcache
 from agentcache.backends.base import Item
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.semantic import _minilm
 from agentcache.semantic.budget import MIN_CHECKS, operating_point
@@ -24,7 +24,7 @@ from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import pack, split_messages, unpack
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge
-from agentcache.stats import wilson
+from agentcache.stats.counters import wilson
 
 
 @pytest.fixture
@@ -271,7 +271,7 @@ class TestShadowVerification:
 
     def test_the_cli_shows_the_measured_rate(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Shadow counts travel in the stats snapshot: `agentcache stats` prints the rate and its interval."""
-        from agentcache.cli import main
+        from agentcache.cli.main import main
 
         url = f"sqlite://{tmp_path / 'shadow.db'}"
 

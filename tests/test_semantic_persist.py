@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 from agentcache.semantic import partitions, persist
 from agentcache.semantic.usearch_index import USearchIndex
 

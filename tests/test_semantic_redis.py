@@ -13,8 +13,8 @@ import pytest
 from support.backends import with_query
 from support.semantic_worker import serve
 
-from agentcache.cache import Cache
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
+from agentcache.engine.cache import Cache
 from agentcache.semantic.eventlog import EventBatch, SupportsEventLog, event_log_for
 from agentcache.semantic.partitions import loaded_partitions, stream_of
 

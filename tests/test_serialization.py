@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agentcache
-from agentcache.errors import SerializationError
-from agentcache.serialization import (
+from agentcache.codec.entries import (
     MAGIC,
     decode_entry,
     encode_entry,
@@ -25,6 +24,7 @@ from agentcache.serialization import (
     register_type,
     unpack_vector,
 )
+from agentcache.errors import SerializationError
 from agentcache.usage import Usage
 
 KEY = "ac:v1:default:tool:t:0123456789abcdef"

@@ -8,8 +8,8 @@ import tracemalloc
 from typing import Any
 
 import agentcache
-from agentcache import serialization
 from agentcache.backends.memory import MemoryBackend
+from agentcache.codec import entries as serialization
 
 
 class CountingStore(MemoryBackend):
@@ -101,7 +101,7 @@ def test_stats_flush_skips_a_store_whose_breaker_is_not_closed() -> None:
     the hung server and waited `socket_timeout`.)"""
     import socket
 
-    from agentcache.stats_store import flush_stats
+    from agentcache.engine.shared_stats import flush_stats
 
     silent = socket.socket()  # the kernel accepts connections; nobody ever answers
     silent.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from test_decorators import call, make
 import agentcache
 from agentcache.backends import Item, SQLiteBackend
 from agentcache.backends._sqlite_files import MIN_WAL_BYTES, wal_pragmas
-from agentcache.cache import Cache
+from agentcache.engine.cache import Cache
 
 N = 40
 
@@ -97,7 +97,7 @@ class TestRebuild:
             backend.set_many([Item("k", b"v")])
             backend.close()
             _overwrite_header(path)
-            with pytest.raises(agentcache.BackendError):
+            with pytest.raises(agentcache.errors.BackendError):
                 backend.get("k")
         assert len(_moved(path)) == 1 and len(_warnings(caplog)) == 1
         backend.close()

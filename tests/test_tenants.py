@@ -15,7 +15,7 @@ from support.embedders import SameVector
 
 import agentcache
 from agentcache.decorators.semantic import invalidate_similar, semantic_cached
-from agentcache.keys import validate_namespace
+from agentcache.keys.encoding import validate_namespace
 
 TENANTS = ("a", "a/sub", "b", "b/sub", "c")
 OUTSIDE = None  # the configured default namespace, outside any block

@@ -1,7 +1,7 @@
 """The backend protocol: a byte store with TTL and tags, with a sync and an async face.
 
 Backends never see Python objects: keys arrive fully namespaced (see `agentcache.keys`) and values are
-opaque bytes (see `agentcache.serialization`). Every backend that ships with agentcache implements both faces
+opaque bytes (see `agentcache.codec.entries`). Every backend that ships with agentcache implements both faces
 (`get` / `aget`, ...) with one implementation of its logic, plus `SupportsScan` for the CLI.
 
 Contract shared by all methods:

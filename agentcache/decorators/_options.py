@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
-from agentcache._core import decorate, make_policy
+from agentcache.decorators.function import decorate
 from agentcache.durations import TTL
+from agentcache.engine.layer import make_policy
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
-    from agentcache.cache import Cache
-    from agentcache.types import AsyncCachedFunction, CachedFunction
+    from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
+    from agentcache.engine.cache import Cache
 
 P = ParamSpec("P")
 R = TypeVar("R")

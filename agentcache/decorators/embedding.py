@@ -2,9 +2,9 @@
 
 Each text is one entry, keyed by the model name, the text and the function's other arguments, and stored as
 little-endian float32 bytes (4 bytes a dimension, no JSON) behind a header holding a checksum, the key's digest
-and the dimension (`agentcache.serialization.encode_vector`): damaged bytes or another key's vector are a miss.
+and the dimension (`agentcache.codec.entries.encode_vector`): damaged bytes or another key's vector are a miss.
 Entries never expire unless `ttl=` says so.
-The batch flow is written once (`_batch_flow`) and driven by the shared sync and async drivers.
+The batch flow is written once (`batch_flow`) and driven by the shared sync and async drivers.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from agentcache._core import Core, _attach, make_policy
-from agentcache._flow import Compute, Flow, GetMany, ReadFence, Store, run_async, run_sync
-from agentcache.config import get_settings
+from agentcache.codec.entries import decode_vector, encode_vector
+from agentcache.decorators.function import FunctionLayer, attach
+from agentcache.engine import control as _control
+from agentcache.engine.control import Control
+from agentcache.engine.flow import Compute, Flow, GetMany, ReadFence, Store, run_async, run_sync
+from agentcache.engine.layer import CacheLayer, make_policy
+from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError, SerializationError
-from agentcache.keys import make_key, mapping_digest
-from agentcache.serialization import decode_vector, encode_vector
+from agentcache.keys.encoding import make_key, mapping_digest
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from agentcache.decorators._options import CacheDecorator, CacheOptions
-    from agentcache.types import AsyncCachedFunction, CachedFunction
+    from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
 
 __all__ = ["CachedEmbedder", "embedding_cached"]
 
@@ -39,8 +42,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class _EmbeddingCore(Core):
-    """`Core` plus the per-text keys of one embedding model."""
+class EmbeddingLayer(FunctionLayer):
+    """A function layer whose entries are one vector per text, keyed by the model, the text and the other
+    arguments (`keys_of` gives them, so `cache_key` / `cache_invalidate` name the entries actually stored)."""
 
     def __init__(self, func: Callable[..., Any], policy: Any, model: str) -> None:
         super().__init__(func, policy)
@@ -55,19 +59,34 @@ class _EmbeddingCore(Core):
         fields = self.binder.bind(args, kwargs)  # `ignore=` already applied; never mutated (may be `kwargs`)
         return fields[self.text_param], {k: v for k, v in fields.items() if k != self.text_param}
 
-    def keys(self, namespace: str, texts: Sequence[str], others: dict[str, Any]) -> list[str]:
-        """One key per text: model, text and the other arguments, under the namespace."""
-        scope = (namespace, LAYER, self.model, self.policy.version or "")
-        return [
-            make_key(namespace, LAYER, self.model, mapping_digest({**others, "$text": t}, scope=scope)) for t in texts
-        ]
+    def keys_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        """The keys of a call's texts (one for a single text, one per distinct text for a batch)."""
+        texts, others = self.split(args, kwargs)
+        batch = [texts] if isinstance(texts, str) else list(dict.fromkeys(texts))
+        return text_keys(self.policy.version, self.model, self.namespace_for(args, kwargs), batch, others)
 
 
-def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow[list[list[float]]]:
-    """Read every key; compute the distinct missing texts in one call; store them; reassemble in order."""
+def text_keys(
+    version: str | None, model: str, namespace: str, texts: Sequence[str], others: dict[str, Any]
+) -> list[str]:
+    """One key per text: model, text and the other arguments, under the namespace (shared by every function and
+    wrapped client embedding with `model`)."""
+    scope = (namespace, LAYER, model, version or "")
+    return [make_key(namespace, LAYER, model, mapping_digest({**others, "$text": t}, scope=scope)) for t in texts]
+
+
+def batch_flow(
+    core: CacheLayer, keys: list[str], texts: list[str], control: Control | None = None
+) -> Flow[list[list[float]]]:
+    """Read every key; compute the distinct missing texts in one call; store them; reassemble in order.
+
+    Under a ``write`` control every text is computed again; under ``read`` nothing is stored. Vectors do not go
+    stale, so a ``max_age`` does not apply to them."""
     from agentcache.backends.base import Item
 
-    found: list[bytes | None] = yield GetMany(keys)
+    reads = control is None or control.reads
+    stores = control is None or control.stores
+    found: list[bytes | None] = (yield GetMany(keys)) if reads else [None] * len(keys)
     out: list[list[float] | None] = []
     for key, raw in zip(keys, found, strict=True):
         try:
@@ -80,10 +99,11 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
     for _ in range(hits):
         core.counters.hit(0.0, None)
     if missing:
-        tags = (core.function_tag,)
+        tags = (core.entry_tag,)
         key_of = dict(zip(texts, keys, strict=True))
-        epoch = core.cache.epoch  # without generations: no store across an in-process invalidation
-        fence = yield ReadFence([key_of[t] for t in missing], tags)  # no store across an invalidation
+        missing_keys = [key_of[t] for t in missing]
+        epoch = core.cache.epoch_of_many(missing_keys, tags)  # without generations: see Cache.epoch_of
+        fence = (yield ReadFence(missing_keys, tags)) if stores else None  # no store across an invalidation
         core.counters.add("misses", len(missing))
         fresh, _ = yield Compute(missing)
         if len(fresh) != len(missing):
@@ -92,8 +112,9 @@ def _batch_flow(core: _EmbeddingCore, keys: list[str], texts: list[str]) -> Flow
         ttl = core.policy.ttl  # embeddings never go stale: no configured default TTL applies
         items = [Item(key_of[t], encode_vector(v, key=key_of[t]), ttl, tags) for t, v in by_text.items()]
         if (
-            (ttl is None or ttl > 0)
-            and (fence is not None or core.cache.epoch == epoch)
+            stores
+            and (ttl is None or ttl > 0)
+            and (fence is not None or core.cache.epoch_of_many(missing_keys, tags) == epoch)
             and (yield Store(items, fence))
         ):
             core.counters.add("stores", len(by_text))
@@ -131,7 +152,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
     policy = make_policy(LAYER, **options)
 
     def apply(f: Callable[..., Any]) -> Any:
-        core = _EmbeddingCore(f, policy, model)
+        core = EmbeddingLayer(f, policy, model)
         target = f
         while isinstance(target, functools.partial):
             target = target.func
@@ -141,7 +162,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
             texts, others = core.split(args, kwargs)
             single = isinstance(texts, str)
             batch = [texts] if single else list(texts)
-            keys = core.keys(core.namespace_for(args, kwargs), batch, others)
+            keys = text_keys(policy.version, model, core.namespace_for(args, kwargs), batch, others)
 
             def call_with(missing: list[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
                 text = missing[0] if single else missing
@@ -158,7 +179,10 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
 
             @functools.wraps(f)
             async def async_face(*args: Any, **kwargs: Any) -> Any:
-                if get_settings().disabled:
+                control = _control.current()
+                if get_settings().disabled or (control is not None and control.mode == "off"):
+                    if control is not None:
+                        core.bypass()
                     return await f(*args, **kwargs)
                 single, batch, keys, call_with = plan(args, kwargs)
 
@@ -167,7 +191,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     return [result] if single else result
 
                 store = core.cache.store
-                vectors = await run_async(_batch_flow(core, keys, batch), store, compute)
+                vectors = await run_async(batch_flow(core, keys, batch, control), store, compute)
                 return vectors[0] if single else vectors
 
             face: Any = async_face
@@ -175,7 +199,10 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
 
             @functools.wraps(f)
             def sync_face(*args: Any, **kwargs: Any) -> Any:
-                if get_settings().disabled:
+                control = _control.current()
+                if get_settings().disabled or (control is not None and control.mode == "off"):
+                    if control is not None:
+                        core.bypass()
                     return f(*args, **kwargs)
                 single, batch, keys, call_with = plan(args, kwargs)
 
@@ -183,11 +210,11 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     result = invoke(call_with(missing))
                     return [result] if single else result
 
-                vectors = run_sync(_batch_flow(core, keys, batch), core.cache.store, compute)
+                vectors = run_sync(batch_flow(core, keys, batch, control), core.cache.store, compute)
                 return vectors[0] if single else vectors
 
             face = sync_face
-        return _attach(face, core, is_async=is_async)
+        return attach(face, core)
 
     return apply if func is None else apply(func)
 

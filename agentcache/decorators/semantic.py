@@ -35,11 +35,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from agentcache._core import MISS, OVERTAKEN, Call, Core, _attach, make_policy
-from agentcache._flow import Compute, Flow, Get, GetMany, ReadFence, Store, run_async, run_sync
-from agentcache.config import get_settings
+from agentcache.decorators.function import FunctionLayer, attach
+from agentcache.engine import control as _control
+from agentcache.engine.flow import Compute, Flow, Get, GetMany, ReadFence, Store, run_async, run_sync
+from agentcache.engine.layer import MISS, OVERTAKEN, Call, make_policy
+from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError
-from agentcache.keys import make_key, mapping_digest
+from agentcache.keys.encoding import make_key, mapping_digest
 from agentcache.semantic.budget import DEFAULT_MAX_WRONG
 from agentcache.semantic.checks import HitChecks, notes_key
 from agentcache.semantic.invalidation import invalidate_similar
@@ -52,12 +54,12 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
     from agentcache.decorators._options import CacheDecorator, CacheOptions
+    from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
     from agentcache.semantic.checks import Comparator
     from agentcache.semantic.embedders import Embedder
     from agentcache.semantic.guards import Guard, Verifier
     from agentcache.semantic.pairjudge import PairJudge
     from agentcache.semantic.partitions import Partition
-    from agentcache.types import AsyncCachedFunction, CachedFunction
 
 __all__ = ["SemanticHit", "invalidate_similar", "last_semantic_hit", "semantic_cached"]
 
@@ -100,8 +102,8 @@ def _warn_embed_failure(name: str, exc: Exception) -> None:
 Outcome = tuple[Any, bytes | None, SemanticHit | None]  # value, its stored bytes, how it was answered
 
 
-class _SemanticCore(Core):
-    """`Core` plus the semantic options, the partition split and the lookup flow."""
+class _SemanticCore(FunctionLayer):
+    """`FunctionLayer` plus the semantic options, the partition split and the lookup flow."""
 
     def __init__(
         self,
@@ -152,8 +154,11 @@ class _SemanticCore(Core):
         from agentcache.semantic.conversation import unpack
         from agentcache.semantic.guards import effective_threshold
 
+        control = call.control
+        if control is not None and not control.reads:  # a forced refresh: compute and store, read nothing
+            return (yield from self._compute_and_store(call, text, record_key, None, None))
         raw = yield Get(call.key)
-        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
+        if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
             return value, raw, SemanticHit(1.0, text, text, call.key)
         part: Partition = (yield Compute(("refresh", prefix)))[0]
         try:
@@ -184,7 +189,7 @@ class _SemanticCore(Core):
                 accepted, _ = yield Compute(("verify", (unpack(cached_query)[0], unpack(text)[0], similarity)))
                 if not accepted:
                     continue
-            value = self.hit(entry_key, raw)
+            value = self.hit(entry_key, raw, "value", None, call.max_age)
             if value is MISS:
                 continue
             if self.checks.sample():  # shadow verification: the real call too, compared with the cached answer
@@ -205,10 +210,19 @@ class _SemanticCore(Core):
         return fresh, None, None  # counted once, as the hit it was (`self.hit`), plus in shadow_checks
 
     def _compute_and_store(
-        self, call: Call, text: str, record_key: str, vector: list[float] | None, part: Partition
+        self, call: Call, text: str, record_key: str, vector: list[float] | None, part: Partition | None
     ) -> Flow[Outcome]:
         """The miss: call the function, store the answer and (when there is one) the vector record."""
         from agentcache.backends.base import Item
+
+        if call.control is not None and not call.control.stores:  # mode("read"): the answer is not stored
+            self.counters.add("misses")
+            try:
+                value, _ = yield Compute(("call", None))
+            except BaseException:
+                self.counters.add("errors")
+                raise
+            return value, None, None
 
         fence = yield ReadFence((call.key, record_key), call.tags)  # no store across an invalidation
         self.counters.add("misses")
@@ -230,7 +244,7 @@ class _SemanticCore(Core):
             if not (yield Store(items, fence)):
                 return value, OVERTAKEN, None
             self.counters.add("stores")
-            if vector is not None:
+            if vector is not None and part is not None:
                 part.add(record_key, call.key, text, vector)
                 yield Compute(("announce", [record_key]))
         return value, encoded, None
@@ -266,9 +280,12 @@ def _verdict(core: _SemanticCore, payload: tuple[str, str, float]) -> Any:
 def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]:
     @functools.wraps(f)
     def sync_face(*args: Any, **kwargs: Any) -> Any:
-        if get_settings().disabled:
+        control = _control.current()
+        if get_settings().disabled or (control is not None and control.mode == "off"):
+            if control is not None:
+                core.bypass()
             return f(*args, **kwargs)
-        call = core.prepare(args, kwargs)
+        call = core.prepare(args, kwargs, control)
         text, prefix, record_key = core.locate(call)
         store = call.store
 
@@ -295,7 +312,7 @@ def _sync_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any]
             return bool(verdict)
 
         _last_hit.set(None)
-        if not core.policy.single_flight:
+        if not core.policy.single_flight or (control is not None and control.mode == "write"):
             value, _, hit = run_sync(core.flow(call, text, prefix, record_key), store, compute)
             _last_hit.set(hit)
             return value
@@ -315,9 +332,12 @@ def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any
 
     @functools.wraps(f)
     async def async_face(*args: Any, **kwargs: Any) -> Any:
-        if get_settings().disabled:
+        control = _control.current()
+        if get_settings().disabled or (control is not None and control.mode == "off"):
+            if control is not None:
+                core.bypass()
             return await f(*args, **kwargs)
-        call = core.prepare(args, kwargs)
+        call = core.prepare(args, kwargs, control)
         text, prefix, record_key = core.locate(call)
         store = call.store
 
@@ -344,7 +364,7 @@ def _async_face(f: Callable[..., Any], core: _SemanticCore) -> Callable[..., Any
             return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
 
         _last_hit.set(None)
-        if not core.policy.single_flight:
+        if not core.policy.single_flight or (control is not None and control.mode == "write"):
             value, _, hit = await run_async(core.flow(call, text, prefix, record_key), store, compute)
             _last_hit.set(hit)
             return value
@@ -440,7 +460,7 @@ def semantic_cached(
             target = target.func
         is_async = inspect.iscoroutinefunction(target)
         face = _async_face(f, core) if is_async else _sync_face(f, core)
-        face = _attach(face, core, is_async=is_async)
+        face = attach(face, core)
         face.last_hit = last_semantic_hit
         return face
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from ._options import CacheDecorator, CacheOptions, build
+from agentcache.decorators._options import CacheDecorator, CacheOptions, build
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    from agentcache.types import AsyncCachedFunction, CachedFunction
+    from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
 
 __all__ = ["tool_cached"]
 

@@ -10,9 +10,10 @@ from typing import Any, Literal, TypeVar
 
 from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError
+from agentcache.integrations._hits import is_cache_hit
 from agentcache.integrations._semantic import semantic_options
-from agentcache.integrations._wrap import WrapOptions, core_of, is_cache_hit
-from agentcache.keys import validate_namespace
+from agentcache.integrations._wrap import WrapOptions, core_of
+from agentcache.keys.encoding import validate_namespace
 
 __all__ = ["core_of", "is_cache_hit", "wrap"]
 
@@ -52,7 +53,7 @@ def wrap(
         client = agentcache.wrap(OpenAI())
         r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     """
-    from agentcache.cache import check_spec
+    from agentcache.engine.cache import check_spec
 
     check_spec(backend)
     options = WrapOptions(

@@ -2,9 +2,9 @@
 
 Frameworks call the SDKs this way to read response headers (LangChain's `ChatOpenAI` and `ChatAnthropic` call
 `...with_raw_response.create(...)` and then `.parse()`). The lookup, single flight and store are the plain
-endpoint's (`_Core.call` / `_Core.acall`), so one entry serves every form. A miss returns the SDK's own response
-object; a hit is the SDK's own response class over a real HTTP response holding the stored JSON (or the recorded
-SSE body), its `.parse()` answering with the rebuilt typed object.
+endpoint's (`WrappedClient.call` / `WrappedClient.acall`), so one entry serves every form. A miss returns the SDK's
+own response object; a hit is the SDK's own response class over a real HTTP response holding the stored JSON (or
+the recorded SSE body), its `.parse()` answering with the rebuilt typed object.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentcache.integrations._wrap import is_cache_hit, mark_hit
+from agentcache.integrations._hits import is_cache_hit, mark_hit
 
 if TYPE_CHECKING:
-    from agentcache.integrations._wrap import Endpoint, _Core
+    from agentcache.integrations._wrap import Endpoint, WrappedClient
 
 __all__ = ["HIT_HEADER", "build_response", "form_method"]
 
@@ -29,7 +29,7 @@ HIT_HEADER = "x-agentcache"
 RAW = "with_raw_response"
 
 
-def form_method(core: _Core, endpoint: Endpoint, target: Callable[..., Any], form: str) -> Callable[..., Any]:
+def form_method(core: WrappedClient, endpoint: Endpoint, target: Callable[..., Any], form: str) -> Callable[..., Any]:
     """The cached stand-in of `target`, the SDK's `endpoint` method in response form `form`."""
     if form == RAW:
         if core.is_async:
@@ -82,7 +82,7 @@ def _aparsing(target: Callable[..., Any], captured: list[Any]) -> Callable[..., 
 
 
 def _answer(
-    core: _Core, endpoint: Endpoint, form: str, result: Any, captured: list[Any], kwargs: Mapping[str, Any]
+    core: WrappedClient, endpoint: Endpoint, form: str, result: Any, captured: list[Any], kwargs: Mapping[str, Any]
 ) -> Any:
     """The SDK's response from a real call (its `.parse()` giving `result`, e.g. the recording stream), else one
     rebuilt around `result`."""
@@ -96,7 +96,7 @@ def _answer(
     return build_response(core, endpoint, form, result, kwargs)
 
 
-def _response_class(core: _Core, form: str) -> Any:
+def _response_class(core: WrappedClient, form: str) -> Any:
     """The class the SDK answers `form` with: the one seen on a real call, else the SDK's documented one."""
     seen = core.form_classes.get(form)
     if seen is not None:
@@ -110,7 +110,7 @@ def _response_class(core: _Core, form: str) -> Any:
     return module.AsyncAPIResponse if core.is_async else module.APIResponse
 
 
-def build_response(core: _Core, endpoint: Endpoint, form: str, result: Any, kwargs: Mapping[str, Any]) -> Any:
+def build_response(core: WrappedClient, endpoint: Endpoint, form: str, result: Any, kwargs: Mapping[str, Any]) -> Any:
     """The SDK's response object of `form` around `result` (a hit, or the object a waiting caller shares).
 
     Its HTTP response is real: the stored JSON (or, for a stream, the recorded SSE body) with status 200 and
@@ -149,7 +149,9 @@ def build_response(core: _Core, endpoint: Endpoint, form: str, result: Any, kwar
 class _Streaming:
     """`with client....with_streaming_response.create(...) as response:` over the cached endpoint."""
 
-    def __init__(self, core: _Core, endpoint: Endpoint, target: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, core: WrappedClient, endpoint: Endpoint, target: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> None:
         self._core, self._endpoint, self._target, self._kwargs = core, endpoint, target, kwargs
         self._manager: Any = None  # the SDK's context manager of a real call
         self._response: Any = None
@@ -184,7 +186,9 @@ class _Streaming:
 class _AsyncStreaming:
     """`async with client....with_streaming_response.create(...) as response:` over the cached endpoint."""
 
-    def __init__(self, core: _Core, endpoint: Endpoint, target: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, core: WrappedClient, endpoint: Endpoint, target: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> None:
         self._core, self._endpoint, self._target, self._kwargs = core, endpoint, target, kwargs
         self._manager: Any = None
         self._response: Any = None

@@ -1,16 +1,18 @@
-"""The machinery behind `agentcache.wrap(client)`: a copy of the SDK client whose cached methods go through one core.
+"""The machinery behind `agentcache.wrap(client)`: a copy of the SDK client whose cached methods run on the engine.
 
 `wrap` makes a sibling of the client with the SDK's own `copy()` (same class, same HTTP pool, same retry
 settings), then replaces the resources that hold cached or counted methods (`chat`, `messages`, `beta`, ...) and
-the client-level response forms by `_Node` proxies; `with_options()` / `copy()` wrap their result again. Every
-other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working. Each
+the client-level response forms by `ResourceProxy` objects; `with_options()` / `copy()` wrap their result again.
+Every other attribute is the SDK's own, so `isinstance(wrapped, OpenAI)` and IDE completion keep working. Each
 provider's `Coverage` says which SDK methods are passed through silently; the rest of what a proxy reaches is
 cached (an `Endpoint`) or passed through with one warning and counted as a bypass.
 
-One `_Core` holds every decision (key, hit decoding and form conversion, what to store, accounting); the sync
-and async faces in `_Core.call` / `_Core.acall` only order the I/O. Hits are SDK objects rebuilt with the
-SDK's schemas (`model_validate`) or SDK stream objects over recorded SSE bytes; `is_cache_hit(obj)` tells them
-apart. Errors raised by the SDK propagate and are never stored; retries are the SDK's own.
+`WrappedClient` holds what is particular to SDK requests (the key fields of a request, the conversions between
+SDK objects and entries, prompt-cache accounting); each endpoint's `EndpointLayer` is an engine `CacheLayer`, so
+lookup, single-flight (across processes too), admission, store and stats are the engine's. Hits are SDK objects
+rebuilt with the SDK's schemas (`model_validate`) or SDK stream objects over recorded SSE bytes;
+`is_cache_hit(obj)` tells them apart. Errors raised by the SDK propagate and are never stored; retries are the
+SDK's own.
 """
 
 from __future__ import annotations
@@ -18,51 +20,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentcache import prompt_cache as pc
-from agentcache._core import Core, make_policy
-from agentcache.backends.base import Item
-from agentcache.backends.generations import aread_fence, awrite_fenced, read_fence, write_fenced
-from agentcache.config import get_settings
+from agentcache.codec.entries import Kind
+from agentcache.decorators import prompt as pc
 from agentcache.decorators.response import TRANSPORT_FIELDS
+from agentcache.engine.control import resolve as resolve_control
+from agentcache.engine.flow import run_async, run_sync
+from agentcache.engine.layer import MISS, CacheLayer, Call, Policy, make_policy
+from agentcache.engine.settings import get_settings
 from agentcache.errors import AgentCacheError, SerializationError
-from agentcache.integrations import _streams
-from agentcache.keys import make_key, mapping_digest
-from agentcache.serialization import decode_hit, encode_entry
+from agentcache.integrations import _forms, _streams
+from agentcache.integrations._hits import mark_hit
 from agentcache.usage import Usage, extract_usage
 
 if TYPE_CHECKING:
     from agentcache.integrations._semantic import Pending, SemanticLayer
 
-__all__ = ["FORMS", "Coverage", "Endpoint", "WrapOptions", "base_path", "is_cache_hit", "wrap_client"]
+__all__ = ["FORMS", "Coverage", "Endpoint", "EndpointLayer", "WrapOptions", "base_path", "wrap_client"]
 
 # Fields that never change the answer, on top of the response layer's transport fields: the stream form
 # (an entry serves streamed and non-streamed calls alike) and provider-cache routing hints.
 IGNORED_FIELDS = TRANSPORT_FIELDS | {"stream", "stream_options", "prompt_cache_retention"}
 
-_hits: dict[int, weakref.ref[Any]] = {}
 _bypass_warned: set[tuple[str, str]] = set()  # (provider, method path): warned once per process
 _bypass_lock = threading.Lock()
-
-
-def mark_hit(obj: Any) -> Any:
-    ident = id(obj)
-
-    def forget(_ref: weakref.ref[Any]) -> None:
-        _hits.pop(ident, None)
-
-    _hits[ident] = weakref.ref(obj, forget)
-    return obj
-
-
-def is_cache_hit(obj: object) -> bool:
-    """Whether `obj` (a response or stream returned by a wrapped client) was served from the cache."""
-    ref = _hits.get(id(obj))
-    return ref is not None and ref() is obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +132,6 @@ def _record_or_pass(stream: Any, provider: str, done: Callable[..., Any]) -> Any
         return stream
 
 
-def _request(**request: Any) -> Any:
-    """Stands for the SDK method in the per-endpoint decorator cores (never called)."""
-    raise NotImplementedError
-
-
 def build_model(cls: Any, body: Any) -> Any:
     """Rebuild an SDK object from its stored JSON the way the SDK parses responses.
 
@@ -165,8 +144,49 @@ def build_model(cls: Any, body: Any) -> Any:
         return cls.construct(**body)
 
 
-class _Core:
-    """Every decision of the wrapped client, shared by its sync and async faces."""
+class EndpointLayer(CacheLayer):
+    """The engine layer of one cached SDK method: results are SDK objects, entries their JSON (or recorded SSE)."""
+
+    core: WrappedClient
+    endpoint: Endpoint
+
+    def convert(self, kind: Kind, value: Any, want: Kind, request: Any) -> Any:
+        """The SDK object (or replayed stream) the request wants, rebuilt from a stored body or stream."""
+        try:
+            result = self.core.rebuild(self.endpoint, kind, value, request)
+        except Exception:  # an SDK schema change: recompute
+            return MISS
+        return MISS if result is None else mark_hit(result)
+
+    def stored_form(self, value: Any, kind: Kind) -> tuple[Any, Usage | None]:
+        """The JSON body of an SDK result, or the recorded events of a completed stream, and their usage."""
+        try:
+            if kind == "stream":
+                events = list(value)
+                usage = extract_usage(_streams.events_to_object(self.endpoint.provider, events))
+                return [list(e) for e in events], usage
+            body = value.model_dump(mode="json", exclude_unset=True, warnings=False)
+        except Exception as exc:
+            raise SerializationError(f"{self.name} result cannot be stored: {exc}") from exc
+        return body, extract_usage(body)
+
+
+def _endpoint_layer(core: WrappedClient, endpoint: Endpoint, policy: Policy) -> EndpointLayer:
+    layer = EndpointLayer.from_policy(policy, policy.name or endpoint.path)
+    assert isinstance(layer, EndpointLayer)
+    layer.core = core
+    layer.endpoint = endpoint
+    return layer
+
+
+CONTROL_FIELDS = ("cache_mode", "cache_max_age")
+"""Keywords a wrapped client's cached methods accept and strip before calling the SDK: the per-call cache mode
+(``"readwrite"``, ``"read"``, ``"write"``, ``"off"``) and maximum entry age (see `agentcache.mode`)."""
+
+
+class WrappedClient:
+    """Every decision of the wrapped client, shared by its sync and async faces: the key of a request and the
+    conversions between SDK objects and entries. The cache pipeline is the engine's (`EndpointLayer`)."""
 
     def __init__(
         self, provider: str, base_url: str, options: WrapOptions, is_async: bool, raw: Any, endpoints: list[Endpoint]
@@ -176,10 +196,11 @@ class _Core:
         self.options = options
         self.is_async = is_async
         self.raw = raw
-        # One decorator core per endpoint: its namespace/TTL rules, its store and its counters in `stats()`.
-        self.cores = {
-            e.path: Core(
-                _request,
+        # One layer per endpoint: its namespace/TTL rules, its store and its counters in `stats()`.
+        self.layers = {
+            e.path: _endpoint_layer(
+                self,
+                e,
                 make_policy(
                     "response",
                     name=f"{provider}.{e.path}",
@@ -193,7 +214,7 @@ class _Core:
         }
         self.endpoints = {e.path: e for e in endpoints}
         self.coverage = Coverage()
-        self.bypass_cores: dict[str, Core] = {}
+        self.bypass_layers: dict[str, CacheLayer] = {}
         self.form_classes: dict[str, type] = {}  # response form -> the SDK's response class seen on a real call
         self.semantic: dict[str, SemanticLayer] = {}
         if options.semantic is not None:
@@ -227,37 +248,28 @@ class _Core:
         fields["$endpoint"] = self.base_url
         return fields
 
-    def key(self, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> str | None:
-        """The cache key of a request, or `None` when it must not be cached (kill switch, unencodable)."""
+    def locate(self, endpoint: Endpoint, fields: dict[str, Any]) -> tuple[str, str] | None:
+        """``(key, namespace)`` of a request, or `None` when it must not be cached (kill switch, unencodable)."""
         if get_settings().disabled:
             return None
-        core = self.cores[endpoint.path]
-        fields = self.fields(kwargs)
+        layer = self.layers[endpoint.path]
         try:
-            ns = core.namespace_for((), {})
-            return make_key(ns, core.layer, core.name, mapping_digest(fields, scope=(ns, core.layer, core.name, "")))
+            ns = layer.namespace_for((), {})
+            return layer.key_in(ns, fields), ns
         except AgentCacheError:
             return None
 
+    def key(self, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> str | None:
+        """The cache key of a request, or `None` when it must not be cached."""
+        where = self.locate(endpoint, self.fields(kwargs))
+        return None if where is None else where[0]
+
     def lookup(self, endpoint: Endpoint, key: str, raw: bytes | None, kwargs: Mapping[str, Any]) -> Any:
-        """The hit for the bytes stored under `key` in the form the request wants, or `None` (miss, corrupt,
-        unconvertible)."""
+        """The hit for the bytes stored under `key` in the form the request wants, or `None`."""
         if raw is None:
             return None
-        core = self.cores[endpoint.path]
-        try:
-            kind, value, duration, usage = decode_hit(key, raw)
-        except SerializationError as exc:  # a corrupt or foreign entry: counted, dropped, recomputed
-            core.discard(key, exc)
-            return None
-        try:
-            result = self._rebuild(endpoint, kind, value, kwargs)
-        except Exception:  # an SDK schema change: recompute
-            return None
-        if result is None:
-            return None
-        core.counters.hit(duration, usage)
-        return mark_hit(result)
+        value = self.layers[endpoint.path].hit(key, raw, "value", kwargs)
+        return None if value is MISS else value
 
     def semantic_result(self, endpoint: Endpoint, body: Any, pending: Pending) -> Any:
         """The answer of a semantic lookup: the SDK's own object after a miss, else the rebuilt hit (or `None`)."""
@@ -266,12 +278,13 @@ class _Core:
                 self.account(endpoint, pending.kwargs, extract_usage(body))
             return pending.result
         try:
-            result = self._rebuild(endpoint, "value", body, pending.kwargs)
+            result = self.rebuild(endpoint, "value", body, pending.kwargs)
         except Exception:  # an SDK schema change: the caller recomputes
             return None
         return None if result is None else mark_hit(result)
 
-    def _rebuild(self, endpoint: Endpoint, kind: str, value: Any, kwargs: Mapping[str, Any]) -> Any:
+    def rebuild(self, endpoint: Endpoint, kind: str, value: Any, kwargs: Mapping[str, Any]) -> Any:
+        """The SDK result a request wants from a stored value of `kind` (`None`: cannot be served from it)."""
         wants_stream = bool(kwargs.get("stream")) and endpoint.chunk is not None
         include_usage = bool((kwargs.get("stream_options") or {}).get("include_usage"))
         if wants_stream:
@@ -305,51 +318,25 @@ class _Core:
             return endpoint.rebuild(body, kwargs)
         return build_model(endpoint.result(), body)
 
-    def entry_for_result(self, key: str, result: Any, duration: float) -> tuple[bytes, Usage | None] | None:
-        """The entry bytes of a fresh non-streamed result for `key` (`None` if it cannot be stored)."""
-        try:
-            body = result.model_dump(mode="json", exclude_unset=True, warnings=False)
-            usage = extract_usage(body)
-            return encode_entry(body, key=key, duration=duration, usage=usage), usage
-        except Exception:
-            return None
-
-    def entry_for_events(
-        self, endpoint: Endpoint, key: str, events: list[tuple[str | None, str]], duration: float
-    ) -> tuple[bytes, Usage | None] | None:
-        """The entry bytes of a completed recorded stream for `key`."""
-        try:
-            usage = extract_usage(_streams.events_to_object(endpoint.provider, events))
-            entry = [list(e) for e in events]
-            return encode_entry(entry, key=key, kind="stream", duration=duration, usage=usage), usage
-        except Exception:
-            return None
-
     def account(self, endpoint: Endpoint, kwargs: Mapping[str, Any], usage: Usage | None) -> None:
         """Record a real call's provider prompt-cache usage (and warn about busted prefixes)."""
         if usage is None or endpoint.provider not in ("anthropic.messages", "openai.chat", "openai.responses"):
             return
-        stream = f"{self.provider}:{usage.model}:{self.cores[endpoint.path].namespace_for((), {})}"
+        stream = f"{self.provider}:{usage.model}:{self.layers[endpoint.path].namespace_for((), {})}"
         pc.ledger.record(usage, stream=stream, digest=pc.prefix_digest(kwargs))
-
-    def items(self, endpoint: Endpoint, key: str, data: bytes) -> list[Item]:
-        """The backend items of one entry (tagged like the decorator's, so `cache_clear` finds them)."""
-        core = self.cores[endpoint.path]
-        ttl = core.policy.ttl if core.policy.ttl_set else get_settings().ttl
-        return [Item(key, data, ttl, (core.function_tag,))]
 
     def bypass(self, path: str, shown: str) -> None:
         """Count a call of the SDK method at `path` that went to the API uncached (warned about once per method)."""
         warning = (self.provider, shown)
         with _bypass_lock:
-            core = self.cores.get(path) or self.bypass_cores.get(path)
-            if core is None:  # a row in `stats()` for this method, made on its first call
-                core = self.bypass_cores[path] = Core(
-                    _request, make_policy("response", name=f"{self.provider}.{path}", namespace=self.options.namespace)
-                )
+            layer = self.layers.get(path) or self.bypass_layers.get(path)
+            if layer is None:  # a row in `stats()` for this method, made on its first call
+                name = f"{self.provider}.{path}"
+                policy = make_policy("response", name=name, namespace=self.options.namespace)
+                layer = self.bypass_layers[path] = CacheLayer.from_policy(policy, name)
             first = warning not in _bypass_warned
             _bypass_warned.add(warning)
-        core.counters.add("bypasses")
+        layer.bypass()
         if first:
             logging.getLogger("agentcache").warning(
                 "agentcache: %s client.%s is not cached by wrap(): its calls go to the API (counted as bypasses "
@@ -358,140 +345,124 @@ class _Core:
                 shown,
             )
 
+    def plan(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> _Plan:
+        """What one call does: the request to send, its coordinates (`None`: pass it through) and its control."""
+        control = resolve_control(kwargs.pop("cache_mode", None), kwargs.pop("cache_max_age", None))
+        fields = self.fields(kwargs)
+        where = self.locate(endpoint, fields)  # before the prompt-cache hints, which never change the answer
+        sent = self.prepare(endpoint, kwargs)
+        streaming = bool(sent.get("stream"))
+        layer = self.layers[endpoint.path]
+        if where is None or (streaming and endpoint.chunk is None):
+            return _Plan(sent, None, None, fields, streaming)
+        if control is not None and control.mode == "off":
+            layer.bypass()
+            return _Plan(sent, None, None, fields, streaming)
+        key, ns = where
+        call = layer.call_at(key, ns, fields, (), {}, control, request=sent)
+        return _Plan(sent, call, layer, fields, streaming)
+
     # -- faces ----------------------------------------------------------------------------------------------
 
     def call(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        """The blocking face: lookup, then single-flight for plain calls, then the miss."""
+        """The blocking face: lookup, then the engine's miss path (or a recorded stream)."""
         if endpoint.custom is not None:
             return endpoint.custom.call(self, method, kwargs)
-        key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
-        fields = self.fields(kwargs)
-        kwargs = self.prepare(endpoint, kwargs)
-        streaming = bool(kwargs.get("stream"))
-        if key is None or (streaming and endpoint.chunk is None):
-            return method(**kwargs)
-        layer = None if streaming else self.semantic.get(endpoint.path)
-        if layer is not None and layer.applies(fields):
-            body, pending = layer.call(method, kwargs, fields)
+        plan = self.plan(endpoint, dict(kwargs))
+        call, layer, sent = plan.call, plan.layer, plan.sent
+        if call is None or layer is None:
+            return method(**sent)
+        semantic = None if plan.streaming or call.control is not None else self.semantic.get(endpoint.path)
+        if semantic is not None and semantic.applies(plan.fields):
+            body, pending = semantic.call(method, sent, plan.fields)
             answer = self.semantic_result(endpoint, body, pending)
-            return answer if answer is not None else method(**kwargs)
-        core = self.cores[endpoint.path]
-        store = core.cache.store
-        hit = self.lookup(endpoint, key, store.get(key), kwargs)
-        if hit is not None:
-            return hit
-        if streaming:  # a stream is consumed by its caller: followers could not share it
-            return self._miss(endpoint, method, kwargs, key)
-        result, led = core.coalesce_sync(
-            key,
-            core.cache.epoch,
-            lambda: self._miss(endpoint, method, kwargs, key),
-            lambda: (self._miss(endpoint, method, kwargs, key), True),
-            _led,
-            _waited,
-        )
-        if led:
-            return result
-        copy = self.lookup(endpoint, key, store.get(key), kwargs)  # a caller that waited gets its own typed copy
-        return result if copy is None else copy
-
-    def _miss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
-        core = self.cores[endpoint.path]
-        store = core.cache.store
-        epoch = core.cache.epoch
-        fence = read_fence(store, (key,), (core.function_tag,))  # no store across an invalidation
-        core.counters.add("misses")
-        start = time.perf_counter()
-        try:
-            result = method(**kwargs)
-        except BaseException:
-            core.counters.add("errors")
-            raise
-        if kwargs.get("stream"):
+            return answer if answer is not None else method(**sent)
+        if call.control is None or call.control.reads:
+            raw = call.store.get(call.key)
+            if raw is not None and (hit := layer.hit(call.key, raw, "value", sent, call.max_age)) is not MISS:
+                return hit
+        if plan.streaming:  # a stream is consumed by its caller: followers could not share it
+            fence = run_sync(layer.fence_flow(call), call.store, _never)
+            start = time.perf_counter()
+            try:
+                stream = method(**sent)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
 
             def done(events: list[tuple[str | None, str]]) -> None:
-                entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
-                if entry is not None and (fence is not None or core.cache.epoch == epoch):
-                    write_fenced(store, self.items(endpoint, key, entry[0]), fence)
-                    self.account(endpoint, kwargs, entry[1])
+                duration = time.perf_counter() - start
+                self.account(endpoint, sent, extract_usage(_streams.events_to_object(endpoint.provider, events)))
+                run_sync(layer.commit_flow(call, events, duration, fence, "stream"), call.store, _never)
 
-            return _record_or_pass(result, endpoint.provider, done)
-        entry = self.entry_for_result(key, result, time.perf_counter() - start)
-        if entry is not None and (fence is not None or core.cache.epoch == epoch):
-            write_fenced(store, self.items(endpoint, key, entry[0]), fence)
-            self.account(endpoint, kwargs, entry[1])
-        return result
+            return _record_or_pass(stream, endpoint.provider, done)
+
+        def compute(_: Any) -> Any:
+            result = method(**sent)
+            self.account(endpoint, sent, extract_usage(result))
+            return result
+
+        return layer.miss(call, compute, lambda: self.call(endpoint, method, kwargs))
 
     async def acall(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         """The awaitable face: the same order as `call`, with awaited I/O."""
-
         if endpoint.custom is not None:
             return await endpoint.custom.acall(self, method, kwargs)
-        key = self.key(endpoint, kwargs)  # before the prompt-cache hints, which never change the answer
-        fields = self.fields(kwargs)
-        kwargs = self.prepare(endpoint, kwargs)
-        streaming = bool(kwargs.get("stream"))
-        if key is None or (streaming and endpoint.chunk is None):
-            return await method(**kwargs)
-        layer = None if streaming else self.semantic.get(endpoint.path)
-        if layer is not None and layer.applies(fields):
-            body, pending = await layer.acall(method, kwargs, fields)
+        plan = self.plan(endpoint, dict(kwargs))
+        call, layer, sent = plan.call, plan.layer, plan.sent
+        if call is None or layer is None:
+            return await method(**sent)
+        semantic = None if plan.streaming or call.control is not None else self.semantic.get(endpoint.path)
+        if semantic is not None and semantic.applies(plan.fields):
+            body, pending = await semantic.acall(method, sent, plan.fields)
             answer = self.semantic_result(endpoint, body, pending)
-            return answer if answer is not None else await method(**kwargs)
-        core = self.cores[endpoint.path]
-        store = core.cache.store
-        hit = self.lookup(endpoint, key, await store.aget(key), kwargs)
-        if hit is not None:
-            return hit
-        if streaming:
-            return await self._amiss(endpoint, method, kwargs, key)
-        result, led = await core.coalesce_async(
-            key,
-            core.cache.epoch,
-            lambda: self._amiss(endpoint, method, kwargs, key),
-            self._aretry(endpoint, method, kwargs, key),
-            _led,
-            _waited,
-        )
-        if led:
-            return result
-        copy = self.lookup(endpoint, key, await store.aget(key), kwargs)  # a caller that waited gets its own typed copy
-        return result if copy is None else copy
-
-    def _aretry(
-        self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str
-    ) -> Callable[[], Any]:
-        async def retry() -> tuple[Any, bool]:
-            return await self._amiss(endpoint, method, kwargs, key), True
-
-        return retry
-
-    async def _amiss(self, endpoint: Endpoint, method: Callable[..., Any], kwargs: dict[str, Any], key: str) -> Any:
-        core = self.cores[endpoint.path]
-        store = core.cache.store
-        epoch = core.cache.epoch
-        fence = await aread_fence(store, (key,), (core.function_tag,))  # no store across an invalidation
-        core.counters.add("misses")
-        start = time.perf_counter()
-        try:
-            result = await method(**kwargs)
-        except BaseException:
-            core.counters.add("errors")
-            raise
-        if kwargs.get("stream"):
+            return answer if answer is not None else await method(**sent)
+        if call.control is None or call.control.reads:
+            raw = await call.store.aget(call.key)
+            if raw is not None and (hit := layer.hit(call.key, raw, "value", sent, call.max_age)) is not MISS:
+                return hit
+        if plan.streaming:
+            fence = await run_async(layer.fence_flow(call), call.store, _anever)
+            start = time.perf_counter()
+            try:
+                stream = await method(**sent)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
 
             async def done(events: list[tuple[str | None, str]]) -> None:
-                entry = self.entry_for_events(endpoint, key, events, time.perf_counter() - start)
-                if entry is not None and (fence is not None or core.cache.epoch == epoch):
-                    await awrite_fenced(store, self.items(endpoint, key, entry[0]), fence)
-                    self.account(endpoint, kwargs, entry[1])
+                duration = time.perf_counter() - start
+                self.account(endpoint, sent, extract_usage(_streams.events_to_object(endpoint.provider, events)))
+                await run_async(layer.commit_flow(call, events, duration, fence, "stream"), call.store, _anever)
 
-            return _record_or_pass(result, endpoint.provider, done)
-        entry = self.entry_for_result(key, result, time.perf_counter() - start)
-        if entry is not None and (fence is not None or core.cache.epoch == epoch):
-            await awrite_fenced(store, self.items(endpoint, key, entry[0]), fence)
-            self.account(endpoint, kwargs, entry[1])
-        return result
+            return _record_or_pass(stream, endpoint.provider, done)
+
+        async def compute(_: Any) -> Any:
+            result = await method(**sent)
+            self.account(endpoint, sent, extract_usage(result))
+            return result
+
+        async def retry() -> Any:
+            return await self.acall(endpoint, method, kwargs)
+
+        return await layer.amiss(call, compute, retry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sent: dict[str, Any]
+    call: Call | None
+    layer: EndpointLayer | None
+    fields: dict[str, Any]
+    streaming: bool
+
+
+def _never(_: Any) -> Any:
+    raise AssertionError("this flow computes nothing")
+
+
+async def _anever(_: Any) -> Any:
+    raise AssertionError("this flow computes nothing")
 
 
 def _is_resource(value: Any) -> bool:
@@ -502,7 +473,7 @@ def _is_resource(value: Any) -> bool:
     return any(c.__name__ in ("SyncAPIResource", "AsyncAPIResource") for c in cls.__mro__)
 
 
-class _Node:
+class ResourceProxy:
     """A resource proxy: cached methods at the endpoint paths, bypass-counted methods where the SDK would answer a
     prompt uncached, the SDK's own attribute everywhere else.
 
@@ -510,7 +481,7 @@ class _Node:
     a cached endpoint reached through a form answers in that form, with the SDK's own response classes.
     """
 
-    def __init__(self, real: Any, prefix: str, core: _Core, form: str = "", shown: str | None = None) -> None:
+    def __init__(self, real: Any, prefix: str, core: WrappedClient, form: str = "", shown: str | None = None) -> None:
         self._real = real
         self._prefix = prefix  # the base path of this resource (`chat.completions.`)
         self._shown = prefix if shown is None else shown  # as the caller wrote it (`with_raw_response.chat.`)
@@ -527,13 +498,13 @@ class _Node:
         endpoint = core.endpoints.get(path)
         value: Any
         if name in FORMS:
-            value = _Node(target, self._prefix, core, name, shown + ".")
+            value = ResourceProxy(target, self._prefix, core, name, shown + ".")
         elif endpoint is not None and (endpoint.custom is None or not self._form):
             value = _cached_method(core, endpoint, target, self._form)
         elif not callable(target):  # a sub-resource, or a plain value
             if not _is_resource(target) or core.coverage.is_passed(path + "."):
                 return target
-            value = _Node(target, path + ".", core, self._form, shown + ".")
+            value = ResourceProxy(target, path + ".", core, self._form, shown + ".")
         elif core.coverage.is_passed(path):
             return target
         else:
@@ -560,11 +531,11 @@ def role_of(method: Any) -> str | None:
     return role if isinstance(role, str) else None
 
 
-def _cached_method(core: _Core, endpoint: Endpoint, target: Callable[..., Any], form: str) -> Callable[..., Any]:
+def _cached_method(
+    core: WrappedClient, endpoint: Endpoint, target: Callable[..., Any], form: str
+) -> Callable[..., Any]:
     """The cached stand-in of `target`, the endpoint's SDK method in response form `form`."""
     if form:
-        from agentcache.integrations import _forms
-
         return mark_cached(_forms.form_method(core, endpoint, target, form))
     if core.is_async:
 
@@ -579,7 +550,7 @@ def _cached_method(core: _Core, endpoint: Endpoint, target: Callable[..., Any], 
     return mark_cached(cached)
 
 
-def _bypassing(core: _Core, path: str, shown: str, target: Callable[..., Any]) -> Callable[..., Any]:
+def _bypassing(core: WrappedClient, path: str, shown: str, target: Callable[..., Any]) -> Callable[..., Any]:
     """`target` passed through, warned about once and counted as a bypass of `path` (sync and async alike)."""
 
     def bypassed(*args: Any, **kwargs: Any) -> Any:
@@ -588,14 +559,6 @@ def _bypassing(core: _Core, path: str, shown: str, target: Callable[..., Any]) -
 
     vars(bypassed)[_ROLE] = "bypass"
     return bypassed
-
-
-def _led(result: Any) -> tuple[Any, bool]:
-    return result, True
-
-
-def _waited(result: Any) -> tuple[Any, bool]:
-    return result, False
 
 
 def wrap_client(
@@ -610,24 +573,24 @@ def wrap_client(
 ) -> Any:
     """A sibling of `client` (same class and HTTP pool) whose `endpoints` are cached.
 
-    Every resource holding an endpoint or an `uncached` method of `coverage` becomes a `_Node`; so do the
+    Every resource holding an endpoint or an `uncached` method of `coverage` becomes a `ResourceProxy`; so do the
     client's own `with_raw_response` / `with_streaming_response`. `with_options()` / `copy()` return a client
     wrapped again by `rewrap` (same cache options).
     """
     coverage = coverage or Coverage()
     twin = type(client).copy(client)  # the class's own copy: a wrapped `client` would wrap its copy again
     plain = type(client).copy(client)  # unwrapped, for the client-level response forms
-    core = _Core(provider, str(twin.base_url), options, is_async, twin, endpoints)
+    core = WrappedClient(provider, str(twin.base_url), options, is_async, twin, endpoints)
     core.coverage = coverage
     roots = {p.split(".", 1)[0] for p in [*core.endpoints, *coverage.uncached]}
     for root in sorted(roots):
         real = getattr(twin, root, None)
         if real is not None:  # an older SDK may lack a resource (openai < 1.66 has no `responses`)
-            twin.__dict__[root] = _Node(real, root + ".", core)
+            twin.__dict__[root] = ResourceProxy(real, root + ".", core)
     for form in FORMS:
         real = getattr(plain, form, None)
         if real is not None:
-            twin.__dict__[form] = _Node(real, "", core, form, form + ".")
+            twin.__dict__[form] = ResourceProxy(real, "", core, form, form + ".")
     if rewrap is not None:
 
         def derive(*args: Any, **kwargs: Any) -> Any:
@@ -638,7 +601,7 @@ def wrap_client(
     return twin
 
 
-def core_of(client: Any) -> _Core | None:
+def core_of(client: Any) -> WrappedClient | None:
     """The core of a wrapped client (its counters, cache and options), or `None` for a plain client."""
     core = getattr(client, "__dict__", {}).get("_agentcache_core")
-    return core if isinstance(core, _Core) else None
+    return core if isinstance(core, WrappedClient) else None

@@ -3,14 +3,14 @@
 Cached: `messages.create` and `beta.messages.create`, streamed (`stream=True`, replayed as the SDK's `Stream` of
 raw events) or not, also through `.with_raw_response` / `.with_streaming_response`, and the `messages.stream(...)`
 / `beta.messages.stream(...)` helpers (the SDK's own stream managers over the cached stream). With
-`prompt_cache=True` (or `"1h"`), `cache_control` breakpoints are placed for you (`agentcache.prompt_cache`).
+`prompt_cache=True` (or `"1h"`), `cache_control` breakpoints are placed for you (`agentcache.decorators.prompt`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentcache.integrations._wrap import Coverage, Endpoint, WrapOptions, _Node, mark_cached, wrap_client
+from agentcache.integrations._wrap import Coverage, Endpoint, ResourceProxy, WrapOptions, mark_cached, wrap_client
 
 __all__ = ["COVERAGE", "ENDPOINTS", "wrap_anthropic"]
 
@@ -108,7 +108,7 @@ def wrap_anthropic(client: Any, options: WrapOptions) -> Any:
         _stream_helper(messages, is_async, streaming.MessageStreamManager, streaming.AsyncMessageStreamManager)
     )
     beta = getattr(twin.__dict__.get("beta"), "messages", None)
-    if isinstance(beta, _Node) and hasattr(streaming, "BetaMessageStreamManager"):
+    if isinstance(beta, ResourceProxy) and hasattr(streaming, "BetaMessageStreamManager"):
         beta.__dict__["stream"] = mark_cached(
             _stream_helper(beta, is_async, streaming.BetaMessageStreamManager, streaming.BetaAsyncMessageStreamManager)
         )

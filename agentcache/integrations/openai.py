@@ -12,20 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from agentcache.integrations._hits import mark_hit
 from agentcache.integrations._wrap import (
     Coverage,
     Endpoint,
+    ResourceProxy,
     WrapOptions,
-    _Node,
     build_model,
     mark_cached,
-    mark_hit,
     wrap_client,
 )
 
 if TYPE_CHECKING:
-    from agentcache.decorators.embedding import _EmbeddingCore
-    from agentcache.integrations._wrap import _Core
+    from agentcache.engine.layer import CacheLayer
+    from agentcache.integrations._wrap import WrappedClient
 
 __all__ = ["COVERAGE", "ENDPOINTS", "wrap_openai"]
 
@@ -92,13 +92,12 @@ class _Embeddings:
     """`embeddings.create` through the embedding layer: one float32 entry per (model, text, dimensions)."""
 
     def __init__(self) -> None:
-        self._cores: dict[tuple[int, str], _EmbeddingCore] = {}
+        self._layers: dict[tuple[int, str], CacheLayer] = {}
 
-    def _core(self, core: _Core, model: str) -> _EmbeddingCore:
-        found = self._cores.get((id(core), model))
+    def _layer(self, core: WrappedClient, model: str) -> CacheLayer:
+        found = self._layers.get((id(core), model))
         if found is None:
-            from agentcache._core import make_policy
-            from agentcache.decorators.embedding import _EmbeddingCore
+            from agentcache.engine.layer import CacheLayer, make_policy
 
             options = core.options
             policy = make_policy(
@@ -108,12 +107,12 @@ class _Embeddings:
                 ttl=options.ttl,
                 backend=options.backend,
             )
-            found = self._cores[(id(core), model)] = _EmbeddingCore(_texts_stub, policy, model)
+            found = self._layers[(id(core), model)] = CacheLayer.from_policy(policy, policy.name or model)
         return found
 
-    def plan(self, core: _Core, kwargs: dict[str, Any]) -> tuple[_EmbeddingCore, list[str], list[str]] | None:
+    def plan(self, core: WrappedClient, kwargs: dict[str, Any]) -> tuple[CacheLayer, list[str], list[str]] | None:
         """The embedding core, texts and per-text keys of a request; `None` when it is not per-text cacheable."""
-        from agentcache.config import get_settings
+        from agentcache.engine.settings import get_settings
 
         texts = kwargs.get("input")
         if get_settings().disabled or not isinstance(kwargs.get("model"), str):
@@ -121,15 +120,19 @@ class _Embeddings:
         batch = [texts] if isinstance(texts, str) else texts
         if not isinstance(batch, list) or not batch or not all(isinstance(t, str) for t in batch):
             return None  # token arrays pass through
-        ecore = self._core(core, kwargs["model"])
+        from agentcache.decorators.embedding import text_keys
+
+        layer = self._layer(core, kwargs["model"])
         dims = kwargs.get("dimensions")
         others = {"dimensions": dims if isinstance(dims, int) else None, "$endpoint": core.base_url}
-        return ecore, batch, ecore.keys(ecore.namespace_for((), {}), batch, others)
+        keys = text_keys(layer.policy.version, kwargs["model"], layer.namespace_for((), {}), batch, others)
+        return layer, batch, keys
 
-    def call(self, core: _Core, method: Any, kwargs: dict[str, Any]) -> Any:
+    def call(self, core: WrappedClient, method: Any, kwargs: dict[str, Any]) -> Any:
         """The blocking face."""
-        from agentcache._flow import run_sync
-        from agentcache.decorators.embedding import _batch_flow
+        from agentcache.decorators.embedding import batch_flow
+        from agentcache.engine.control import current
+        from agentcache.engine.flow import run_sync
 
         planned = self.plan(core, kwargs)
         if planned is None:
@@ -141,13 +144,14 @@ class _Embeddings:
             fresh.append(method(**{**kwargs, "input": missing}))
             return _vectors(fresh[-1])
 
-        vectors = run_sync(_batch_flow(ecore, keys, batch), ecore.cache.store, compute)
+        vectors = run_sync(batch_flow(ecore, keys, batch, current()), ecore.cache.store, compute)
         return _assemble(kwargs, batch, vectors, fresh)
 
-    async def acall(self, core: _Core, method: Any, kwargs: dict[str, Any]) -> Any:
+    async def acall(self, core: WrappedClient, method: Any, kwargs: dict[str, Any]) -> Any:
         """The awaitable face."""
-        from agentcache._flow import run_async
-        from agentcache.decorators.embedding import _batch_flow
+        from agentcache.decorators.embedding import batch_flow
+        from agentcache.engine.control import current
+        from agentcache.engine.flow import run_async
 
         planned = self.plan(core, kwargs)
         if planned is None:
@@ -159,7 +163,7 @@ class _Embeddings:
             fresh.append(await method(**{**kwargs, "input": missing}))
             return _vectors(fresh[-1])
 
-        vectors = await run_async(_batch_flow(ecore, keys, batch), ecore.cache.store, compute)
+        vectors = await run_async(batch_flow(ecore, keys, batch, current()), ecore.cache.store, compute)
         return _assemble(kwargs, batch, vectors, fresh)
 
 
@@ -338,7 +342,7 @@ def wrap_openai(client: Any, options: WrapOptions) -> Any:
     )
     for chat in (twin.chat, getattr(getattr(twin, "beta", None), "chat", None)):
         completions = getattr(chat, "completions", None)
-        if isinstance(completions, _Node):  # older SDKs have no `beta.chat`
+        if isinstance(completions, ResourceProxy):  # older SDKs have no `beta.chat`
             completions.__dict__["stream"] = mark_cached(_stream_helper(completions, is_async))
     responses = twin.__dict__.get("responses")
     if responses is not None and hasattr(type(responses._real), "stream"):

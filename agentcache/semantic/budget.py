@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agentcache.errors import ConfigurationError
-from agentcache.stats import wilson
+from agentcache.stats.counters import wilson
 
 __all__ = [
     "DEFAULT_MAX_WRONG",

@@ -102,7 +102,7 @@ class EvalReport:
         }
 
     def __str__(self) -> str:
-        from agentcache.stats import format_table
+        from agentcache.stats.counters import format_table
 
         rows = [
             [name, str(r.should_hit), _pct(r.served_rate), str(r.look_alikes), _pct(r.wrong_rate)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentcache import cache as _cache
+from agentcache.engine import cache as _cache
 from agentcache.errors import ConfigurationError, SerializationError
-from agentcache.keys import KEY_PREFIX, namespace_prefixes, split_key
-from agentcache.scope import NamespaceTarget, invalidation_scope
+from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes, split_key
+from agentcache.keys.namespaces import NamespaceTarget, invalidation_scope
 from agentcache.semantic.checks import notes_key
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, decode_record, loaded_partitions
 

@@ -296,7 +296,7 @@ def encode_notes(key: str, texts: Sequence[Words]) -> bytes:
     """
     import numpy as np
 
-    from agentcache.serialization import seal
+    from agentcache.codec.entries import seal
 
     dim = int(texts[0].sentence.shape[0]) if texts else 0
     header = json.dumps({"t": [w.text for w in texts], "w": [list(w.norm) for w in texts], "d": dim}).encode()
@@ -312,8 +312,8 @@ def decode_notes(key: str, raw: bytes) -> dict[str, Words]:
     """The `Words` stored by `encode_notes`, by text; raises `SerializationError` when damaged or another key's."""
     import numpy as np
 
+    from agentcache.codec.entries import unseal
     from agentcache.errors import SerializationError
-    from agentcache.serialization import unseal
 
     body = unseal(NOTES_MAGIC, raw, key)
     try:

@@ -23,10 +23,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 from agentcache.errors import SerializationError
-from agentcache.keys import KEY_PREFIX, split_key
+from agentcache.keys.encoding import KEY_PREFIX, split_key
 from agentcache.semantic.eventlog import event_log_for
-from agentcache.serialization import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend

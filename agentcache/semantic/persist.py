@@ -27,7 +27,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentcache.keys import digest
+from agentcache.keys.encoding import digest
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -45,7 +45,7 @@ _atexit_registered = False
 
 
 def _store_dir(store: Any) -> Path | None:
-    from agentcache.config import get_settings
+    from agentcache.engine.settings import get_settings
 
     seen: set[int] = set()
     node = store

@@ -1,6 +1,6 @@
 """The local fake OpenAI/Anthropic HTTP server the SDK tests talk to (the package's own simulator).
 
-`agentcache.integrations.simulator.SimulatedLLM` is the one implementation: the offline examples use it too.
+`agentcache.testing.simulator.SimulatedLLM` is the one implementation: the offline examples use it too.
 Tests start one per test through `fake_llm_server()` and read `server.calls[...]` to prove hits.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from agentcache.integrations.simulator import SimulatedLLM
+from agentcache.testing.simulator import SimulatedLLM
 
 __all__ = ["SimulatedLLM", "anthropic_client", "fake_llm_server", "openai_client"]
 

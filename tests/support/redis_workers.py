@@ -73,7 +73,7 @@ def tiered_reader(url: str, ns: str, ready: Any, seen_at: Any) -> None:
     def doc(key: str) -> str:
         return f"{key}@{int(version.get(version_key) or 0)}"
 
-    from agentcache.cache import cache_for
+    from agentcache.engine.cache import cache_for
 
     first = doc("readme")
     tier: Any = cache_for(url).store.inner  # the TieredBackend behind the fail-open wrapper
@@ -92,3 +92,17 @@ def tiered_reader(url: str, ns: str, ready: Any, seen_at: Any) -> None:
     else:
         seen_at.value = -1.0
     version.close()
+
+
+def wrapped_client_worker(redis_url: str, base_url: str, ns: str, barrier: Any, results: Any) -> None:
+    """After `barrier`, ask a `wrap()`ed OpenAI client (Redis store) one question; put the answer on `results`."""
+    import openai
+
+    import agentcache
+
+    client = agentcache.wrap(
+        openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0), backend=redis_url, namespace=ns
+    )
+    barrier.wait(30)
+    answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    results.put(answer.choices[0].message.content)

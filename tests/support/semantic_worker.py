@@ -21,8 +21,8 @@ def serve(url: str, conn: Connection) -> None:
     ("index_size",) -> entries in this process's local indexes.
     """
     import agentcache
-    from agentcache.cache import Cache
     from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
+    from agentcache.engine.cache import Cache
     from agentcache.semantic.partitions import loaded_partitions
 
     cache = Cache(url)

@@ -27,8 +27,13 @@ def ask(messages: list[dict[str, Any]], model: str = "gpt-4o", temperature: floa
 async def check_async() -> None:
     result = await search_web("q", limit=2)
     assert_type(result, list[str])
-    assert_type(await search_web.cache_invalidate("q"), bool)
+    assert_type(await search_web.acache_invalidate("q"), bool)
+    assert_type(search_web.cache_invalidate("q"), bool)  # the blocking form works on async functions too
+    await search_web.acache_clear()
     assert_type(search_web.cache_key("q"), str)
+    # the checker says which form to use: a blocking form awaited, an awaitable form left un-awaited
+    await search_web.cache_invalidate("q")  # type: ignore[misc]
+    search_web.acache_invalidate("q")  # type: ignore[unused-coroutine]
 
 
 def check_sync() -> None:

@@ -72,7 +72,7 @@ async def check_async_instance_calls() -> None:
     svc = Service()
     assert_type(await svc.search("q", limit=2), list[str])
     assert_type(await svc.aask([]), dict[str, Any])
-    assert_type(await svc.search.cache_invalidate(svc, "q"), bool)
+    assert_type(await svc.search.acache_invalidate(svc, "q"), bool)
     assert_type(svc.search.cache_key(svc, "q"), str)
 
 
@@ -107,4 +107,4 @@ def check_rejections() -> None:
 async def check_async_rejections() -> None:
     svc = Service()
     await svc.search(1)  # type: ignore[arg-type]
-    await svc.search.cache_invalidate("q")  # type: ignore[arg-type, call-arg]
+    await svc.search.acache_invalidate("q")  # type: ignore[arg-type, call-arg]

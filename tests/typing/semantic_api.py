@@ -49,10 +49,10 @@ embed_one = embedding_cached(_embed_one, model="m")
 
 async def check_async() -> None:
     assert_type(await answer("u1", "What is the capital of France?"), str)
-    assert_type(await answer.cache_invalidate("u1", "q"), bool)
+    assert_type(await answer.acache_invalidate("u1", "q"), bool)
     assert_type(answer.cache_key("u1", "q"), str)
     assert_type(await aembed_one("hi", dimensions=8), list[float])
-    assert_type(await aembed_one.cache_invalidate("hi"), bool)
+    assert_type(await aembed_one.acache_invalidate("hi"), bool)
 
 
 def check_sync() -> None:

@@ -11,10 +11,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .backends import generations as _gen
+from agentcache.backends import generations as _gen
 
 if TYPE_CHECKING:
-    from .backends.base import Backend, Item
+    from agentcache.backends.base import Backend, Item
 
 __all__ = [
     "Compute",

@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from . import _fork
-from .durations import TTL, parse_ttl
-from .errors import ConfigurationError, MissingDependencyError
-from .keys import validate_namespace
+from agentcache import _fork
+from agentcache.durations import TTL, parse_ttl
+from agentcache.errors import ConfigurationError, MissingDependencyError
+from agentcache.keys.encoding import validate_namespace
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -91,9 +91,10 @@ def _url(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ConfigurationError(f"url={value!r}: expected a backend URL string such as 'sqlite:///path.db'")
-    from .cache import check_spec
+    if value.rstrip("/") not in ("sqlite:", "sqlite:/"):  # the default file: always valid
+        from agentcache.backends import check_url
 
-    check_spec(value)
+        check_url(value)
     return value
 
 
@@ -232,11 +233,18 @@ def get_settings() -> Settings:
     return _resolve()
 
 
+_last_resolved: Settings | None = None
+
+
 def _resolve() -> Settings:
-    global _resolved
+    global _resolved, _last_resolved
     with _lock:
         if _resolved is None:
-            _resolved = replace(Settings(), **{**_from_environment(skip=_overrides), **_overrides})
+            resolved = replace(Settings(), **{**_from_environment(skip=_overrides), **_overrides})
+            from agentcache.codec.entries import set_memo_budget
+
+            set_memo_budget(resolved.decoded_bytes)
+            _resolved = _last_resolved = resolved
         return _resolved
 
 
@@ -272,7 +280,9 @@ def configure(
             root; deployments of one project at different paths set the same name to share a store.
         prices: model prices to add or override, as accepted by `agentcache.set_prices`.
 
-    Returns the new settings. Open stores are closed so the next call uses the new configuration.
+    Returns the new settings. Only the stores a change affects are closed (they reopen with the new settings on
+    next use): `url`/`dir` close the default store, `retries`/`failure_threshold`/`cooldown` every store; the
+    other settings close nothing.
 
     Raises:
         ConfigurationError: any invalid argument (all of them are reported, each with what is valid); a backend
@@ -307,25 +317,38 @@ def configure(
     if problems:
         raise ConfigurationError(f"{len(problems)} invalid configure() arguments: " + "; ".join(map(str, problems)))
     if prices is not None:
-        from .usage import set_prices
+        from agentcache.usage import set_prices
 
         set_prices(prices)
+    before = _resolved or _last_resolved  # what open stores were opened with (resolving now would read env vars)
     with _lock:
         _overrides.update(checked)
         _resolved = None
-    from . import cache, serialization
+    after = get_settings()
+    changed = frozenset(
+        f.name for f in fields(Settings) if before is None or getattr(before, f.name) != getattr(after, f.name)
+    )
+    if changed:
+        for listener in list(_listeners):
+            listener(changed)
+    return after
 
-    cache.close_all()
-    serialization.forget_decoded()
-    return get_settings()
+
+_listeners: list[Callable[[frozenset[str]], None]] = []
+
+
+def on_change(listener: Callable[[frozenset[str]], None]) -> Callable[[frozenset[str]], None]:
+    """Call `listener` with the names of the settings a `configure()` changed (the stores close what it affects)."""
+    _listeners.append(listener)
+    return listener
 
 
 def reset_settings() -> None:
     """Forget `configure()` overrides and re-read (and re-report) the environment on next use."""
-    global _resolved
+    global _resolved, _last_resolved
     with _lock:
         _overrides.clear()
-        _resolved = None
+        _resolved = _last_resolved = None
         _reported.clear()
 
 

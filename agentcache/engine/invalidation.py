@@ -23,17 +23,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _fork
-from .cache import default_cache, open_caches
-from .errors import ConfigurationError, InvalidationError, SerializationError
-from .keys import KEY_PREFIX, digest, validate_namespace
-from .scope import ALL, NamespaceTarget, outside_blocks
-from .scope import namespace as _namespace_block
-from .serialization import decode_entry, encode_entry
+from agentcache import _fork
+from agentcache.codec.entries import decode_entry, encode_entry
+from agentcache.engine.cache import default_cache, on_open, open_caches
+from agentcache.errors import ConfigurationError, InvalidationError, SerializationError
+from agentcache.keys.encoding import KEY_PREFIX, digest, validate_namespace
+from agentcache.keys.namespaces import ALL, NamespaceTarget, outside_blocks
+from agentcache.keys.namespaces import namespace as _namespace_block
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .cache import Cache
+    from agentcache.backends.base import Backend
+    from agentcache.engine.cache import Cache
 
 __all__ = ["EventRule", "ainvalidate", "aemit", "emit", "invalidate", "on"]
 
@@ -55,11 +55,16 @@ _rules: dict[str, EventRule] = {}
 
 
 def _targets(cache: Cache | None) -> list[Cache]:
+    """The stores an invalidation reaches: `cache`, or every store this process opened plus the default store
+    (unless it is an embedded SQLite file that does not exist yet: it holds nothing to invalidate, and opening
+    it would create it in a process that only uses ``backend=`` stores)."""
     if cache is not None:
         return [cache]
     caches = open_caches()
     default = default_cache()
-    return caches if default in caches else [default, *caches]
+    if default in caches or not default.is_missing_file():
+        return caches if default in caches else [default, *caches]
+    return caches
 
 
 def invalidate(
@@ -174,7 +179,7 @@ def on(
         )
         _rules[event] = rule
     for cache in open_caches():
-        if cache._store is not None:  # already open: record the rule now, else when it opens
+        if cache.opened is not None:  # already open: record the rule now, else when it opens
             _write_rule(cache.store, rule)
     return rule
 
@@ -184,13 +189,14 @@ def _rule_key(event: str) -> str:
 
 
 def _write_rule(store: Backend, rule: EventRule) -> None:
-    from .backends.base import Item
+    from agentcache.backends.base import Item
 
     value = {"event": rule.event, "tags": list(rule.tags), "namespaces": list(rule.namespaces)}
     key = _rule_key(rule.event)
     store.set_many([Item(key, encode_entry(value, key=key))])
 
 
+@on_open
 def _publish_events(cache: Cache) -> None:
     with _lock:
         rules = list(_rules.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_store import EXIT_OK, CliError, Session, emit, emit_json
+from agentcache.cli.store import EXIT_OK, CliError, Session, emit, emit_json
 
 __all__ = ["EXIT_OVER_BUDGET", "add_eval_arguments", "cmd_eval"]
 
@@ -31,7 +31,7 @@ def cmd_eval(s: Session, args: argparse.Namespace) -> int:
     """Print served / wrong rates per category and the best judge score for the budget; exit 4 over budget."""
     from pathlib import Path
 
-    from .semantic.evaluate import evaluate, load_pairs
+    from agentcache.semantic.evaluate import evaluate, load_pairs
 
     del s  # eval reads no store
     path = Path(args.pairs)

@@ -2,7 +2,8 @@
 
 Each process writes its own counters under ``ac:v1:_stats:process:{host}.{pid}:{start}`` (at most every
 `FLUSH_INTERVAL` seconds while it has misses, and at exit); the CLI sums the snapshots it finds. Snapshots expire
-after 30 days.
+after 30 days. Periodic snapshots are written by a background thread, never on a caller's thread (an event
+loop's included): a call only notes that one is due.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import _fork
-from .errors import SerializationError
-from .keys import KEY_PREFIX
-from .serialization import decode_entry, encode_entry
-from .stats import StatsReport
+from agentcache import _fork
+from agentcache.codec.entries import decode_entry, encode_entry
+from agentcache.engine.cache import on_open
+from agentcache.errors import SerializationError
+from agentcache.keys.encoding import KEY_PREFIX
+from agentcache.stats.counters import StatsReport
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .cache import Cache
+    from agentcache.backends.base import Backend
+    from agentcache.engine.cache import Cache
 
 __all__ = ["flush_stats", "load_stats", "maybe_flush"]
 
@@ -43,32 +45,37 @@ def _key() -> str:
 
 def flush_stats() -> None:
     """Write this process's counters into every open store (one snapshot per store)."""
-    from . import _core
-    from .backends.base import Item
-    from .cache import open_caches
+    from agentcache.backends.base import Item
+    from agentcache.engine.cache import open_caches
+    from agentcache.engine.registry import every_layer
 
     global _last
     _last = time.monotonic()
     by_cache: dict[int, tuple[Cache, list[list[Any]]]] = {}
-    for core in list(_core._cores):
-        cache = core._cache
-        if cache is None or cache._store is None:
+    for layer in every_layer():
+        cache = layer.opened_cache
+        if cache is None or cache.opened is None:
             continue
-        info = core.counters.to_dict()
+        info = layer.counters.to_dict()
         if not (info["hits"] or info["misses"] or info["errors"]):
             continue
-        by_cache.setdefault(id(cache), (cache, []))[1].append([core.name, core.layer, info])
+        by_cache.setdefault(id(cache), (cache, []))[1].append([layer.name, layer.layer, info])
     for cache in open_caches():
-        if cache._store is not None and cache.counters.backend_errors:
+        if cache.opened is not None and cache.counters.backend_errors:
             entry = by_cache.setdefault(id(cache), (cache, []))
             entry[1].append([f"<store {cache.url}>", "backend", cache.counters.to_dict()])
     for cache, rows in by_cache.values():
-        store = cache._store
+        store = cache.opened
         # a store whose breaker is not closed is down or being probed: a snapshot would wait for a timeout
         # (at exit, too) to fail anyway
         if store is not None and getattr(store, "state", "closed") == "closed":
             key = _key()
             store.set_many([Item(key, encode_entry({"rows": rows}, key=key), SNAPSHOT_TTL)])
+
+
+@on_open
+def _on_store_open(cache: Cache) -> None:
+    ensure_exit_flush()  # a process that only ever hits still leaves its stats for `agentcache stats`
 
 
 def ensure_exit_flush() -> None:
@@ -82,8 +89,32 @@ def ensure_exit_flush() -> None:
 
 
 def maybe_flush() -> None:
-    """Flush if the last flush is older than `FLUSH_INTERVAL` (cheap to call on every miss)."""
+    """Have the flusher thread write a snapshot if the last is older than `FLUSH_INTERVAL` (cheap to call on every
+    miss: it never touches a store itself)."""
+    global _last
     if time.monotonic() - _last >= FLUSH_INTERVAL:
+        _last = time.monotonic()  # one wake-up per interval, however many misses see it due
+        _wake()
+
+
+_due = threading.Event()
+_flusher: threading.Thread | None = None
+
+
+def _wake() -> None:
+    global _flusher
+    if _flusher is None or not _flusher.is_alive():
+        with _lock:
+            if _flusher is None or not _flusher.is_alive():
+                _flusher = threading.Thread(target=_flush_when_due, name="agentcache-stats", daemon=True)
+                _flusher.start()
+    _due.set()
+
+
+def _flush_when_due() -> None:
+    while True:
+        _due.wait()
+        _due.clear()
         _flush_quietly()
 
 
@@ -96,7 +127,7 @@ def _flush_quietly() -> None:
 
 def load_stats(store: Backend) -> StatsReport:
     """Sum every process snapshot found in `store` (needs a backend that supports `scan`)."""
-    from .backends.base import SupportsScan
+    from agentcache.backends.base import SupportsScan
 
     inner = getattr(store, "inner", store)
     rows: list[tuple[str, str, Any]] = []
@@ -116,5 +147,7 @@ def load_stats(store: Backend) -> StatsReport:
 
 @_fork.at_fork
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _flusher, _due
     _lock = threading.Lock()
+    _flusher = None  # the parent's thread does not exist here: the next due snapshot starts one
+    _due = threading.Event()

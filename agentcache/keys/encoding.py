@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from .errors import ConfigurationError, KeyEncodingError
+from agentcache.errors import ConfigurationError, KeyEncodingError
 
 __all__ = [
     "KEY_PREFIX",
@@ -377,7 +377,7 @@ def validate_namespace(namespace: str) -> str:
     return namespace
 
 
-def _segment(value: str) -> str:
+def safe_segment(value: str) -> str:
     """A function or layer name made safe for the readable prefix."""
     cleaned = value.replace(":", ".").replace(" ", "_")
     return cleaned if _SEGMENT_RE.fullmatch(cleaned) else re.sub(r"[^A-Za-z0-9_.\-@+=<>]", "_", cleaned)
@@ -412,18 +412,6 @@ def split_key(key: str) -> KeyParts | None:
     if len(parts) != 4:
         return None
     return KeyParts(*parts)
-
-
-def function_name(func: Callable[..., Any]) -> str:
-    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded, where the module
-    of a script is the name it would have if imported (``bot.ask``, never ``__main__.ask``)."""
-    from ._identity import module_name
-
-    target = func.func if isinstance(func, functools.partial) else func
-    module = module_name(target)
-    func = target
-    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
-    return _segment(f"{module}.{qual}".replace(".<locals>", ""))
 
 
 def preview(value: Any, limit: int = 60) -> str:

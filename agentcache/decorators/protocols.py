@@ -5,6 +5,11 @@ bound like any function, so it is called without ``self``. Its ``__get__`` overl
 it is a `CachedMethod` (or `AsyncCachedMethod`) whose call drops the first parameter, through the class it is the
 `CachedFunction` itself, called with an explicit instance. The cache controls are the function's own, not bound:
 ``svc.lookup.cache_invalidate(svc, "k")`` takes the instance first, like ``Svc.lookup.cache_invalidate(svc, "k")``.
+
+Every cached function, sync or async, has both forms of its management methods: ``cache_clear`` and
+``cache_invalidate`` block until the store answered (usable anywhere), ``acache_clear`` and ``acache_invalidate``
+are awaitable (use them on an event loop). A type checker flags an awaited blocking form (a `bool` is not
+awaitable) and an awaitable form left un-awaited (``unused-coroutine``).
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
-from .scope import NamespaceTarget
-from .stats import CacheInfo
+from agentcache.keys.namespaces import NamespaceTarget
+from agentcache.stats.counters import CacheInfo
 
 __all__ = ["AsyncCachedFunction", "AsyncCachedMethod", "CachedFunction", "CachedMethod", "KeyBuilder"]
 
@@ -49,12 +54,20 @@ class CachedFunction(Protocol[P, R_co]):
         elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
+    async def acache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Awaitable `cache_clear`."""
+        ...
+
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key these arguments map to (in the current namespace)."""
         ...
 
     def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Delete the entry of these arguments; return whether one existed."""
+        ...
+
+    async def acache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Awaitable `cache_invalidate`."""
         ...
 
     @overload
@@ -95,12 +108,20 @@ class CachedMethod(Protocol[S_contra, P, R_co]):
         """Delete every entry of this function (all instances and namespaces) and reset its counters."""
         ...
 
+    async def acache_clear(self) -> None:
+        """Awaitable `cache_clear`."""
+        ...
+
     def cache_key(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key of a call on `instance` with these arguments (in the current namespace)."""
         ...
 
     def cache_invalidate(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Delete the entry of a call on `instance` with these arguments; return whether one existed."""
+        ...
+
+    async def acache_invalidate(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Awaitable `cache_invalidate`."""
         ...
 
 
@@ -124,12 +145,20 @@ class AsyncCachedFunction(Protocol[P, R_co]):
         elsewhere or with ``namespace=agentcache.ALL`` every namespace's (then its counters are reset too)."""
         ...
 
+    async def acache_clear(self, *, namespace: NamespaceTarget = None) -> None:
+        """Awaitable `cache_clear`."""
+        ...
+
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key these arguments map to (in the current namespace)."""
         ...
 
-    async def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Delete the entry of these arguments; return whether one existed."""
+        ...
+
+    async def acache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Awaitable `cache_invalidate`."""
         ...
 
     @overload
@@ -167,10 +196,18 @@ class AsyncCachedMethod(Protocol[S_contra, P, R_co]):
         """Delete every entry of this function (all instances and namespaces) and reset its counters."""
         ...
 
+    async def acache_clear(self) -> None:
+        """Awaitable `cache_clear`."""
+        ...
+
     def cache_key(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """The key of a call on `instance` with these arguments (in the current namespace)."""
         ...
 
-    async def cache_invalidate(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> bool:
+    def cache_invalidate(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Delete the entry of a call on `instance` with these arguments; return whether one existed."""
+        ...
+
+    async def acache_invalidate(self, instance: S_contra, /, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Awaitable `cache_invalidate`."""
         ...

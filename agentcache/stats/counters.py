@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from .usage import Usage
+from agentcache.usage import Usage
 
 __all__ = ["CacheInfo", "Counters", "StatsReport", "format_table"]
 
@@ -54,7 +54,7 @@ class Counters:
 
     A hit appends ``(duration, usage)`` to a log, with no lock (a list append is atomic) and no parsing; the
     log is folded into the totals under the lock when the counters are read, or every `_LOG_MAX` hits. The
-    usage is an entry's raw usage JSON (`agentcache.serialization`), parsed once per distinct value at fold
+    usage is an entry's raw usage JSON (`agentcache.codec.entries`), parsed once per distinct value at fold
     time, or a `Usage`. Everything else is counted under the lock, so threads never lose an increment.
     """
 
@@ -103,7 +103,7 @@ class Counters:
         by_usage = _Tally(map(_second, batch))
         by_usage.pop(None, None)
         if by_usage:
-            from .serialization import parse_usage
+            from agentcache.codec.entries import parse_usage
 
             for usage, times in by_usage.items():
                 parsed = parse_usage(usage) if type(usage) is bytes else usage
@@ -259,7 +259,7 @@ class StatsReport:
     by_function: dict[str, Counters]
     layers: dict[str, str] = field(default_factory=dict)  # function name -> layer
     prompt_cache: Any = None
-    """Provider prompt-cache accounting (`agentcache.prompt_cache.PromptCacheStats`) once it is in use."""
+    """Provider prompt-cache accounting (`agentcache.decorators.prompt.PromptCacheStats`) once it is in use."""
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, Counters | Mapping[str, Any]]]) -> StatsReport:

@@ -7,24 +7,23 @@ every function decorated with ``backend="redis://..."`` uses one connection pool
 
 from __future__ import annotations
 
-import itertools
 import threading
 import weakref
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import _fork
-from .config import get_settings
-from .errors import ConfigurationError
-from .keys import KEY_PREFIX, namespace_prefixes
-from .scope import ALL, NamespaceTarget, invalidation_scope
-from .stats import Counters
+from agentcache import _fork
+from agentcache.engine.settings import get_settings, on_change
+from agentcache.errors import ConfigurationError
+from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes
+from agentcache.keys.namespaces import ALL, NamespaceTarget, invalidation_scope
+from agentcache.stats.counters import Counters
 
 if TYPE_CHECKING:
-    from .backends._fence import Fence, Invalidation
-    from .backends.base import Backend
-    from .errors import InvalidationError
+    from agentcache.backends._fence import Fence, Invalidation
+    from agentcache.backends.base import Backend
+    from agentcache.errors import InvalidationError
 
 __all__ = ["Cache", "bump_epoch", "close_all", "default_cache"]
 
@@ -69,11 +68,11 @@ class Cache:
         self._lock = threading.Lock()
         self.counters = Counters()
         """Backend errors seen by this store (hits and misses are counted per function)."""
-        self._epochs = itertools.count(1)
-        self.epoch = 0
-        """Bumped before and after every invalidation made through this object (in this process). A call that
-        starts after a bump never joins a computation that started before it; and on a store without
-        generations (see `agentcache.backends.generations`) a miss that overlapped a bump is not stored."""
+        self._clock = 0  # counts invalidations made through this object
+        self._floor = 0  # the last invalidation that covered everything (a clear, a namespace, an overflow)
+        self._last: dict[str, int] = {}  # key or tag -> the last invalidation that covered it
+        """See `epoch_of`: invalidations are remembered per key and per tag, so an unrelated one (another
+        function's `cache_clear()`) never stops a miss from being stored."""
         _every.add(self)
 
     def __repr__(self) -> str:
@@ -89,6 +88,11 @@ class Cache:
         return f"<{type(self._spec).__name__}>"
 
     @property
+    def opened(self) -> Backend | None:
+        """The backend if it is open (no opening: for callers that must not create a store)."""
+        return self._store
+
+    @property
     def store(self) -> Backend:
         """The backend, opened on first use, behind the fail-open wrapper."""
         store = self._store
@@ -100,12 +104,12 @@ class Cache:
         with self._lock:
             if self._store is not None:
                 return self._store
-            from .backends import open_backend
-            from .backends.resilient import ResilientBackend
+            from agentcache.backends import open_backend
+            from agentcache.backends.resilient import ResilientBackend
 
             spec = self._spec
             inner: Backend
-            from .backends.memory import MemoryBackend
+            from agentcache.backends.memory import MemoryBackend
 
             try:
                 if spec is None or isinstance(spec, str):
@@ -115,7 +119,7 @@ class Cache:
                     inner = spec
                 # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
                 if self._fail_open and not isinstance(inner, MemoryBackend):
-                    from .backends._fence import Fence
+                    from agentcache.backends._fence import Fence
 
                     s = get_settings()
                     if self._fence is None:
@@ -133,28 +137,74 @@ class Cache:
                     raise
                 inner = _unopened(self, exc)
             self._store = inner
-        from .invalidation import _publish_events
-        from .stats_store import ensure_exit_flush
-
-        _publish_events(self)
-        ensure_exit_flush()  # a process that only ever hits still leaves its stats for `agentcache stats`
+        for hook in list(_open_hooks):  # event rules are published, the exit snapshot is scheduled
+            hook(self)
         return inner
+
+    def is_missing_file(self) -> bool:
+        """Whether this store is an embedded SQLite file that does not exist (and was never opened here)."""
+        if self._store is not None or not isinstance(self._spec, (str, type(None))):
+            return False
+        url = _url_of(self._spec)[0]
+        if not url.startswith("sqlite://"):
+            return False
+        from pathlib import Path
+
+        rest = url[len("sqlite://") :].split("?", 1)[0]
+        return bool(rest) and not Path(rest).expanduser().exists()
 
     def _on_error(self, exc: BaseException) -> None:
         self.counters.add("backend_errors")
 
-    def bump(self) -> None:
-        """Advance `epoch` (see there)."""
-        self.epoch = next(self._epochs)
+    def epoch_of(self, key: str, tags: Collection[str]) -> int:
+        """The last invalidation made through this object (in this process) that covers an entry under `key`
+        with `tags`: a call that starts after it never joins a computation that started before it, and on a
+        store without generations (see `agentcache.backends.generations`) a miss whose epoch moved while it
+        computed is not stored."""
+        last = self._last
+        epoch = self._floor
+        seen = last.get(key, 0)
+        if seen > epoch:
+            epoch = seen
+        for tag in tags:
+            seen = last.get(tag, 0)
+            if seen > epoch:
+                epoch = seen
+        return epoch
+
+    def epoch_of_many(self, keys: Collection[str], tags: Collection[str]) -> int:
+        """`epoch_of` for a batch of entries sharing `tags`."""
+        return max((self.epoch_of(key, tags) for key in keys), default=self.epoch_of("", tags))
+
+    @property
+    def epoch(self) -> int:
+        """The last invalidation made through this object, whatever it covered."""
+        return self._clock
+
+    def bump(self, keys: Iterable[str] = (), tags: Iterable[str] = (), *, everything: bool = True) -> None:
+        """Record an invalidation of `keys` and `tags` (of everything when `everything`; see `epoch_of`)."""
+        with self._lock:
+            self._clock += 1
+            now = self._clock
+            scopes = [*keys, *tags]
+            if everything or len(self._last) + len(scopes) > _EPOCH_SCOPES:
+                self._floor = now  # bounded memory: forgetting scopes is safe, it only over-approximates
+                self._last.clear()
+                return
+            for scope in scopes:
+                self._last[scope] = now
 
     @contextmanager
-    def invalidating(self) -> Iterator[Backend]:
-        """The store, for an invalidation: `epoch` is bumped before and after it."""
-        self.bump()
+    def invalidating(
+        self, keys: Collection[str] = (), tags: Collection[str] = (), *, everything: bool = True
+    ) -> Iterator[Backend]:
+        """The store, for an invalidation of `keys`/`tags` (everything if `everything`): its epoch is bumped
+        before and after it."""
+        self.bump(keys, tags, everything=everything)
         try:
             yield self.store
         finally:
-            self.bump()
+            self.bump(keys, tags, everything=everything)
 
     # -- invalidation ---------------------------------------------------------------------------------------
 
@@ -173,8 +223,9 @@ class Cache:
                 breaker's state). The invalidation is kept pending and retried in the background until it
                 lands; until then this process neither serves nor stores the entries it may cover.
         """
+        keys = list(keys)
         plan = _plan(keys, tags, namespace)  # a bad argument raises before anything is bumped
-        with self.invalidating():
+        with self.invalidating(keys, tags, everything=not keys and not tags):
             return self._apply(plan)
 
     async def ainvalidate(
@@ -183,7 +234,7 @@ class Cache:
         """Awaitable `invalidate` (raises `InvalidationError` the same way)."""
         keys = list(keys)
         plan = _plan(keys, tags, namespace)
-        with self.invalidating():
+        with self.invalidating(keys, tags, everything=not keys and not tags):
             return await self._aapply(plan)
 
     def clear(self) -> int:
@@ -192,13 +243,13 @@ class Cache:
         Raises:
             InvalidationError: as `invalidate` does.
         """
-        from .backends._fence import Invalidation
+        from agentcache.backends._fence import Invalidation
 
         with self.invalidating():
             return self._apply([Invalidation.of_prefix(KEY_PREFIX)])
 
     def _apply(self, plan: list[Invalidation]) -> int:
-        from .backends.resilient import ResilientBackend
+        from agentcache.backends.resilient import ResilientBackend
 
         store = self.store
         if isinstance(store, ResilientBackend):
@@ -214,7 +265,7 @@ class Cache:
         return deleted
 
     async def _aapply(self, plan: list[Invalidation]) -> int:
-        from .backends.resilient import ResilientBackend
+        from agentcache.backends.resilient import ResilientBackend
 
         store = self.store
         if isinstance(store, ResilientBackend):
@@ -261,14 +312,19 @@ def _resolved_url(spec: str | None) -> str:
     Only the default file's directory (the platform cache dir or `AGENTCACHE_DIR`) is created; an explicit
     SQLite URL's directory must exist.
     """
+    url, default_file = _url_of(spec)
+    if default_file:
+        get_settings().cache_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _url_of(spec: str | None) -> tuple[str, bool]:
+    """The URL a spec opens, and whether it is the default SQLite file (whose directory is created on open)."""
     settings = get_settings()
     url = settings.backend_url if spec is None else spec
     if url.rstrip("/") in ("sqlite:", "sqlite:/"):
-        url = f"sqlite://{settings.cache_dir / 'cache.db'}"
-    elif spec is not None or settings.url is not None:
-        return url
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    return url
+        return f"sqlite://{settings.cache_dir / 'cache.db'}", True
+    return url, spec is None and settings.url is None
 
 
 def check_spec(spec: object) -> None:
@@ -277,7 +333,7 @@ def check_spec(spec: object) -> None:
     The default SQLite form (``sqlite://``) is always valid: its directory is created on first use.
     """
     if isinstance(spec, str) and spec.rstrip("/") not in ("sqlite:", "sqlite:/"):
-        from .backends import check_url
+        from agentcache.backends import check_url
 
         check_url(spec)
 
@@ -286,7 +342,7 @@ def _unopened(cache: Cache, exc: Exception) -> Backend:
     """The stand-in for a store that cannot be opened: logged once, every call runs uncached."""
     import logging
 
-    from .backends.memory import MemoryBackend
+    from agentcache.backends.memory import MemoryBackend
 
     cache.counters.add("backend_errors")
     logging.getLogger("agentcache").warning(
@@ -301,7 +357,7 @@ def _unopened(cache: Cache, exc: Exception) -> Backend:
 
 def _plan(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget) -> list[Invalidation]:
     """The store operations one `invalidate(...)` call makes (scoped as `_scope_of` says)."""
-    from .backends._fence import Invalidation
+    from agentcache.backends._fence import Invalidation
 
     keys = list(keys)
     prefixes, clear = _scope_of(keys, tags, namespace)
@@ -316,7 +372,7 @@ def _plan(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTarget
 
 
 def _unfenced_failure(store: Backend, deleted: int, error: Exception) -> InvalidationError:
-    from .errors import InvalidationError
+    from agentcache.errors import InvalidationError
 
     failure = InvalidationError(
         f"an invalidation did not reach cache backend {store!r} ({type(error).__name__}: {error}); "
@@ -327,6 +383,7 @@ def _unfenced_failure(store: Backend, deleted: int, error: Exception) -> Invalid
     return failure
 
 
+_EPOCH_SCOPES = 4096  # keys and tags whose last invalidation a Cache remembers
 _registry_lock = threading.Lock()
 _every: weakref.WeakSet[Cache] = weakref.WeakSet()
 _default: Cache | None = None
@@ -373,6 +430,34 @@ def open_caches() -> list[Cache]:
         caches = [] if _default is None else [_default]
         caches.extend(c for c in list(_every) if c is not _default)
         return caches
+
+
+_open_hooks: list[Callable[[Cache], None]] = []
+
+
+def on_open(hook: Callable[[Cache], None]) -> Callable[[Cache], None]:
+    """Call `hook` with every store when it opens (after a `close()` too)."""
+    _open_hooks.append(hook)
+    return hook
+
+
+@on_change
+def _settings_changed(changed: frozenset[str]) -> None:
+    """`configure()` closes only the stores a change affects; they reopen with the new settings on next use."""
+    if changed & {"retries", "failure_threshold", "cooldown"}:
+        close_all()  # every store is wrapped with these
+    elif changed & {"url", "dir"}:
+        close_default()  # the default store (and `sqlite://` alone) now lives elsewhere
+
+
+def close_default() -> None:
+    """Close the default store and the stores opened as plain ``sqlite://`` (the default file): they reopen
+    with the settings then in force."""
+    with _registry_lock:
+        caches = [] if _default is None else [_default]
+        caches += [c for spec, c in _by_spec.items() if isinstance(spec, str) and spec.rstrip("/") == "sqlite:"]
+    for cache in caches:
+        cache.close()
 
 
 def close_all() -> None:

@@ -7,11 +7,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_render import Progress, human_bytes
-from ._cli_store import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError, Session, emit, emit_json, parts, resolve_key
-from .errors import AgentCacheError
-from .keys import KEY_PREFIX, namespace_prefixes, validate_namespace
-from .stats import format_seconds
+from agentcache.cli.render import Progress, human_bytes
+from agentcache.cli.store import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Session,
+    emit,
+    emit_json,
+    parts,
+    resolve_key,
+)
+from agentcache.errors import AgentCacheError
+from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes, validate_namespace
+from agentcache.stats.counters import format_seconds
 
 __all__ = ["cmd_clear", "cmd_info", "cmd_invalidate"]
 
@@ -76,7 +86,7 @@ def cmd_invalidate(s: Session, args: argparse.Namespace) -> int:
         validate_namespace(args.namespace)
     detail: dict[str, Any]
     if args.event:
-        from .invalidation import apply_rule, stored_rule
+        from agentcache.engine.invalidation import apply_rule, stored_rule
 
         rule = None if s.absent() else stored_rule(s.store, args.event)
         if rule is None:
@@ -113,8 +123,8 @@ def cmd_invalidate(s: Session, args: argparse.Namespace) -> int:
 
 def cmd_info(s: Session, args: argparse.Namespace) -> int:
     """`agentcache info`: the resolved settings and the backend they open."""
-    from . import __version__
-    from .config import get_settings
+    from agentcache import __version__
+    from agentcache.engine.settings import get_settings
 
     settings = get_settings()
     if args.url:
@@ -137,7 +147,7 @@ def cmd_info(s: Session, args: argparse.Namespace) -> int:
         store = s.store
         info["backend"] = type(store).__name__
         info["backend_repr"] = repr(store)
-        from .backends.base import SupportsScan
+        from agentcache.backends.base import SupportsScan
 
         info["can_list"] = isinstance(store, SupportsScan)
         path = getattr(store, "path", None)

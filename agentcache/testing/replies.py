@@ -1,4 +1,4 @@
-"""Reply builders of `agentcache.integrations.simulator`: pure functions from a request body to wire JSON.
+"""Reply builders of `agentcache.testing.simulator`: pure functions from a request body to wire JSON.
 
 Streams are the `agentcache.integrations._streams` event form of these replies."""
 
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from agentcache.prompt_cache import approx_tokens, min_cacheable_tokens
+from agentcache.decorators.prompt import approx_tokens, min_cacheable_tokens
 
 OPENAI_CACHE_MIN = 1024
 OPENAI_CACHE_STEP = 128

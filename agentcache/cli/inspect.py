@@ -6,8 +6,8 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from ._cli_render import human_bytes, human_duration, render_json, timestamp, truncate
-from ._cli_store import (
+from agentcache.cli.render import human_bytes, human_duration, render_json, timestamp, truncate
+from agentcache.cli.store import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     CliError,
@@ -22,12 +22,12 @@ from ._cli_store import (
     resolve_key,
     user_tags,
 )
-from .keys import KEY_PREFIX, namespace_prefixes
-from .stats import format_seconds, format_table
+from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes
+from agentcache.stats.counters import format_seconds, format_table
 
 if TYPE_CHECKING:
-    from .backends.base import EntryInfo
-    from .usage import Usage
+    from agentcache.backends.base import EntryInfo
+    from agentcache.usage import Usage
 
 __all__ = ["cmd_ls", "cmd_show", "cmd_stats"]
 
@@ -37,8 +37,8 @@ __all__ = ["cmd_ls", "cmd_show", "cmd_stats"]
 
 def cmd_stats(s: Session, args: argparse.Namespace) -> int:
     """`agentcache stats`: the per-process snapshots summed, and entries/bytes per namespace and layer."""
-    from .stats import StatsReport
-    from .stats_store import load_stats
+    from agentcache.engine.shared_stats import load_stats
+    from agentcache.stats.counters import StatsReport
 
     report = StatsReport.build([]) if s.absent() else load_stats(s.store)
     groups: dict[tuple[str, str], list[int]] = {}

@@ -23,11 +23,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ._cli_eval import add_eval_arguments, cmd_eval
-from ._cli_inspect import cmd_ls, cmd_show, cmd_stats
-from ._cli_manage import cmd_clear, cmd_info, cmd_invalidate
-from ._cli_store import EXIT_OK, EXIT_STORE, EXIT_USAGE, CliError, Session
-from .errors import AgentCacheError, BackendError, ConfigurationError, MissingDependencyError
+from agentcache.cli.eval import add_eval_arguments, cmd_eval
+from agentcache.cli.inspect import cmd_ls, cmd_show, cmd_stats
+from agentcache.cli.manage import cmd_clear, cmd_info, cmd_invalidate
+from agentcache.cli.store import EXIT_OK, EXIT_STORE, EXIT_USAGE, CliError, Session
+from agentcache.errors import AgentCacheError, BackendError, ConfigurationError, MissingDependencyError
 
 __all__ = ["build_parser", "main"]
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="backend URL, e.g. sqlite:///path.db or redis://host:6379/0 (default: AGENTCACHE_URL)",
     )
     parser.add_argument("--json", dest="as_json", action="store_true", help="print JSON for scripts")
-    from . import __version__
+    from agentcache import __version__
 
     parser.add_argument("--version", action="version", version=f"agentcache {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

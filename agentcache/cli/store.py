@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_render import jsonable, render_json, with_progress
-from ._core import FUNCTION_TAG
-from .cache import unchecked
-from .errors import SerializationError
-from .keys import KEY_PREFIX, split_key
-from .serialization import CorruptEntryError, decode_entry, decode_vector, stored_form
+from agentcache.cli.render import jsonable, render_json, with_progress
+from agentcache.codec.entries import CorruptEntryError, decode_entry, decode_vector, stored_form
+from agentcache.engine.cache import unchecked
+from agentcache.engine.layer import ENTRY_TAG as FUNCTION_TAG
+from agentcache.errors import SerializationError
+from agentcache.keys.encoding import KEY_PREFIX, split_key
 
 if TYPE_CHECKING:
-    from .backends.base import Backend, EntryInfo, SupportsScan
-    from .usage import Usage
+    from agentcache.backends.base import Backend, EntryInfo, SupportsScan
+    from agentcache.usage import Usage
 
 __all__ = [
     "EXIT_NOT_FOUND",
@@ -108,7 +108,7 @@ class Session:
 
     def scanner(self) -> SupportsScan:
         """The backend as a `SupportsScan`, or a `CliError` saying it cannot list entries."""
-        from .backends.base import SupportsScan
+        from agentcache.backends.base import SupportsScan
 
         store = self.store
         if not isinstance(store, SupportsScan):

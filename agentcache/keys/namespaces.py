@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, Literal, TypeAlias
 
-from .keys import validate_namespace
+from agentcache.keys.encoding import validate_namespace
 
 __all__ = ["ALL", "AllNamespaces", "NamespaceTarget", "current_namespace", "invalidation_scope", "namespace"]
 

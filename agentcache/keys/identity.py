@@ -26,7 +26,9 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-__all__ = ["code_digest", "is_internal", "module_name", "project_of"]
+from agentcache.keys.encoding import digest, safe_segment
+
+__all__ = ["code_digest", "function_name", "is_internal", "module_name", "project_of"]
 
 _MAIN_NAMES = ("__main__", "__mp_main__")
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
@@ -143,8 +145,6 @@ def code_digest(func: Callable[..., Any]) -> str:
             continue
         if _is_simple(value):
             out.append(b"F" + name.encode() + b"=" + _const_bytes(value))
-    from .keys import digest
-
     return digest(b"\x00".join(out))
 
 
@@ -194,3 +194,13 @@ def _const_bytes(value: Any) -> bytes:
     if type(value) is tuple:
         return b"(" + b",".join(_const_bytes(v) for v in value) + b")"
     return type(value).__name__.encode() + b":" + repr(value).encode("utf-8", "surrogatepass")
+
+
+def function_name(func: Callable[..., Any]) -> str:
+    """The readable, stable identity of a function: ``module.qualname`` with ``<locals>`` folded, where the module
+    of a script is the name it would have if imported (``bot.ask``, never ``__main__.ask``)."""
+    target = func.func if isinstance(func, functools.partial) else func
+    module = module_name(target)
+    func = target
+    qual = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+    return safe_segment(f"{module}.{qual}".replace(".<locals>", ""))

@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from agentcache.integrations import _simreplies as replies
 from agentcache.integrations import _streams
+from agentcache.testing import replies as replies
 
 __all__ = ["SimulatedLLM"]
 

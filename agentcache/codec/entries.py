@@ -44,9 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import _fork
-from .errors import SerializationError
-from .usage import Usage
+from agentcache import _fork
+from agentcache.errors import SerializationError
+from agentcache.usage import Usage
 
 __all__ = [
     "CorruptEntryError",
@@ -488,9 +488,7 @@ def _copy(value: Any, steps: tuple[_Step, ...]) -> Any:
 def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes], cost: int) -> None:
     """Keep `memo` for `key`, accounting `cost` heap bytes; drop the oldest entries beyond the budget."""
     global _memo_size
-    from .config import get_settings
-
-    budget = get_settings().decoded_bytes
+    budget = _budget
     with _memo_lock:
         old = _memo.pop(key, None)
         if old is not None:
@@ -501,6 +499,20 @@ def _remember(key: str, memo: tuple[bytes, Kind, Any, Any, float, bytes], cost: 
         _costs[key] = cost
         _memo_size += cost
         while _memo_size > budget:  # oldest first: an entry still in use is simply decoded and kept again
+            oldest = next(iter(_memo))
+            del _memo[oldest]
+            _memo_size -= _costs.pop(oldest)
+
+
+_budget = 8 << 20  # set from `Settings.decoded_bytes` whenever the settings are resolved (`set_memo_budget`)
+
+
+def set_memo_budget(budget: int) -> None:
+    """Keep at most `budget` bytes of heap in decoded entries (0: none); shrinks the memo at once if needed."""
+    global _budget, _memo_size
+    _budget = max(int(budget), 0)
+    with _memo_lock:
+        while _memo and _memo_size > _budget:
             oldest = next(iter(_memo))
             del _memo[oldest]
             _memo_size -= _costs.pop(oldest)

@@ -1,0 +1,1 @@
+"""Testing aids: a local fake LLM server speaking the OpenAI and Anthropic HTTP APIs."""
