@@ -171,11 +171,15 @@ class TestJudgeNotes:
         with pytest.raises(SerializationError):
             decode_notes("another key", encode_notes("k", words))
 
-    def test_invalidate_similar_deletes_the_notes_too(self, cache: Cache) -> None:
+    def test_invalidate_similar_and_cache_clear_delete_the_notes_too(self, cache: Cache) -> None:
+        """Notes share the entry's TTL and tags and go with it: nothing of the entry is left behind."""
         answer, _ = counting(cache)
         answer(self.CACHED)
         assert invalidate_similar(self.CACHED, backend=cache) == 1
         assert [e.key for e in cache.store.scan("")] == []  # type: ignore[attr-defined]
+        answer(self.CACHED)
+        answer.cache_clear()
+        assert [e.key for e in cache.store.scan("") if ":stats:" not in e.key] == []  # type: ignore[attr-defined]
 
     def test_notes_key_sits_outside_the_vector_records(self) -> None:
         """Notes must never be read as vector records (a partition lists its records by key prefix)."""
