@@ -155,10 +155,12 @@ def main() -> None:
         "# Semantic lookup latency with the pair judge on",
         "",
         f"Python {platform.python_version()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the "
-        "start: other jobs shared the machine), memory store, MiniLM int8 on one thread. "
+        "start; other jobs may share the machine: see the last column), memory store, MiniLM int8 on one thread. "
         "Each row: paraphrases of cached questions through `@semantic_cached` defaults (whole call: exact read, "
-        "query embedding, index search, guards, judge, re-read). Regenerate with "
-        "`python benchmarks/semantic_lookup_speed.py`.",
+        'query embedding, index search, guards, judge, re-read), index settled before timing. "cold": the '
+        "model's token-state memory emptied before every call (the judge reads the notes stored with the entry); "
+        '"cold, no notes": the notes deleted first (the judge runs the model on the cached question). '
+        "CPU = CPU time of the calling thread. Regenerate with `python benchmarks/semantic_lookup_speed.py`.",
         "",
         "| entries | judge | lookups | semantic hits | p50 ms | p90 ms | p99 ms | CPU p50 ms | CPU p99 ms "
         "| query embedding alone: p50 ms | load average after |",
