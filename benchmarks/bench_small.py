@@ -59,10 +59,9 @@ def _table(results: list[Any], ref: str | None = None) -> str:
 
 
 def bench_miss(quick: bool) -> str:
-    from agentcache.engine.layer import _supports_locking
-
     from agentcache.backends.base import SupportsLocking
     from agentcache.backends.memory import MemoryBackend
+    from agentcache.engine.layer import _supports_locking
 
     agentcache.configure(url="memory://")
     counter = iter(range(10**9))

@@ -290,6 +290,36 @@ def test_cluster_operations_across_namespaces(cluster: str) -> None:
     b.close()
 
 
+def test_cluster_fused_miss_steps(cluster: str) -> None:
+    """On a cluster, the fused miss steps run in the key's slot: lock + fence, a wait woken by the release with
+    the recheck pipelined behind it (XREAD then the script, one node), and the write + release."""
+    b = open_redis(cluster)
+    assert isinstance(b, RedisBackend)
+    for ns in ("c1", "c2", "c3"):
+        key, lock = _ns_key(ns), _ns_key(ns) + ":lock"
+        token, raw, fence = b.lock_get(key, lock, 5, ("fused",))
+        assert token is not None and raw is None and fence is not None
+        assert b.lock_get(key, lock, 5, ("fused",), wait=0.01) == (None, None, None)  # held: the wait times out
+        assert b.store_unlock([Item(key, b"v", tags=("fused",))], fence, lock, token)
+        assert b.lock_get(key, lock, 5, ("fused",), wait=5) == (None, b"v", None)  # released: woken at once
+        assert b.delete_many([key]) == 1
+    b.close()
+
+
+async def test_cluster_fused_miss_steps_async(cluster: str) -> None:
+    """The same through the async cluster client."""
+    b = open_redis(cluster)
+    assert isinstance(b, RedisBackend)
+    key, lock = _ns_key("ac1"), _ns_key("ac1") + ":lock"
+    token, raw, fence = await b.alock_get(key, lock, 5, ())
+    assert token is not None and raw is None
+    assert await b.alock_get(key, lock, 5, (), wait=0.01) == (None, None, None)
+    assert await b.astore_unlock([Item(key, b"v")], fence, lock, token)
+    assert await b.alock_get(key, lock, 5, (), wait=5) == (None, b"v", None)
+    assert await b.adelete_many([key]) == 1
+    await b.aclose()
+
+
 @pytest.mark.slow
 async def test_cluster_async_face(cluster: str) -> None:
     """The async cluster client runs the same flows (pipelines, scripts, per-node scans)."""

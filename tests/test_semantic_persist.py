@@ -87,6 +87,7 @@ class TestRestart:
         again = make(second, calls)
         before = len(calls)
         assert again("question 7?") == "answer question 7"
+        assert partitions.settle(timeout=60)  # the loaded index is reconciled on a background thread
         part = _part(second)
         assert part.origin == "file" and isinstance(part.index.inner, USearchIndex)
         listed = {e.key for e in second.store.inner.scan(part.prefix)}  # type: ignore[attr-defined]

@@ -15,8 +15,9 @@ from support.semantic_worker import serve
 
 from agentcache.decorators.semantic import invalidate_similar, last_semantic_hit, semantic_cached
 from agentcache.engine.cache import Cache
-from agentcache.semantic.eventlog import EventBatch, SupportsEventLog, event_log_for
+from agentcache.semantic.eventlog import EventBatch, SupportsEventLog
 from agentcache.semantic.partitions import loaded_partitions, stream_of
+from agentcache.semantic.store_logs import event_log_for
 
 pytestmark = pytest.mark.redis
 

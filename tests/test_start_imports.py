@@ -74,3 +74,34 @@ def test_dotenv_lookup_survives_a_deleted_working_directory(tmp_path: Path, monk
     gone.rmdir()
     agentcache.reset()
     assert agentcache.get_settings().namespace == "default"
+
+
+HEAVY_AT_START = ("asyncio", "logging", "socket", "dotenv", "pickle")
+"""Loaded by none of `import agentcache` + a first hit on SQLite (asyncio ~27 ms, logging ~3 ms: issue 13)."""
+
+FIRST_HIT = textwrap.dedent(
+    """
+    import json, sys
+    import agentcache
+    @agentcache.tool_cached(backend=sys.argv[1])
+    def search(q: str) -> str:
+        return q * 2
+    hit = search("hi")
+    print(json.dumps({"hit": hit, "loaded": [m for m in sys.argv[2].split(",") if m in sys.modules]}))
+    """
+)
+
+
+def test_import_and_first_sqlite_hit_load_nothing_heavy(tmp_path: Path) -> None:
+    """A process that only serves hits from an existing SQLite store never loads asyncio, logging or socket
+    (the async faces, the warnings and the stats snapshot load them when they are used)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    if _dotenv_above(work):
+        pytest.skip("a .env file above the temporary directory")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+    args = [sys.executable, "-c", FIRST_HIT, url, ",".join(HEAVY_AT_START)]
+    subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True)  # the first miss
+    out = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"hit": "hihi", "loaded": []}

@@ -33,10 +33,13 @@ from agentcache.backends.base import EntryInfo, Item
 from agentcache.backends.generations import bucket
 
 __all__ = [
+    "ACQUIRE_SCRIPT",
     "DEL_SCRIPT",
     "FENCE_SCRIPT",
+    "LOCK_GET_SCRIPT",
     "RELEASE_SCRIPT",
     "SET_SCRIPT",
+    "SET_UNLOCK_SCRIPT",
     "TAGS_SCRIPT",
     "Batch",
     "Call",
@@ -136,21 +139,22 @@ return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
 """,
 )
 
-# KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[3..]: data keys. ARGV: base, now_ms, max_entries
-# (0: unbounded), nfence, then nfence (field, expected value) pairs (the write is dropped, returning -1, when
-# one moved), then per key: ttl_ms (-1: none, 0: do not store), value, tags_json, ntags, tag... Returns evictions.
-SET_SCRIPT = Script(
-    "set",
-    "local base, now, maxn = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\nlocal lru = KEYS[1]\n"
+# The body of a write (SET_SCRIPT, SET_UNLOCK_SCRIPT): `write()` returns evictions, or -1 when the fence moved.
+# KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[K0 + 1..]: data keys. ARGV[A0 + ...]: base,
+# now_ms, max_entries (0: unbounded), nfence, then nfence (field, expected value) pairs (the write is dropped
+# when one moved), then per key: ttl_ms (-1: none, 0: do not store), value, tags_json, ntags, tag...
+_WRITE = (
+    "local base, now, maxn = ARGV[A0 + 1], tonumber(ARGV[A0 + 2]), tonumber(ARGV[A0 + 3])\nlocal lru = KEYS[1]\n"
     + _UNTAG
     + """
-local nf = tonumber(ARGV[4])
+local function write()
+local nf = tonumber(ARGV[A0 + 4])
 for j = 0, nf - 1 do
-  local got = redis.call('HGET', KEYS[2], ARGV[5 + 2 * j])
-  if (got or '') ~= ARGV[6 + 2 * j] then return -1 end
+  local got = redis.call('HGET', KEYS[2], ARGV[A0 + 5 + 2 * j])
+  if (got or '') ~= ARGV[A0 + 6 + 2 * j] then return -1 end
 end
-local i = 5 + 2 * nf
-for k = 3, #KEYS do
+local i = A0 + 5 + 2 * nf
+for k = K0 + 1, #KEYS do
   local key = KEYS[k]
   local ttl, val, tj, n = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   untag(key)
@@ -186,7 +190,36 @@ if maxn > 0 then
   end
 end
 return evicted
-""",
+end
+"""
+)
+
+# Releasing a lock wakes the processes waiting for it: `wake` (a stream next to the lock) gets an entry, which
+# ends their `XREAD BLOCK ... STREAMS <wake> 0-0`. Taking a lock deletes the stream, so while a lock is held
+# its stream does not exist and a waiter blocks until the owner releases it (or its slice of time ends).
+_RELEASE = """
+local function release(lock, wake, token)
+  if redis.call('GET', lock) ~= token then return 0 end
+  redis.call('DEL', lock)
+  redis.call('XADD', wake, 'MAXLEN', '1', '*', 'w', '1')
+  redis.call('PEXPIRE', wake, WAKE_TTL_MS)
+  return 1
+end
+"""
+WAKE_TTL_MS = 10_000  # a wake stream outlives its release only for waiters between their lock try and XREAD
+
+# See _WRITE (K0 = 2, A0 = 0). Returns evictions, or -1 when the fence moved (nothing written).
+SET_SCRIPT = Script("set", "local K0, A0 = 2, 0\n" + _WRITE + "return write()\n")
+
+# A miss's write and the release of its lock, in one round trip. KEYS[1]: LRU zset, KEYS[2]: generations,
+# KEYS[3]: the lock, KEYS[4]: its wake stream, KEYS[5..]: data keys. ARGV[1]: the owner token, then as
+# SET_SCRIPT. Returns {evictions or -1, whether the token still owned the lock}.
+SET_UNLOCK_SCRIPT = Script(
+    "set_unlock",
+    "local K0, A0 = 4, 1\n"
+    + _WRITE
+    + _RELEASE.replace("WAKE_TTL_MS", str(WAKE_TTL_MS))
+    + "local r = write()\nreturn {r, release(KEYS[3], KEYS[4], ARGV[1])}\n",
 )
 
 # KEYS[1]: the group's LRU zset, KEYS[2]: its generations, KEYS[3..]: data keys. ARGV[1]: base, ARGV[2..]:
@@ -232,12 +265,38 @@ return n
 """,
 )
 
-# KEYS[1]: the lock. ARGV[1]: the owner token. Deletes only when the token still owns it.
+# KEYS[1]: the lock, KEYS[2]: its wake stream. ARGV[1]: the owner token. Deletes (and wakes the waiters) only
+# when the token still owns it.
 RELEASE_SCRIPT = Script(
     "release",
+    _RELEASE.replace("WAKE_TTL_MS", str(WAKE_TTL_MS)) + "return release(KEYS[1], KEYS[2], ARGV[1])\n",
+)
+
+# KEYS[1]: the lock, KEYS[2]: its wake stream. ARGV[1]: the owner token, ARGV[2]: ttl ms. Returns 1 when taken.
+ACQUIRE_SCRIPT = Script(
+    "acquire",
     """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+""",
+)
+
+# The recheck, the lock and the fence of a miss in one round trip. KEYS[1]: the data key, KEYS[2]: the lock,
+# KEYS[3]: its wake stream, KEYS[4]: the group's generations, KEYS[5]: its LRU zset. ARGV[1]: the owner token,
+# ARGV[2]: lock ttl ms, ARGV[3]: '1' to lock even when a value is there (it is unusable and is to be
+# replaced), ARGV[4]: now ms (LRU touch, '' without LRU), ARGV[5]: the generations' id (set once), ARGV[6..]:
+# fence fields. Returns {false, value} without the lock, or {token, value, fence values} with it.
+LOCK_GET_SCRIPT = Script(
+    "lock_get",
+    """
+local v = redis.call('HGET', KEYS[1], 'v')
+if v and ARGV[4] ~= '' then redis.call('ZADD', KEYS[5], 'XX', ARGV[4], KEYS[1]) end
+if v and ARGV[3] ~= '1' then return {false, v} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, v} end
+redis.call('DEL', KEYS[3])
+redis.call('HSETNX', KEYS[4], 'id', ARGV[5])
+return {ARGV[1], v, redis.call('HMGET', KEYS[4], unpack(ARGV, 6))}
 """,
 )
 
@@ -335,6 +394,11 @@ class KeyLayout:
         """The Redis key of lock `name` (in the slot of the cache key of the same name)."""
         base, rest = self.split(name)
         return f"{base}#lock:{rest}"
+
+    def wake_key(self, name: str) -> str:
+        """The stream that wakes the waiters of lock `name` when it is released (next to the lock)."""
+        base, rest = self.split(name)
+        return f"{base}#wake:{rest}"
 
     def tracking_prefixes(self) -> tuple[str, str]:
         """The Redis key prefixes of every group (for `CLIENT TRACKING ... BCAST PREFIX`)."""
@@ -496,9 +560,10 @@ def get_fenced_flow(layout: KeyLayout, key: str, tags: Collection[str], now_ms: 
     return replies[0], _fence_of(layout, (key,), tags, replies[len(reads) :])
 
 
-def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None = None) -> Flow:
-    """Write items: one SET_SCRIPT call per group, all pipelined; with a fence, each group's write is dropped
-    when one of its generations moved. Returns whether every group wrote."""
+def _write_args(
+    layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None
+) -> dict[str, tuple[list[str], list[Any]]]:
+    """Per group: `(data keys, ARGV)` of its write script (see `_WRITE`)."""
     groups: dict[str, tuple[list[str], list[Any]]] = defaultdict(lambda: ([], []))
     for item in items:
         base, rest = layout.split(item.key)
@@ -507,19 +572,58 @@ def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: Redis
         keys.append(f"{base}:{rest}")
         args += [ttl_ms(item.ttl), item.value, json.dumps(tags) if tags else "", len(tags), *tags]
     maxn = layout.max_entries or 0
-    calls = []
+    out: dict[str, tuple[list[str], list[Any]]] = {}
     for base, (keys, args) in groups.items():
         checks: list[str] = []
         if fence is not None and base in fence.groups:
             fields, values = fence.groups[base]
             for field, value in zip(fields, values, strict=True):
                 checks += [field, value]
-        head = [base, now_ms, maxn, len(checks) // 2, *checks]
-        calls.append(_script_call(SET_SCRIPT, [layout.lru_key(base), layout.gen_key(base), *keys], [*head, *args]))
+        out[base] = (keys, [base, now_ms, maxn, len(checks) // 2, *checks, *args])
+    return out
+
+
+def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None = None) -> Flow:
+    """Write items: one SET_SCRIPT call per group, all pipelined; with a fence, each group's write is dropped
+    when one of its generations moved. Returns whether every group wrote."""
+    calls = [
+        _script_call(SET_SCRIPT, [layout.lru_key(base), layout.gen_key(base), *keys], args)
+        for base, (keys, args) in _write_args(layout, items, now_ms, fence).items()
+    ]
     if not calls:
         return True
     replies = yield Batch(tuple(calls))
     return all(int(r) >= 0 for r in replies)
+
+
+def set_unlock_flow(
+    layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None, name: str, token: str
+) -> Flow:
+    """`set_flow`, then release lock `name` (waking its waiters) in the same round trip: the write of the lock's
+    group and the release are one SET_UNLOCK_SCRIPT call. Returns `(whether every group wrote, whether
+    `token` still owned the lock)`."""
+    lock_base, _ = layout.split(name)
+    lock = [layout.lock_key(name), layout.wake_key(name)]
+    calls: list[Call] = []
+    for base, (keys, args) in _write_args(layout, items, now_ms, fence).items():
+        head = [layout.lru_key(base), layout.gen_key(base)]
+        if base == lock_base:
+            calls.append(_script_call(SET_UNLOCK_SCRIPT, [*head, *lock, *keys], [token, *args]))
+        else:
+            calls.append(_script_call(SET_SCRIPT, [*head, *keys], args))
+    if not any(call.script is SET_UNLOCK_SCRIPT for call in calls):
+        calls.append(_script_call(RELEASE_SCRIPT, lock, [token]))
+    replies = yield Batch(tuple(calls))
+    wrote, released = True, False
+    for call, reply in zip(calls, replies, strict=True):
+        if call.script is RELEASE_SCRIPT:
+            released = bool(int(reply))
+        elif call.script is SET_UNLOCK_SCRIPT:
+            wrote = wrote and int(reply[0]) >= 0
+            released = bool(int(reply[1]))
+        else:
+            wrote = wrote and int(reply) >= 0
+    return wrote, released
 
 
 def delete_flow(layout: KeyLayout, keys: Iterable[str], *, redis_keys: bool = False) -> Flow:
@@ -593,7 +697,11 @@ def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
         meta = [
             k
             for k in found
-            if layout.logical_key(k) is None and "}#lock:" not in k and "}#" in k and not k.endswith("}#gen")
+            if layout.logical_key(k) is None
+            and "}#lock:" not in k
+            and "}#wake:" not in k
+            and "}#" in k
+            and not k.endswith("}#gen")
         ]
         by_base: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
         for k in data:
@@ -695,15 +803,52 @@ def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Fl
 
 
 def acquire_flow(layout: KeyLayout, name: str, ttl: float, token: str) -> Flow:
-    """SET NX PX with a random owner token; return the token when taken."""
-    (reply,) = yield Batch((Call(("SET", layout.lock_key(name), token, "NX", "PX", max(1, ttl_ms(ttl)))),))
-    return token if reply else None
+    """SET NX PX with a random owner token (and drop the lock's wake stream); return the token when taken."""
+    keys = [layout.lock_key(name), layout.wake_key(name)]
+    (reply,) = yield Batch((_script_call(ACQUIRE_SCRIPT, keys, [token, max(1, ttl_ms(ttl))]),))
+    return token if int(reply) else None
 
 
 def release_flow(layout: KeyLayout, name: str, token: str) -> Flow:
-    """Compare-and-delete the lock in Lua; return whether `token` owned it."""
-    (reply,) = yield Batch((_script_call(RELEASE_SCRIPT, [layout.lock_key(name)], [token]),))
+    """Compare-and-delete the lock in Lua, waking its waiters; return whether `token` owned it."""
+    keys = [layout.lock_key(name), layout.wake_key(name)]
+    (reply,) = yield Batch((_script_call(RELEASE_SCRIPT, keys, [token]),))
     return bool(int(reply))
+
+
+def lock_get_flow(
+    layout: KeyLayout,
+    key: str,
+    name: str,
+    ttl: float,
+    tags: Collection[str],
+    *,
+    force: bool,
+    wait: float,
+    now_ms: int,
+    token: str,
+    fence_id: str,
+) -> Flow:
+    """Read `key`; when it is missing (or `force`), try to take lock `name` and read the fence of writing `key`:
+    one LOCK_GET_SCRIPT call. With `wait` (seconds), first block until the lock's owner releases it, at most that
+    long: an `XREAD BLOCK` on its wake stream pipelined before the script, which Redis runs as soon as the XREAD
+    returns, so a woken waiter gets the value in the same round trip. Returns `(token or None, value or None,
+    fence or None)`."""
+    base, rest = layout.split(key)
+    ((_, fields),) = _fence_fields(layout, (key,), tags).items()
+    keys = [f"{base}:{rest}", layout.lock_key(name), layout.wake_key(name), layout.gen_key(base)]
+    keys.append(layout.lru_key(base))
+    touch = "" if layout.max_entries is None else now_ms
+    args = [token, max(1, ttl_ms(ttl)), "1" if force else "0", touch, fence_id, *fields]
+    calls = [_script_call(LOCK_GET_SCRIPT, keys, args)]
+    if wait > 0:
+        ms = max(1, math.ceil(wait * 1000))
+        calls.insert(0, Call(("XREAD", "BLOCK", ms, "STREAMS", layout.wake_key(name), "0-0")))
+    replies = yield Batch(tuple(calls))
+    reply = replies[-1]
+    if not reply[0]:
+        return None, reply[1], None
+    return token, reply[1], _fence_of(layout, (key,), tags, [reply[2]])
 
 
 def publish_flow(layout: KeyLayout, message: bytes) -> Flow:

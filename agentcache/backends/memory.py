@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from agentcache import _fork
 from agentcache.backends.base import EntryInfo, InlineAsyncFace, Item
@@ -62,6 +62,10 @@ class MemoryBackend(InlineAsyncFace):
         self._gens: dict[str, int] = {}  # invalidation generations (see agentcache.backends.generations)
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        #: Called (under the store's lock, so it must be quick) with the key of every entry that leaves the store,
+        #: whatever the cause: delete, invalidation, expiry, eviction, replacement. The semantic cache uses it
+        #: to drop vectors from its indexes without rescanning (`agentcache.semantic.partitions`).
+        self.on_remove: Callable[[str], None] | None = None
         _fork.track(self)
 
     def __repr__(self) -> str:
@@ -186,6 +190,11 @@ class MemoryBackend(InlineAsyncFace):
     def close(self) -> None:
         """Nothing to release: the entries stay until the object is garbage collected."""
 
+    def keys(self, prefix: str = "", /) -> list[str]:
+        """The keys starting with `prefix`, unordered, expired ones included (`scan` without its per-entry cost)."""
+        with self._lock:
+            return [key for key in list(self._data) if key.startswith(prefix)]  # readers reorder it unlocked
+
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
         """Yield every live entry whose key starts with `prefix` (and carries `tag`, when given)."""
         with self._lock:
@@ -222,6 +231,8 @@ class MemoryBackend(InlineAsyncFace):
 
     def _forget(self, key: str, entry: _Entry) -> None:
         """Size and tag bookkeeping of an entry that left `_data`."""
+        if self.on_remove is not None:
+            self.on_remove(key)
         self._bytes -= entry.size
         for tag in entry.tags:
             keys = self._tags.get(tag)

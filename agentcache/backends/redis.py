@@ -193,6 +193,9 @@ class RedisBackend:
         >>> b = RedisBackend("redis://localhost:6379/0", prefix="myapp:", max_entries=10_000)
     """
 
+    coalesce_reads = True
+    """A read is a network round trip: concurrent callers of one key in a process share one read."""
+
     def __init__(
         self,
         url: str | None = None,
@@ -498,6 +501,41 @@ class RedisBackend:
         released: bool = self._run(plan.release_flow(self.layout, name, token))
         return released
 
+    def lock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """The recheck, lock and fence of a miss in one round trip: read `key`; when it is missing (or `force`),
+        try to take lock `name` for `ttl` seconds and read the fence of writing `key` tagged `tags`. With `wait`,
+        first block until the lock's owner releases it (its release wakes us: no polling), at most `wait` seconds
+        and at most half `socket_timeout` (the reply must come before the socket times out), in the same round
+        trip. Returns `(owner token or None, value or None, fence or None)`; the fence comes with the token."""
+        flow = self._lock_get_flow(key, name, ttl, tags, force, wait)
+        found: tuple[str | None, bytes | None, object | None] = self._run(flow)
+        return found
+
+    def _lock_get_flow(self, key: str, name: str, ttl: float, tags: Collection[str], force: bool, wait: float) -> Flow:
+        return plan.lock_get_flow(
+            self.layout,
+            key,
+            name,
+            ttl,
+            tags,
+            force=force,
+            wait=min(wait, self._kwargs["socket_timeout"] / 2),
+            now_ms=_now_ms(),
+            token=secrets.token_hex(16),
+            fence_id=secrets.token_hex(8),
+        )
+
+    def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """`set_many_fenced(items, fence)` and `release_lock(name, token)` in one round trip (the release wakes
+        the lock's waiters); returns whether the write went through. The lock is released in any case."""
+        if not isinstance(fence, plan.RedisFence):
+            self.release_lock(name, token)
+            return False
+        wrote: bool = self._run(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token))[0]
+        return wrote
+
     def publish(self, message: bytes, /) -> None:
         """Publish a message on this backend's channel (`channel()`; the L1 tier uses invalidation tracking)."""
         self._run(plan.publish_flow(self.layout, message))
@@ -589,6 +627,22 @@ class RedisBackend:
         """Awaitable `release_lock`."""
         released: bool = await self._arun(plan.release_flow(self.layout, name, token))
         return released
+
+    async def alock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """Awaitable `lock_get`."""
+        flow = self._lock_get_flow(key, name, ttl, tags, force, wait)
+        found: tuple[str | None, bytes | None, object | None] = await self._arun(flow)
+        return found
+
+    async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """Awaitable `store_unlock`."""
+        if not isinstance(fence, plan.RedisFence):
+            await self.arelease_lock(name, token)
+            return False
+        wrote: bool = (await self._arun(plan.set_unlock_flow(self.layout, items, _now_ms(), fence, name, token)))[0]
+        return wrote
 
     async def apublish(self, message: bytes, /) -> None:
         """Awaitable `publish`."""

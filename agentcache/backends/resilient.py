@@ -21,21 +21,30 @@ it lands; meanwhile this process neither serves nor stores what it may cover) an
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentcache import _fork
+from agentcache.backends import flight
 from agentcache.backends._fence import Fence, Invalidation
 from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
 from agentcache.backends.generations import UNKNOWN_FENCE
 from agentcache.errors import BackendBusy, BackendUnavailable, InvalidationError
 
+if TYPE_CHECKING:
+    import logging
+
 __all__ = ["FAIL_OPEN_TOKEN", "INVALIDATION_BUDGET", "RETRY_BUDGET", "ResilientBackend"]
 
-logger = logging.getLogger("agentcache")
+
+def _logger() -> logging.Logger:
+    """The "agentcache" logger; `logging` is imported on first use (~3 ms of a process's first hit, #13)."""
+    import logging
+
+    return logging.getLogger("agentcache")
+
 
 _T = TypeVar("_T")
 
@@ -50,6 +59,8 @@ INVALIDATION_BUDGET = 1.0
 _UNREACHABLE = (BackendUnavailable, TimeoutError, ConnectionError)
 
 _WRITES = frozenset({"set_many", "delete_many", "delete_tags", "clear"})  # operations that take the write lock
+
+_POLL = 0.05  # how long a wait lasts on an inner store that cannot wake waiters (`flight.lock_get`)
 
 FAIL_OPEN_TOKEN = "agentcache:fail-open"  # noqa: S105 (a sentinel, not a secret)
 """The lock token `acquire_lock` returns when the store failed: proceed uncoordinated (never a real owner)."""
@@ -204,7 +215,7 @@ class ResilientBackend:
                 self._writes_paused_until = 0.0
             self._troubled = bool(self._failing) or self._writes_paused_until > 0
         if recovered:
-            logger.info("agentcache: cache backend %r recovered; caching resumed", self.inner)
+            _logger().info("agentcache: cache backend %r recovered; caching resumed", self.inner)
 
     def _failed(self, op: str, exc: Exception) -> None:
         with self._lock:
@@ -223,7 +234,7 @@ class ResilientBackend:
             self._failing.add(op)
             self._troubled = True
         if started:
-            logger.warning(
+            _logger().warning(
                 "agentcache: cache backend %r failed in %s (%s: %s); calls go on uncached until it is back",
                 self.inner,
                 op,
@@ -237,7 +248,7 @@ class ResilientBackend:
             try:
                 self.on_error(exc)
             except Exception:
-                logger.debug("agentcache: on_error callback raised", exc_info=True)
+                _logger().debug("agentcache: on_error callback raised", exc_info=True)
 
     def _abandon_probe(self) -> None:
         """The probe was interrupted (cancelled, KeyboardInterrupt): allow another probe at once."""
@@ -587,7 +598,7 @@ class ResilientBackend:
             self._report_close(exc)
 
     def _report_close(self, exc: Exception) -> None:
-        logger.debug("agentcache: closing cache backend %r failed", self.inner, exc_info=exc)
+        _logger().debug("agentcache: closing cache backend %r failed", self.inner, exc_info=exc)
         self._report(exc)
 
 
@@ -625,6 +636,71 @@ class _Locking(ResilientBackend):
         if token == FAIL_OPEN_TOKEN:
             return False
         return await self._acall("release_lock", False, cast(SupportsLocking, self.inner).arelease_lock, name, token)
+
+    # -- fused miss steps (see agentcache.backends.flight) ----------------------------------------------------
+
+    def lock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """`flight.lock_get` on the inner store; a failure proceeds uncoordinated (`FAIL_OPEN_TOKEN`, no value,
+        `UNKNOWN_FENCE`, so nothing is stored). A key a pending invalidation may cover is never served: the lock
+        is taken over whatever is stored, as for an unusable entry."""
+        blocked = bool(self.fence.pending) and self._fenced(key)
+        inner = self.inner
+        failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
+        token, raw, fence = self._call(
+            "acquire_lock",
+            failed,
+            lambda: flight.lock_get(inner, key, name, ttl, tags, force or blocked, wait, _POLL),
+        )
+        return token, None if blocked else raw, fence
+
+    def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """`flight.store_unlock` of the items `set_many` would write; when it fails, the lock is released on its
+        own (the waiters of other processes must not wait for it to expire)."""
+        items = self._writable(items, fence)
+        if not items or token == FAIL_OPEN_TOKEN:
+            wrote = bool(items) and self.set_many_fenced(items, fence)
+            self.release_lock(name, token)
+            return wrote
+        inner = self.inner
+        wrote_or_failed: bool | None = self._call(
+            "set_many", None, lambda: flight.store_unlock(inner, items, fence, name, token)
+        )
+        if wrote_or_failed is None:
+            self.release_lock(name, token)
+            return False
+        return wrote_or_failed
+
+    async def alock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """Awaitable `lock_get`."""
+        blocked = bool(self.fence.pending) and self._fenced(key)
+        inner = self.inner
+        failed: tuple[str | None, bytes | None, object | None] = (FAIL_OPEN_TOKEN, None, UNKNOWN_FENCE)
+        token, raw, fence = await self._acall(
+            "acquire_lock",
+            failed,
+            lambda: flight.alock_get(inner, key, name, ttl, tags, force or blocked, wait, _POLL),
+        )
+        return token, None if blocked else raw, fence
+
+    async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """Awaitable `store_unlock`."""
+        items = self._writable(items, fence)
+        if not items or token == FAIL_OPEN_TOKEN:
+            wrote = bool(items) and await self.aset_many_fenced(items, fence)
+            await self.arelease_lock(name, token)
+            return wrote
+        inner = self.inner
+        wrote_or_failed: bool | None = await self._acall(
+            "set_many", None, lambda: flight.astore_unlock(inner, items, fence, name, token)
+        )
+        if wrote_or_failed is None:
+            await self.arelease_lock(name, token)
+            return False
+        return wrote_or_failed
 
 
 class _ScanningLocking(_Scanning, _Locking):

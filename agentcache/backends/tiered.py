@@ -34,6 +34,7 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentcache import _fork
+from agentcache.backends import flight
 from agentcache.backends.base import Backend, EntryInfo, Item
 from agentcache.backends.generations import (
     aget_fenced,
@@ -367,6 +368,22 @@ class TieredBackend:
         released: bool = self.l2.release_lock(name, token)  # type: ignore[attr-defined]
         return released
 
+    def lock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """L2's fused recheck + lock + fence (a miss's recheck, so L1 has nothing to offer)."""
+        return flight.lock_get(self.l2, key, name, ttl, tags, force, wait, 0.05)
+
+    def store_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """L2's fused fenced write + lock release; the keys leave every L1 either way."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = flight.store_unlock(self.l2, items, fence, name, token)
+        finally:
+            self._drop("del", keys, (), "")
+        return wrote
+
     def close(self) -> None:
         """Stop the subscriber, empty L1 and close L2."""
         self._stop.set()
@@ -459,6 +476,22 @@ class TieredBackend:
         """Awaitable `release_lock`."""
         released: bool = await self.l2.arelease_lock(name, token)  # type: ignore[attr-defined]
         return released
+
+    async def alock_get(
+        self, key: str, name: str, ttl: float, tags: Collection[str], /, *, force: bool = False, wait: float = 0.0
+    ) -> tuple[str | None, bytes | None, object | None]:
+        """Awaitable `lock_get`."""
+        return await flight.alock_get(self.l2, key, name, ttl, tags, force, wait, 0.05)
+
+    async def astore_unlock(self, items: Sequence[Item], fence: object, name: str, token: str, /) -> bool:
+        """Awaitable `store_unlock`."""
+        keys = [item.key for item in items]
+        self._drop("del", keys, (), "")
+        try:
+            wrote = await flight.astore_unlock(self.l2, items, fence, name, token)
+        finally:
+            self._drop("del", keys, (), "")
+        return wrote
 
     async def aclose(self) -> None:
         """Awaitable `close`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache.codec.entries import decode_vector, encode_vector
@@ -76,9 +76,14 @@ def text_keys(
 
 
 def batch_flow(
-    core: CacheLayer, keys: list[str], texts: list[str], control: Control | None = None
+    core: CacheLayer,
+    keys: list[str],
+    texts: list[str],
+    control: Control | None = None,
+    tags: Collection[str] = (),
 ) -> Flow[list[list[float]]]:
-    """Read every key; compute the distinct missing texts in one call; store them; reassemble in order.
+    """Read every key; compute the distinct missing texts in one call; store them (with `tags`); reassemble in
+    order.
 
     Under a ``write`` control every text is computed again; under ``read`` nothing is stored. Vectors do not go
     stale, so a ``max_age`` does not apply to them."""
@@ -99,13 +104,17 @@ def batch_flow(
     for _ in range(hits):
         core.counters.hit(0.0, None)
     if missing:
-        tags = (core.entry_tag,)
+        tags = (*tags, core.entry_tag)
         key_of = dict(zip(texts, keys, strict=True))
         missing_keys = [key_of[t] for t in missing]
         epoch = core.cache.epoch_of_many(missing_keys, tags)  # without generations: see Cache.epoch_of
         fence = (yield ReadFence(missing_keys, tags)) if stores else None  # no store across an invalidation
         core.counters.add("misses", len(missing))
-        fresh, _ = yield Compute(missing)
+        try:
+            fresh, _ = yield Compute(missing)
+        except BaseException:
+            core.counters.add("errors")
+            raise
         if len(fresh) != len(missing):
             raise ValueError(f"{core.name} returned {len(fresh)} vectors for {len(missing)} texts")
         by_text = {t: [float(x) for x in v] for t, v in zip(missing, fresh, strict=True)}
@@ -140,6 +149,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
     call and without duplicates, and the results come back in input order. `model` names the vector space
     and is part of every key, so two models never share vectors; the function's other arguments (e.g.
     `dimensions=`) are part of the key too. Vectors are stored as float32 bytes; no expiry unless `ttl=`.
+    Concurrent identical calls share one computation (``single_flight=``); batches that only overlap do not.
 
     Example::
 
@@ -158,7 +168,9 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
             target = target.func
         is_async = inspect.iscoroutinefunction(target)
 
-        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, list[str], list[str], Any]:
+        def plan(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[bool, list[str], list[str], Any, Collection[str]]:
             texts, others = core.split(args, kwargs)
             single = isinstance(texts, str)
             batch = [texts] if single else list(texts)
@@ -170,10 +182,23 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     return (text, *args[1:]), kwargs
                 return args, {**kwargs, core.text_param: text}
 
-            return single, batch, keys, call_with
+            tags = policy.tags(*args, **kwargs) if callable(policy.tags) else policy.tags
+            return single, batch, keys, call_with, tags
 
         def invoke(call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
             return f(*call[0], **call[1])
+
+        def coalesces(control: Control | None) -> bool:
+            # Identical calls (same texts, same other arguments) share one computation; batches that only
+            # overlap each compute the texts they miss.
+            return policy.single_flight and (control is None or control.mode != "write")
+
+        def follow(vectors: list[list[float]], single: bool) -> Any:
+            """A caller that waited for an identical call: its own copies, counted as hits."""
+            for _ in vectors:
+                core.counters.hit(0.0, None)
+            copies = [list(v) for v in vectors]
+            return copies[0] if single else copies
 
         if is_async:
 
@@ -184,15 +209,24 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     if control is not None:
                         core.bypass()
                     return await f(*args, **kwargs)
-                single, batch, keys, call_with = plan(args, kwargs)
+                single, batch, keys, call_with, tags = plan(args, kwargs)
 
                 async def compute(missing: list[str]) -> Any:
                     result = await invoke(call_with(missing))
                     return [result] if single else result
 
                 store = core.cache.store
-                vectors = await run_async(batch_flow(core, keys, batch, control), store, compute)
-                return vectors[0] if single else vectors
+                if not coalesces(control):
+                    vectors = await run_async(batch_flow(core, keys, batch, control, tags), store, compute)
+                    return vectors[0] if single else vectors
+                return await core.coalesce_async(
+                    "\n".join(keys),
+                    core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
+                    lambda: run_async(batch_flow(core, keys, batch, control, tags), store, compute),
+                    lambda: async_face(*args, **kwargs),
+                    lambda vectors: vectors[0] if single else vectors,
+                    lambda vectors: follow(vectors, single),
+                )
 
             face: Any = async_face
         else:
@@ -204,14 +238,24 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                     if control is not None:
                         core.bypass()
                     return f(*args, **kwargs)
-                single, batch, keys, call_with = plan(args, kwargs)
+                single, batch, keys, call_with, tags = plan(args, kwargs)
 
                 def compute(missing: list[str]) -> Any:
                     result = invoke(call_with(missing))
                     return [result] if single else result
 
-                vectors = run_sync(batch_flow(core, keys, batch, control), core.cache.store, compute)
-                return vectors[0] if single else vectors
+                store = core.cache.store
+                if not coalesces(control):
+                    vectors = run_sync(batch_flow(core, keys, batch, control, tags), store, compute)
+                    return vectors[0] if single else vectors
+                return core.coalesce_sync(
+                    "\n".join(keys),
+                    core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
+                    lambda: run_sync(batch_flow(core, keys, batch, control, tags), store, compute),
+                    lambda: sync_face(*args, **kwargs),
+                    lambda vectors: vectors[0] if single else vectors,
+                    lambda vectors: follow(vectors, single),
+                )
 
             face = sync_face
         return attach(face, core)

@@ -204,9 +204,15 @@ class FunctionLayer(CacheLayer):
         else:
             bound = self.binder.bind(args, kwargs, keep_dropped=True)
             excluded = {
-                n: ("ignore=" if n in self.policy.ignore else f"not part of a {self.layer} request's identity")
+                n: (
+                    "ignore="
+                    if n in self.policy.ignore
+                    else "a framework's injected context"
+                    if n in self.binder.injected
+                    else f"not part of a {self.layer} request's identity"
+                )
                 for n in bound
-                if n in self.drop
+                if n in self.drop or n in self.binder.injected
             }
         return KeyExplanation(
             key=call.key,
@@ -336,6 +342,13 @@ def _sync_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
+            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+                # Redis: the read is part of the shared flight, so concurrent callers of this key read once
+                return layer.read_or_miss(
+                    layer.call_at(key, ns, fields, args, kwargs),
+                    lambda _: func(*args, **kwargs),
+                    lambda: cached(*args, **kwargs),
+                )
             raw = store.get(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
                 return value
@@ -366,6 +379,13 @@ def _async_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
+            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+                # Redis: the read is part of the shared flight, so concurrent callers of this key read once
+                return await layer.aread_or_miss(
+                    layer.call_at(key, ns, fields, args, kwargs),
+                    lambda _: func(*args, **kwargs),
+                    lambda: cached(*args, **kwargs),
+                )
             raw = await store.aget(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
                 return value

@@ -155,11 +155,11 @@ class _SemanticCore(FunctionLayer):
         from agentcache.semantic.guards import effective_threshold
 
         control = call.control
-        if control is not None and not control.reads:  # a forced refresh: compute and store, read nothing
-            return (yield from self._compute_and_store(call, text, record_key, None, None))
-        raw = yield Get(call.key)
-        if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
-            return value, raw, SemanticHit(1.0, text, text, call.key)
+        refresh = control is not None and not control.reads  # a forced refresh: compute and store, read nothing
+        if not refresh:
+            raw = yield Get(call.key)
+            if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
+                return value, raw, SemanticHit(1.0, text, text, call.key)
         part: Partition = (yield Compute(("refresh", prefix)))[0]
         try:
             vectors, _ = yield Compute(("embed", unpack(text)[0]))
@@ -168,8 +168,8 @@ class _SemanticCore(FunctionLayer):
             _warn_embed_failure(self.name, exc)
             self.counters.add("errors")
             vector = None
-        if vector is None:
-            return (yield from self._compute_and_store(call, text, record_key, None, part))
+        if vector is None or refresh:  # a refreshed answer keeps its vector record: paraphrases still find it
+            return (yield from self._compute_and_store(call, text, record_key, vector, part))
         threshold = effective_threshold(
             self.threshold if self.threshold is not None else self.checks.default_threshold()
         )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from agentcache.backends import flight as _flight
 from agentcache.backends import generations as _gen
 
 if TYPE_CHECKING:
@@ -23,9 +24,11 @@ __all__ = [
     "GetFenced",
     "GetMany",
     "Lock",
+    "LockGet",
     "ReadFence",
     "Sleep",
     "Store",
+    "StoreUnlock",
     "Unlock",
     "run_async",
     "run_sync",
@@ -123,6 +126,46 @@ class Unlock(_Op):
         self.token = token
 
 
+class LockGet(_Op):
+    """Read `key`; when it is missing (or `force`: the entry there is unusable), try to take lock `name` and read
+    the fence of writing `key` tagged `tags` (one round trip on Redis). With `wait`, first wait for the lock's
+    release: woken by it on a store that can (at most `wait` seconds; Redis, still one round trip), else sleep
+    `poll` seconds. The reply is `(token | None, bytes | None, fence | None)`; see `backends.flight.lock_get`."""
+
+    __slots__ = ("force", "key", "name", "poll", "tags", "ttl", "wait")
+
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        ttl: float,
+        tags: Collection[str],
+        force: bool = False,
+        wait: float = 0.0,
+        poll: float = 0.0,
+    ) -> None:
+        self.key = key
+        self.name = name
+        self.ttl = ttl
+        self.tags = tags
+        self.force = force
+        self.wait = wait
+        self.poll = poll
+
+
+class StoreUnlock(_Op):
+    """`Store(items, fence)` then `Unlock(name, token)` (one round trip on Redis, whose release wakes the lock's
+    waiters); the reply is whether it wrote. The lock is released in any case."""
+
+    __slots__ = ("fence", "items", "name", "token")
+
+    def __init__(self, items: Sequence[Item], fence: object | None, name: str, token: str) -> None:
+        self.items = items
+        self.fence = fence
+        self.name = name
+        self.token = token
+
+
 class Sleep(_Op):
     """Wait; the reply is `None`."""
 
@@ -132,7 +175,7 @@ class Sleep(_Op):
         self.seconds = seconds
 
 
-Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep
+Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
 Flow = Generator[Op, Any, T]
 
 
@@ -165,6 +208,12 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                 elif t is ReadFence:
                     fence = cast(ReadFence, op)
                     reply = _gen.read_fence(store, fence.keys, fence.tags)
+                elif t is LockGet:
+                    lg = cast(LockGet, op)
+                    reply = _flight.lock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force, lg.wait, lg.poll)
+                elif t is StoreUnlock:
+                    su = cast(StoreUnlock, op)
+                    reply = _flight.store_unlock(store, su.items, su.fence, su.name, su.token)
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = store.acquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]
@@ -209,6 +258,12 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                 elif t is ReadFence:
                     fence = cast(ReadFence, op)
                     reply = await _gen.aread_fence(store, fence.keys, fence.tags)
+                elif t is LockGet:
+                    lg = cast(LockGet, op)
+                    reply = await _flight.alock_get(store, lg.key, lg.name, lg.ttl, lg.tags, lg.force, lg.wait, lg.poll)
+                elif t is StoreUnlock:
+                    su = cast(StoreUnlock, op)
+                    reply = await _flight.astore_unlock(store, su.items, su.fence, su.name, su.token)
                 elif t is Lock:
                     lock = cast(Lock, op)
                     reply = await store.aacquire_lock(lock.name, lock.ttl)  # type: ignore[attr-defined]

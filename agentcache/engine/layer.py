@@ -41,13 +41,12 @@ from agentcache.engine.flights import OVERTAKEN, Flights
 from agentcache.engine.flow import (
     Compute,
     Flow,
-    Get,
     GetFenced,
     GetMany,
-    Lock,
+    LockGet,
     ReadFence,
-    Sleep,
     Store,
+    StoreUnlock,
     Unlock,
     run_async,
     run_sync,
@@ -190,6 +189,8 @@ class CacheLayer:
         self._scopes: dict[str, tuple[Callable[[bytes], str], str, Settings]] = {}
         self._own_namespace = policy.namespace is not None
         self._warned: set[str] = set()
+        self._read_store: object = None  # the store `shares_reads` last answered for
+        self._shares_reads = False
         registry.add(self)
 
     def __repr__(self) -> str:
@@ -393,6 +394,10 @@ class CacheLayer:
         The fence of the write (see `agentcache.backends.generations`) is read with the last read before
         computing, so the store drops the write if an invalidation covering it happens meanwhile. Under a
         ``write`` control nothing cached is served; under ``read`` nothing is stored (and no lock is taken).
+        With cross-process locks the recheck, the lock and the fence are one `LockGet`, a caller that finds the
+        lock held waits for its release inside the next `LockGet`, and the write and the release are one
+        `StoreUnlock`: a Redis miss is three round trips with the face's read, and a waiter is woken, not
+        polling (issue 13; see `agentcache.backends.flight`).
         """
         control = call.control
         serves = control is None or control.reads
@@ -402,38 +407,39 @@ class CacheLayer:
         fence: object | None = None
         fenced = False
         locking = stores and self.policy.single_flight and _supports_locking(call.store)
-        if recheck and serves:
-            if locking:  # the fence is read after the lock is taken
-                raw = yield Get(call.key)
-            else:
-                raw, fence = yield GetFenced(call.key, call.tags)
-                fenced = True
+        if recheck and serves and not locking:  # with locking, LockGet rechecks
+            raw, fence = yield GetFenced(call.key, call.tags)
+            fenced = True
             if raw is not None and (value := self.hit(call.key, raw, "value", request, max_age)) is not MISS:
                 return value, raw
         token: str | None = None
         lock_name = f"{call.key}:lock"
-        if locking:
-            deadline = time.monotonic() + self.policy.lock_wait
-            delay = 0.005
-            while (token := (yield Lock(lock_name, self.policy.lock_ttl))) is None:
-                yield Sleep(delay)
-                delay = min(delay * 2, 0.1)
-                if serves:
-                    raw = yield Get(call.key)
-                    if raw is not None and (value := self.hit(call.key, raw, "value", request, max_age)) is not MISS:
-                        return value, raw
-                if time.monotonic() > deadline:
-                    break
         try:
-            if token is not None:
-                raw, fence = yield GetFenced(call.key, call.tags)
-                fenced = True
-                if (
-                    serves
-                    and raw is not None
-                    and (value := self.hit(call.key, raw, "value", request, max_age)) is not MISS
-                ):
-                    return value, raw
+            if locking:
+                deadline = time.monotonic() + self.policy.lock_wait
+                wait = 0.0  # after a first try: wait for the lock's release (Redis wakes us), at most this long
+                delay = 0.005  # the back-off of stores that cannot wake a waiter
+                force = not serves  # lock over what is stored: nothing is served, or it is unusable
+                while True:
+                    lock_get = LockGet(call.key, lock_name, self.policy.lock_ttl, call.tags, force, wait, delay)
+                    token, raw, found = yield lock_get
+                    if (
+                        serves
+                        and raw is not None
+                        and (value := self.hit(call.key, raw, "value", request, max_age)) is not MISS
+                    ):
+                        return value, raw
+                    if token is not None:
+                        fence, fenced = found, True
+                        break
+                    if raw is not None and not force:
+                        force, wait = True, 0.0
+                        continue
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        break
+                    if lock_get.wait:
+                        delay = min(delay * 2, 0.1)
             if stores and not fenced:
                 fence = yield ReadFence((call.key,), call.tags)
             self.counters.add("misses")
@@ -444,7 +450,12 @@ class CacheLayer:
                 raise
             raw = self.encode(call, value, duration) if stores else None
             if raw is not None and self.may_store(call, fence):
-                if (yield Store(self.items(call, raw), fence)):
+                if token is not None:
+                    stored = yield StoreUnlock(self.items(call, raw), fence, lock_name, token)
+                    token = None  # released with the write
+                else:
+                    stored = yield Store(self.items(call, raw), fence)
+                if stored:
                     self.counters.add("stores")
                 else:
                     raw = OVERTAKEN
@@ -550,6 +561,52 @@ class CacheLayer:
             _first,
             lambda outcome: self.follower_value(call, *outcome),
         )
+
+    def shares_reads(self, store: Backend) -> bool:
+        """Whether callers of one key join one flight before they read (issue 13): with single-flight, on a store
+        whose read is a network round trip (`coalesce_reads`: Redis), so a stampede of N in this process costs
+        one read instead of N. Faces test `store is self._read_store` first (the hit path)."""
+        inner = getattr(store, "inner", store)
+        shared = self.policy.single_flight and bool(getattr(inner, "coalesce_reads", False))
+        self._read_store, self._shares_reads = store, shared
+        return shared
+
+    def read_or_miss(self, call: Call, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
+        """The lookup and `miss` as one shared flight (see `shares_reads`): concurrent callers of `call.key` wait
+        for the leader's read, and its miss when it missed; each gets its own decoded copy."""
+        return self.coalesce_sync(
+            call.key,
+            call.epoch,
+            lambda: self._read_then_miss(call, compute),
+            retry,
+            _first,
+            lambda outcome: self.follower_value(call, *outcome),
+        )
+
+    def _read_then_miss(self, call: Call, compute: Callable[[Any], Any]) -> tuple[Any, bytes | None]:
+        raw = call.store.get(call.key)
+        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
+            return value, raw
+        return run_sync(self.miss_flow(call, recheck=True), call.store, compute)
+
+    async def aread_or_miss(
+        self, call: Call, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Awaitable `read_or_miss`."""
+        return await self.coalesce_async(
+            call.key,
+            call.epoch,
+            lambda: self._aread_then_miss(call, compute),
+            retry,
+            _first,
+            lambda outcome: self.follower_value(call, *outcome),
+        )
+
+    async def _aread_then_miss(self, call: Call, compute: Callable[[Any], Awaitable[Any]]) -> tuple[Any, bytes | None]:
+        raw = await call.store.aget(call.key)
+        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
+            return value, raw
+        return await run_async(self.miss_flow(call, recheck=True), call.store, compute)
 
     def bypass(self) -> None:
         """Count a call that went around the cache (``mode("off")``)."""
@@ -772,15 +829,15 @@ class CacheLayer:
         call, _ = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return compute()
+        retry = lambda: self.call(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
+        if call.control is None and self.shares_reads(call.store):
+            shared: T = self.read_or_miss(call, lambda _: compute(), retry)
+            return shared
         if call.control is None or call.control.reads:
             raw = call.store.get(call.key)
             if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                 return value  # type: ignore[no-any-return]
-        result: T = self.miss(
-            call,
-            lambda _: compute(),
-            lambda: self.call(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age),
-        )
+        result: T = self.miss(call, lambda _: compute(), retry)
         return result
 
     async def acall(
@@ -797,15 +854,15 @@ class CacheLayer:
         call, _ = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return await compute()
+        retry = lambda: self.acall(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
+        if call.control is None and self.shares_reads(call.store):
+            shared: T = await self.aread_or_miss(call, lambda _: compute(), retry)
+            return shared
         if call.control is None or call.control.reads:
             raw = await call.store.aget(call.key)
             if raw is not None and (value := self.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                 return value  # type: ignore[no-any-return]
-        result: T = await self.amiss(
-            call,
-            lambda _: compute(),
-            lambda: self.acall(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age),
-        )
+        result: T = await self.amiss(call, lambda _: compute(), retry)
         return result
 
     def info(self) -> CacheInfo:

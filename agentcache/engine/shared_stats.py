@@ -37,9 +37,14 @@ _hooked = False
 
 
 def _key() -> str:
-    import socket
+    uname = getattr(os, "uname", None)  # the host name without loading `socket` at exit (POSIX)
+    if uname is not None:
+        hostname = uname().nodename
+    else:
+        import socket
 
-    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname()) or "host"
+        hostname = socket.gethostname()
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in hostname) or "host"
     return f"{PREFIX}{host}.{os.getpid()}:{_started}"
 
 

@@ -50,8 +50,13 @@ class Binder:
     spell, so the two values never mix."""
 
     def __init__(self, func: Callable[..., Any], drop: frozenset[str] = frozenset()) -> None:
+        from .injected import injected_parameters
+
         self.sig = inspect.signature(func)
-        self.drop = drop
+        # framework context arguments (MCP Context, ToolRuntime, RunContext, ...): found by annotation here and
+        # by value in `_plan`; never part of a key (see `agentcache.keys.injected`)
+        self.injected = set(injected_parameters(func))
+        self.drop = drop | self.injected
         params = list(self.sig.parameters.values())
         self._positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self._var_positional = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
@@ -114,6 +119,13 @@ class Binder:
         var_positional = self._var_positional if n > len(names) else None
         plan = _Plan(names, var_positional, defaults, nested, (), as_is=False)
         present = self._apply(plan, args, kwargs)
+        from .injected import is_injected_context
+
+        found = {k for k, v in present.items() if k not in self.drop and type(k) is str and is_injected_context(v)}
+        if found:
+            self.injected |= found
+            self.drop = self.drop | found
+            self._shapes.clear()  # plans made before keep the name: make them again
         drop = tuple(k for k in present if k in self.drop)
         plan = _Plan(
             names,

@@ -195,6 +195,12 @@ def _canonical(obj: Any, path: str) -> Any:
         base: Any = next(b for b in (str, bool, int, float, list, dict, tuple) if isinstance(obj, b))
         _subclass(obj, t, (base,), path)
         return _tag("sub", _canonical(base(obj), path), t)
+    if _is_injected_context(obj):
+        raise KeyEncodingError(
+            f"argument {path!r} is a framework's context object ({_qualname(t)}): it is left out of keys when it "
+            f"is a parameter of the cached function itself, never encoded inside another value; exclude it with "
+            f"ignore=({_argument(path)!r},) or supply key=lambda ...: ..."
+        )
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         names = [f.name for f in dataclasses.fields(obj)]
         _refuse_hidden(obj, path, _hidden_state(obj, names))
@@ -223,6 +229,12 @@ def _canonical(obj: Any, path: str) -> Any:
         f"ignore=({_argument(path)!r},), supply key=lambda ...: ..., or give the class a "
         f"__cache_key__() method returning plain data"
     )
+
+
+def _is_injected_context(obj: Any) -> bool:
+    from .injected import is_injected_context
+
+    return is_injected_context(obj)
 
 
 def _argument(path: str) -> str:

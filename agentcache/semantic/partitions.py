@@ -13,20 +13,25 @@ Everything here does blocking I/O; the async face of `semantic_cached` runs it i
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
+import os
 import struct
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
 from agentcache.errors import SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, split_key
-from agentcache.semantic.eventlog import event_log_for
+from agentcache.semantic.store_logs import event_log_for
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -45,6 +50,7 @@ __all__ = [
     "loaded_partitions",
     "partition_of",
     "refresh",
+    "settle",
 ]
 
 VECTOR_LAYER = "semvec"  # the key layer of vector records: ``ac:v1:{ns}:semvec:{partition}:{digest}``
@@ -83,6 +89,56 @@ def _decode_packed(record_key: str, raw: bytes) -> tuple[str, str, str, bytes]:
         raise SerializationError(f"corrupt semantic vector record: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile: decoding 100k records allocates ~10 objects each, which set off
+    full collections over the whole heap (decoding took 1.0-1.5 s with them, 0.6 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode_batch(
+    records: Iterable[tuple[str, bytes | None]], dim: int
+) -> tuple[list[str], list[tuple[str, str]], list[memoryview], list[str]]:
+    """`decode_record` over many records, keeping the vectors packed: `(keys, (entry key, query) of each,
+    vector bytes of each, keys of unreadable records)`. Missing records, repeated keys and vectors of another
+    dimension (another model's, skipped as a failed add would be) are left out."""
+    import orjson
+
+    keys: list[str] = []
+    meta: list[tuple[str, str]] = []
+    packed: list[memoryview] = []
+    unreadable: list[str] = []
+    seen: set[str] = set()
+    size_of = struct.Struct("<I").unpack_from
+    want = 4 * dim
+    for key, raw in records:
+        if raw is None or key in seen:
+            continue
+        seen.add(key)
+        try:  # `_decode_packed`, inlined: it runs once per record of a cold start (100k and more)
+            body = memoryview(unseal(RECORD_MAGIC, raw, key))
+            (size,) = size_of(body)
+            fields = orjson.loads(body[4 : 4 + size])
+            vector = body[4 + size :]
+            entry = (str(fields["k"]), str(fields["q"]))
+        except (SerializationError, struct.error, orjson.JSONDecodeError, KeyError, TypeError):
+            unreadable.append(key)
+            continue
+        if len(vector) == want:
+            keys.append(key)
+            meta.append(entry)
+            packed.append(vector)
+        elif len(vector) % 4:
+            unreadable.append(key)
+    return keys, meta, packed, unreadable
+
+
 def partition_of(record_key: str) -> str:
     """The partition prefix of a vector-record key (everything up to its last `:`)."""
     return record_key[: record_key.rindex(":") + 1]
@@ -107,34 +163,27 @@ class Partition:
     changes: int = 0  # adds and removes since the index was last persisted
     lock: threading.RLock = field(default_factory=threading.RLock)
     refreshing: threading.Lock = field(default_factory=threading.Lock)
+    queued: bool = False  # a background reconcile is queued or running (see `_Refresher`)
+    rescans: int = 0  # reconciles with the backend's listing done so far (the first build included)
 
     def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
         """Index the given vector records (missing ones are skipped); return the keys of unreadable ones
         (damaged, another key's, or of an earlier format), which the caller removes from the store."""
+        with _gc_paused():
+            return self._add_records(records)
+
+    def _add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
         import numpy as np
 
-        unreadable: list[str] = []
-        decoded: dict[str, tuple[str, str, bytes]] = {}
-        for key, raw in records:
-            if raw is None or key in decoded:
-                continue
-            try:
-                query, entry_key, _, packed = _decode_packed(key, raw)
-            except SerializationError:
-                unreadable.append(key)
-                continue
-            if len(packed) == 4 * self.index.dim:  # another model's dimension is skipped, as a failed add was
-                decoded[key] = (entry_key, query, packed)
+        keys, meta, packed, unreadable = _decode_batch(records, self.index.dim)
         with self.lock:
-            fresh = [key for key in decoded if key not in self.meta]
+            fresh = [i for i, key in enumerate(keys) if key not in self.meta]
             # one batch, straight from the packed bytes: a cold start of 100k records added one at a time took
             # 188 s (each an HNSW insert), and lists of Python floats cost seconds more
             if fresh:
-                packed_rows = b"".join(decoded[key][2] for key in fresh)
-                self.index.add(fresh, np.frombuffer(packed_rows, dtype="<f4").reshape(len(fresh), self.index.dim))
-            for key in fresh:
-                entry_key, query, _ = decoded[key]
-                self.meta[key] = (entry_key, query)
+                rows = np.frombuffer(b"".join([packed[i] for i in fresh]), dtype="<f4")
+                self.index.add([keys[i] for i in fresh], rows.reshape(len(fresh), self.index.dim))
+                self.meta.update((keys[i], meta[i]) for i in fresh)
             self.changes += len(fresh)
         return unreadable
 
@@ -155,8 +204,8 @@ class Partition:
 
     def search(self, vector: Sequence[float], k: int) -> list[tuple[str, float, str, str]]:
         """`(record key, cosine, entry key, cached query)` of the `k` nearest records, best first."""
-        with self.lock:
-            return [(key, s, *self.meta[key]) for key, s in self.index.search(vector, k) if key in self.meta]
+        meta = self.meta  # no lock: a save or a reconcile holding it must not hold up lookups
+        return [(key, s, *m) for key, s in self.index.search(vector, k) if (m := meta.get(key)) is not None]
 
 
 @dataclass
@@ -164,6 +213,9 @@ class _StoreState:
     partitions: dict[str, Partition] = field(default_factory=dict)
     cursors: dict[str, str] = field(default_factory=dict)  # namespace -> event-log cursor
     pull_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    local: bool = False  # a `memory://` store: nobody else writes it, so it is never rescanned
+    removed: deque[str] = field(default_factory=deque)  # vector records a local store reported gone
+    memory: weakref.ref[Any] | None = None  # that store (weakly: this state is a value keyed by it)
 
 
 # Keyed weakly by store: a closed and collected store takes its indexes with it (ids are never confused).
@@ -171,18 +223,55 @@ _states: weakref.WeakKeyDictionary[Any, _StoreState] = weakref.WeakKeyDictionary
 _lock = threading.Lock()
 
 
+def _local_store(store: Any) -> Any:
+    """The `MemoryBackend` holding `store`'s entries (through wrappers), or `None` for a shared store."""
+    memory = sys.modules.get("agentcache.backends.memory")
+    seen: set[int] = set()
+    node = store
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if memory is not None and isinstance(node, memory.MemoryBackend):
+            return node
+        node = getattr(node, "inner", None) or getattr(node, "l2", None)  # a tier's L1 is a copy of its L2
+    return None
+
+
 def _state(store: Backend) -> _StoreState:
     state = _states.get(store)
     if state is None:
         with _lock:
-            state = _states.setdefault(store, _StoreState())
+            state = _states.get(store)
+            if state is None:
+                state = _states[store] = _StoreState()
+                memory = _local_store(store)
+                if memory is not None:
+                    # Removals are reported by the store itself (an event, not a rescan): its evictions, expiries
+                    # and invalidations otherwise left dead vectors in the index for good.
+                    state.local, state.memory = True, weakref.ref(memory)
+                    removed, marker = state.removed, f":{VECTOR_LAYER}:"
+                    memory.on_remove = lambda key: removed.append(key) if marker in key else None
     return state
 
 
 def forget_partitions() -> None:
     """Drop every local index (the next lookup rebuilds from the backend, or from a persisted file)."""
     with _lock:
+        for state in _states.values():
+            for part in state.partitions.values():
+                part.index.close()  # a background HNSW build of a forgotten index stops early
+            memory = state.memory() if state.memory is not None else None
+            if memory is not None:
+                memory.on_remove = None  # nobody would drain its reports any more
         _states.clear()
+
+
+def _after_fork_in_child() -> None:
+    # A lock the parent's background thread held at the fork would stay held in the child for good.
+    for state in _states.values():
+        for part in state.partitions.values():
+            part.refreshing = threading.Lock()
+            part.queued = False
+    _refresher.reset()
 
 
 def loaded_partitions(store: Backend | None = None) -> list[Partition]:
@@ -190,6 +279,84 @@ def loaded_partitions(store: Backend | None = None) -> list[Partition]:
     with _lock:
         states = list(_states.values()) if store is None else [s for s in (_states.get(store),) if s is not None]
         return [p for s in states for p in list(s.partitions.values())]
+
+
+class _Refresher:
+    """One daemon thread per process that reconciles partitions with their backend off the lookup path.
+
+    Rescans (a listing of the partition's keys, then a read of the unknown ones) took 0.2-2 s at 100k entries;
+    done inline they stalled the lookup that found the partition due. A lookup now only queues the partition
+    (once: a queued one is not queued again) and searches the index as it is; a stale index costs a miss,
+    never a stale hit, since candidates are re-read before they are served.
+    """
+
+    IDLE = 30.0  # seconds the thread waits for work before it ends (the next `submit` starts another)
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start empty, with no thread (also in a forked child: the parent's thread and queue are not its own)."""
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[weakref.ref[Any], Partition]] = deque()
+        self._thread: threading.Thread | None = None
+        self._busy = 0
+
+    def submit(self, store: Backend, part: Partition) -> None:
+        """Queue a reconcile of `part` (no-op when one is queued or running)."""
+        with self._cond:
+            if part.queued:
+                return
+            part.queued = True
+            self._queue.append((weakref.ref(store), part))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="agentcache-semantic-refresh", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        # The condition and queue this thread serves: `reset()` (agentcache.reset(), a fork) replaces them while
+        # the thread may be waiting, and notifying the new condition under the old one's lock raises.
+        cond, queue = self._cond, self._queue
+        while True:
+            with cond:
+                if not queue:
+                    cond.wait(self.IDLE)
+                    if not queue or self._cond is not cond:
+                        if self._cond is cond:
+                            self._thread = None
+                        cond.notify_all()
+                        return
+                ref, part = queue.popleft()
+                self._busy += 1
+            try:
+                store = ref()
+                if store is not None:
+                    with part.refreshing:
+                        _reconcile(store, part)
+            except Exception as exc:  # a stale index costs misses, never a failed call
+                logger.debug("agentcache: refreshing the semantic index of %s failed: %r", part.prefix, exc)
+            finally:
+                with cond:
+                    part.queued = False
+                    if self._cond is cond:
+                        self._busy -= 1
+                    cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued or running; return whether that happened within `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+
+_refresher = _Refresher()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def settle(timeout: float | None = None) -> bool:
+    """Wait for the background reconciles queued by lookups; return whether none is left (tests, benchmarks)."""
+    return _refresher.wait(timeout)
 
 
 def _new_index(dim: int) -> AutoIndex:
@@ -205,7 +372,7 @@ def _partition(store: Backend, prefix: str, namespace: str, dim: int) -> Partiti
         return part
     from agentcache.semantic import persist
 
-    persist.track(store)
+    persist.track(store, loaded_partitions)
     loaded = persist.load_partition(store, prefix, dim)
     with _lock:
         part = state.partitions.get(prefix)
@@ -223,6 +390,9 @@ def _list_keys(store: Backend, prefix: str) -> list[str] | None:
     """Every live key under `prefix`, or `None` when the store cannot list keys or failed."""
     from agentcache.backends.base import SupportsScan
 
+    memory = _local_store(store)
+    if memory is not None:  # no per-entry info wanted: its `keys` is ~10x cheaper than `scan`
+        return list(memory.keys(prefix))
     inner = getattr(store, "inner", store)
     if not isinstance(inner, SupportsScan):
         return None
@@ -237,8 +407,9 @@ def _reconcile(store: Backend, part: Partition) -> None:
     with part.lock:
         before = set(part.meta)
     keys = _list_keys(store, part.prefix)
-    if keys is None:
+    if keys is None:  # nothing to reconcile with: retried at the next periodic rescan
         part.scanned_at = time.monotonic()
+        part.stale = False
         return
     listed = set(keys)
     part.drop(before - listed)
@@ -254,6 +425,7 @@ def _reconcile(store: Backend, part: Partition) -> None:
         part.origin = "scan"
     part.scanned_at = time.monotonic()
     part.stale = False
+    part.rescans += 1
     from agentcache.semantic import persist
 
     persist.maybe_save(store, part, built=len(unknown))
@@ -307,23 +479,46 @@ def _pull(store: Backend, log: SupportsEventLog, namespace: str) -> bool:
 
 
 def refresh(store: Backend, namespace: str, prefix: str, dim: int) -> Partition:
-    """The partition's index, brought up to date with the backend before a lookup (blocking I/O)."""
+    """The partition's index before a lookup: built (or loaded) on first use, then kept up to date.
+
+    Inline, only what the lookup needs: the first build from the backend (one batch; concurrent first lookups
+    wait for it), the events of the store's log, and the removals a `memory://` store reported. A partition
+    loaded from a persisted file, one whose log lost events, and one due for its periodic rescan (stores with
+    neither a log nor a single owner) are reconciled on a background thread (`_Refresher`) meanwhile.
+    """
     part = _partition(store, prefix, namespace, dim)
+    state = _state(store)
     try:
         log = event_log_for(store)
         # The cursor is taken before the first scan, so nothing written between the two is missed.
         followed = log is not None and _pull(store, log, namespace)
-        if not part.stale and (followed or time.monotonic() - part.scanned_at < RESCAN_SECONDS):
-            return part
-        first = part.scanned_at == float("-inf")
-        if part.refreshing.acquire(blocking=first):  # later refreshes never make a lookup wait for another's
-            try:
-                _reconcile(store, part)
-            finally:
-                part.refreshing.release()
+        if part.scanned_at == float("-inf") and part.origin != "file":
+            with part.refreshing:
+                if part.scanned_at == float("-inf"):
+                    _reconcile(store, part)
+        elif part.stale or (not followed and not state.local and time.monotonic() - part.scanned_at >= RESCAN_SECONDS):
+            _refresher.submit(store, part)
+        if state.removed:
+            _apply_removals(store, state)
     except Exception as exc:  # a stale index costs misses, never a failed call
         logger.debug("agentcache: refreshing the semantic index of %s failed: %r", prefix, exc)
     return part
+
+
+def _apply_removals(store: Backend, state: _StoreState) -> None:
+    """Drop the vectors whose records a local store reported gone (and which did not come back since)."""
+    gone: list[str] = []
+    while state.removed:
+        try:
+            gone.append(state.removed.popleft())
+        except IndexError:  # another lookup took the rest
+            break
+    held = [k for k in dict.fromkeys(gone) if (p := state.partitions.get(partition_of(k))) is not None and k in p.meta]
+    if not held:
+        return
+    for key, raw in zip(held, store.get_many(held), strict=True):  # a replaced record is reported too
+        if raw is None:
+            state.partitions[partition_of(key)].drop([key])
 
 
 def announce(store: Backend, op: str, keys: Sequence[str]) -> None:
@@ -347,6 +542,6 @@ def needs_io(store: Backend, prefix: str) -> bool:
     """Whether `refresh` would do I/O now (the async face skips the thread hop when it would not)."""
     state = _states.get(store)
     part = None if state is None else state.partitions.get(prefix)
-    if part is None or part.stale or event_log_for(store) is not None:
+    if part is None or event_log_for(store) is not None:
         return True
-    return time.monotonic() - part.scanned_at >= RESCAN_SECONDS
+    return part.scanned_at == float("-inf") and part.origin != "file"

@@ -24,6 +24,7 @@ import secrets
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,18 +79,24 @@ def save_partition(store: Backend, part: Partition) -> bool:
     from agentcache.semantic.usearch_index import USearchIndex
 
     directory = index_dir(store)
-    inner = part.index.inner
-    if directory is None or not isinstance(inner, USearchIndex):
+    if directory is None or not isinstance(part.index.inner, USearchIndex):
         return False
     name = digest(part.prefix.encode())
     generation = secrets.token_hex(6)
     graph = directory / f"{name}-{generation}.usearch"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with part.lock:
-            inner.save(graph)
-            meta = {k: list(v) for k, v in part.meta.items()}
+        with part.lock:  # the graph as frozen here and the metadata agree (writes take this lock)
+            inner = part.index.freeze()
+            records = dict(part.meta)
             part.changes = 0
+        try:  # lookups and inserts go on meanwhile (see `AutoIndex.freeze`)
+            if not isinstance(inner, USearchIndex):
+                return False
+            inner.save(graph)
+        finally:
+            part.index.thaw()
+        meta = {k: list(v) for k, v in records.items()}
         manifest = {"prefix": part.prefix, "dim": inner.dim, "generation": generation, "meta": meta}
         target = _manifest(directory, part.prefix)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
@@ -130,9 +137,14 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
     return AutoIndex.from_index(inner), meta
 
 
-def track(store: Backend) -> None:
-    """Arrange for the HNSW partition indexes of `store` to be saved at exit (when it has an index dir)."""
-    global _atexit_registered
+_partitions_of: Callable[[Backend], list[Partition]] | None = None
+
+
+def track(store: Backend, partitions_of: Callable[[Backend], list[Partition]]) -> None:
+    """Arrange for the HNSW partition indexes of `store` to be saved at exit (when it has an index dir);
+    `partitions_of(store)` lists the partitions loaded in this process."""
+    global _atexit_registered, _partitions_of
+    _partitions_of = partitions_of
     if index_dir(store) is None or store in _stores:
         return
     with _atexit_lock:
@@ -154,11 +166,12 @@ def maybe_save(store: Backend, part: Partition, *, built: int) -> None:
 
 def save_indexes() -> int:
     """Save every changed HNSW partition index of this process now (also runs at exit); return how many."""
-    from agentcache.semantic.partitions import loaded_partitions
-
     saved = 0
+    lister = _partitions_of
+    if lister is None:
+        return 0
     for store in list(_stores):
-        for part in loaded_partitions(store):
+        for part in lister(store):
             if part.changes and save_partition(store, part):
                 saved += 1
     return saved

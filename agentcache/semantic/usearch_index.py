@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentcache.errors import ConfigurationError, MissingDependencyError, SerializationError
-from agentcache.semantic.index import normalize_rows
+from agentcache.semantic.vectors import normalize_rows
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -100,8 +100,8 @@ class USearchIndex:
             if self._index.expansion_search != ef:
                 self._index.expansion_search = ef
 
-    def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
-        """Insert (or replace) one vector per id."""
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /, *, threads: int = 0) -> None:
+        """Insert (or replace) one vector per id, on `threads` threads (0: every core)."""
         import numpy as np
 
         rows = normalize_rows(vectors, self.dim)
@@ -121,7 +121,7 @@ class USearchIndex:
             if seed:
                 self._index.add(labels[:seed], rows[:seed], threads=1)
             if len(ids) > seed:
-                self._index.add(labels[seed:], rows[seed:])
+                self._index.add(labels[seed:], rows[seed:], threads=threads)
             self._tune()
 
     def remove(self, ids: Sequence[str], /) -> int:
@@ -140,16 +140,17 @@ class USearchIndex:
     def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
         """Return up to `k` `(id, cosine)` pairs, best first (approximate)."""
         query = normalize_rows(vector, self.dim)[0]
-        with self._lock:
-            if not self._labels or k <= 0:
-                return []
-            matches = self._index.search(query, k)
-            out: list[tuple[str, float]] = []
-            for label, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
-                id_ = self._ids.get(label)
-                if id_ is not None:
-                    out.append((id_, 1.0 - float(distance)))
-            return out
+        # No lock: usearch searches concurrently with inserts and deletes, and a lookup must not wait for a
+        # save (which holds the lock). A label removed meanwhile is simply not mapped back.
+        if not self._labels or k <= 0:
+            return []
+        matches = self._index.search(query, k)
+        out: list[tuple[str, float]] = []
+        for label, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
+            id_ = self._ids.get(label)
+            if id_ is not None:
+                out.append((id_, 1.0 - float(distance)))
+        return out
 
     def save(self, path: str | Path, /) -> None:
         """Write the graph to `path` and the id mapping to `path + '.ids.json'`."""

@@ -63,7 +63,19 @@ def example_from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = No
 
 
 def _tools_requested(body: dict[str, Any]) -> bool:
-    return bool(body.get("tools")) and body.get("tool_choice") not in ("none", {"type": "none"})
+    """Tools offered and allowed, and the conversation does not end with a tool's result (then the model
+    answers in text, as an agent loop expects)."""
+    offered = bool(body.get("tools")) and body.get("tool_choice") not in ("none", {"type": "none"})
+    return offered and not _tool_result_last(body.get("messages") or [])
+
+
+def _tool_result_last(messages: list[Any]) -> bool:
+    last = messages[-1] if messages else {}
+    if not isinstance(last, dict):
+        return False
+    content = last.get("content")
+    blocks = content if isinstance(content, list) else []
+    return last.get("role") == "tool" or any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
 
 
 class PrefixCache:

@@ -105,4 +105,4 @@ def wrapped_client_worker(redis_url: str, base_url: str, ns: str, barrier: Any, 
     )
     barrier.wait(30)
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    results.put(answer.choices[0].message.content)
+    results.put((answer.choices[0].message.content, agentcache.stats().total.backend_errors))
