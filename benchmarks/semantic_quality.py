@@ -111,6 +111,11 @@ def own_section(path: Path) -> list[str]:
         "| setting | paraphrases served | all traps wrong | " + " | ".join(f"{c} wrong" for c in categories[1:]) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in categories[1:]) + " |",
     ]
+    subsets = {
+        "first set (groups 0-109: reworded paraphrases, one-word traps)": lambda r: int(r["group"]) < 200,
+        "minimal-edit set (groups 200+: paraphrases that change a word or two)": lambda r: int(r["group"]) >= 200,
+    }
+    split: list[str] = []
     for name, hits in settings.items():
         by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for hit, r in zip(hits, rows, strict=True):
@@ -119,7 +124,25 @@ def own_section(path: Path) -> list[str]:
         traps = [sum(by[c][i] for c in categories[1:]) for i in (0, 1)]
         cells = [pct(*by["paraphrase"]), pct(*traps), *(pct(*by[c]) for c in categories[1:])]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
-    return out
+        for subset, member in subsets.items():
+            para = [0, 0]
+            trap = [0, 0]
+            for hit, r in zip(hits, rows, strict=True):
+                if member(r):
+                    bucket = para if r["same_answer"] else trap
+                    bucket[0] += hit
+                    bucket[1] += 1
+            split.append(f"| {name} | {subset} | {pct(*para)} | {pct(*trap)} |")
+    return [
+        *out,
+        "",
+        "The same, per subset (the minimal-edit set was added so that the judge cannot learn that a small edit",
+        "means a different question; its paraphrases are easier to serve):",
+        "",
+        "| setting | subset | paraphrases served | traps wrong |",
+        "| --- | --- | --- | --- |",
+        *split,
+    ]
 
 
 def chat_section(path: Path) -> list[str]:

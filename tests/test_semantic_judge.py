@@ -14,13 +14,16 @@ from hypothesis import strategies as st
 from support.embedders import SameVector
 
 import agentcache
+from agentcache.backends.base import Item
 from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
 from agentcache.engine.cache import Cache
-from agentcache.errors import ConfigurationError
+from agentcache.errors import ConfigurationError, SerializationError
+from agentcache.semantic import _minilm
 from agentcache.semantic.budget import MIN_CHECKS, operating_point
-from agentcache.semantic.checks import answers_match
+from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import pack, split_messages, unpack
-from agentcache.semantic.pairjudge import get_judge
+from agentcache.semantic.invalidation import invalidate_similar
+from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge
 from agentcache.stats.counters import wilson
 
 
@@ -54,6 +57,24 @@ class TestJudgeStage:
         assert hit is not None and hit.cached_query == "How do I delete my account?"
         assert len(calls) == 2
 
+    def test_the_issues_trap_misses_at_defaults(self, cache: Cache) -> None:
+        """ "deactivate" after "delete" (cosine 0.82) is computed at the default budget; "remove" is served."""
+        answer, calls = counting(cache)
+        answer("How do I delete my account?")
+        assert answer("How do I deactivate my account?") == "answer to How do I deactivate my account?"
+        assert answer("How can I remove my account?") == "answer to How do I delete my account?"
+        assert len(calls) == 2
+
+    def test_a_one_word_swap_must_keep_the_sentence_close(self) -> None:
+        """The swap rule: one content word swapped for another and a sentence cosine below the shipped
+        `substitution_cosine` scores 0, whatever the logistic model says; a synonym swap scores high."""
+        judge = get_judge()
+        assert judge.model.substitution_cosine >= 0.8
+        row = judge.measure("How do I delete my account?", "How do I deactivate my account?")
+        assert row[FEATURES.index("differing_words")] == 2 and row[0] < judge.model.substitution_cosine
+        assert judge.model.score(row) == 0.0
+        assert judge.score("How do I restart the server?", "How do I reboot the server?") > 0.9
+
     def test_the_issues_trap_misses_under_a_two_percent_budget(self, cache: Cache) -> None:
         """ "deactivate" after "delete" (cosine 0.82, served before the judge) misses at max_wrong=0.02."""
         answer, calls = counting(cache, max_wrong=0.02)
@@ -85,6 +106,85 @@ class TestJudgeStage:
         await answer("How do I delete all my accounts?")  # the judge rejects it: verify never sees it
         assert await answer("How can I delete my account?") == "How can I delete my account?"
         assert seen == [("How do I delete my account?", "How can I delete my account?")]
+
+
+def _forget_model_memory() -> None:
+    model = _minilm.get_model()
+    with model._states_lock:
+        model._states.clear()
+
+
+def _read_by_model(text: str) -> bool:
+    """Whether MiniLM ran on `text` since its memory was last emptied."""
+    model = _minilm.get_model()
+    with model._states_lock:
+        return text in model._states
+
+
+class TestJudgeNotes:
+    CACHED = "How do I delete my account?"
+    QUERY = "How can I delete my account?"
+
+    def test_a_cold_lookup_reads_the_notes_instead_of_running_the_model_again(self, cache: Cache) -> None:
+        """An entry stored with notes is judged from them: MiniLM reads only the new query."""
+        answer, calls = counting(cache)
+        answer(self.CACHED)
+        notes = [e.key for e in cache.store.scan("") if ":semjudge:" in e.key]  # type: ignore[attr-defined]
+        assert len(notes) == 1
+        _forget_model_memory()
+        assert answer(self.QUERY) == f"answer to {self.CACHED}"
+        assert _read_by_model(self.QUERY) and not _read_by_model(self.CACHED)
+        assert len(calls) == 1
+
+    def test_without_notes_the_judge_runs_the_model_and_decides_the_same(self, cache: Cache) -> None:
+        """Entries stored before notes existed (or whose notes are gone or damaged) still get judged."""
+        answer, calls = counting(cache)
+        answer(self.CACHED)
+        (key,) = [e.key for e in cache.store.scan("") if ":semjudge:" in e.key]  # type: ignore[attr-defined]
+        raw = cache.store.get(key)
+        assert raw is not None
+        cache.store.set_many([Item(key, raw[:-1] + bytes([raw[-1] ^ 1]), None, ())])  # one flipped bit
+        _forget_model_memory()
+        assert answer(self.QUERY) == f"answer to {self.CACHED}"
+        assert _read_by_model(self.CACHED)
+        cache.store.delete_many([key])
+        _forget_model_memory()
+        assert answer("How do I delete my account?!") == f"answer to {self.CACHED}"
+        assert _read_by_model(self.CACHED)
+        assert answer("How do I deactivate my account?") == "answer to How do I deactivate my account?"
+        assert len(calls) == 2
+
+    def test_notes_round_trip_within_int8_precision(self) -> None:
+        """Decoded notes give the same features as the model's own states (to int8 rounding)."""
+        judge = get_judge()
+        texts = [self.CACHED, "Earlier turns: I'm on the Pro plan."]
+        words = judge.words(texts)
+        decoded = decode_notes("k", encode_notes("k", words))
+        assert list(decoded) == texts
+        for original in words:
+            again = decoded[original.text]
+            assert again.norm == original.norm
+            assert float(abs(again.vectors - original.vectors).max()) < 0.01
+        fresh = judge.measure(self.CACHED, self.QUERY)
+        noted = judge.measure(self.CACHED, self.QUERY, notes=decoded)
+        assert noted == pytest.approx(fresh, abs=0.01)
+        with pytest.raises(SerializationError):
+            decode_notes("another key", encode_notes("k", words))
+
+    def test_invalidate_similar_and_cache_clear_delete_the_notes_too(self, cache: Cache) -> None:
+        """Notes share the entry's TTL and tags and go with it: nothing of the entry is left behind."""
+        answer, _ = counting(cache)
+        answer(self.CACHED)
+        assert invalidate_similar(self.CACHED, backend=cache) == 1
+        assert [e.key for e in cache.store.scan("")] == []  # type: ignore[attr-defined]
+        answer(self.CACHED)
+        answer.cache_clear()
+        assert [e.key for e in cache.store.scan("") if ":stats:" not in e.key] == []  # type: ignore[attr-defined]
+
+    def test_notes_key_sits_outside_the_vector_records(self) -> None:
+        """Notes must never be read as vector records (a partition lists its records by key prefix)."""
+        record = "ac:v1:default:semvec:abc:0123"
+        assert notes_key(record) == "ac:v1:default:semjudge:abc:0123"
 
 
 class TestBudget:

@@ -9,8 +9,11 @@ threshold (never below the deployment floor), every guard accepts it, the pair j
 wrong-answer budget's operating point, and the optional verifier accepts it (`agentcache.semantic.checks`).
 
 Storage: the answer is an ordinary entry under the exact key; next to it a *vector record*
-(``ac:v1:{ns}:semvec:{partition}:{digest}``: the query text, the entry's key, float32 vector) with the same
-TTL and tags. Each process keeps an index per partition, kept in step with the backend by
+(``ac:v1:{ns}:semvec:{partition}:{digest}``: the query text, the entry's key, float32 vector) and, while the
+pair judge is on, the judge's *notes* on the query (``ac:v1:{ns}:semjudge:{partition}:{digest}``: MiniLM's
+word states as int8 rows, `agentcache.semantic.pairjudge.encode_notes`), all with the same TTL and tags. The
+notes are read with the candidate, so judging it costs no second model run. Each process keeps an index per
+partition, kept in step with the backend by
 `agentcache.semantic.partitions` (rebuilt or reloaded at restart, followed through the store's event log when
 it has one, so N processes on one Redis share one semantic cache). Every candidate is re-read from the
 backend before it is served, so an entry removed by TTL, LRU eviction or invalidation (anywhere) is never
@@ -34,13 +37,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache.decorators.function import FunctionLayer, attach
 from agentcache.engine import control as _control
-from agentcache.engine.flow import Compute, Flow, Get, ReadFence, Store, run_async, run_sync
+from agentcache.engine.flow import Compute, Flow, Get, GetMany, ReadFence, Store, run_async, run_sync
 from agentcache.engine.layer import MISS, OVERTAKEN, CacheLayer, Call, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys.encoding import make_key, mapping_digest
 from agentcache.semantic.budget import DEFAULT_MAX_WRONG
-from agentcache.semantic.checks import HitChecks
+from agentcache.semantic.checks import HitChecks, notes_key
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, encode_record, needs_io, refresh
 
@@ -181,15 +184,16 @@ class SemanticLayer(CacheLayer):
         threshold = effective_threshold(
             self.threshold if self.threshold is not None else self.checks.default_threshold()
         )
+        judging = self.checks.judging
         for key, similarity, entry_key, cached_query in part.search(vector, CANDIDATES):
             if similarity < threshold:
                 break
-            raw = yield Get(entry_key)
+            raw, notes = (yield GetMany([entry_key, notes_key(key)])) if judging else ((yield Get(entry_key)), None)
             if raw is None:  # expired, evicted or invalidated: forget its vector too, here and elsewhere
                 part.drop([key])
                 yield Compute(("forget", [key]))
                 continue
-            (accepted, score), _ = yield Compute(("judge", (cached_query, text, prefix, entry_key)))
+            (accepted, score), _ = yield Compute(("judge", (cached_query, text, prefix, entry_key, key, notes)))
             if not accepted:
                 continue
             if self.verify is not None:
@@ -244,6 +248,10 @@ class SemanticLayer(CacheLayer):
             if vector is not None:
                 record = encode_record(record_key, text, call.key, self.embedder.model, vector)
                 items.append(Item(record_key, record, call.ttl, call.tags))
+                if self.checks.judging:
+                    notes, _ = yield Compute(("notes", (text, notes_key(record_key))))
+                    if notes is not None:
+                        items.append(Item(notes_key(record_key), notes, call.ttl, call.tags))
             if not (yield Store(items, fence)):
                 return value, OVERTAKEN, None
             self.counters.add("stores")
@@ -283,6 +291,8 @@ def serve(core: SemanticLayer, call: Call, run_call: Callable[[], Any], retry: C
             return announce(store, "add", payload)
         if kind == "judge":
             return _judge(core, payload)
+        if kind == "notes":
+            return _notes(core, payload)
         verdict = _verdict(core, payload)
         if inspect.isawaitable(verdict):
             raise ConfigurationError("an async verify= needs an async cached function")
@@ -328,6 +338,8 @@ async def aserve(
             return await asyncio.to_thread(announce, store, "add", payload)
         if kind == "judge":
             return await asyncio.to_thread(_judge, core, payload)
+        if kind == "notes":
+            return await asyncio.to_thread(_notes, core, payload)
         verdict = _verdict(core, payload)
         return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
 
@@ -353,9 +365,15 @@ def _lead(outcome: Outcome) -> Any:
     return outcome[0]
 
 
-def _judge(core: SemanticLayer, payload: tuple[str, str, str, str]) -> tuple[bool, float]:
-    cached, text, prefix, entry_key = payload
-    return core.checks.accept(core.guards, cached, text, prefix, entry_key)
+def _judge(core: SemanticLayer, payload: tuple[str, str, str, str, str, bytes | None]) -> tuple[bool, float]:
+    cached, text, prefix, entry_key, record_key, raw = payload
+    notes = core.checks.read_notes(notes_key(record_key), raw)
+    return core.checks.accept(core.guards, cached, text, prefix, entry_key, notes=notes)
+
+
+def _notes(core: SemanticLayer, payload: tuple[str, str]) -> bytes | None:
+    text, key = payload
+    return core.checks.notes(text, key)
 
 
 def _verdict(core: SemanticLayer, payload: tuple[str, str, float]) -> Any:

@@ -34,16 +34,24 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from agentcache.semantic.guards import Guard
-    from agentcache.semantic.pairjudge import PairJudge
+    from agentcache.semantic.pairjudge import PairJudge, Words
 
-__all__ = ["Comparator", "HitChecks", "answers_match", "normalize_answer"]
+__all__ = ["NOTES_LAYER", "Comparator", "HitChecks", "answers_match", "normalize_answer", "notes_key"]
 
 #: How shadow verification compares a cached answer with the real one.
 Comparator = Literal["exact", "normalized"] | Callable[[Any, Any], bool]
 
 logger = logging.getLogger("agentcache")
+NOTES_LAYER = "semjudge"  # the key layer of the judge's notes on a stored query (next to its vector record)
 _SPACE = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
+
+
+def notes_key(record_key: str) -> str:
+    """The key of the judge's notes on the query of the vector record `record_key`."""
+    from agentcache.semantic.partitions import VECTOR_LAYER
+
+    return record_key.replace(f":{VECTOR_LAYER}:", f":{NOTES_LAYER}:", 1)
 
 
 def normalize_answer(value: Any) -> Any:
@@ -133,11 +141,49 @@ class HitChecks:
         budget = self.evidence.budget_of(partition, self.max_wrong)
         return max(self.point(budget).min_score, self.evidence.floor_of(entry))
 
+    def notes(self, text: str, key: str) -> bytes | None:
+        """The judge's notes on a query about to be stored (packed with its context), sealed under `key`.
+
+        Best effort: `None` when the judge is off or unavailable (a lookup then runs the model instead).
+        Blocking (may run the model): the async face calls it in a worker thread.
+        """
+        from agentcache.semantic.conversation import unpack
+        from agentcache.semantic.pairjudge import encode_notes
+
+        judge = self._judge()
+        if judge is None:
+            return None
+        query, context = unpack(text)
+        try:
+            return encode_notes(key, judge.words([query, " ".join(context)] if context else [query]))
+        except Exception:  # notes only save time: never fail a store for them
+            return None
+
+    def read_notes(self, key: str, raw: bytes | None) -> dict[str, Words] | None:
+        """The notes stored under `key` (`None` when absent or damaged: the judge then runs the model)."""
+        if raw is None:
+            return None
+        from agentcache.errors import AgentCacheError
+        from agentcache.semantic.pairjudge import decode_notes
+
+        try:
+            return decode_notes(key, raw)
+        except AgentCacheError:
+            return None
+
     def accept(
-        self, guards: Sequence[Guard], cached: str, query: str, partition: str, entry: str
+        self,
+        guards: Sequence[Guard],
+        cached: str,
+        query: str,
+        partition: str,
+        entry: str,
+        *,
+        notes: dict[str, Words] | None = None,
     ) -> tuple[bool, float]:
         """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
 
+        `notes`: the cached texts' word states stored with the entry (saves running the model on them).
         Blocking (runs the model): the async face calls it in a worker thread.
         """
         from agentcache.semantic.conversation import unpack
@@ -158,7 +204,7 @@ class HitChecks:
             return True, 1.0
         try:
             need = self.required(partition, entry)
-            score = min(judge.score(a, b) for a, b in pairs)
+            score = min(judge.score(a, b, notes=notes) for a, b in pairs)
         except MissingDependencyError as exc:
             if self.judge is not None:  # asked for explicitly: a missing model is a configuration error
                 raise

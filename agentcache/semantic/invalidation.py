@@ -8,6 +8,7 @@ from agentcache.engine import cache as _cache
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes, split_key
 from agentcache.keys.namespaces import NamespaceTarget, invalidation_scope
+from agentcache.semantic.checks import notes_key
 from agentcache.semantic.partitions import VECTOR_LAYER, announce, decode_record, loaded_partitions
 
 if TYPE_CHECKING:
@@ -71,9 +72,9 @@ def invalidate_similar(
     if not doomed:
         return 0
     _cache.bump_epoch()
-    store.delete_many(doomed)
-    _cache.bump_epoch()
     records = doomed[1::2]
+    store.delete_many(doomed + [notes_key(r) for r in records])  # the pair judge's notes on each query too
+    _cache.bump_epoch()
     for part in loaded_partitions():
         part.drop(records)
     announce(store, "del", records)

@@ -11,10 +11,20 @@ on the embedding model itself (the offline MiniLM, no other model):
    negations, quantifiers, question words and numbers do.
 3. Each differing word is judged in context: how well does the other text's best-aligned word stand in for
    it (contextual cosine)? A reworded question has many differing words that all find a counterpart; a
-   one-word trap shares almost everything and has one differing word with no counterpart.
+   one-word trap shares almost everything and has one differing word with no counterpart. The same greedy
+   matching over all words gives a BERTScore-style F1 (content words only, and all words).
 4. These measurements go into a logistic model whose weights ship in `data/pair_judge.json`.
    It was fitted on the project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on
    evaluation data; `benchmarks/fit_pair_judge.py` refits it.
+5. One rule sits on top: when the texts differ by exactly one content word swapped for another (not another
+   form of the same word: "created"/"creator"), the swap must keep the sentence vectors at cosine >=
+   `substitution_cosine` (0.85 in the shipped model). A synonym
+   barely moves the sentence ("remove"/"delete": 0.92); a different action or object moves it far
+   ("deactivate"/"delete": 0.82), however close the two words sit in context.
+
+The model needs the cached text's word states. Running MiniLM again on it would double a lookup's cost, so
+`semantic_cached` stores them next to the entry when it stores the answer (`encode_notes`, int8 rows,
+~0.4 kB per word) and the judge reads them back (`decode_notes`) instead of running the model.
 
 The output is a probability-like score in [0, 1]; `agentcache.semantic.budget` turns a wrong-answer budget
 into the score a hit needs.
@@ -25,6 +35,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import struct
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +50,22 @@ if TYPE_CHECKING:
 
     from agentcache.semantic._minilm import TokenStates
 
-__all__ = ["FEATURES", "MODEL_PATH", "JudgeModel", "PairJudge", "content_words", "features", "get_judge", "load_model"]
+__all__ = [
+    "FEATURES",
+    "MODEL_PATH",
+    "NOTES_MAGIC",
+    "JudgeModel",
+    "PairJudge",
+    "Words",
+    "content_words",
+    "decode_notes",
+    "encode_notes",
+    "features",
+    "features_of",
+    "get_judge",
+    "load_model",
+    "read_words",
+]
 
 MODEL_PATH = Path(__file__).parent / "data" / "pair_judge.json"
 
@@ -56,6 +82,9 @@ FEATURES = (
     "one_or_two_changes",
     "small_insertion",
     "negation",
+    "bertscore_content",
+    "bertscore_all",
+    "word_swap",
 )
 
 # Closed-class words whose change rarely changes the question. Not here on purpose: negations, quantifiers
@@ -76,6 +105,8 @@ _FUNCTION = _set(
 _NEGATIONS = _set("not no never none nobody nothing neither nor without cannot")
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
 SMALL_EDIT = 0.5  # share of content words in common above which a pair counts as a minimal pair
+#: The frame of the judge notes stored next to a semantic entry (`encode_notes`).
+NOTES_MAGIC = b"ac3j"
 
 
 def _normal(word: str) -> str:
@@ -98,12 +129,17 @@ def content_words(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Words:
-    norm: tuple[str, ...]
+class Words:
+    """One text as the judge reads it: its sentence vector and one contextual unit vector per word."""
+
+    text: str
+    sentence: npt.NDArray[np.float32]
+    norm: tuple[str, ...]  # the normalized words, in order
     vectors: npt.NDArray[np.float32]  # one unit vector per word (mean of its tokens' states)
 
 
-def _words(text: str, states: TokenStates) -> _Words:
+def read_words(text: str, states: TokenStates) -> Words:
+    """The `Words` of `text` from the model's `TokenStates` of it."""
     import numpy as np
 
     norm: list[str] = []
@@ -118,12 +154,16 @@ def _words(text: str, states: TokenStates) -> _Words:
         rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
         norm.append(_normal(match.group()))
     matrix = np.array(rows, dtype=np.float32) if rows else np.zeros((0, states.tokens.shape[1]), dtype=np.float32)
-    return _Words(tuple(norm), matrix)
+    return Words(text, np.asarray(states.sentence, dtype=np.float32), tuple(norm), matrix)
 
 
 def features(cached: str, query: str, a: TokenStates, b: TokenStates) -> list[float]:
     """The judge's measurements of one pair, in `FEATURES` order."""
-    wa, wb = _words(cached, a), _words(query, b)
+    return features_of(read_words(cached, a), read_words(query, b))
+
+
+def features_of(wa: Words, wb: Words) -> list[float]:
+    """`features` from the two texts' `Words`."""
     set_a, set_b = set(wa.norm), set(wb.norm)
     matcher = difflib.SequenceMatcher(a=wa.norm, b=wb.norm, autojunk=False)
     only_a: list[int] = []
@@ -142,10 +182,12 @@ def features(cached: str, query: str, a: TokenStates, b: TokenStates) -> list[fl
         sim = wa.vectors @ wb.vectors.T
         counterparts = [float(sim[i].max()) for i in diff_a] + [float(sim[:, j].max()) for j in diff_b]
     differing = len(diff_a) + len(diff_b)
+    keep_a = [i for i, w in enumerate(wa.norm) if w not in _FUNCTION]
+    keep_b = [j for j, w in enumerate(wb.norm) if w not in _FUNCTION]
     small_edit = float(shared >= SMALL_EDIT and differing > 0)
     negated = any(wa.norm[i] in _NEGATIONS for i in only_a) or any(wb.norm[j] in _NEGATIONS for j in only_b)
     return [
-        float(a.sentence @ b.sentence),
+        float(wa.sentence @ wb.sentence),
         shared,
         min(counterparts, default=1.0),
         sum(counterparts) / len(counterparts) if counterparts else 1.0,
@@ -157,7 +199,30 @@ def features(cached: str, query: str, a: TokenStates, b: TokenStates) -> list[fl
         small_edit * float(differing <= 2),
         small_edit * float(bool(diff_a) != bool(diff_b)),
         float(negated),
+        _bertscore(wa.vectors[keep_a], wb.vectors[keep_b]),
+        _bertscore(wa.vectors, wb.vectors),
+        float(len(diff_a) == 1 and len(diff_b) == 1 and _stem(wa.norm[diff_a[0]]) != _stem(wb.norm[diff_b[0]])),
     ]
+
+
+# Endings of word forms: "created"/"creator"/"create" and "erupt"/"eruption" are one word for the swap rule.
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ions", "ion", "ings", "ing", "ers", "er", "ors", "or", "ed", "e")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _bertscore(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    """F1 of greedy matching: each word's best contextual cosine on the other side, averaged both ways."""
+    if not len(a) or not len(b):
+        return 1.0
+    sim = a @ b.T
+    recall, precision = float(sim.max(axis=1).mean()), float(sim.max(axis=0).mean())
+    return 2 * recall * precision / max(recall + precision, 1e-9)
 
 
 @dataclass(frozen=True)
@@ -170,11 +235,14 @@ class JudgeModel:
     bias: float
     calibration: tuple[tuple[float, float, bool, str], ...]  # (CV score, cosine, same answer?, category)
     source: str
+    substitution_cosine: float = 0.0  # a one-word swap that leaves the sentences below this cosine scores 0
 
     def score(self, row: Sequence[float]) -> float:
         """The model's probability that one answer fits both texts."""
         import math
 
+        if row[FEATURES.index("word_swap")] and row[0] < self.substitution_cosine:
+            return 0.0
         z = self.bias + sum(
             w * (x - m) / s for w, x, m, s in zip(self.weights, row, self.mean, self.scale, strict=True)
         )
@@ -188,6 +256,7 @@ class JudgeModel:
             "scale": list(self.scale),
             "weights": list(self.weights),
             "bias": self.bias,
+            "substitution_cosine": self.substitution_cosine,
             "calibration": [list(c) for c in self.calibration],
             "source": self.source,
         }
@@ -207,7 +276,63 @@ def load_model(path: Path = MODEL_PATH) -> JudgeModel:
         bias=float(data["bias"]),
         calibration=tuple((float(s), float(c), bool(y), str(k)) for s, c, y, k in data["calibration"]),
         source=str(data.get("source", "")),
+        substitution_cosine=float(data.get("substitution_cosine", 0.0)),
     )
+
+
+def _quantize(rows: npt.NDArray[np.float32]) -> tuple[bytes, bytes]:
+    import numpy as np
+
+    scale = np.abs(rows).max(axis=1) / 127.0 if len(rows) else np.zeros(0, dtype=np.float32)
+    scale = np.where(scale > 0, scale, 1.0).astype("<f4")
+    return scale.tobytes(), np.round(rows / scale[:, None]).astype(np.int8).tobytes()
+
+
+def encode_notes(key: str, texts: Sequence[Words]) -> bytes:
+    """The judge notes of a stored entry: each text's `Words` as int8 rows, sealed under `key`.
+
+    Layout: u32 length of a JSON header (texts, their normalized words, the vector dimension), then per
+    text one float32 scale per row and the int8 rows (the sentence vector first, then one row per word).
+    """
+    import numpy as np
+
+    from agentcache.codec.entries import seal
+
+    dim = int(texts[0].sentence.shape[0]) if texts else 0
+    header = json.dumps({"t": [w.text for w in texts], "w": [list(w.norm) for w in texts], "d": dim}).encode()
+    parts = [struct.pack("<I", len(header)), header]
+    for words in texts:
+        rows = np.vstack([words.sentence[None, :], words.vectors]).astype(np.float32)
+        scale, data = _quantize(rows)
+        parts += [scale, data]
+    return seal(NOTES_MAGIC, key, b"".join(parts))
+
+
+def decode_notes(key: str, raw: bytes) -> dict[str, Words]:
+    """The `Words` stored by `encode_notes`, by text; raises `SerializationError` when damaged or another key's."""
+    import numpy as np
+
+    from agentcache.codec.entries import unseal
+    from agentcache.errors import SerializationError
+
+    body = unseal(NOTES_MAGIC, raw, key)
+    try:
+        (size,) = struct.unpack_from("<I", body)
+        header = json.loads(body[4 : 4 + size])
+        dim, pos, out = int(header["d"]), 4 + size, {}
+        for text, norm in zip(header["t"], header["w"], strict=True):
+            n = len(norm) + 1
+            scale = np.frombuffer(body, dtype="<f4", count=n, offset=pos)
+            pos += 4 * n
+            data = np.frombuffer(body, dtype=np.int8, count=n * dim, offset=pos).reshape(n, dim)
+            pos += n * dim
+            rows = (data.astype(np.float32) * scale[:, None]).astype(np.float32)
+            out[str(text)] = Words(str(text), rows[0], tuple(map(str, norm)), rows[1:])
+        if pos != len(body):
+            raise ValueError("trailing bytes")
+        return out
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise SerializationError(f"corrupt judge notes: {exc}") from exc
 
 
 class PairJudge:
@@ -224,18 +349,27 @@ class PairJudge:
             self._model = _shipped()
         return self._model
 
-    def measure(self, cached: str, query: str) -> list[float]:
-        """The pair's `features` (runs MiniLM on whichever text it has not read recently)."""
+    def words(self, texts: Sequence[str]) -> list[Words]:
+        """The `Words` of each text (runs MiniLM on whichever text it has not read recently)."""
         from agentcache.semantic._minilm import get_model
 
-        a, b = get_model(self._threads).token_states([cached, query])
-        return features(cached, query, a, b)
+        states = get_model(self._threads).token_states(list(texts))
+        return [read_words(t, s) for t, s in zip(texts, states, strict=True)]
 
-    def score(self, cached: str, query: str) -> float:
+    def measure(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> list[float]:
+        """The pair's `features`; the cached text's `Words` come from `notes` when they hold it."""
+        known = (notes or {}).get(cached)
+        if known is not None:
+            (wb,) = self.words([query])
+            return features_of(known, wb)
+        wa, wb = self.words([cached, query])
+        return features_of(wa, wb)
+
+    def score(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> float:
         """Probability-like score in [0, 1] that the cached answer also answers `query`."""
         if cached == query:
             return 1.0
-        return self.model.score(self.measure(cached, query))
+        return self.model.score(self.measure(cached, query, notes=notes))
 
 
 @lru_cache(maxsize=1)
