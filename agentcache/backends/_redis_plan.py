@@ -42,9 +42,9 @@ __all__ = [
     "SET_UNLOCK_SCRIPT",
     "TAGS_SCRIPT",
     "Batch",
-    "Call",
+    "Command",
     "Emit",
-    "Flow",
+    "CommandFlow",
     "KeyLayout",
     "Nodes",
     "RedisFence",
@@ -74,7 +74,7 @@ class Script:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class Command:
     """One Redis command; `script` is set for EVALSHA calls so a NOSCRIPT reply can be repaired."""
 
     args: tuple[Any, ...]
@@ -85,7 +85,7 @@ class Call:
 class Batch:
     """Run `calls` in one round trip (a non-transactional pipeline); the result is the list of replies."""
 
-    calls: tuple[Call, ...]
+    calls: tuple[Command, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class Emit:
 
 
 Op: TypeAlias = Batch | Nodes | ScanStep | Emit
-Flow: TypeAlias = Generator[Op, Any, Any]
+CommandFlow: TypeAlias = Generator[Op, Any, Any]
 
 _UNTAG = """
 local function untag(key)
@@ -459,8 +459,8 @@ class KeyLayout:
 # -- flows -------------------------------------------------------------------------------------------------
 
 
-def _script_call(script: Script, keys: Sequence[str], args: Iterable[Any]) -> Call:
-    return Call(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+def _script_call(script: Script, keys: Sequence[str], args: Iterable[Any]) -> Command:
+    return Command(("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
 
 def get_command(layout: KeyLayout, key: str) -> tuple[str, str, str]:
@@ -469,29 +469,29 @@ def get_command(layout: KeyLayout, key: str) -> tuple[str, str, str]:
     return ("HGET", f"{base}:{rest}", "v")
 
 
-def get_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flow:
+def get_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> CommandFlow:
     """Read values (and touch the LRU when bounded): one pipeline of HGETs."""
-    calls: list[Call] = []
+    calls: list[Command] = []
     for key in keys:
         base, rest = layout.split(key)
         dkey = f"{base}:{rest}"
-        calls.append(Call(get_command(layout, key)))
+        calls.append(Command(get_command(layout, key)))
         if layout.max_entries is not None:
-            calls.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
+            calls.append(Command(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
     replies = yield Batch(tuple(calls))
     step = 1 if layout.max_entries is None else 2
     return [replies[i] for i in range(0, len(replies), step)]
 
 
-def get_entries_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> Flow:
+def get_entries_flow(layout: KeyLayout, keys: Sequence[str], now_ms: int) -> CommandFlow:
     """Read `(value, ttl_seconds_left, tags)` per key (None when missing), for an L1 fill."""
-    calls: list[Call] = []
+    calls: list[Command] = []
     for key in keys:
         base, rest = layout.split(key)
         dkey = f"{base}:{rest}"
-        calls += [Call(("HMGET", dkey, "v", "t")), Call(("PTTL", dkey))]
+        calls += [Command(("HMGET", dkey, "v", "t")), Command(("PTTL", dkey))]
         if layout.max_entries is not None:
-            calls.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
+            calls.append(Command(("ZADD", layout.lru_key(base), "XX", now_ms, dkey)))
     replies = yield Batch(tuple(calls))
     step = 2 if layout.max_entries is None else 3
     out: list[tuple[bytes, float | None, tuple[str, ...]] | None] = []
@@ -531,7 +531,7 @@ def _fence_fields(layout: KeyLayout, keys: Sequence[str], tags: Collection[str])
     return out
 
 
-def _fence_calls(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> list[Call]:
+def _fence_calls(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> list[Command]:
     groups = _fence_fields(layout, keys, tags)
     return [_script_call(FENCE_SCRIPT, [layout.gen_key(b)], [token, *fields]) for b, fields in groups.items()]
 
@@ -544,18 +544,18 @@ def _fence_of(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], rep
     return RedisFence(found)
 
 
-def fence_flow(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> Flow:
+def fence_flow(layout: KeyLayout, keys: Sequence[str], tags: Collection[str], token: str) -> CommandFlow:
     """Read (and register) the generations a write of `keys` tagged `tags` depends on: one script per group."""
     replies = yield Batch(tuple(_fence_calls(layout, keys, tags, token)))
     return _fence_of(layout, keys, tags, replies)
 
 
-def get_fenced_flow(layout: KeyLayout, key: str, tags: Collection[str], now_ms: int, token: str) -> Flow:
+def get_fenced_flow(layout: KeyLayout, key: str, tags: Collection[str], now_ms: int, token: str) -> CommandFlow:
     """Read `key` and the fence of writing it, in one round trip: `(value, fence)`."""
-    reads = [Call(get_command(layout, key))]
+    reads = [Command(get_command(layout, key))]
     if layout.max_entries is not None:
         base, rest = layout.split(key)
-        reads.append(Call(("ZADD", layout.lru_key(base), "XX", now_ms, f"{base}:{rest}")))
+        reads.append(Command(("ZADD", layout.lru_key(base), "XX", now_ms, f"{base}:{rest}")))
     replies = yield Batch((*reads, *_fence_calls(layout, (key,), tags, token)))
     return replies[0], _fence_of(layout, (key,), tags, replies[len(reads) :])
 
@@ -583,7 +583,7 @@ def _write_args(
     return out
 
 
-def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None = None) -> Flow:
+def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None = None) -> CommandFlow:
     """Write items: one SET_SCRIPT call per group, all pipelined; with a fence, each group's write is dropped
     when one of its generations moved. Returns whether every group wrote."""
     calls = [
@@ -598,13 +598,13 @@ def set_flow(layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: Redis
 
 def set_unlock_flow(
     layout: KeyLayout, items: Sequence[Item], now_ms: int, fence: RedisFence | None, name: str, token: str
-) -> Flow:
+) -> CommandFlow:
     """`set_flow`, then release lock `name` (waking its waiters) in the same round trip: the write of the lock's
     group and the release are one SET_UNLOCK_SCRIPT call. Returns `(whether every group wrote, whether
     `token` still owned the lock)`."""
     lock_base, _ = layout.split(name)
     lock = [layout.lock_key(name), layout.wake_key(name)]
-    calls: list[Call] = []
+    calls: list[Command] = []
     for base, (keys, args) in _write_args(layout, items, now_ms, fence).items():
         head = [layout.lru_key(base), layout.gen_key(base)]
         if base == lock_base:
@@ -626,7 +626,7 @@ def set_unlock_flow(
     return wrote, released
 
 
-def delete_flow(layout: KeyLayout, keys: Iterable[str], *, redis_keys: bool = False) -> Flow:
+def delete_flow(layout: KeyLayout, keys: Iterable[str], *, redis_keys: bool = False) -> CommandFlow:
     """Delete keys (core keys, or Redis data keys with `redis_keys`): one DEL_SCRIPT call per group, which
     bumps each key's generation bucket."""
     groups: dict[str, tuple[list[str], set[str]]] = defaultdict(lambda: ([], set()))
@@ -674,7 +674,7 @@ def _bases_under(layout: KeyLayout, prefix: str, found: Iterable[str]) -> set[st
     return bases
 
 
-def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
+def clear_flow(layout: KeyLayout, prefix: str) -> CommandFlow:
     """Delete every entry under `prefix` with SCAN (never KEYS/FLUSHDB); whole groups lose metadata too
     (but not their generations, which are bumped first, in every group `prefix` covers)."""
     group = layout.single_group(prefix)
@@ -685,7 +685,7 @@ def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
         bases = _bases_under(layout, prefix, (k for batch in seen for k in batch))
         bases.add(layout.prefix + _GENERIC_TAG)
     if bases:
-        yield Batch(tuple(Call(("HINCRBY", layout.gen_key(b), "*", 1)) for b in sorted(bases)))
+        yield Batch(tuple(Command(("HINCRBY", layout.gen_key(b), "*", 1)) for b in sorted(bases)))
     batches = yield from _scan_keys(layout, prefix)
     whole = layout.whole_groups(prefix)
     total = 0
@@ -708,15 +708,15 @@ def clear_flow(layout: KeyLayout, prefix: str) -> Flow:
             by_base[layout.base_of(k)][0].append(k)
         for k in meta:
             by_base[layout.base_of(k)][1].append(k)
-        calls = [Call(("UNLINK", *d)) for d, _ in by_base.values() if d]
-        calls += [Call(("UNLINK", *m)) for _, m in by_base.values() if m]
+        calls = [Command(("UNLINK", *d)) for d, _ in by_base.values() if d]
+        calls += [Command(("UNLINK", *m)) for _, m in by_base.values() if m]
         if calls:
             replies = yield Batch(tuple(calls))
             total += sum(int(r) for r in replies[: sum(1 for d, _ in by_base.values() if d)])
     return total
 
 
-def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> Flow:
+def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> CommandFlow:
     """Delete entries carrying any of `tags` under `prefix`: one TAGS_SCRIPT call per group, which bumps the
     tags' generations (in every group `prefix` covers, found by their tag sets and generation hashes)."""
     tags = list(dict.fromkeys(tags))
@@ -757,7 +757,7 @@ def delete_tags_flow(layout: KeyLayout, tags: Collection[str], prefix: str) -> F
     return sum(int(r) for r in replies)
 
 
-def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Flow:
+def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> CommandFlow:
     """Emit an `EntryInfo` per live entry under `prefix` (carrying `tag` when given), in key order."""
     collected: list[EntryInfo] = []
     for pattern, slot_key in layout.scan_patterns(prefix):
@@ -769,11 +769,11 @@ def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Fl
                 pairs = [(k, lk) for k in map(_text, raw) if (lk := layout.logical_key(k)) is not None]
                 pairs = [(k, lk) for k, lk in pairs if lk.startswith(prefix)]
                 if pairs:
-                    calls: list[Call] = []
+                    calls: list[Command] = []
                     for k, _ in pairs:
-                        calls += [Call(("HSTRLEN", k, "v")), Call(("HMGET", k, "t", "c")), Call(("PTTL", k))]
+                        calls += [Command(("HSTRLEN", k, "v")), Command(("HMGET", k, "t", "c")), Command(("PTTL", k))]
                         if layout.max_entries is not None:
-                            calls.append(Call(("ZSCORE", layout.lru_key(layout.base_of(k)), k)))
+                            calls.append(Command(("ZSCORE", layout.lru_key(layout.base_of(k)), k)))
                     replies = yield Batch(tuple(calls))
                     step = 3 if layout.max_entries is None else 4
                     entries = []
@@ -802,14 +802,14 @@ def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Fl
     yield Emit(tuple(sorted(collected, key=lambda e: e.key)))
 
 
-def acquire_flow(layout: KeyLayout, name: str, ttl: float, token: str) -> Flow:
+def acquire_flow(layout: KeyLayout, name: str, ttl: float, token: str) -> CommandFlow:
     """SET NX PX with a random owner token (and drop the lock's wake stream); return the token when taken."""
     keys = [layout.lock_key(name), layout.wake_key(name)]
     (reply,) = yield Batch((_script_call(ACQUIRE_SCRIPT, keys, [token, max(1, ttl_ms(ttl))]),))
     return token if int(reply) else None
 
 
-def release_flow(layout: KeyLayout, name: str, token: str) -> Flow:
+def release_flow(layout: KeyLayout, name: str, token: str) -> CommandFlow:
     """Compare-and-delete the lock in Lua, waking its waiters; return whether `token` owned it."""
     keys = [layout.lock_key(name), layout.wake_key(name)]
     (reply,) = yield Batch((_script_call(RELEASE_SCRIPT, keys, [token]),))
@@ -828,7 +828,7 @@ def lock_get_flow(
     now_ms: int,
     token: str,
     fence_id: str,
-) -> Flow:
+) -> CommandFlow:
     """Read `key`; when it is missing (or `force`), try to take lock `name` and read the fence of writing `key`:
     one LOCK_GET_SCRIPT call. With `wait` (seconds), first block until the lock's owner releases it, at most that
     long: an `XREAD BLOCK` on its wake stream pipelined before the script, which Redis runs as soon as the XREAD
@@ -843,7 +843,7 @@ def lock_get_flow(
     calls = [_script_call(LOCK_GET_SCRIPT, keys, args)]
     if wait > 0:
         ms = max(1, math.ceil(wait * 1000))
-        calls.insert(0, Call(("XREAD", "BLOCK", ms, "STREAMS", layout.wake_key(name), "0-0")))
+        calls.insert(0, Command(("XREAD", "BLOCK", ms, "STREAMS", layout.wake_key(name), "0-0")))
     replies = yield Batch(tuple(calls))
     reply = replies[-1]
     if not reply[0]:
@@ -851,6 +851,6 @@ def lock_get_flow(
     return token, reply[1], _fence_of(layout, (key,), tags, [reply[2]])
 
 
-def publish_flow(layout: KeyLayout, message: bytes) -> Flow:
+def publish_flow(layout: KeyLayout, message: bytes) -> CommandFlow:
     """PUBLISH an invalidation message on the layout's channel."""
-    yield Batch((Call(("PUBLISH", layout.channel(), message)),))
+    yield Batch((Command(("PUBLISH", layout.channel(), message)),))

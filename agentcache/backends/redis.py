@@ -37,7 +37,7 @@ from agentcache.backends.base import Backend, EntryInfo, Item
 from agentcache.errors import BackendError, BackendUnavailable, ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from agentcache.backends._redis_plan import Flow
+    from agentcache.backends._redis_plan import CommandFlow
 
 __all__ = ["RedisBackend", "open_redis"]
 
@@ -314,7 +314,7 @@ class RedisBackend:
 
     # -- drivers ---------------------------------------------------------------------------------------------
 
-    def _run(self, flow: Flow) -> Any:
+    def _run(self, flow: CommandFlow) -> Any:
         with _map_errors():
             client = self._sync()
             reply: Any = None
@@ -324,7 +324,7 @@ class RedisBackend:
             except StopIteration as stop:
                 return stop.value
 
-    async def _arun(self, flow: Flow) -> Any:
+    async def _arun(self, flow: CommandFlow) -> Any:
         with _map_errors():
             client = self._async()
             reply: Any = None
@@ -334,7 +334,7 @@ class RedisBackend:
             except StopIteration as stop:
                 return stop.value
 
-    def _iterate(self, flow: Flow) -> Iterator[EntryInfo]:
+    def _iterate(self, flow: CommandFlow) -> Iterator[EntryInfo]:
         reply: Any = None
         while True:
             with _map_errors():
@@ -372,7 +372,7 @@ class RedisBackend:
             return client.execute_command(*args)
         return _scan_reply(client.execute_command(*args, target_nodes=op.node))
 
-    def _call_one(self, client: Any, call: plan.Call) -> Any:
+    def _call_one(self, client: Any, call: plan.Command) -> Any:
         from redis.exceptions import NoScriptError
 
         try:
@@ -409,7 +409,7 @@ class RedisBackend:
             return await client.execute_command(*args)
         return _scan_reply(await client.execute_command(*args, target_nodes=op.node))
 
-    async def _acall_one(self, client: Any, call: plan.Call) -> Any:
+    async def _acall_one(self, client: Any, call: plan.Command) -> Any:
         from redis.exceptions import NoScriptError
 
         try:
@@ -513,7 +513,9 @@ class RedisBackend:
         found: tuple[str | None, bytes | None, object | None] = self._run(flow)
         return found
 
-    def _lock_get_flow(self, key: str, name: str, ttl: float, tags: Collection[str], force: bool, wait: float) -> Flow:
+    def _lock_get_flow(
+        self, key: str, name: str, ttl: float, tags: Collection[str], force: bool, wait: float
+    ) -> CommandFlow:
         return plan.lock_get_flow(
             self.layout,
             key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agentcache.cli.store import EXIT_OK, CliError, Session, emit, emit_json
+from agentcache.cli.store import EXIT_OK, CliError, Session, echo, echo_json
 
 __all__ = ["EXIT_OVER_BUDGET", "add_eval_arguments", "cmd_eval"]
 
@@ -40,9 +40,9 @@ def cmd_eval(s: Session, args: argparse.Namespace) -> int:
     report = evaluate(load_pairs(path), max_wrong=args.max_wrong, threshold=args.threshold, judge=not args.no_judge)
     over = report.total.look_alikes > 0 and report.total.wrong_rate > report.max_wrong
     if getattr(args, "as_json", False):
-        emit_json({**report.to_dict(), "over_budget": over})
+        echo_json({**report.to_dict(), "over_budget": over})
     else:
-        emit(str(report))
+        echo(str(report))
         if over:
-            emit(f"FAIL: {report.total.wrong_rate:.1%} of look-alikes served, over the budget {report.max_wrong:g}")
+            echo(f"FAIL: {report.total.wrong_rate:.1%} of look-alikes served, over the budget {report.max_wrong:g}")
     return EXIT_OVER_BUDGET if over else EXIT_OK

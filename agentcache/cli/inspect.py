@@ -15,8 +15,8 @@ from agentcache.cli.store import (
     Session,
     Shown,
     decode,
-    emit,
-    emit_json,
+    echo,
+    echo_json,
     entry_info,
     parts,
     resolve_key,
@@ -55,7 +55,7 @@ def cmd_stats(s: Session, args: argparse.Namespace) -> int:
     entries = sum(g[0] for g in groups.values())
     size = sum(g[1] for g in groups.values())
     if args.as_json:
-        emit_json(
+        echo_json(
             {
                 "url": s.url,
                 "snapshots": snapshots,
@@ -74,21 +74,21 @@ def cmd_stats(s: Session, args: argparse.Namespace) -> int:
         return EXIT_OK
     if report.by_function:
         plural = "" if snapshots == 1 else "s"
-        emit(f"Cache statistics: summed over {snapshots} process snapshot{plural} in {s.url}")
-        emit(str(report))
+        echo(f"Cache statistics: summed over {snapshots} process snapshot{plural} in {s.url}")
+        echo(str(report))
     else:
-        emit(f"No statistics recorded in {s.url} yet.")
-        emit("Each process writes its counters every 10 s while it caches and at exit (agentcache.flush_stats()).")
-    emit()
+        echo(f"No statistics recorded in {s.url} yet.")
+        echo("Each process writes its counters every 10 s while it caches and at exit (agentcache.flush_stats()).")
+    echo()
     if not groups:
-        emit("Store contents: no entries.")
+        echo("Store contents: no entries.")
         return EXIT_OK
     rows = [[ns, layer, f"{g[0]:,}", human_bytes(g[1])] for (ns, layer), g in sorted(groups.items())]
     rows.append(["TOTAL", "", f"{entries:,}", human_bytes(size)])
-    emit(f"Store contents ({s.url})")
-    emit(format_table(["namespace", "layer", "entries", "size"], rows, align="llrr"))
+    echo(f"Store contents ({s.url})")
+    echo(format_table(["namespace", "layer", "entries", "size"], rows, align="llrr"))
     if internal:
-        emit(
+        echo(
             f"plus {snapshots} stats snapshot(s) and {internal.get('_events', 0)} event rule(s) "
             "(`agentcache ls --all` lists them)"
         )
@@ -120,7 +120,7 @@ def cmd_ls(s: Session, args: argparse.Namespace) -> int:
     shown.sort(key=lambda row: (row[0].namespace, row[0].layer, row[0].function, row[1].created_at or 0.0))
     now = time.time()
     if args.as_json:
-        emit_json(
+        echo_json(
             {
                 "matched": matched,
                 "shown": len(shown),
@@ -143,7 +143,7 @@ def cmd_ls(s: Session, args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if not shown:
-        emit("No entries" + (" match these filters." if _filtered(args) else f" in {s.url}."))
+        echo("No entries" + (" match these filters." if _filtered(args) else f" in {s.url}."))
         return EXIT_OK
     rows = [
         [
@@ -159,11 +159,11 @@ def cmd_ls(s: Session, args: argparse.Namespace) -> int:
         for p, info in shown
     ]
     headers = ["namespace", "layer", "function", "digest", "size", "age", "expires in", "tags"]
-    emit(format_table(headers, rows, align="llllrrrl"))
+    echo(format_table(headers, rows, align="llllrrrl"))
     if matched > len(shown):
-        emit(f"showing {len(shown):,} of {matched:,} entries (--limit 0 shows all)")
+        echo(f"showing {len(shown):,} of {matched:,} entries (--limit 0 shows all)")
     else:
-        emit(f"{matched:,} {'entry' if matched == 1 else 'entries'}")
+        echo(f"{matched:,} {'entry' if matched == 1 else 'entries'}")
     return EXIT_OK
 
 
@@ -195,7 +195,7 @@ def cmd_show(s: Session, args: argparse.Namespace) -> int:
         usage_json = None if usage is None else {**usage.to_dict(), "total_tokens": usage.total_tokens}
         if usage_json is not None:
             usage_json["usd"] = usage.cost() if usage is not None else 0.0
-        emit_json(
+        echo_json(
             {
                 "key": key,
                 "namespace": p.namespace,
@@ -234,14 +234,14 @@ def cmd_show(s: Session, args: argparse.Namespace) -> int:
         lines.append(("note", shown.note))
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
-        emit(f"{name.ljust(width)}  {value}")
-    emit("value:")
+        echo(f"{name.ljust(width)}  {value}")
+    echo("value:")
     text = render_json(shown.value)
     if not args.full:
         text, cut = truncate(text)
         if cut:
             text += f"\n… {cut:,} more characters (--full shows everything)"
-    emit(text)
+    echo(text)
     return EXIT_OK
 
 

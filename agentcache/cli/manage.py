@@ -14,8 +14,8 @@ from agentcache.cli.store import (
     EXIT_USAGE,
     CliError,
     Session,
-    emit,
-    emit_json,
+    echo,
+    echo_json,
     parts,
     resolve_key,
 )
@@ -55,7 +55,7 @@ def cmd_clear(s: Session, args: argparse.Namespace) -> int:
         else:
             question = f"Delete all {total:,} agentcache entries ({len(namespaces)} namespaces) in {s.url}?"
         if not _confirm(question):
-            emit("Nothing deleted.")
+            echo("Nothing deleted.")
             return EXIT_OK
     deleted = 0
     if not s.absent():
@@ -67,9 +67,9 @@ def cmd_clear(s: Session, args: argparse.Namespace) -> int:
         finally:
             progress.close()
     if args.as_json:
-        emit_json({"deleted": deleted})
+        echo_json({"deleted": deleted})
     else:
-        emit(f"Deleted {deleted:,} {'entry' if deleted == 1 else 'entries'} ({where}).")
+        echo(f"Deleted {deleted:,} {'entry' if deleted == 1 else 'entries'} ({where}).")
     return EXIT_OK
 
 
@@ -112,9 +112,9 @@ def cmd_invalidate(s: Session, args: argparse.Namespace) -> int:
         detail = {"tags": tags, "namespace": args.namespace}
         what = f"tags {', '.join(tags)}" + (f" in namespace {args.namespace!r}" if args.namespace else "")
     if args.as_json:
-        emit_json({"deleted": deleted, **detail})
+        echo_json({"deleted": deleted, **detail})
     else:
-        emit(f"Invalidated {what}: deleted {deleted:,} {'entry' if deleted == 1 else 'entries'}.")
+        echo(f"Invalidated {what}: deleted {deleted:,} {'entry' if deleted == 1 else 'entries'}.")
     return EXIT_OK
 
 
@@ -159,7 +159,7 @@ def cmd_info(s: Session, args: argparse.Namespace) -> int:
         info["error"] = str(exc)
         code = EXIT_USAGE
     if args.as_json:
-        emit_json(info)
+        echo_json(info)
         return code
     rows = [
         ("agentcache", info["version"]),
@@ -182,5 +182,5 @@ def cmd_info(s: Session, args: argparse.Namespace) -> int:
         rows.append(("backend", f"cannot open: {info['error']}"))
     width = max(len(k) for k, _ in rows)
     for name, value in rows:
-        emit(f"{name.ljust(width)}  {value}")
+        echo(f"{name.ljust(width)}  {value}")
     return code

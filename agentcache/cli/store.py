@@ -30,8 +30,8 @@ __all__ = [
     "Session",
     "Shown",
     "decode",
-    "emit",
-    "emit_json",
+    "echo",
+    "echo_json",
     "entry_info",
     "parts",
     "resolve_key",
@@ -130,14 +130,14 @@ class Session:
         self.cache.close()
 
 
-def emit(text: str = "") -> None:
+def echo(text: str = "") -> None:
     """Print a line on stdout."""
     sys.stdout.write(text + "\n")
 
 
-def emit_json(value: Any) -> None:
+def echo_json(value: Any) -> None:
     """Print `value` as indented JSON on stdout."""
-    emit(render_json(value))
+    echo(render_json(value))
 
 
 def resolve_key(s: Session, text: str) -> str:

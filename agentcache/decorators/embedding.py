@@ -19,7 +19,7 @@ from agentcache.codec.entries import decode_vector, encode_vector
 from agentcache.decorators.function import FunctionLayer, attach
 from agentcache.engine import control as _control
 from agentcache.engine.control import Control
-from agentcache.engine.flow import Compute, Flow, GetMany, ReadFence, Store, run_async, run_sync
+from agentcache.engine.flow import Compute, Flow, GetMany, Put, ReadFence, run_async, run_sync
 from agentcache.engine.layer import CacheLayer, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError, SerializationError
@@ -124,7 +124,7 @@ def batch_flow(
             stores
             and (ttl is None or ttl > 0)
             and (fence is not None or core.cache.epoch_of_many(missing_keys, tags) == epoch)
-            and (yield Store(items, fence))
+            and (yield Put(items, fence))
         ):
             core.counters.add("stores", len(by_text))
         out = [by_text[t] if v is None else v for t, v in zip(texts, out, strict=True)]

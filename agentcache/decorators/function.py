@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agentcache.codec.entries import Kind, decode_parts, register_type
 from agentcache.engine import control as _control
 from agentcache.engine.flow import run_async, run_sync
-from agentcache.engine.layer import ENTRY_TAG, MISS, CacheLayer, Call, Policy
+from agentcache.engine.layer import ENTRY_TAG, MISS, CacheLayer, CallPlan, Policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError, KeyEncodingError, SerializationError
 from agentcache.keys.binding import Binder
@@ -158,7 +158,7 @@ class FunctionLayer(CacheLayer):
             ) from None
         return digest(code.encode() + b"\x00" + extra)
 
-    def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any], control: Control | None = None) -> Call:
+    def prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any], control: Control | None = None) -> CallPlan:
         """Resolve key, namespace, tags and TTL of one call (whether or not caching is disabled).
 
         Raises:
@@ -342,7 +342,7 @@ def _sync_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
-            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+            if layer.reads_shared if store is layer.reads_shared_on else layer.shares_reads(store):
                 # Redis: the read is part of the shared flight, so concurrent callers of this key read once
                 return layer.read_or_miss(
                     layer.call_at(key, ns, fields, args, kwargs),
@@ -379,7 +379,7 @@ def _async_face(layer: FunctionLayer) -> Callable[..., Any]:
         key, ns, fields, store = where
         control = _control_now()
         if control is None:
-            if layer._shares_reads if store is layer._read_store else layer.shares_reads(store):
+            if layer.reads_shared if store is layer.reads_shared_on else layer.shares_reads(store):
                 # Redis: the read is part of the shared flight, so concurrent callers of this key read once
                 return await layer.aread_or_miss(
                     layer.call_at(key, ns, fields, args, kwargs),

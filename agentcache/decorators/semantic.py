@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from agentcache.decorators.function import FunctionLayer, attach
 from agentcache.engine import control as _control
-from agentcache.engine.flow import Compute, Flow, Get, GetMany, ReadFence, Store, run_async, run_sync
-from agentcache.engine.layer import MISS, OVERTAKEN, CacheLayer, Call, make_policy
+from agentcache.engine.flow import Compute, Flow, Get, GetMany, Put, ReadFence, run_async, run_sync
+from agentcache.engine.layer import MISS, OVERTAKEN, CacheLayer, CallPlan, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError
 from agentcache.keys.encoding import make_key, mapping_digest
@@ -148,7 +148,7 @@ class SemanticLayer(CacheLayer):
             self._embedder = LocalEmbedder()
         return self._embedder
 
-    def locate(self, call: Call) -> tuple[str, str, str]:
+    def locate(self, call: CallPlan) -> tuple[str, str, str]:
         """`(query text, vector-record key prefix of the partition, this call's vector-record key)`."""
         from agentcache.semantic.conversation import pack
         from agentcache.semantic.query import split_query_context
@@ -160,7 +160,7 @@ class SemanticLayer(CacheLayer):
         prefix = make_key(call.namespace, VECTOR_LAYER, partition, "")
         return text, prefix, prefix + call.key.rsplit(":", 1)[1]
 
-    def flow(self, call: Call, text: str, prefix: str, record_key: str) -> Flow[Outcome]:
+    def flow(self, call: CallPlan, text: str, prefix: str, record_key: str) -> Flow[Outcome]:
         """Exact read, then semantic search in the partition, then (on a miss) compute and store both records."""
         from agentcache.semantic.conversation import unpack
         from agentcache.semantic.guards import effective_threshold
@@ -208,7 +208,7 @@ class SemanticLayer(CacheLayer):
             return value, raw, SemanticHit(similarity, unpack(text)[0], unpack(cached_query)[0], entry_key)
         return (yield from self._compute_and_store(call, text, record_key, vector, part))
 
-    def _shadow(self, call: Call, cached: Any, prefix: str, entry_key: str, score: float) -> Flow[Outcome]:
+    def _shadow(self, call: CallPlan, cached: Any, prefix: str, entry_key: str, score: float) -> Flow[Outcome]:
         """A sampled semantic hit: run the real call, count whether the cached answer agreed, return the real one."""
         try:
             fresh, _ = yield Compute(("call", None))
@@ -221,7 +221,7 @@ class SemanticLayer(CacheLayer):
         return fresh, None, None  # counted once, as the hit it was (`self.hit`), plus in shadow_checks
 
     def _compute_and_store(
-        self, call: Call, text: str, record_key: str, vector: list[float] | None, part: Partition | None
+        self, call: CallPlan, text: str, record_key: str, vector: list[float] | None, part: Partition | None
     ) -> Flow[Outcome]:
         """The miss: call the function, store the answer and (when there is one) the vector record."""
         from agentcache.backends.base import Item
@@ -252,7 +252,7 @@ class SemanticLayer(CacheLayer):
                     notes, _ = yield Compute(("notes", (text, notes_key(record_key))))
                     if notes is not None:
                         items.append(Item(notes_key(record_key), notes, call.ttl, call.tags))
-            if not (yield Store(items, fence)):
+            if not (yield Put(items, fence)):
                 return value, OVERTAKEN, None
             self.counters.add("stores")
             if vector is not None and part is not None:
@@ -260,7 +260,7 @@ class SemanticLayer(CacheLayer):
                 yield Compute(("announce", [record_key]))
         return value, encoded, None
 
-    def follow(self, call: Call, outcome: Outcome) -> Any:
+    def follow(self, call: CallPlan, outcome: Outcome) -> Any:
         """What a caller that waited for an identical call's lookup gets (and its `last_semantic_hit`)."""
         value, raw, hit = outcome
         _last_hit.set(hit)
@@ -271,7 +271,7 @@ class SemanticFunctionLayer(SemanticLayer, FunctionLayer):
     """The layer of a `@semantic_cached` function: its arguments are the request's fields."""
 
 
-def serve(core: SemanticLayer, call: Call, run_call: Callable[[], Any], retry: Callable[[], Any]) -> Any:
+def serve(core: SemanticLayer, call: CallPlan, run_call: Callable[[], Any], retry: Callable[[], Any]) -> Any:
     """A semantic lookup (blocking): exact read, search, checks, and on a miss `run_call()` and its store."""
     text, prefix, record_key = core.locate(call)
     store = call.store
@@ -315,7 +315,7 @@ def serve(core: SemanticLayer, call: Call, run_call: Callable[[], Any], retry: C
 
 
 async def aserve(
-    core: SemanticLayer, call: Call, run_call: Callable[[], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+    core: SemanticLayer, call: CallPlan, run_call: Callable[[], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
 ) -> Any:
     """Awaitable `serve`: `run_call()` returns an awaitable; blocking store and model work runs in threads."""
     text, prefix, record_key = core.locate(call)

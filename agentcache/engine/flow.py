@@ -1,6 +1,6 @@
 """Sans-I/O flows and their two drivers.
 
-A flow is a generator that yields operations (`Get`, `Store`, `Lock`, ...) and receives their results; it holds
+A flow is a generator that yields operations (`Get`, `Put`, `LockGet`, ...) and receives their results; it holds
 every decision, and `run_sync` / `run_async` perform the I/O. The miss path of every cache layer is written
 once this way and runs unchanged under both drivers (the idea of httpx's ``Auth.auth_flow``).
 """
@@ -27,7 +27,7 @@ __all__ = [
     "LockGet",
     "ReadFence",
     "Sleep",
-    "Store",
+    "Put",
     "StoreUnlock",
     "Unlock",
     "run_async",
@@ -87,7 +87,7 @@ class ReadFence(_Op):
         self.tags = tags
 
 
-class Store(_Op):
+class Put(_Op):
     """Write items unless an invalidation moved `fence` (`None`: unconditionally); the reply is whether it wrote."""
 
     __slots__ = ("fence", "items")
@@ -154,7 +154,7 @@ class LockGet(_Op):
 
 
 class StoreUnlock(_Op):
-    """`Store(items, fence)` then `Unlock(name, token)` (one round trip on Redis, whose release wakes the lock's
+    """`Put(items, fence)` then `Unlock(name, token)` (one round trip on Redis, whose release wakes the lock's
     waiters); the reply is whether it wrote. The lock is released in any case."""
 
     __slots__ = ("fence", "items", "name", "token")
@@ -175,7 +175,7 @@ class Sleep(_Op):
         self.seconds = seconds
 
 
-Op = Get | GetMany | GetFenced | ReadFence | Store | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
+Op = Get | GetMany | GetFenced | ReadFence | Put | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
 Flow = Generator[Op, Any, T]
 
 
@@ -199,8 +199,8 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                     reply = store.get(cast(Get, op).key)
                 elif t is GetMany:
                     reply = store.get_many(cast(GetMany, op).keys)
-                elif t is Store:
-                    write = cast(Store, op)
+                elif t is Put:
+                    write = cast(Put, op)
                     reply = _gen.write_fenced(store, write.items, write.fence)
                 elif t is GetFenced:
                     fenced = cast(GetFenced, op)
@@ -249,8 +249,8 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                     reply = await store.aget(cast(Get, op).key)
                 elif t is GetMany:
                     reply = await store.aget_many(cast(GetMany, op).keys)
-                elif t is Store:
-                    write = cast(Store, op)
+                elif t is Put:
+                    write = cast(Put, op)
                     reply = await _gen.awrite_fenced(store, write.items, write.fence)
                 elif t is GetFenced:
                     fenced = cast(GetFenced, op)

@@ -44,8 +44,8 @@ from agentcache.engine.flow import (
     GetFenced,
     GetMany,
     LockGet,
+    Put,
     ReadFence,
-    Store,
     StoreUnlock,
     Unlock,
     run_async,
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from agentcache.engine.control import Control, Mode
     from agentcache.engine.settings import Settings
 
-__all__ = ["MISS", "OVERTAKEN", "Call", "CacheLayer", "Policy", "make_policy"]
+__all__ = ["MISS", "OVERTAKEN", "CallPlan", "CacheLayer", "Policy", "make_policy"]
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ _CREATED_AT = 16
 
 
 @dataclass(slots=True)
-class Call:
+class CallPlan:
     """One call's resolved cache coordinates, and the control it runs under."""
 
     key: str
@@ -189,8 +189,9 @@ class CacheLayer:
         self._scopes: dict[str, tuple[Callable[[bytes], str], str, Settings]] = {}
         self._own_namespace = policy.namespace is not None
         self._warned: set[str] = set()
-        self._read_store: object = None  # the store `shares_reads` last answered for
-        self._shares_reads = False
+        self.reads_shared_on: object = None
+        """The store `shares_reads` last answered for; `reads_shared` is its answer (read by the faces)."""
+        self.reads_shared = False
         registry.add(self)
 
     def __repr__(self) -> str:
@@ -288,7 +289,7 @@ class CacheLayer:
         ttl: float | None = _UNSET,
         tags: Collection[str] = (),
         request: Any = None,
-    ) -> Call:
+    ) -> CallPlan:
         """The full coordinates of a call that missed (tags, TTL, store and the store's epoch for it now).
 
         `args`/`kwargs` are what a callable ``tags=`` option receives; `ttl`/`tags` override and extend the
@@ -299,7 +300,9 @@ class CacheLayer:
         if ttl is _UNSET:
             ttl = self.policy.ttl if self.policy.ttl_set else get_settings().ttl
         cache = self.cache
-        return Call(key, ns, all_tags, ttl, cache, cache.store, cache.epoch_of(key, all_tags), fields, control, request)
+        return CallPlan(
+            key, ns, all_tags, ttl, cache, cache.store, cache.epoch_of(key, all_tags), fields, control, request
+        )
 
     # -- hits and stores ----------------------------------------------------------------------------------
 
@@ -363,7 +366,7 @@ class CacheLayer:
             usage = _stream_usage(stored) if kind == "stream" else extract_usage(stored)
         return stored, usage
 
-    def encode(self, call: Call, value: Any, duration: float, kind: Kind = "value") -> bytes | None:
+    def encode(self, call: CallPlan, value: Any, duration: float, kind: Kind = "value") -> bytes | None:
         """Entry bytes for a fresh result, or `None` when it must not be stored."""
         if call.ttl is not None and call.ttl <= 0:
             return None
@@ -382,13 +385,13 @@ class CacheLayer:
             )
             return None
 
-    def items(self, call: Call, raw: bytes) -> list[Item]:
+    def items(self, call: CallPlan, raw: bytes) -> list[Item]:
         """The backend items to write for one entry."""
         from agentcache.backends.base import Item
 
         return [Item(call.key, raw, call.ttl, call.tags)]
 
-    def miss_flow(self, call: Call, *, recheck: bool) -> Flow[tuple[Any, bytes | None]]:
+    def miss_flow(self, call: CallPlan, *, recheck: bool) -> Flow[tuple[Any, bytes | None]]:
         """The miss path, written once: recheck, cross-process lock, compute, store (if still valid).
 
         The fence of the write (see `agentcache.backends.generations`) is read with the last read before
@@ -454,7 +457,7 @@ class CacheLayer:
                     stored = yield StoreUnlock(self.items(call, raw), fence, lock_name, token)
                     token = None  # released with the write
                 else:
-                    stored = yield Store(self.items(call, raw), fence)
+                    stored = yield Put(self.items(call, raw), fence)
                 if stored:
                     self.counters.add("stores")
                 else:
@@ -465,26 +468,26 @@ class CacheLayer:
             if token is not None:
                 yield Unlock(lock_name, token)
 
-    def commit_flow(self, call: Call, value: Any, duration: float, fence: object | None, kind: Kind) -> Flow[bool]:
+    def commit_flow(self, call: CallPlan, value: Any, duration: float, fence: object | None, kind: Kind) -> Flow[bool]:
         """Store a result computed outside `miss_flow` (a recorded stream, once complete) under the fence read
         before it began (`fence_flow`)."""
         if call.control is not None and not call.control.stores:
             return False
         raw = self.encode(call, value, duration, kind)
-        stored = raw is not None and self.may_store(call, fence) and bool((yield Store(self.items(call, raw), fence)))
+        stored = raw is not None and self.may_store(call, fence) and bool((yield Put(self.items(call, raw), fence)))
         if stored:
             self.counters.add("stores")
         maybe_flush()
         return stored
 
-    def fence_flow(self, call: Call) -> Flow[object | None]:
+    def fence_flow(self, call: CallPlan) -> Flow[object | None]:
         """The start of a miss computed outside `miss_flow` (a stream): count it and read its write fence."""
         self.counters.add("misses")
         fence: object | None = yield ReadFence((call.key,), call.tags)
         return fence
 
     @staticmethod
-    def may_store(call: Call, fence: object | None) -> bool:
+    def may_store(call: CallPlan, fence: object | None) -> bool:
         """Whether a result may be offered to the store: always under a fence (the store checks it); without
         generations (`None`), only if no invalidation covering the call went through this process since it
         began."""
@@ -516,7 +519,7 @@ class CacheLayer:
         """Single-flight for asyncio tasks (see `Flights.coalesce_async`)."""
         return await self.flights.coalesce_async(key, epoch, run, retry, lead, follow)
 
-    def follower_value(self, call: Call, value: Any, raw: bytes | None) -> Any:
+    def follower_value(self, call: CallPlan, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
         if raw is not None and raw is not OVERTAKEN:
             try:
@@ -532,7 +535,7 @@ class CacheLayer:
         self.counters.hit(0.0)
         return value
 
-    def miss(self, call: Call, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
+    def miss(self, call: CallPlan, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
         """After a lookup missed (blocking face): single-flight, compute, store; returns the result."""
         control = call.control
         if not self.policy.single_flight or (control is not None and control.mode == "write"):
@@ -547,7 +550,7 @@ class CacheLayer:
         )
 
     async def amiss(
-        self, call: Call, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
     ) -> Any:
         """After a lookup missed (awaitable face): the same as `miss`."""
         control = call.control
@@ -565,13 +568,13 @@ class CacheLayer:
     def shares_reads(self, store: Backend) -> bool:
         """Whether callers of one key join one flight before they read (issue 13): with single-flight, on a store
         whose read is a network round trip (`coalesce_reads`: Redis), so a stampede of N in this process costs
-        one read instead of N. Faces test `store is self._read_store` first (the hit path)."""
+        one read instead of N. Faces test `store is self.reads_shared_on` first (the hit path)."""
         inner = getattr(store, "inner", store)
         shared = self.policy.single_flight and bool(getattr(inner, "coalesce_reads", False))
-        self._read_store, self._shares_reads = store, shared
+        self.reads_shared_on, self.reads_shared = store, shared
         return shared
 
-    def read_or_miss(self, call: Call, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
+    def read_or_miss(self, call: CallPlan, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
         """The lookup and `miss` as one shared flight (see `shares_reads`): concurrent callers of `call.key` wait
         for the leader's read, and its miss when it missed; each gets its own decoded copy."""
         return self.coalesce_sync(
@@ -583,14 +586,14 @@ class CacheLayer:
             lambda outcome: self.follower_value(call, *outcome),
         )
 
-    def _read_then_miss(self, call: Call, compute: Callable[[Any], Any]) -> tuple[Any, bytes | None]:
+    def _read_then_miss(self, call: CallPlan, compute: Callable[[Any], Any]) -> tuple[Any, bytes | None]:
         raw = call.store.get(call.key)
         if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
             return value, raw
         return run_sync(self.miss_flow(call, recheck=True), call.store, compute)
 
     async def aread_or_miss(
-        self, call: Call, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
     ) -> Any:
         """Awaitable `read_or_miss`."""
         return await self.coalesce_async(
@@ -602,7 +605,9 @@ class CacheLayer:
             lambda outcome: self.follower_value(call, *outcome),
         )
 
-    async def _aread_then_miss(self, call: Call, compute: Callable[[Any], Awaitable[Any]]) -> tuple[Any, bytes | None]:
+    async def _aread_then_miss(
+        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]]
+    ) -> tuple[Any, bytes | None]:
         raw = await call.store.aget(call.key)
         if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
             return value, raw
@@ -636,7 +641,7 @@ class CacheLayer:
     def _write_flow(self, items: list[Item]) -> Flow[int]:
         if not items:
             return 0
-        written = yield Store(items, None)
+        written = yield Put(items, None)
         if not written:
             return 0
         self.counters.add("stores", len(items))
@@ -803,7 +808,7 @@ class CacheLayer:
 
     def _call_for(
         self, request: object, mode: Mode | None, max_age: TTL, ttl: TTL, tags: Collection[str]
-    ) -> tuple[Call | None, bytes | None]:
+    ) -> tuple[CallPlan | None, bytes | None]:
         """The coordinates of a `call`, and whether a lookup is due (`None` call: go around the cache)."""
         control = _control.resolve(mode, max_age)
         if get_settings().disabled:

@@ -29,7 +29,7 @@ from agentcache.decorators import prompt as pc
 from agentcache.decorators.response import TRANSPORT_FIELDS
 from agentcache.engine.control import resolve as resolve_control
 from agentcache.engine.flow import run_async, run_sync
-from agentcache.engine.layer import MISS, CacheLayer, Call, Policy, make_policy
+from agentcache.engine.layer import MISS, CacheLayer, CallPlan, Policy, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import AgentCacheError, SerializationError
 from agentcache.integrations import _forms, _streams
@@ -453,7 +453,7 @@ class WrappedClient:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sent: dict[str, Any]
-    call: Call | None
+    call: CallPlan | None
     layer: EndpointLayer | None
     fields: dict[str, Any]
     streaming: bool

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from agentcache.engine.control import resolve as resolve_control
 from agentcache.engine.flow import run_async, run_sync
-from agentcache.engine.layer import MISS, CacheLayer, Call
+from agentcache.engine.layer import MISS, CacheLayer, CallPlan
 from agentcache.engine.settings import get_settings
 from agentcache.errors import KeyEncodingError
 from agentcache.integrations import _http
@@ -131,7 +131,7 @@ class _Core:
             return True
         return str(view.get("path", "")).endswith(":streamGenerateContent")
 
-    def plan(self, key: dict[str, Any]) -> Call | None:
+    def plan(self, key: dict[str, Any]) -> CallPlan | None:
         """The coordinates of a streamed call (`None`: the kill switch or ``mode("off")``: go around the cache)."""
         control = resolve_control()
         if get_settings().disabled:
@@ -143,7 +143,7 @@ class _Core:
             where, ns, fields = self.layer.place(key)
         except KeyEncodingError:
             return None
-        call: Call = self.layer.call_at(where, ns, fields, (key,), {}, control)
+        call: CallPlan = self.layer.call_at(where, ns, fields, (key,), {}, control)
         return call
 
     @staticmethod
