@@ -219,7 +219,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                 if not coalesces(control):
                     vectors = await run_async(batch_flow(core, keys, batch, control, tags), store, compute)
                     return vectors[0] if single else vectors
-                return await core.coalesce_async(
+                return await core.flights.coalesce_async(
                     "\n".join(keys),
                     core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
                     lambda: run_async(batch_flow(core, keys, batch, control, tags), store, compute),
@@ -248,7 +248,7 @@ def embedding_cached(func: Callable[..., Any] | None = None, /, *, model: str, *
                 if not coalesces(control):
                     vectors = run_sync(batch_flow(core, keys, batch, control, tags), store, compute)
                     return vectors[0] if single else vectors
-                return core.coalesce_sync(
+                return core.flights.coalesce_sync(
                     "\n".join(keys),
                     core.cache.epoch_of_many(keys, (*tags, core.entry_tag)),
                     lambda: run_sync(batch_flow(core, keys, batch, control, tags), store, compute),

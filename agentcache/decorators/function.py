@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentcache.codec.entries import Kind, decode_parts, register_type
 from agentcache.engine import control as _control
-from agentcache.engine.flow import run_async, run_sync
+from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
 from agentcache.engine.layer import ENTRY_TAG, MISS, CacheLayer, CallPlan, Policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import ConfigurationError, KeyEncodingError, SerializationError
@@ -344,10 +344,11 @@ def _sync_face(layer: FunctionLayer) -> Callable[..., Any]:
         if control is None:
             if layer.reads_shared if store is layer.reads_shared_on else layer.shares_reads(store):
                 # Redis: the read is part of the shared flight, so concurrent callers of this key read once
-                return layer.read_or_miss(
+                return layer.miss(
                     layer.call_at(key, ns, fields, args, kwargs),
                     lambda _: func(*args, **kwargs),
                     lambda: cached(*args, **kwargs),
+                    read=True,
                 )
             raw = store.get(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
@@ -381,10 +382,11 @@ def _async_face(layer: FunctionLayer) -> Callable[..., Any]:
         if control is None:
             if layer.reads_shared if store is layer.reads_shared_on else layer.shares_reads(store):
                 # Redis: the read is part of the shared flight, so concurrent callers of this key read once
-                return await layer.aread_or_miss(
+                return await layer.amiss(
                     layer.call_at(key, ns, fields, args, kwargs),
                     lambda _: func(*args, **kwargs),
                     lambda: cached(*args, **kwargs),
+                    read=True,
                 )
             raw = await store.aget(key)
             if raw is not None and (value := layer.hit(key, raw)) is not MISS:
@@ -423,7 +425,7 @@ def _gen_face(layer: FunctionLayer) -> Callable[..., Any]:
                 yield from chunks
                 return
         call = layer.call_at(key, ns, fields, args, kwargs, control)
-        fence = run_sync(layer.fence_flow(call), call.store, _never)
+        fence = run_sync(layer.fence_flow(call), call.store, no_compute)
         recorded: list[Any] = []
         start = time.perf_counter()
         inner = func(*args, **kwargs)
@@ -438,7 +440,7 @@ def _gen_face(layer: FunctionLayer) -> Callable[..., Any]:
             layer.counters.add("errors")
             raise
         flow = layer.commit_flow(call, recorded, time.perf_counter() - start, fence, "stream")
-        run_sync(flow, call.store, _never)
+        run_sync(flow, call.store, no_compute)
 
     return cached
 
@@ -463,7 +465,7 @@ def _async_gen_face(layer: FunctionLayer) -> Callable[..., Any]:
                     yield chunk
                 return
         call = layer.call_at(key, ns, fields, args, kwargs, control)
-        fence = await run_async(layer.fence_flow(call), call.store, _anever)
+        fence = await run_async(layer.fence_flow(call), call.store, no_acompute)
         recorded: list[Any] = []
         start = time.perf_counter()
         inner = func(*args, **kwargs)
@@ -478,17 +480,9 @@ def _async_gen_face(layer: FunctionLayer) -> Callable[..., Any]:
             layer.counters.add("errors")
             raise
         flow = layer.commit_flow(call, recorded, time.perf_counter() - start, fence, "stream")
-        await run_async(flow, call.store, _anever)
+        await run_async(flow, call.store, no_acompute)
 
     return cached
-
-
-def _never(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
-
-
-async def _anever(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
 
 
 def attach(face: Any, layer: FunctionLayer) -> Any:

@@ -304,7 +304,7 @@ def serve(core: SemanticLayer, call: CallPlan, run_call: Callable[[], Any], retr
         value, _, hit = run_sync(core.flow(call, text, prefix, record_key), store, compute)
         _last_hit.set(hit)
         return value
-    return core.coalesce_sync(
+    return core.flights.coalesce_sync(
         call.key,
         call.epoch,
         lambda: run_sync(core.flow(call, text, prefix, record_key), store, compute),
@@ -349,7 +349,7 @@ async def aserve(
         value, _, hit = await run_async(core.flow(call, text, prefix, record_key), store, compute)
         _last_hit.set(hit)
         return value
-    return await core.coalesce_async(
+    return await core.flights.coalesce_async(
         call.key,
         call.epoch,
         lambda: run_async(core.flow(call, text, prefix, record_key), store, compute),

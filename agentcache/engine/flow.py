@@ -30,6 +30,8 @@ __all__ = [
     "Put",
     "StoreUnlock",
     "Unlock",
+    "no_acompute",
+    "no_compute",
     "run_async",
     "run_sync",
 ]
@@ -177,6 +179,16 @@ class Sleep(_Op):
 
 Op = Get | GetMany | GetFenced | ReadFence | Put | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
 Flow = Generator[Op, Any, T]
+
+
+def no_compute(_: Any) -> Any:
+    """The `compute` of `run_sync` for flows that compute nothing (reads, writes, fences)."""
+    raise AssertionError("this flow computes nothing")
+
+
+async def no_acompute(_: Any) -> Any:
+    """The `compute` of `run_async` for flows that compute nothing."""
+    raise AssertionError("this flow computes nothing")
 
 
 def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:

@@ -41,6 +41,7 @@ from agentcache.engine.flights import OVERTAKEN, Flights
 from agentcache.engine.flow import (
     Compute,
     Flow,
+    Get,
     GetFenced,
     GetMany,
     LockGet,
@@ -48,6 +49,8 @@ from agentcache.engine.flow import (
     ReadFence,
     StoreUnlock,
     Unlock,
+    no_acompute,
+    no_compute,
     run_async,
     run_sync,
 )
@@ -493,31 +496,7 @@ class CacheLayer:
         began."""
         return fence is not None or call.cache.epoch_of(call.key, call.tags) == call.epoch
 
-    # -- single-flight --------------------------------------------------------------------------------------
-
-    def coalesce_sync(
-        self,
-        key: str,
-        epoch: int,
-        run: Callable[[], T],
-        retry: Callable[[], Any],
-        lead: Callable[[T], Any],
-        follow: Callable[[T], Any],
-    ) -> Any:
-        """Single-flight for threads (see `Flights.coalesce_sync`)."""
-        return self.flights.coalesce_sync(key, epoch, run, retry, lead, follow)
-
-    async def coalesce_async(
-        self,
-        key: str,
-        epoch: int,
-        run: Callable[[], Awaitable[T]],
-        retry: Callable[[], Awaitable[Any]],
-        lead: Callable[[T], Any],
-        follow: Callable[[T], Any],
-    ) -> Any:
-        """Single-flight for asyncio tasks (see `Flights.coalesce_async`)."""
-        return await self.flights.coalesce_async(key, epoch, run, retry, lead, follow)
+    # -- single-flight (`self.flights`) -----------------------------------------------------------------
 
     def follower_value(self, call: CallPlan, value: Any, raw: bytes | None) -> Any:
         """What a caller that waited for another's computation gets: its own decoded copy when possible."""
@@ -535,31 +514,57 @@ class CacheLayer:
         self.counters.hit(0.0)
         return value
 
-    def miss(self, call: CallPlan, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
-        """After a lookup missed (blocking face): single-flight, compute, store; returns the result."""
+    def read_flow(self, call: CallPlan) -> Flow[tuple[Any, bytes | None]]:
+        """The lookup, then (when it missed) `miss_flow`: what a shared flight runs when reads are shared too."""
+        raw = yield Get(call.key)
+        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
+            return value, raw
+        return (yield from self.miss_flow(call, recheck=True))
+
+    def _shared_flow(self, call: CallPlan, read: bool) -> Callable[[], Flow[tuple[Any, bytes | None]]] | None:
+        """The flow a shared flight runs (`read`: the lookup too), or `None` when the call runs alone (no
+        single-flight, or a forced refresh)."""
         control = call.control
         if not self.policy.single_flight or (control is not None and control.mode == "write"):
+            return None
+        if read:
+            return lambda: self.read_flow(call)
+        return lambda: self.miss_flow(call, recheck=True)
+
+    def miss(
+        self, call: CallPlan, compute: Callable[[Any], Any], retry: Callable[[], Any], *, read: bool = False
+    ) -> Any:
+        """After a lookup missed (blocking face): single-flight, compute, store; returns the result. With `read`
+        the lookup itself is part of the shared flight (see `shares_reads`): concurrent callers of `call.key`
+        wait for the leader's read, and its miss when it missed; each gets its own decoded copy."""
+        flow = self._shared_flow(call, read)
+        if flow is None:
             return run_sync(self.miss_flow(call, recheck=False), call.store, compute)[0]
-        return self.coalesce_sync(
+        return self.flights.coalesce_sync(
             call.key,
             call.epoch,
-            lambda: run_sync(self.miss_flow(call, recheck=True), call.store, compute),
+            lambda: run_sync(flow(), call.store, compute),
             retry,
             _first,
             lambda outcome: self.follower_value(call, *outcome),
         )
 
     async def amiss(
-        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
+        self,
+        call: CallPlan,
+        compute: Callable[[Any], Awaitable[Any]],
+        retry: Callable[[], Awaitable[Any]],
+        *,
+        read: bool = False,
     ) -> Any:
         """After a lookup missed (awaitable face): the same as `miss`."""
-        control = call.control
-        if not self.policy.single_flight or (control is not None and control.mode == "write"):
+        flow = self._shared_flow(call, read)
+        if flow is None:
             return (await run_async(self.miss_flow(call, recheck=False), call.store, compute))[0]
-        return await self.coalesce_async(
+        return await self.flights.coalesce_async(
             call.key,
             call.epoch,
-            lambda: run_async(self.miss_flow(call, recheck=True), call.store, compute),
+            lambda: run_async(flow(), call.store, compute),
             retry,
             _first,
             lambda outcome: self.follower_value(call, *outcome),
@@ -573,45 +578,6 @@ class CacheLayer:
         shared = self.policy.single_flight and bool(getattr(inner, "coalesce_reads", False))
         self.reads_shared_on, self.reads_shared = store, shared
         return shared
-
-    def read_or_miss(self, call: CallPlan, compute: Callable[[Any], Any], retry: Callable[[], Any]) -> Any:
-        """The lookup and `miss` as one shared flight (see `shares_reads`): concurrent callers of `call.key` wait
-        for the leader's read, and its miss when it missed; each gets its own decoded copy."""
-        return self.coalesce_sync(
-            call.key,
-            call.epoch,
-            lambda: self._read_then_miss(call, compute),
-            retry,
-            _first,
-            lambda outcome: self.follower_value(call, *outcome),
-        )
-
-    def _read_then_miss(self, call: CallPlan, compute: Callable[[Any], Any]) -> tuple[Any, bytes | None]:
-        raw = call.store.get(call.key)
-        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
-            return value, raw
-        return run_sync(self.miss_flow(call, recheck=True), call.store, compute)
-
-    async def aread_or_miss(
-        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]], retry: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        """Awaitable `read_or_miss`."""
-        return await self.coalesce_async(
-            call.key,
-            call.epoch,
-            lambda: self._aread_then_miss(call, compute),
-            retry,
-            _first,
-            lambda outcome: self.follower_value(call, *outcome),
-        )
-
-    async def _aread_then_miss(
-        self, call: CallPlan, compute: Callable[[Any], Awaitable[Any]]
-    ) -> tuple[Any, bytes | None]:
-        raw = await call.store.aget(call.key)
-        if raw is not None and (value := self.hit(call.key, raw)) is not MISS:
-            return value, raw
-        return await run_async(self.miss_flow(call, recheck=True), call.store, compute)
 
     def bypass(self) -> None:
         """Count a call that went around the cache (``mode("off")``)."""
@@ -675,7 +641,7 @@ class CacheLayer:
         keys, control = self._reads(requests, mode, max_age)
         if not keys:
             return [default] * len(requests)
-        values = run_sync(self._read_flow(keys, control), self.cache.store, _no_compute)
+        values = run_sync(self._read_flow(keys, control), self.cache.store, no_compute)
         return [default if v is MISS else v for v in values]
 
     async def aget_many(
@@ -686,7 +652,7 @@ class CacheLayer:
         keys, control = self._reads(requests, mode, max_age)
         if not keys:
             return [default] * len(requests)
-        values = await run_async(self._read_flow(keys, control), self.cache.store, _no_acompute)
+        values = await run_async(self._read_flow(keys, control), self.cache.store, no_acompute)
         return [default if v is MISS else v for v in values]
 
     def _ttl(self, ttl: TTL) -> float | None:
@@ -754,7 +720,7 @@ class CacheLayer:
         """Store several ``(request, value)`` pairs (or a mapping with hashable requests) in one round trip;
         how many were written."""
         items = self._items(pairs, ttl, tags, mode)
-        return run_sync(self._write_flow(items), self.cache.store, _no_compute) if items else 0
+        return run_sync(self._write_flow(items), self.cache.store, no_compute) if items else 0
 
     async def aset_many(
         self,
@@ -766,7 +732,7 @@ class CacheLayer:
     ) -> int:
         """Awaitable `set_many`."""
         items = self._items(pairs, ttl, tags, mode)
-        return await run_async(self._write_flow(items), self.cache.store, _no_acompute) if items else 0
+        return await run_async(self._write_flow(items), self.cache.store, no_acompute) if items else 0
 
     def delete(self, request: object) -> bool:
         """Delete the entry of `request` (computations of it still running do not store theirs); whether one was
@@ -808,16 +774,16 @@ class CacheLayer:
 
     def _call_for(
         self, request: object, mode: Mode | None, max_age: TTL, ttl: TTL, tags: Collection[str]
-    ) -> tuple[CallPlan | None, bytes | None]:
-        """The coordinates of a `call`, and whether a lookup is due (`None` call: go around the cache)."""
+    ) -> CallPlan | None:
+        """The coordinates of a `call` (`None`: go around the cache)."""
         control = _control.resolve(mode, max_age)
         if get_settings().disabled:
-            return None, None
+            return None
         if control is not None and control.mode == "off":
             self.bypass()
-            return None, None
+            return None
         key, ns, fields = self.place(request)
-        return self.call_at(key, ns, fields, (request,), {}, control, ttl=self._ttl(ttl), tags=tags), None
+        return self.call_at(key, ns, fields, (request,), {}, control, ttl=self._ttl(ttl), tags=tags)
 
     def call(
         self,
@@ -831,12 +797,12 @@ class CacheLayer:
     ) -> T:
         """The cached result of `request`, or ``compute()`` run once (concurrent callers wait for it), stored
         unless `cache_if` refuses it. An exception from `compute` propagates and nothing is stored."""
-        call, _ = self._call_for(request, mode, max_age, ttl, tags)
+        call = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return compute()
         retry = lambda: self.call(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
         if call.control is None and self.shares_reads(call.store):
-            shared: T = self.read_or_miss(call, lambda _: compute(), retry)
+            shared: T = self.miss(call, lambda _: compute(), retry, read=True)
             return shared
         if call.control is None or call.control.reads:
             raw = call.store.get(call.key)
@@ -856,12 +822,12 @@ class CacheLayer:
         max_age: TTL = None,
     ) -> T:
         """Awaitable `call`: `compute` returns an awaitable."""
-        call, _ = self._call_for(request, mode, max_age, ttl, tags)
+        call = self._call_for(request, mode, max_age, ttl, tags)
         if call is None:
             return await compute()
         retry = lambda: self.acall(request, compute, ttl=ttl, tags=tags, mode=mode, max_age=max_age)  # noqa: E731
         if call.control is None and self.shares_reads(call.store):
-            shared: T = await self.aread_or_miss(call, lambda _: compute(), retry)
+            shared: T = await self.amiss(call, lambda _: compute(), retry, read=True)
             return shared
         if call.control is None or call.control.reads:
             raw = await call.store.aget(call.key)
@@ -886,14 +852,6 @@ def _age(raw: bytes) -> float:
 
 def _first(outcome: tuple[Any, ...]) -> Any:
     return outcome[0]
-
-
-def _no_compute(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
-
-
-async def _no_acompute(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
 
 
 _locking: dict[int, tuple[weakref.ref[Backend], bool]] = {}  # id(store) -> (the store, the answer)

@@ -28,7 +28,7 @@ from agentcache.codec.entries import Kind
 from agentcache.decorators import prompt as pc
 from agentcache.decorators.response import TRANSPORT_FIELDS
 from agentcache.engine.control import resolve as resolve_control
-from agentcache.engine.flow import run_async, run_sync
+from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
 from agentcache.engine.layer import MISS, CacheLayer, CallPlan, Policy, make_policy
 from agentcache.engine.settings import get_settings
 from agentcache.errors import AgentCacheError, SerializationError
@@ -384,7 +384,7 @@ class WrappedClient:
             if raw is not None and (hit := layer.hit(call.key, raw, "value", sent, call.max_age)) is not MISS:
                 return hit
         if plan.streaming:  # a stream is consumed by its caller: followers could not share it
-            fence = run_sync(layer.fence_flow(call), call.store, _never)
+            fence = run_sync(layer.fence_flow(call), call.store, no_compute)
             start = time.perf_counter()
             try:
                 stream = method(**sent)
@@ -395,7 +395,7 @@ class WrappedClient:
             def done(events: list[tuple[str | None, str]]) -> None:
                 duration = time.perf_counter() - start
                 self.account(endpoint, sent, extract_usage(_streams.events_to_object(endpoint.provider, events)))
-                run_sync(layer.commit_flow(call, events, duration, fence, "stream"), call.store, _never)
+                run_sync(layer.commit_flow(call, events, duration, fence, "stream"), call.store, no_compute)
 
             return _record_or_pass(stream, endpoint.provider, done)
 
@@ -424,7 +424,7 @@ class WrappedClient:
             if raw is not None and (hit := layer.hit(call.key, raw, "value", sent, call.max_age)) is not MISS:
                 return hit
         if plan.streaming:
-            fence = await run_async(layer.fence_flow(call), call.store, _anever)
+            fence = await run_async(layer.fence_flow(call), call.store, no_acompute)
             start = time.perf_counter()
             try:
                 stream = await method(**sent)
@@ -435,7 +435,7 @@ class WrappedClient:
             async def done(events: list[tuple[str | None, str]]) -> None:
                 duration = time.perf_counter() - start
                 self.account(endpoint, sent, extract_usage(_streams.events_to_object(endpoint.provider, events)))
-                await run_async(layer.commit_flow(call, events, duration, fence, "stream"), call.store, _anever)
+                await run_async(layer.commit_flow(call, events, duration, fence, "stream"), call.store, no_acompute)
 
             return _record_or_pass(stream, endpoint.provider, done)
 
@@ -457,14 +457,6 @@ class _Plan:
     layer: EndpointLayer | None
     fields: dict[str, Any]
     streaming: bool
-
-
-def _never(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
-
-
-async def _anever(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
 
 
 def _is_resource(value: Any) -> bool:

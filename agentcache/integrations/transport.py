@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentcache.engine.control import resolve as resolve_control
-from agentcache.engine.flow import run_async, run_sync
+from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
 from agentcache.engine.layer import MISS, CacheLayer, CallPlan
 from agentcache.engine.settings import get_settings
 from agentcache.errors import KeyEncodingError
@@ -196,14 +196,6 @@ def _usage_of(value: Any) -> Usage | None:
     return extract_usage(_streams.events_to_object(provider, events))
 
 
-def _never(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
-
-
-async def _anever(_: Any) -> Any:
-    raise AssertionError("this flow computes nothing")
-
-
 def _sync_face(http: Any) -> type:
     class CacheTransport(http.BaseTransport):  # type: ignore[misc]
         """An `httpx.BaseTransport` answering model calls from the cache (see `agentcache.http_client`)."""
@@ -255,7 +247,7 @@ def _sync_face(http: Any) -> type:
                 if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                     core.recorded(cassette, view, value)
                     return core.response_of(value, request)
-            fence = run_sync(layer.fence_flow(call), call.store, _never)
+            fence = run_sync(layer.fence_flow(call), call.store, no_compute)
             start = time.perf_counter()
             try:
                 response = self._inner.handle_request(request)
@@ -265,7 +257,7 @@ def _sync_face(http: Any) -> type:
 
             def done(value: dict[str, Any]) -> None:
                 duration = time.perf_counter() - start
-                run_sync(layer.commit_flow(call, value, duration, fence, "value"), call.store, _never)
+                run_sync(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_compute)
                 core.recorded(cassette, view, value)
 
             if core.is_sse(response):
@@ -332,7 +324,7 @@ def _async_face(http: Any) -> type:
                 if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
                     core.recorded(cassette, view, value)
                     return core.response_of(value, request)
-            fence = await run_async(layer.fence_flow(call), call.store, _anever)
+            fence = await run_async(layer.fence_flow(call), call.store, no_acompute)
             start = time.perf_counter()
             try:
                 response = await self._inner.handle_async_request(request)
@@ -342,7 +334,7 @@ def _async_face(http: Any) -> type:
 
             async def done(value: dict[str, Any]) -> None:
                 duration = time.perf_counter() - start
-                await run_async(layer.commit_flow(call, value, duration, fence, "value"), call.store, _anever)
+                await run_async(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_acompute)
                 core.recorded(cassette, view, value)
 
             if core.is_sse(response):
