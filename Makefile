@@ -50,6 +50,7 @@ examples: venv ## run every example as a smoke test (throwaway or project-local 
 bench: venv redis-server ## run the benchmarks; tables land in benchmarks/results/
 	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_regression.py
+	$(BIN)/python benchmarks/bench_long_request.py
 	$(BIN)/python benchmarks/bench_sqlite.py
 	$(BIN)/python benchmarks/bench_small.py
 	$(BIN)/python benchmarks/bench_redis.py
