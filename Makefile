@@ -53,6 +53,7 @@ bench: venv redis-server ## run the benchmarks; tables land in benchmarks/result
 	$(BIN)/python benchmarks/bench_long_request.py
 	$(BIN)/python benchmarks/bench_sqlite.py
 	$(BIN)/python benchmarks/bench_small.py
+	$(BIN)/python benchmarks/bench_memo.py
 	$(BIN)/python benchmarks/bench_redis.py
 	$(BIN)/python benchmarks/bench_start.py
 	$(BIN)/python benchmarks/bench_sdk.py
