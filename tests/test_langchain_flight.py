@@ -1,0 +1,151 @@
+"""`LLMCache` single flight: concurrent identical `ChatOpenAI` calls make one request (#11.3).
+
+LangChain's cache protocol is a lookup, then an update after the model call. The fake server holds its answers
+until every caller has made its lookup (`server.hold`), so without single flight each caller misses and calls
+upstream (8 requests: `test_without_single_flight_each_caller_pays`), and with it one request is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import openai
+import pytest
+from langchain_core.globals import set_llm_cache
+from langchain_openai import ChatOpenAI
+
+from agentcache.integrations.langchain import LLMCache
+
+N = 8
+QUESTION = "What is the capital of France?"
+
+
+class GatedCache(LLMCache):
+    """`LLMCache` that sets `all_in` once `expected` lookups began (the server's answers wait for it)."""
+
+    def __init__(self, expected: int = N, **options: Any) -> None:
+        super().__init__(**options)
+        self.expected = expected
+        self.lookups = 0
+        self.all_in = threading.Event()
+        self._count_lock = threading.Lock()
+
+    def _arrived(self) -> None:
+        with self._count_lock:
+            self.lookups += 1
+            if self.lookups >= self.expected:
+                self.all_in.set()
+
+    def lookup(self, prompt: str, llm_string: str) -> Any:
+        self._arrived()
+        return super().lookup(prompt, llm_string)
+
+    async def alookup(self, prompt: str, llm_string: str) -> Any:
+        self._arrived()
+        return await super().alookup(prompt, llm_string)
+
+
+@pytest.fixture(autouse=True)
+def _no_global_cache() -> Iterator[None]:
+    yield
+    set_llm_cache(None)
+
+
+def chat_openai(server: Any) -> ChatOpenAI:
+    return ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
+
+
+def gated(server: Any, **options: Any) -> GatedCache:
+    cache = GatedCache(**options)
+    set_llm_cache(cache)
+    server.hold = cache.all_in
+    return cache
+
+
+def invoke_all(llm: ChatOpenAI, n: int = N) -> list[Any]:
+    """`n` identical `invoke`s on `n` threads: their answers' ids (the server numbers them), or the exceptions
+    they raised."""
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(llm.invoke, QUESTION) for _ in range(n)]
+        return [f.exception(timeout=120) or f.result().response_metadata["id"] for f in futures]
+
+
+async def ainvoke_all(llm: ChatOpenAI, n: int = N) -> list[Any]:
+    results = await asyncio.wait_for(
+        asyncio.gather(*(llm.ainvoke(QUESTION) for _ in range(n)), return_exceptions=True), 120
+    )
+    return [r if isinstance(r, BaseException) else r.response_metadata["id"] for r in results]
+
+
+def test_without_single_flight_each_caller_pays(server: Any, url: str) -> None:
+    """The floor this file improves on: LangChain's protocol alone, 8 concurrent calls, 8 requests."""
+    gated(server, backend=url, single_flight=False)
+    answers = invoke_all(chat_openai(server))
+    assert server.calls["chat.completions"] == N
+    assert len(set(answers)) == N  # each a fresh answer
+
+
+@pytest.mark.parametrize("backend_kind", ["memory", "sqlite", "redis"])
+def test_concurrent_invokes_make_one_request(server: Any, backend_url: str) -> None:
+    cache = gated(server, backend=backend_url)
+    answers = invoke_all(chat_openai(server))
+    assert server.calls["chat.completions"] == 1
+    assert len(set(answers)) == 1
+    info = cache.layer.info()
+    assert (info.misses, info.hits, cache.layer.counters.stores) == (1, N - 1, 1)
+
+
+@pytest.mark.parametrize("backend_kind", ["memory", "sqlite", "redis"])
+def test_concurrent_ainvokes_make_one_request(server: Any, backend_url: str) -> None:
+    cache = gated(server, backend=backend_url)
+    answers = asyncio.run(ainvoke_all(chat_openai(server)))
+    assert server.calls["chat.completions"] == 1
+    assert len(set(answers)) == 1
+    assert cache.layer.counters.stores == 1
+
+
+def test_a_failed_call_releases_its_waiters(server: Any, url: str) -> None:
+    """The leading call fails (HTTP 500, no update): the waiting callers are released at once (the wait would
+    be 10 minutes here) and call upstream themselves; nothing is stored. Then a call succeeds and is cached."""
+    cache = gated(server, backend=url, lock_ttl="10m")
+    server.fail_next(500, count=N)
+    results = invoke_all(chat_openai(server))
+    assert all(isinstance(r, openai.InternalServerError) for r in results)
+    assert server.calls["chat.completions"] == N
+    assert cache.layer.counters.stores == 0
+    server.hold = None
+    llm = chat_openai(server)
+    assert llm.invoke(QUESTION).content == llm.invoke(QUESTION).content
+    assert server.calls["chat.completions"] == N + 1
+
+
+def test_a_failed_async_call_releases_its_waiters(server: Any, url: str) -> None:
+    cache = gated(server, backend=url, lock_ttl="10m")
+    server.fail_next(500, count=N)
+    results = asyncio.run(ainvoke_all(chat_openai(server)))
+    assert all(isinstance(r, openai.InternalServerError) for r in results)
+    assert server.calls["chat.completions"] == N
+    assert cache.layer.counters.stores == 0
+
+
+def test_waiters_of_a_failed_call_coalesce_nothing_else(server: Any, url: str) -> None:
+    """Only the leader fails: its 7 waiters each call upstream (7 fresh answers); none waits for another."""
+    gated(server, backend=url, lock_ttl="10m")
+    server.fail_next(500, count=1)
+    results = invoke_all(chat_openai(server))
+    assert sum(isinstance(r, openai.InternalServerError) for r in results) == 1
+    assert server.calls["chat.completions"] == N
+
+
+def test_a_lookup_without_update_is_released_by_lock_ttl(url: str) -> None:
+    """Code calling `lookup` by hand that never updates: another thread's lookup of the same prompt waits for at
+    most `lock_ttl`, then misses; the same thread never waits for itself."""
+    cache = LLMCache(backend=url, lock_ttl=0.2)
+    assert cache.lookup("p", "l") is None
+    assert cache.lookup("p", "l") is None  # the same thread: no wait
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(cache.lookup, "p", "l").result(timeout=60) is None
