@@ -1,18 +1,20 @@
-"""Single-flight for caches used as a lookup, then an update after the caller's own call (LangChain's `BaseCache`).
+"""Single flight for misses the caller computes itself, outside the cache: a lookup, then an update after the
+caller's own call (LangChain's `BaseCache`), or a stream recorded while its caller reads it (the HTTP transport).
 
 Such a protocol never hands the cache the computation, so N concurrent identical lookups would all miss and all
 call upstream. `Handoff` turns the pair into one `CacheLayer.call` (the engine's one miss path and single flight,
 in-process and across processes on stores that take locks):
 
-* ``lookup`` reads; on a miss it starts ``layer.call(request, compute)`` aside (a thread; a task in async code)
+* ``start`` reads; on a miss it starts ``layer.call(request, compute)`` aside (a thread; a task in async code)
   and returns when that call returned (a hit after all, another caller's result) or its ``compute`` began: then
-  this caller leads, gets `None` and makes the call itself;
-* ``update`` by the leader is the compute's result: the layer stores it and the waiting lookups get it;
-* a leader that gives no update (its call failed, it was cancelled) is *abandoned*: `abandon` (or the end of
-  the leader's task, or `timeout` seconds) makes its compute raise `Abandoned`, which the single flight hands to
-  the waiting lookups, and they return `None`: each caller then calls upstream itself. Nothing is stored.
+  this caller leads (a `Lead`) and makes the call itself;
+* ``Lead.finish(value)`` is the compute's result: the layer stores it and the waiting callers get it;
+* ``Lead.abandon()`` (the call failed; or `timeout` seconds passed) makes the compute raise `Abandoned`, which
+  the single flight hands to the waiting callers: they get `None` and call upstream themselves. Nothing is
+  stored.
 
-Values are never `None` (`None` in ``update`` means "not storable": the waiting lookups call upstream too).
+``lookup``/``update`` find a caller's lead again by the request and the calling thread (or asyncio task).
+Values are never `None` (`None` in ``finish`` means "not storable": the waiting callers call upstream too).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from agentcache.engine.layer import MISS
 if TYPE_CHECKING:
     from agentcache.engine.layer import CacheLayer
 
-__all__ = ["Abandoned", "Handoff", "abandon"]
+__all__ = ["Abandoned", "Handoff", "Lead", "abandon"]
 
 _NONE: Any = object()  # no value given (yet)
 
@@ -64,7 +66,6 @@ class _Slot:
         """The leader outlived the wait: its update, if it comes, is stored on its own."""
         with self.lock:
             self.closed = True
-        _forget(self)
 
     def wake(self) -> None:
         raise NotImplementedError
@@ -137,113 +138,170 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_slots: dict[object, dict[tuple[Handoff, Hashable], _Slot]] = {}  # owner (thread id or task) -> its open slots
-_slots_lock = threading.Lock()
+_leads: dict[object, dict[tuple[Handoff, Hashable], Lead]] = {}  # owner (thread id or task) -> its open leads
+_leads_lock = threading.Lock()
 
 
-def _claim(slot: _Slot) -> bool:
-    with _slots_lock:
-        mine = _slots.setdefault(slot.owner, {})
-        if slot.key in mine:  # this caller already leads this request (twice the same prompt in one batch)
-            return False
-        mine[slot.key] = slot
-        return True
+def _led(owner: object, key: tuple[Handoff, Hashable]) -> bool:
+    with _leads_lock:
+        return key in _leads.get(owner, ())
 
 
-def _forget(slot: _Slot) -> None:
-    with _slots_lock:
-        mine = _slots.get(slot.owner)
-        if mine is not None and mine.get(slot.key) is slot:
-            del mine[slot.key]
-            if not mine:
-                del _slots[slot.owner]
+def _claim(lead: Lead) -> None:
+    with _leads_lock:
+        _leads.setdefault(lead.owner, {})[lead.key] = lead
 
 
-def _take(owner: object, key: tuple[Handoff, Hashable]) -> _Slot | None:
-    with _slots_lock:
-        mine = _slots.get(owner)
+def _take(owner: object, key: tuple[Handoff, Hashable]) -> Lead | None:
+    with _leads_lock:
+        mine = _leads.get(owner)
         if mine is None:
             return None
-        slot = mine.pop(key, None)
+        lead = mine.pop(key, None)
         if not mine:
-            del _slots[owner]
-        return slot
+            del _leads[owner]
+        return lead
+
+
+def _release(lead: Lead) -> None:
+    """Forget `lead` and abandon it (a no-op once finished)."""
+    with _leads_lock:
+        mine = _leads.get(lead.owner)
+        if mine is not None and mine.get(lead.key) is lead:
+            del mine[lead.key]
+            if not mine:
+                del _leads[lead.owner]
+    lead.abandon()
 
 
 def abandon(owner: object) -> None:
     """The calls led by `owner` (a thread id or an asyncio task) failed: release whoever waits for them."""
-    with _slots_lock:
-        mine = _slots.pop(owner, {})
-    for slot in mine.values():
-        slot.give(_NONE)
-
-
-def _abandon_slot(slot: _Slot) -> None:
-    _forget(slot)
-    slot.give(_NONE)
+    with _leads_lock:
+        mine = _leads.pop(owner, {})
+    for lead in mine.values():
+        lead.abandon()
 
 
 class Handoff:
-    """Lookups and updates of `layer` with single flight; `timeout`: the longest a computation is waited for."""
+    """Single-flight misses of `layer` computed by the caller; `timeout`: the longest a computation is waited for.
+
+    `start` / `astart` for callers that hold on to their lead (the HTTP transport's streams); `lookup` /
+    `update` (and async) for protocols that only repeat the request (LangChain's), where the lead is found again
+    by the request and the calling thread (or task).
+    """
 
     def __init__(self, layer: CacheLayer, timeout: float) -> None:
         self.layer = layer
         self.timeout = timeout
 
-    def lookup(self, request: Hashable) -> Any:
-        """The cached value, another caller's fresh result, or `None`: then this caller calls and `update`s."""
+    # -- holding the lead ----------------------------------------------------------------------------------
+
+    def start(self, request: Hashable, owner: object = None) -> tuple[Any, Lead | None]:
+        """``(value, None)``: a hit, or another caller's result (`None`: that caller failed: call upstream
+        yourself); ``(None, lead)``: make the call, then `Lead.finish` (or `Lead.abandon`)."""
         value = self.layer.peek(request)
         if value is not MISS:
-            return value
-        slot = _ThreadSlot(threading.get_ident(), (self, request), self.timeout)
-        if not _claim(slot):
-            return None
+            return value, None
+        slot = _ThreadSlot(owner, (self, request), self.timeout)
         context = contextvars.copy_context()  # the caller's namespace() and mode() blocks
         threading.Thread(target=context.run, args=(slot.run, self.layer, request), daemon=True).start()
         slot.started.wait()
-        if not slot.leading:
-            _forget(slot)
-        return slot.result
+        return (None, Lead(self, request, slot)) if slot.leading else (slot.result, None)
 
-    def update(self, request: Hashable, value: Any) -> None:
-        """The caller's result (`None`: not to be stored): stored, and handed to the lookups waiting for it."""
-        slot = _take(threading.get_ident(), (self, request))
-        if slot is None or not slot.give(value):
-            if value is not None:
-                self.layer.set(request, value)
-            return
-        if isinstance(slot, _ThreadSlot):
-            slot.done.wait(self.timeout)
-
-    async def alookup(self, request: Hashable) -> Any:
-        """Async `lookup`; a leader whose task ends without `aupdate` is abandoned."""
+    async def astart(self, request: Hashable, owner: object = None) -> tuple[Any, Lead | None]:
+        """Async `start`."""
         value = await self.layer.apeek(request)
         if value is not MISS:
-            return value
-        task = asyncio.current_task()
-        slot = _TaskSlot(task if task is not None else threading.get_ident(), (self, request), self.timeout)
-        if not _claim(slot):
-            return None
-        slot.task = asyncio.ensure_future(slot.run(self.layer, request))
+            return value, None
+        slot = _TaskSlot(owner, (self, request), self.timeout)
+        slot.task = task = asyncio.ensure_future(slot.run(self.layer, request))
         try:
             await asyncio.shield(slot.started)
         except asyncio.CancelledError:
-            _abandon_slot(slot)
-            slot.task.cancel()
+            slot.give(_NONE)
+            task.cancel()
             raise
-        if not slot.leading:
-            _forget(slot)
-        elif task is not None:
-            task.add_done_callback(lambda _: _abandon_slot(slot))
-        return slot.result
+        return (None, Lead(self, request, slot)) if slot.leading else (slot.result, None)
+
+    # -- lookup / update ---------------------------------------------------------------------------------
+
+    def lookup(self, request: Hashable) -> Any:
+        """The cached value, another caller's fresh result, or `None`: then this caller calls and `update`s."""
+        owner = threading.get_ident()
+        if _led(owner, (self, request)):  # twice the same request in one batch: never wait for ourselves
+            return None
+        value, lead = self.start(request, owner)
+        if lead is not None:
+            _claim(lead)
+        return value
+
+    def update(self, request: Hashable, value: Any) -> None:
+        """The caller's result (`None`: not to be stored): stored, and handed to the lookups waiting for it."""
+        lead = _take(threading.get_ident(), (self, request))
+        if lead is not None:
+            lead.finish(value)
+        elif value is not None:
+            self.layer.set(request, value)
+
+    async def alookup(self, request: Hashable) -> Any:
+        """Async `lookup`; a leader whose task ends without `aupdate` is abandoned."""
+        task = asyncio.current_task()
+        owner: object = task if task is not None else threading.get_ident()
+        if _led(owner, (self, request)):
+            return None
+        value, lead = await self.astart(request, owner)
+        if lead is not None:
+            _claim(lead)
+            if task is not None:
+                task.add_done_callback(lambda _: _release(lead))
+        return value
 
     async def aupdate(self, request: Hashable, value: Any) -> None:
         """Async `update`."""
-        owner: object = asyncio.current_task() or threading.get_ident()
-        slot = _take(owner, (self, request))
-        if slot is None or not slot.give(value):
+        task = asyncio.current_task()
+        lead = _take(task if task is not None else threading.get_ident(), (self, request))
+        if lead is not None:
+            await lead.afinish(value)
+        elif value is not None:
+            await self.layer.aset(request, value)
+
+
+class Lead:
+    """A caller's lead of a computation: `finish` with its result, or `abandon` it."""
+
+    def __init__(self, handoff: Handoff, request: Hashable, slot: _Slot) -> None:
+        self.handoff = handoff
+        self.request = request
+        self.slot = slot
+
+    @property
+    def owner(self) -> object:
+        return self.slot.owner
+
+    @property
+    def key(self) -> tuple[Handoff, Hashable]:
+        return self.slot.key
+
+    def finish(self, value: Any) -> None:
+        """Store `value` (`None`: nothing to store) and hand it to the waiting callers."""
+        slot = self.slot
+        if not slot.give(value):  # the wait expired: the waiters left, store it on its own
             if value is not None:
-                await self.layer.aset(request, value)
+                self.handoff.layer.set(self.request, value)
+            return
+        if isinstance(slot, _ThreadSlot):
+            slot.done.wait(slot.timeout)
+
+    async def afinish(self, value: Any) -> None:
+        """Async `finish`."""
+        slot = self.slot
+        if not slot.give(value):
+            if value is not None:
+                await self.handoff.layer.aset(self.request, value)
             return
         if isinstance(slot, _TaskSlot) and slot.task is not None:
             await asyncio.shield(slot.task)
+
+    def abandon(self) -> None:
+        """No value will come (the call failed): the waiting callers call upstream themselves."""
+        self.slot.give(_NONE)
