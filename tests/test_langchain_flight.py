@@ -25,11 +25,13 @@ QUESTION = "What is the capital of France?"
 
 
 class GatedCache(LLMCache):
-    """`LLMCache` that sets `all_in` once `expected` lookups began (the server's answers wait for it)."""
+    """`LLMCache` that sets `all_in` once `expected` lookups began (the server's answers wait for it); without
+    single flight, once they returned (a lookup still reading when the first answer is stored would hit)."""
 
     def __init__(self, expected: int = N, **options: Any) -> None:
         super().__init__(**options)
         self.expected = expected
+        self.after = options.get("single_flight") is False
         self.lookups = 0
         self.all_in = threading.Event()
         self._count_lock = threading.Lock()
@@ -41,12 +43,20 @@ class GatedCache(LLMCache):
                 self.all_in.set()
 
     def lookup(self, prompt: str, llm_string: str) -> Any:
-        self._arrived()
-        return super().lookup(prompt, llm_string)
+        if not self.after:
+            self._arrived()
+        found = super().lookup(prompt, llm_string)
+        if self.after:
+            self._arrived()
+        return found
 
     async def alookup(self, prompt: str, llm_string: str) -> Any:
-        self._arrived()
-        return await super().alookup(prompt, llm_string)
+        if not self.after:
+            self._arrived()
+        found = await super().alookup(prompt, llm_string)
+        if self.after:
+            self._arrived()
+        return found
 
 
 @pytest.fixture(autouse=True)

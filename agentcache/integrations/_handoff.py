@@ -42,7 +42,7 @@ class Abandoned(Exception):
 class _Slot:
     """A lookup that missed: its `CacheLayer.call` running aside, until the caller's update (or abandon)."""
 
-    def __init__(self, owner: object, key: tuple[Handoff, Hashable], timeout: float) -> None:
+    def __init__(self, owner: object, key: tuple[Handoff, Any], timeout: float) -> None:
         self.owner = owner
         self.key = key
         self.timeout = timeout
@@ -78,7 +78,7 @@ class _Slot:
 
 
 class _ThreadSlot(_Slot):
-    def __init__(self, owner: object, key: tuple[Handoff, Hashable], timeout: float) -> None:
+    def __init__(self, owner: object, key: tuple[Handoff, Any], timeout: float) -> None:
         super().__init__(owner, key, timeout)
         self.started = threading.Event()  # the compute began, or the call returned
         self.given = threading.Event()
@@ -87,7 +87,7 @@ class _ThreadSlot(_Slot):
     def wake(self) -> None:
         self.given.set()
 
-    def run(self, layer: CacheLayer, request: Hashable) -> None:
+    def run(self, layer: CacheLayer, request: Any) -> None:
         try:
             self.result = layer.call(request, self.compute)
         except Exception:  # Abandoned (re-raised to followers too): the caller calls upstream itself
@@ -105,7 +105,7 @@ class _ThreadSlot(_Slot):
 
 
 class _TaskSlot(_Slot):
-    def __init__(self, owner: object, key: tuple[Handoff, Hashable], timeout: float) -> None:
+    def __init__(self, owner: object, key: tuple[Handoff, Any], timeout: float) -> None:
         super().__init__(owner, key, timeout)
         self.loop = asyncio.get_running_loop()
         self.started: asyncio.Future[None] = self.loop.create_future()
@@ -115,7 +115,7 @@ class _TaskSlot(_Slot):
     def wake(self) -> None:
         self.loop.call_soon_threadsafe(_resolve, self.given)
 
-    async def run(self, layer: CacheLayer, request: Hashable) -> None:
+    async def run(self, layer: CacheLayer, request: Any) -> None:
         try:
             self.result = await layer.acall(request, self.compute)
         except Exception:
@@ -138,7 +138,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_leads: dict[object, dict[tuple[Handoff, Hashable], Lead]] = {}  # owner (thread id or task) -> its open leads
+_leads: dict[object, dict[tuple[Handoff, Any], Lead]] = {}  # owner (thread id or task) -> its open leads
 _leads_lock = threading.Lock()
 
 
@@ -196,7 +196,7 @@ class Handoff:
 
     # -- holding the lead ----------------------------------------------------------------------------------
 
-    def start(self, request: Hashable, owner: object = None) -> tuple[Any, Lead | None]:
+    def start(self, request: Any, owner: object = None) -> tuple[Any, Lead | None]:
         """``(value, None)``: a hit, or another caller's result (`None`: that caller failed: call upstream
         yourself); ``(None, lead)``: make the call, then `Lead.finish` (or `Lead.abandon`)."""
         value = self.layer.peek(request)
@@ -208,7 +208,7 @@ class Handoff:
         slot.started.wait()
         return (None, Lead(self, request, slot)) if slot.leading else (slot.result, None)
 
-    async def astart(self, request: Hashable, owner: object = None) -> tuple[Any, Lead | None]:
+    async def astart(self, request: Any, owner: object = None) -> tuple[Any, Lead | None]:
         """Async `start`."""
         value = await self.layer.apeek(request)
         if value is not MISS:
@@ -269,7 +269,7 @@ class Handoff:
 class Lead:
     """A caller's lead of a computation: `finish` with its result, or `abandon` it."""
 
-    def __init__(self, handoff: Handoff, request: Hashable, slot: _Slot) -> None:
+    def __init__(self, handoff: Handoff, request: Any, slot: _Slot) -> None:
         self.handoff = handoff
         self.request = request
         self.slot = slot
@@ -279,7 +279,7 @@ class Lead:
         return self.slot.owner
 
     @property
-    def key(self) -> tuple[Handoff, Hashable]:
+    def key(self) -> tuple[Handoff, Any]:
         return self.slot.key
 
     def finish(self, value: Any) -> None:
