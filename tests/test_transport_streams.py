@@ -83,9 +83,8 @@ def test_concurrent_streams_on_other_stores(server: SimulatedLLM, backend_url: s
 
 def test_concurrent_async_streams_make_one_request(server: SimulatedLLM, url: str) -> None:
     async def main() -> list[tuple[str, str]]:
-        client = openai.AsyncOpenAI(
-            base_url=server.openai_base_url, api_key="sk-test", max_retries=0, http_client=async_http_client(backend=url)
-        )
+        http = async_http_client(backend=url)
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0, http_client=http)
         gate = Gate(server)
 
         async def one() -> tuple[str, str]:
