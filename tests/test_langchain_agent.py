@@ -183,3 +183,28 @@ def test_a_request_without_a_key_passes_through(server: Any, url: str, caplog: p
     plain = ModelRequest(model=model, messages=[HumanMessage("hi")])
     with pytest.raises(KeyEncodingError, match="inner"):
         middleware.wrap_model_call(plain, failing)
+
+
+def test_concurrent_identical_runs_share_each_call(server: Any, url: str) -> None:
+    """8 identical runs at once (threads), the server holding its answers until all started: each model call
+    and the tool run once for all of them (the middleware's calls go through the layer's single flight)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs: list[str] = []
+    agent = make_agent(server, url, runs)
+    started, lock = [0], threading.Lock()
+    server.hold = threading.Event()
+
+    def run() -> str:
+        with lock:
+            started[0] += 1
+            if started[0] == 8:
+                server.hold.set()
+        return final_text(agent.invoke(QUESTION))
+
+    with ThreadPoolExecutor(8) as pool:
+        texts = [f.result(timeout=120) for f in [pool.submit(run) for _ in range(8)]]
+    assert server.calls["chat.completions"] == 2
+    assert runs == ["llm caching"]
+    assert len(set(texts)) == 1
