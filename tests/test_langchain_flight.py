@@ -159,3 +159,61 @@ def test_a_lookup_without_update_is_released_by_lock_ttl(url: str) -> None:
     assert cache.lookup("p", "l") is None  # the same thread: no wait
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(cache.lookup, "p", "l").result(timeout=60) is None
+
+
+WORKER = """
+import sys, threading
+import redis
+from langchain_core.globals import set_llm_cache
+from langchain_openai import ChatOpenAI
+from agentcache.integrations.langchain import LLMCache
+
+redis_url, base_url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+set_llm_cache(LLMCache(backend=redis_url))
+arrivals = redis.Redis.from_url(redis_url)
+llm = ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=base_url, max_retries=0)
+ids = []
+
+def one():
+    arrivals.incr("test:arrivals")
+    ids.append(llm.invoke("What is the capital of France?").response_metadata["id"])
+
+threads = [threading.Thread(target=one) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(" ".join(ids))
+"""
+
+
+def test_processes_share_one_request_on_redis(server: Any, redis_server: str, tmp_path: Any) -> None:
+    """Two processes, 4 concurrent identical invokes each, one Redis store: one request upstream (the engine's
+    cross-process lock); the server holds its answer until all 8 callers started."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import redis
+
+    url = redis_server
+    arrivals = redis.Redis.from_url(url)
+    arrivals.delete("test:arrivals")
+    server.hold = threading.Event()
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, server.openai_base_url, "4"], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 120
+    while int(arrivals.get("test:arrivals") or 0) < 2 * 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.hold.set()
+    outputs = [w.communicate(timeout=120)[0].split() for w in workers]
+    assert [len(o) for o in outputs] == [4, 4]
+    assert len({i for o in outputs for i in o}) == 1
+    assert server.calls["chat.completions"] == 1
