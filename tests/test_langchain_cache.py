@@ -208,8 +208,8 @@ def test_chat_openai_streaming_callbacks_are_cached(server: Any, url: str) -> No
 @pytest.mark.usefixtures("_no_global_cache")
 @pytest.mark.usefixtures("_no_global_cache")
 def test_direct_stream_does_not_consult_the_cache(server: Any, url: str) -> None:
-    """LangChain's `.stream()`, `astream()` and `astream_events()` bypass `BaseCache` by design: what the docs' table says,
-    measured."""
+    """LangChain's `.stream()`, `astream()` and `astream_events()` bypass `BaseCache` by design: what the docs'
+    table says, measured."""
     set_llm_cache(LLMCache(backend=url))
     llm = chat_openai(server)
     for _ in range(2):
