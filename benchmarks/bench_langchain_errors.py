@@ -43,8 +43,8 @@ with SimulatedLLM() as sim:
 
 
 def run(n: int, register: bool) -> list[float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(n), "1" if register else "0"], capture_output=True, text=True)
-    out.check_returncode()
+    args = [sys.executable, "-c", CHILD, str(n), "1" if register else "0"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
     result: list[float] = json.loads(out.stdout)
     return result
 
