@@ -113,7 +113,10 @@ class _TaskSlot(_Slot):
         self.task: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
-        self.loop.call_soon_threadsafe(_resolve, self.given)
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.given)
+        except RuntimeError:  # the loop is closed: nothing waits on it any more
+            pass
 
     async def run(self, layer: CacheLayer, request: Any) -> None:
         try:
@@ -282,11 +285,16 @@ class Lead:
     def key(self) -> tuple[Handoff, Any]:
         return self.slot.key
 
+    def storable(self, value: Any) -> bool:
+        """Whether `value` is stored on its own, once the wait expired (the layer's `cache_if` still applies)."""
+        admit = self.handoff.layer.policy.cache_if
+        return value is not None and (admit is None or bool(admit(value)))
+
     def finish(self, value: Any) -> None:
         """Store `value` (`None`: nothing to store) and hand it to the waiting callers."""
         slot = self.slot
         if not slot.give(value):  # the wait expired: the waiters left, store it on its own
-            if value is not None:
+            if self.storable(value):
                 self.handoff.layer.set(self.request, value)
             return
         if isinstance(slot, _ThreadSlot):
@@ -296,7 +304,7 @@ class Lead:
         """Async `finish`."""
         slot = self.slot
         if not slot.give(value):
-            if value is not None:
+            if self.storable(value):
                 await self.handoff.layer.aset(self.request, value)
             return
         if isinstance(slot, _TaskSlot) and slot.task is not None:
