@@ -17,8 +17,9 @@ the API-version headers and the canonical JSON body without transport-only field
 Each cached request goes through one `agentcache.CacheLayer` (``layer="http"``): lookup, single-flight,
 send, store, stats. JSON answers are stored when the status is 2xx. Server-sent event streams reach the caller
 as they arrive while their bytes are recorded; the recording is stored only once the stream completed
-without an error event, so an abandoned, cut or failed stream is never stored. Hits carry an
-``x-agentcache: hit`` header.
+without an error event, so an abandoned, cut or failed stream is never stored. Identical streamed requests made
+meanwhile wait for that recording and replay it (`agentcache.integrations._handoff`); a failed stream releases
+them to send their own. Hits carry an ``x-agentcache: hit`` header.
 """
 
 from __future__ import annotations
