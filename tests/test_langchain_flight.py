@@ -223,3 +223,61 @@ def test_processes_share_one_request_on_redis(server: Any, redis_server: str, tm
     assert [len(o) for o in outputs] == [4, 4]
     assert len({i for o in outputs for i in o}) == 1
     assert server.calls["chat.completions"] == 1
+
+
+def test_a_failed_async_completion_call_releases_its_waiters(url: str) -> None:
+    """A completion model (`BaseLLM`) looks up in the caller's task and reports its error from tasks of its own;
+    the leading caller's task goes on after catching the error, yet its waiter is released at once (the wait
+    would be 10 minutes) and calls the model itself."""
+    from langchain_core.language_models import LLM
+
+    arrived = asyncio.Event()
+    lookups = [0]
+    calls: list[str] = []
+
+    class Cache(LLMCache):
+        async def alookup(self, prompt: str, llm_string: str) -> Any:
+            lookups[0] += 1
+            if lookups[0] == 2:
+                arrived.set()
+            return await super().alookup(prompt, llm_string)
+
+    class Down(LLM):
+        @property
+        def _llm_type(self) -> str:
+            return "down"
+
+        def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> str:
+            raise RuntimeError("down")
+
+        async def _acall(self, prompt: str, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> str:
+            calls.append(prompt)
+            await asyncio.wait_for(arrived.wait(), 60)  # the second caller is waiting for this call
+            raise RuntimeError("down")
+
+    llm = Down(cache=Cache(backend=url, lock_ttl="10m"))
+    leader_done = asyncio.Event()
+
+    async def leader() -> str:
+        try:
+            await llm.ainvoke("q")
+        except RuntimeError:
+            pass
+        await asyncio.wait_for(leader_done.wait(), 120)  # this task goes on: its end releases nothing in time
+        return "leader"
+
+    async def follower() -> str:
+        await asyncio.sleep(0)
+        try:
+            await llm.ainvoke("q")
+        except RuntimeError:
+            return "follower failed on its own call"
+        finally:
+            leader_done.set()
+        return "answered"
+
+    async def main() -> list[str]:
+        return list(await asyncio.wait_for(asyncio.gather(leader(), follower()), 120))
+
+    assert asyncio.run(main()) == ["leader", "follower failed on its own call"]
+    assert calls == ["q", "q"]

@@ -30,7 +30,7 @@ from agentcache.engine.layer import MISS
 if TYPE_CHECKING:
     from agentcache.engine.layer import CacheLayer
 
-__all__ = ["Abandoned", "Handoff", "Lead", "abandon"]
+__all__ = ["Abandoned", "Handoff", "Lead", "abandon_here"]
 
 _NONE: Any = object()  # no value given (yet)
 
@@ -153,6 +153,7 @@ def _led(owner: object, key: tuple[Handoff, Hashable]) -> bool:
 def _claim(lead: Lead) -> None:
     with _leads_lock:
         _leads.setdefault(lead.owner, {})[lead.key] = lead
+    _leader.set(lead.owner)
 
 
 def _take(owner: object, key: tuple[Handoff, Hashable]) -> Lead | None:
@@ -177,8 +178,25 @@ def _release(lead: Lead) -> None:
     lead.abandon()
 
 
-def abandon(owner: object) -> None:
-    """The calls led by `owner` (a thread id or an asyncio task) failed: release whoever waits for them."""
+_leader: contextvars.ContextVar[object] = contextvars.ContextVar("agentcache_leader", default=None)
+"""The owner of the last lead claimed in this context: seen by tasks the owner starts afterwards (LangChain runs
+the error callbacks of a completion model's async call in such tasks)."""
+
+
+def abandon_here() -> None:
+    """The call running here failed: release whoever waits for the calls led by this thread, this asyncio task
+    and the owner of this context's last lead."""
+    owners = {threading.get_ident(), _leader.get()}
+    try:
+        owners.add(asyncio.current_task())
+    except RuntimeError:  # no event loop in this thread
+        pass
+    for owner in owners:
+        if owner is not None:
+            _abandon(owner)
+
+
+def _abandon(owner: object) -> None:
     with _leads_lock:
         mine = _leads.pop(owner, {})
     for lead in mine.values():

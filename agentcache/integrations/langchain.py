@@ -217,17 +217,8 @@ class _ErrorReporter(BaseCallbackHandler):
     ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = ignore_custom_event = True
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
-        """Release the lookups waiting for calls led by this thread (and this task)."""
-        import asyncio
-        import threading
-
-        _handoff.abandon(threading.get_ident())
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # no event loop in this thread
-            return
-        if task is not None:
-            _handoff.abandon(task)
+        """Release the lookups waiting for calls led here (this thread, this task, this context's leader)."""
+        _handoff.abandon_here()
 
 
 _reporting: list[_ErrorReporter] = []
