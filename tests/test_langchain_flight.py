@@ -281,3 +281,26 @@ def test_a_failed_async_completion_call_releases_its_waiters(url: str) -> None:
 
     assert asyncio.run(main()) == ["leader", "follower failed on its own call"]
     assert calls == ["q", "q"]
+
+
+def test_an_async_lookup_without_update_is_released_by_lock_ttl(url: str) -> None:
+    cache = LLMCache(backend=url, lock_ttl=0.2)
+
+    async def main() -> None:
+        stalled = asyncio.Event()
+
+        async def leader() -> None:
+            assert await cache.alookup("p", "l") is None
+            stalled.set()
+            await asyncio.sleep(1)  # holds its lead past lock_ttl, then updates
+            await cache.aupdate("p", "l", [Generation(text="late")])
+
+        async def waiter() -> Any:
+            await stalled.wait()
+            return await cache.alookup("p", "l")
+
+        _, waited = await asyncio.wait_for(asyncio.gather(leader(), waiter()), 60)
+        assert waited is None
+        assert await cache.alookup("p", "l") == [Generation(text="late")]
+
+    asyncio.run(main())

@@ -131,7 +131,7 @@ class _TaskSlot(_Slot):
         _resolve(self.started)
         try:
             await asyncio.wait_for(asyncio.shield(self.given), self.timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             self.expire()
         return self.taken()
 
