@@ -593,13 +593,13 @@ class CacheLayer:
         """
         return self.place(request)[0]
 
-    def _read_flow(self, keys: list[str], control: Control | None) -> Flow[list[Any]]:
+    def _read_flow(self, keys: list[str], control: Control | None, misses: bool = True) -> Flow[list[Any]]:
         found: list[bytes | None] = yield GetMany(keys)
         max_age = None if control is None else control.max_age
         out = []
         for key, raw in zip(keys, found, strict=True):
             value = MISS if raw is None else self.hit(key, raw, "value", None, max_age)
-            if value is MISS:
+            if value is MISS and misses:
                 self.counters.add("misses")
             out.append(value)
         return out
@@ -614,10 +614,12 @@ class CacheLayer:
         maybe_flush()
         return len(items)
 
-    def _reads(self, requests: Iterable[object], mode: Mode | None, max_age: TTL) -> tuple[list[str], Control | None]:
+    def _reads(
+        self, requests: Iterable[object], mode: Mode | None, max_age: TTL, counted: bool = True
+    ) -> tuple[list[str], Control | None]:
         control = _control.resolve(mode, max_age)
         if control is not None and not control.reads:
-            if control.mode == "off":
+            if control.mode == "off" and counted:
                 self.bypass()
             return [], control
         if get_settings().disabled:
@@ -632,6 +634,21 @@ class CacheLayer:
     async def aget(self, request: object, default: Any = None, *, mode: Mode | None = None, max_age: TTL = None) -> Any:
         """Awaitable `get`."""
         return (await self.aget_many([request], default, mode=mode, max_age=max_age))[0]
+
+    def peek(self, request: object) -> Any:
+        """The cached value of `request` (a hit is counted), or `MISS` counting nothing: the lookup of a caller
+        that goes on to `call` for it when it missed (`call` counts the miss, or the bypass)."""
+        keys, control = self._reads([request], None, None, counted=False)
+        if not keys:
+            return MISS
+        return run_sync(self._read_flow(keys, control, misses=False), self.cache.store, no_compute)[0]
+
+    async def apeek(self, request: object) -> Any:
+        """Awaitable `peek`."""
+        keys, control = self._reads([request], None, None, counted=False)
+        if not keys:
+            return MISS
+        return (await run_async(self._read_flow(keys, control, misses=False), self.cache.store, no_acompute))[0]
 
     def get_many(
         self, requests: Iterable[object], default: Any = None, *, mode: Mode | None = None, max_age: TTL = None
