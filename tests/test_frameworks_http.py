@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.network import outbound
 
 import agentcache
 from agentcache.testing.simulator import SimulatedLLM
@@ -30,6 +31,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::P
 def _server() -> Iterator[SimulatedLLM]:
     with SimulatedLLM() as sim:
         yield sim
+
+
+@pytest.fixture(autouse=True)
+def _offline() -> Iterator[None]:
+    """No framework reaches past this machine (telemetry, a download at import) while a test runs."""
+    with outbound() as seen:
+        yield
+    assert seen == []
 
 
 @pytest.fixture
