@@ -20,6 +20,7 @@ import pytest
 import agentcache
 
 mcp = pytest.importorskip("mcp")
+from mcp import types as mcp_types  # noqa: E402
 from mcp.types import ToolAnnotations  # noqa: E402
 
 from agentcache.errors import ConfigurationError  # noqa: E402
@@ -109,6 +110,47 @@ def make_server(name: str = "weather", runs: Counter[str] | None = None, **optio
         return f"{q} ok"
 
     return server, runs
+
+
+def paged_server(runs: Counter[str]) -> Any:
+    """A low-level server listing two read-only tools one per `tools/list` page."""
+    from mcp.server.lowlevel import Server as LowLevelServer
+
+    types = mcp_types
+
+    listed = [
+        types.Tool(name=name, inputSchema={"type": "object"}, annotations=ToolAnnotations(readOnlyHint=True))
+        for name in ("first", "second")
+    ]
+
+    def page(cursor: str | None) -> Any:
+        at = int(cursor or 0)
+        return types.ListToolsResult(tools=[listed[at]], nextCursor=str(at + 1) if at + 1 < len(listed) else None)
+
+    def answer(name: str) -> list[Any]:
+        runs[name] += 1
+        return [types.TextContent(type="text", text=name)]
+
+    if MCP2:
+
+        async def on_list_tools(ctx: Any, params: Any) -> Any:
+            return page(params.cursor if params else None)
+
+        async def on_call_tool(ctx: Any, params: Any) -> Any:
+            return types.CallToolResult(content=answer(params.name))
+
+        return LowLevelServer("paged", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+    server = LowLevelServer("paged")
+
+    @server.list_tools()  # type: ignore[misc, untyped-decorator]
+    async def list_tools(request: mcp_types.ListToolsRequest) -> mcp_types.ListToolsResult:
+        return page(request.params.cursor if request.params else None)  # type: ignore[no-any-return]
+
+    @server.call_tool()  # type: ignore[misc, untyped-decorator]
+    async def call_tool(name: str, arguments: dict[str, Any]) -> list[Any]:
+        return answer(name)
+
+    return server
 
 
 def _text(result: Any) -> str:
@@ -210,6 +252,17 @@ class TestCachedCallTool:
             assert "forecast" in {t.name for t in listed.tools}
             capabilities = "server_info" if MCP2 else "get_server_capabilities"
             assert getattr(tools, capabilities) == getattr(client, capabilities)
+
+    async def test_tools_listed_over_pages(self) -> None:
+        """A tool on the second `tools/list` page is found and cached, whichever client pages: a 2.x `Client`
+        (`cursor=`) or a `ClientSession` (`params=`, 1.x and 2.x)."""
+        runs: Counter[str] = Counter()
+        async with connect(paged_server(runs)) as client:
+            for session in (client, client.session) if MCP2 else (client,):
+                tools = cache_tools(session, server="paged", namespace=type(session).__name__)
+                for _ in range(2):
+                    assert _text(await tools.call_tool("second", {})) == "second"
+        assert runs == Counter({"second": 2 if MCP2 else 1})
 
     def test_policy_reads_both_sdk_spellings(self) -> None:
         """Annotations are read in the 2.x (snake_case) and 1.x (camelCase) spellings."""
