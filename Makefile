@@ -25,7 +25,8 @@ venv: $(STAMP) ## create .venv and install the package with every extra and the 
 $(COMPAT_STAMP): pyproject.toml
 	@test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
 	$(COMPAT)/bin/python -m pip install -q --upgrade "pip>=25.1"
-	$(COMPAT)/bin/python -m pip install -q -e ".[openai]" --group compat
+	@# --no-compile: most of CrewAI's dependencies are never imported here; compiling them doubled the install
+	$(COMPAT)/bin/python -m pip install -q --no-compile -e ".[openai]" --group compat
 	@touch $(COMPAT_STAMP)
 
 .PHONY: venv-compat
