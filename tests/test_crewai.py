@@ -29,12 +29,16 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture(scope="module")
-def crewai() -> Any:
-    """The `crewai` package, imported with nothing reaching past this machine (telemetry is off: conftest)."""
-    with outbound() as seen:
-        import crewai
-    assert seen == []
-    return crewai
+def crewai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The `crewai` package, imported with nothing reaching past this machine (telemetry is off: conftest).
+    HOME is a private directory while these tests run: CrewAI writes a key to ~/.local/share/crewai whatever
+    XDG_DATA_HOME says."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        with outbound() as seen:
+            import crewai
+        assert seen == []
+        yield crewai
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """The environment that keeps the frameworks under test on this machine (tests/support/network.py checks it).
 
-Measured without it: Agno sends telemetry to its API on every run, CrewAI to its OpenTelemetry collector and
-writes a key under ~/.local/share, and importing LlamaIndex core 0.10 downloads NLTK's `punkt_tab` (its
-`GlobalsHelper` checks `tokenizers/punkt` and `corpora/stopwords` at import, and ships only the stopwords).
+Measured without it: Agno sends telemetry to its API on every run, CrewAI to its OpenTelemetry collector, and
+importing LlamaIndex core 0.10 downloads NLTK's `punkt_tab` (its `GlobalsHelper` checks `tokenizers/punkt` and
+`corpora/stopwords` at import, and ships only the stopwords). Frameworks' data dirs go under a private
+XDG_DATA_HOME (CrewAI's credentials dir ignores it: tests/test_crewai.py gives those tests a private HOME).
 """
 
 from __future__ import annotations
