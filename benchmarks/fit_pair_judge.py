@@ -64,6 +64,15 @@ def model_of(
     )
 
 
+def compact_json(data: dict[str, object]) -> str:
+    """The model's JSON with one calibration row per line (readable diffs, a third of the indented size)."""
+    head = {k: v for k, v in data.items() if k != "calibration"}
+    calibration = data["calibration"]
+    assert isinstance(calibration, list)
+    rows = ",\n".join("  " + json.dumps(row, separators=(",", ":")) for row in calibration)
+    return json.dumps(head, indent=1)[:-2] + ',\n "calibration": [\n' + rows + "\n ]\n}\n"
+
+
 def measure(rows: list[dict[str, object]]) -> np.ndarray:
     judge = PairJudge(threads=2)
     return np.array([judge.measure(str(r["cached"]), str(r["query"])) for r in rows])
@@ -95,7 +104,7 @@ def main() -> None:
         for s, c, r in zip(cv, cosines, rows, strict=True)
     )
     model = model_of(fit(x, y_fit), calibration, source=f"{args.pairs.name}: {len(rows)} pairs, {FOLDS}-fold CV scores")
-    args.out.write_text(json.dumps(model.to_json(), indent=1) + "\n")
+    args.out.write_text(compact_json(model.to_json()))
     print("weights:", {f: round(w, 2) for f, w in zip(FEATURES, model.weights, strict=True)})
     pos = y == 1
     for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
