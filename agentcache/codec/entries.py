@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import array
 import functools
-import hashlib
 import math
 import struct
 import sys
@@ -44,8 +43,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from cachetools import FIFOCache
 
 from agentcache import _fork
 from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
@@ -114,7 +111,13 @@ class OutdatedEntryError(SerializationError):
 
 def key_digest(key: str) -> bytes:
     """The 8-byte digest of `key` every entry carries (BLAKE2b: a copy under another key never matches)."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return _blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+try:  # hashlib's own BLAKE2b, without importing hashlib (which loads OpenSSL's constructors too)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b as _blake2b
 
 
 def _checksum(raw: bytes, seed: int) -> int:
@@ -368,15 +371,46 @@ MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all togeth
 _Memo = tuple[bytes, Kind, Any, Any, float, bytes, int]  # raw, kind, template, copy steps, duration, usage, heap cost
 
 
-def _memo_cost(memo: _Memo) -> int:
-    return memo[6]
+class _FifoMemo(dict[str, _Memo]):
+    """The memo: the entries decoded first go first once the heap they hold (each memo's last item) exceeds
+    `maxsize` bytes (an entry still hit is simply decoded and kept again). FIFO, not LRU: a hit reads it (a plain
+    dict look-up) without a lock and without reordering it (an LRU's reorder on every hit cost 7% of a memory hit,
+    `benchmarks/results/memo.md`). Writers hold `_memo_lock`."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self.currsize = 0
+
+    def __setitem__(self, key: str, memo: _Memo) -> None:
+        """Keep `memo` as the newest entry, evicting the oldest ones beyond `maxsize`.
+
+        Raises:
+            ValueError: `memo` alone costs more than `maxsize`.
+        """
+        cost = memo[6]
+        if cost > self.maxsize:
+            raise ValueError("value too large")
+        self.pop(key, None)
+        while self and self.currsize + cost > self.maxsize:
+            self.pop(next(iter(self)))
+        super().__setitem__(key, memo)
+        self.currsize += cost
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        memo = super().pop(key, None)
+        if memo is None:
+            return default
+        self.currsize -= memo[6]
+        return memo
+
+    def clear(self) -> None:
+        super().clear()
+        self.currsize = 0
 
 
-def _new_memo(budget: int) -> FIFOCache[str, _Memo]:
-    """The memo: the entries decoded first go first once the heap they hold exceeds `budget` bytes (an entry still
-    hit is simply decoded and kept again). FIFO, not LRU: a hit reads it without a lock and without reordering it
-    (an LRU's reorder on every hit cost 7% of a memory hit, `benchmarks/results/memo.md`)."""
-    return FIFOCache(maxsize=max(budget, 1), getsizeof=_memo_cost)
+def _new_memo(budget: int) -> _FifoMemo:
+    return _FifoMemo(max(budget, 1))
 
 
 _budget = 8 << 20  # set from `Settings.decoded_bytes` whenever the settings are resolved (`set_memo_budget`)

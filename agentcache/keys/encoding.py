@@ -362,7 +362,10 @@ class _Hash(Protocol):
 
 def _load_sha256() -> Callable[[bytes], _Hash]:
     global _sha256_ctor
-    from hashlib import sha256  # imported on first use: hashlib loads OpenSSL, `import agentcache` does not
+    try:  # imported on first use (OpenSSL), `import agentcache` does not; hashlib.sha256 is this constructor
+        from _hashlib import openssl_sha256 as sha256
+    except ImportError:  # pragma: no cover - a Python built without OpenSSL
+        from hashlib import sha256
 
     _sha256_ctor = sha256
     return sha256
