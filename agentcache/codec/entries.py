@@ -41,13 +41,15 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache import _fork
+from agentcache._record import Record
 from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
-from agentcache.usage import Usage
+
+if TYPE_CHECKING:
+    from agentcache.usage import Usage
 
 __all__ = [
     "CorruptEntryError",
@@ -269,15 +271,27 @@ def _codec() -> Any:
     return _orjson
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(Record):
     """A decoded cache entry: the value (or the recorded chunks of a stream) and what the call cost."""
 
+    __match_args__ = ("value", "kind", "created_at", "duration", "usage")
+    __slots__ = __match_args__
+
     value: Any
-    kind: Kind = "value"
-    created_at: float = 0.0
-    duration: float = 0.0
-    usage: Usage | None = None
+    kind: Kind
+    created_at: float
+    duration: float
+    usage: Usage | None
+
+    def __init__(
+        self,
+        value: Any,
+        kind: Kind = "value",
+        created_at: float = 0.0,
+        duration: float = 0.0,
+        usage: Usage | None = None,
+    ) -> None:
+        self._fill(value, kind, created_at, duration, usage)
 
 
 def encode_entry(
@@ -546,6 +560,8 @@ def parse_usage(data: bytes) -> Usage | None:
     """The `Usage` stored in an entry's usage bytes; `None` when empty or unreadable (never raises)."""
     if not data:
         return None
+    from agentcache.usage import Usage  # not at import time: only entries with usage need it
+
     try:
         fields = _codec().loads(data)
         usage = Usage.from_dict(fields) if type(fields) is dict else None

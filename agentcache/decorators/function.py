@@ -13,9 +13,9 @@ import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentcache._record import Frozen
 from agentcache.codec.entries import Kind, decode_parts, register_type
 from agentcache.engine import control as _control
 from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
@@ -253,9 +253,11 @@ def _classes_in(annotation: Any) -> list[type]:
     return out
 
 
-@dataclass(frozen=True)
-class KeyExplanation:
+class KeyExplanation(Frozen):
     """What `explain_key` reports: the key and the fields behind it. `str()` renders a table."""
+
+    __match_args__ = ("key", "namespace", "layer", "function", "version", "included", "excluded", "tags", "ttl")
+    __slots__ = __match_args__
 
     key: str
     namespace: str
@@ -266,6 +268,20 @@ class KeyExplanation:
     excluded: dict[str, str]
     tags: tuple[str, ...]
     ttl: float | None
+
+    def __init__(
+        self,
+        key: str,
+        namespace: str,
+        layer: str,
+        function: str,
+        version: str | None,
+        included: dict[str, str],
+        excluded: dict[str, str],
+        tags: tuple[str, ...],
+        ttl: float | None,
+    ) -> None:
+        self._fill(key, namespace, layer, function, version, included, excluded, tags, ttl)
 
     def __str__(self) -> str:
         from agentcache.stats.counters import format_table

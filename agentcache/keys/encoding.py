@@ -18,7 +18,6 @@ builtin subclass's instance attributes), so that it never becomes a constant in 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -26,7 +25,17 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from agentcache.codec.types import BY_TAG, TypeSpec, base_classes, classify, named_class, no_walk
+from agentcache._record import Frozen
+from agentcache.codec.types import (
+    BY_TAG,
+    TypeSpec,
+    base_classes,
+    classify,
+    dataclass_fields,
+    is_dataclass_type,
+    named_class,
+    no_walk,
+)
 from agentcache.errors import ConfigurationError, KeyEncodingError
 
 __all__ = [
@@ -188,7 +197,7 @@ def _walker(path: str) -> Callable[[Any, str], Any]:
 
 
 def _dataclass_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
-    _refuse_hidden(obj, path, _hidden_state(obj, [f.name for f in dataclasses.fields(obj)]))
+    _refuse_hidden(obj, path, _hidden_state(obj, [f.name for f in dataclass_fields(obj)]))
     return _tag("dataclass", (spec.key or spec.form)(obj, _walker(path)), t)
 
 
@@ -314,8 +323,8 @@ def _nested_hidden_state(value: Any, depth: int) -> list[str]:
         return [f"[{k!r}]{inner}" for k, v in value.items() for inner in _nested_hidden_state(v, depth + 1)]
     if hasattr(t, "model_fields") and hasattr(value, "model_dump"):
         return [f".{inner}" for inner in _model_hidden_state(value, depth)]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [f.name for f in dataclasses.fields(value)]
+    if not isinstance(value, type) and is_dataclass_type(t):
+        names = [f.name for f in dataclass_fields(value)]
         hidden = [f".{name}" for name in _hidden_state(value, names)]
         for name in names:
             hidden += [f".{name}{inner}" for inner in _nested_hidden_state(getattr(value, name, None), depth + 1)]
@@ -407,14 +416,25 @@ def namespace_prefixes(namespace: str) -> tuple[str, str]:
     return f"{KEY_PREFIX}{ns}:", f"{KEY_PREFIX}{ns}/"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KeyParts:
+class KeyParts(Frozen):
     """The readable parts of a key."""
+
+    __match_args__ = ("namespace", "layer", "function", "digest")
+    __slots__ = __match_args__
 
     namespace: str
     layer: str
     function: str
     digest: str
+
+    def __init__(
+        self,
+        namespace: str,
+        layer: str,
+        function: str,
+        digest: str,
+    ) -> None:
+        self._fill(namespace, layer, function, digest)
 
 
 def split_key(key: str) -> KeyParts | None:
