@@ -7,6 +7,7 @@ every function decorated with ``backend="redis://..."`` uses one connection pool
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -109,8 +110,6 @@ class Cache:
 
             spec = self._spec
             inner: Backend
-            from agentcache.backends.memory import MemoryBackend
-
             try:
                 if spec is None or isinstance(spec, str):
                     url = _resolved_url(spec)
@@ -118,7 +117,7 @@ class Cache:
                 else:
                     inner = spec
                 # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
-                if self._fail_open and not isinstance(inner, MemoryBackend):
+                if self._fail_open and not _is_memory(inner):
                     from agentcache.backends._fence import Fence
 
                     s = get_settings()
@@ -305,6 +304,12 @@ def _scope_of(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTa
         )
     target = invalidation_scope(namespace)
     return (("",) if target is None else namespace_prefixes(target)), isinstance(namespace, str)
+
+
+def _is_memory(store: Backend) -> bool:
+    """Whether `store` is a `MemoryBackend` (its module is not imported to find out: none exists before it is)."""
+    memory = sys.modules.get("agentcache.backends.memory")
+    return memory is not None and isinstance(store, memory.MemoryBackend)
 
 
 def _resolved_url(spec: str | None) -> str:
