@@ -7,6 +7,7 @@ every function decorated with ``backend="redis://..."`` uses one connection pool
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
@@ -147,10 +148,8 @@ class Cache:
         url = _url_of(self._spec)[0]
         if not url.startswith("sqlite://"):
             return False
-        from pathlib import Path
-
         rest = url[len("sqlite://") :].split("?", 1)[0]
-        return bool(rest) and not Path(rest).expanduser().exists()
+        return bool(rest) and not os.path.exists(os.path.expanduser(rest))
 
     def _on_error(self, exc: BaseException) -> None:
         self.counters.add("backend_errors")
