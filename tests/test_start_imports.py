@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,8 +77,23 @@ def test_dotenv_lookup_survives_a_deleted_working_directory(tmp_path: Path, monk
     assert agentcache.get_settings().namespace == "default"
 
 
-HEAVY_AT_START = ("asyncio", "logging", "socket", "dotenv", "pickle")
-"""Loaded by none of `import agentcache` + a first hit on SQLite (asyncio ~27 ms, logging ~3 ms: issue 13)."""
+HEAVY_AT_START = (
+    "asyncio",
+    "logging",
+    "socket",
+    "dotenv",
+    "pickle",
+    "orjson",
+    "uuid",
+    "platform",
+    "dataclasses",
+    "pathlib",
+    "urllib.parse",
+    "cachetools",
+    "hashlib",
+)
+"""Loaded by none of `import agentcache` + a first hit on SQLite (asyncio ~27 ms, logging ~3 ms, orjson with uuid
+and platform ~5 ms, pathlib with urllib.parse ~6 ms, cachetools ~3 ms: issue 13)."""
 
 FIRST_HIT = textwrap.dedent(
     """
@@ -127,3 +143,73 @@ def test_a_sqlite_url_names_the_file_pathlib_names(tmp_path: Path) -> None:
     store = open_backend(f"sqlite://{tmp_path}//./c.db")
     assert store.path == tmp_path / "c.db"  # type: ignore[attr-defined]
     assert repr(store).startswith(f"SQLiteBackend({str(tmp_path / 'c.db')!r}")
+
+
+KEYS = textwrap.dedent(
+    """
+    import json, sys
+    import agentcache
+    @agentcache.tool_cached(backend="memory://")
+    def f(*args, **kwargs):
+        return None
+    for i in range(int(sys.argv[1])):  # spends the first keys
+        f.cache_key(i)
+    odd = "".join(map(chr, (0xE9, 0x2028, 0x1F600, 0, 0x1F, 0x7F, 34, 92)))  # escaped or not, alike
+    cases = [
+        ("hi",), (odd,), (2**63 - 1,), (-(2**63),), (2**64 - 1,), (2**64,), (True, None, False),
+        ([1, ["a", {"z": 1, "a": [None]}]],), ({"b": 1, "a": 2, odd: 3},), (1.5, 1e16), ({1: "a"},), ((1, 2),),
+        (chr(0xD800),),
+    ]
+    keys = [f.cache_key(*c) for c in cases] + [f.cache_key(q=c[0]) for c in cases]
+    print(json.dumps({"keys": keys, "orjson": "orjson" in sys.modules}))
+    """
+)
+
+
+def test_a_processs_first_keys_are_the_keys_orjson_writes() -> None:
+    """A process's first keys are written by the stdlib encoder (no orjson import on the way to a first hit);
+    they are byte for byte the keys written once orjson is in use, for every kind of argument."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+
+    def keys(spent: int) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-c", KEYS, str(spent)], env=env, capture_output=True, text=True, check=True
+        )
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+    early, late = keys(0), keys(64)
+    assert early["keys"] == late["keys"]
+    assert late["orjson"]
+    assert len(set(early["keys"])) == len(early["keys"])
+
+
+VALUES = textwrap.dedent(
+    """
+    import json, sys
+    import agentcache
+    odd = "".join(map(chr, (0xE9, 0x2028, 0x1F600, 0, 0x1F, 0x7F, 34, 92)))
+    values = [
+        "hi", odd, 2**64 - 1, -(2**63), 1e16, 0.1, -0.0, 1e-7, 5e-324, 1.7976931348623157e308, True, None,
+        [1, [2.5, {"z": odd, "a": [None, False]}]], {"b": 1, odd: [0.5]}, (1, "a"), b"\\x00\\xff", {1: "x"},
+    ]
+    @agentcache.tool_cached(backend=sys.argv[1])
+    def f(i):
+        return values[i]
+    got = [f(i) for i in range(len(values))]
+    print(json.dumps({"same": got == values and [type(v) for v in got] == [type(v) for v in values],
+                      "orjson": "orjson" in sys.modules, "repr": repr(got)}))
+    """
+)
+
+
+def test_a_processs_first_hits_read_values_as_orjson_does(tmp_path: Path) -> None:
+    """A fresh process parses its first stored values with the stdlib (no orjson import on the way to a first
+    hit) and gets exactly the values that were stored (floats, unicode, large integers, tagged types)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+    args = [sys.executable, "-c", VALUES, f"sqlite:///{tmp_path / 'v.db'}"]
+    stored = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout)
+    read = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout)
+    assert stored["orjson"]  # the misses encoded the values with orjson
+    assert read == {**stored, "orjson": False}
+    assert read["same"]

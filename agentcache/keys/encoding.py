@@ -70,11 +70,57 @@ def _json(obj: Any) -> bytes:
     The rare values orjson refuses (integers beyond 64 bits, lone surrogates) take the stdlib encoder, in a
     separate domain marked by a leading 0x01 byte, so the two encodings can never produce the same bytes.
     """
-    orjson = _orjson or _load_orjson()
+    out = _sorted_json(obj)
+    return out if out is not None else b"\x01" + _stdlib_dumps(obj).encode()
+
+
+def _sorted_json(obj: Any) -> bytes | None:
+    """``orjson.dumps(obj, option=OPT_SORT_KEYS)``, or `None` where orjson refuses `obj`.
+
+    A process's first keys (`_EARLY_KEYS` of them) are written by the stdlib encoder when `obj` is made only of
+    what both encoders write byte for byte alike (`_early_json`): a short-lived process that serves a few hits
+    never pays orjson's imports (~5 ms with uuid and platform), and its keys are the same bytes.
+    """
+    orjson = _orjson
+    if orjson is None:
+        if _early[0] > 0 and _alike(obj, 0):
+            try:
+                out = _early_dumps(obj).encode()
+            except UnicodeEncodeError:  # a lone surrogate: orjson refuses it too (below)
+                pass
+            else:
+                _early[0] -= 1
+                return out
+        orjson = _load_orjson()
     try:
         return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     except orjson.JSONEncodeError:
-        return b"\x01" + _stdlib_dumps(obj).encode()
+        return None
+
+
+_EARLY_KEYS = 32
+_early = [_EARLY_KEYS]  # encodings left before orjson is imported anyway
+_early_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integer range
+
+
+def _alike(obj: Any, depth: int) -> bool:
+    """Whether orjson and `_early_dumps` write `obj` alike: dicts with exactly-str keys, lists, str, bool, None and
+    integers in orjson's range, nested at most 16 deep. (Floats are not: the two spell exponents differently.)"""
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return _INT_MIN <= obj <= _INT_MAX
+    if depth > 16:
+        return False
+    if t is dict:
+        return all(type(k) is str for k in obj) and all(_alike(v, depth + 1) for v in obj.values())
+    if t is list:
+        return all(_alike(v, depth + 1) for v in obj)
+    return False
 
 
 def _load_orjson() -> Any:
@@ -100,8 +146,10 @@ def _plain_json(obj: Any) -> bytes | None:
         plain = _plain_values(obj if t is list else (obj,))
     if not plain:
         return None
-    orjson = _orjson or _load_orjson()
-    try:
+    orjson = _orjson
+    if orjson is None:
+        return _sorted_json(obj)
+    try:  # `_sorted_json`, inlined: this runs on every cached call
         return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     except orjson.JSONEncodeError:
         return None
