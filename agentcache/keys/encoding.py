@@ -113,7 +113,7 @@ def _alike(obj: Any, depth: int) -> bool:
     if t is str or t is bool or obj is None:
         return True
     if t is int:
-        return _INT_MIN <= obj <= _INT_MAX
+        return bool(_INT_MIN <= obj <= _INT_MAX)
     if depth > 16:
         return False
     if t is dict:
