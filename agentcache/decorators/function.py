@@ -10,7 +10,6 @@ layer's.
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from agentcache.keys.binding import Binder
 from agentcache.keys.encoding import canonical_bytes, digest, fields_bytes, preview
 from agentcache.keys.identity import function_name
 from agentcache.keys.namespaces import NamespaceTarget, current_namespace, invalidation_scope
+from agentcache.keys.signature import code_flag
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -44,7 +44,7 @@ class FunctionLayer(CacheLayer):
     def __init__(self, func: Callable[..., Any], policy: Policy) -> None:
         self._setup(policy, policy.name or function_name(func))
         self.func = func
-        self.is_generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+        self.is_generator = code_flag(func, "generator") or code_flag(func, "asyncgen")
         drop = set(policy.drop | policy.ignore)
         if self.is_generator:
             drop |= policy.drop_when_streaming
@@ -189,6 +189,8 @@ class FunctionLayer(CacheLayer):
     def _register_annotations(self) -> None:
         """Allow the classes named in the return annotation to be rebuilt from stored entries."""
         self._annotations_registered = True
+        import inspect
+
         try:
             hints = inspect.get_annotations(self.func, eval_str=True)
         except Exception:
@@ -328,11 +330,11 @@ def decorate(func: Callable[..., Any], policy: Policy) -> Any:
     while isinstance(target, functools.partial):
         target = target.func
     layer = FunctionLayer(func, policy)
-    if inspect.isasyncgenfunction(target):
+    if code_flag(target, "asyncgen"):
         face: Any = _async_gen_face(layer)
-    elif inspect.iscoroutinefunction(target):
+    elif code_flag(target, "coroutine"):
         face = _async_face(layer)
-    elif inspect.isgeneratorfunction(target):
+    elif code_flag(target, "generator"):
         face = _gen_face(layer)
     else:
         face = _sync_face(layer)
