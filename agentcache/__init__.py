@@ -178,10 +178,11 @@ def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'agentcache' has no attribute {name!r}")
-    import importlib
+    import sys
 
     try:
-        module = importlib.import_module(target)
+        __import__(target)  # not importlib.import_module: the importlib package is not loaded yet
+        module = sys.modules[target]
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("agentcache"):
             raise AttributeError(f"agentcache.{name} is not available in this version") from None

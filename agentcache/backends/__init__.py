@@ -12,8 +12,8 @@ Everything after `sqlite://` up to `?` is the path, so `sqlite:///tmp/x.db` is t
 from __future__ import annotations
 
 import functools
-import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY_CLASSES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    __import__(module)
+    return getattr(sys.modules[module], name)
 
 
 def _split(url: str) -> tuple[str, dict[str, str]]:
@@ -188,6 +189,8 @@ def _redis_module() -> Any:
 
     if find_spec("redis") is None:
         raise MissingDependencyError("redis", "redis")
+    import importlib
+
     return importlib.import_module("agentcache.backends.redis")
 
 

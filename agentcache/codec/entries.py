@@ -32,7 +32,6 @@ the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`
 
 from __future__ import annotations
 
-import array
 import functools
 import math
 import struct
@@ -613,6 +612,8 @@ def pack_vector(vector: Sequence[float] | Any) -> bytes:
     if hasattr(vector, "astype"):  # numpy: no per-element Python work
         arr_np: Any = vector
         return bytes(arr_np.astype("<f4", copy=False).tobytes())
+    import array  # not at import time (~1 ms): only vectors need it
+
     arr = array.array("f", vector)
     if sys.byteorder == "big":
         arr.byteswap()
@@ -623,6 +624,8 @@ def unpack_vector(data: bytes) -> list[float]:
     """Inverse of `pack_vector` (as a list of Python floats)."""
     if len(data) % 4:
         raise SerializationError("vector bytes are not a whole number of float32 values")
+    import array
+
     arr = array.array("f")
     arr.frombytes(data)
     if sys.byteorder == "big":

@@ -14,7 +14,6 @@ imported cannot exist, so modules are looked up in `sys.modules` (`import agentc
 
 from __future__ import annotations
 
-import base64
 import enum
 import sys
 from collections.abc import Callable
@@ -157,12 +156,16 @@ def builtin_base(t: type) -> type:
 
 
 def _b64(data: bytes) -> str:
+    import base64  # not at import time (~1 ms with binascii): only bytes values need it
+
     return base64.b64encode(data).decode("ascii")
 
 
 def _unb64(text: Any) -> bytes:
     if type(text) is not str:
         raise ValueError("expected base64 text")
+    import base64
+
     return base64.b64decode(text, validate=True)
 
 
