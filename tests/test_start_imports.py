@@ -214,3 +214,39 @@ def test_a_processs_first_hits_read_values_as_orjson_does(tmp_path: Path) -> Non
     assert stored["orjson"]  # the misses encoded the values with orjson
     assert read == {**stored, "orjson": False}
     assert read["same"]
+
+
+FIRST_HIT_STDLIB_BUDGET = 55  # standard-library modules a first SQLite hit adds (49 on Python 3.11; diskcache: 61)
+FIRST_HIT_OWN_BUDGET = 42  # agentcache's own (40: settings, keys, codec, the SQLite store, engine, function layer)
+COUNT = textwrap.dedent(
+    """
+    import json, sys
+    before = set(sys.modules)
+    import agentcache
+    @agentcache.tool_cached(backend=sys.argv[1])
+    def search(q: str) -> str:
+        return q * 2
+    hit = search("hi")
+    added = sorted(set(sys.modules) - before)
+    print(json.dumps({"hit": hit, "added": added}))
+    """
+)
+
+
+def test_import_and_first_sqlite_hit_stay_small(tmp_path: Path) -> None:
+    """`import agentcache` plus a first hit on an existing SQLite store load at most FIRST_HIT_STDLIB_BUDGET
+    standard-library modules and FIRST_HIT_OWN_BUDGET of agentcache's (what they cost in milliseconds is measured
+    by benchmarks/bench_start.py; a unit test timing it fails on a busy machine). A new eager import shows up here
+    as a jump in the count."""
+    work = tmp_path / "work"
+    work.mkdir()
+    if _dotenv_above(work):
+        pytest.skip("a .env file above the temporary directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+    args = [sys.executable, "-c", COUNT, f"sqlite:///{tmp_path / 'c.db'}"]
+    subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True)  # the first miss
+    out = json.loads(subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True).stdout)
+    own = [m for m in out["added"] if m == "agentcache" or m.startswith("agentcache.")]
+    assert out["hit"] == "hihi"
+    assert len(out["added"]) - len(own) <= FIRST_HIT_STDLIB_BUDGET, out["added"]
+    assert len(own) <= FIRST_HIT_OWN_BUDGET, own
