@@ -146,10 +146,12 @@ class Counters:
     @property
     def usd_saved(self) -> float:
         """Dollars not paid again, at the prices in force now (`agentcache.set_prices`)."""
-        from agentcache.usage import Usage
-
         with self._lock:
             self._fold()
+            if not self._saved_usage:  # no tokens saved: no prices to look up (nor `agentcache.usage` to import)
+                return self._usd_base
+            from agentcache.usage import Usage
+
             saved = [Usage(a[0], a[1], a[2], a[3], a[4], model) for model, a in self._saved_usage.items()]
         return self._usd_base + sum(u.cost() for u in saved)
 
