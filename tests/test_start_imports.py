@@ -91,10 +91,11 @@ HEAVY_AT_START = (
     "urllib.parse",
     "cachetools",
     "hashlib",
+    "_hashlib",
     "inspect",
 )
 """Loaded by none of `import agentcache` + a first hit on SQLite (asyncio ~27 ms, logging ~3 ms, orjson with uuid
-and platform ~5 ms, pathlib with urllib.parse ~6 ms, cachetools ~3 ms: issue 13)."""
+and platform ~5 ms, pathlib with urllib.parse ~6 ms, cachetools ~3 ms, OpenSSL ~2.5 ms: issue 13)."""
 
 FIRST_HIT = textwrap.dedent(
     """
