@@ -2,8 +2,9 @@
 
 A dataclass costs ~0.6 ms of code generation when its module is imported (and `dataclasses` imports `inspect`):
 ~9 ms for the classes a first cached call needed. A record lists its fields in `__match_args__`, in order (its
-`__slots__` too), and writes its own `__init__` (ending with `_fill`); it gets a dataclass's repr and field-wise
-equality (and, frozen, its hash and refusal of assignment).
+`__slots__` too), and writes its own `__init__` (ending with `_fill`, or one assignment per field in classes
+built on every call); it gets a dataclass's repr and field-wise equality (and, frozen, its hash and refusal of
+assignment).
 """
 
 from __future__ import annotations

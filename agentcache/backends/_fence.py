@@ -55,7 +55,11 @@ class Invalidation(Frozen):
         tags: frozenset[str] = frozenset(),
         prefix: str = "",
     ) -> None:
-        self._fill(op, keys, tags, prefix)
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "op", op)
+        _set(self, "keys", keys)
+        _set(self, "tags", tags)
+        _set(self, "prefix", prefix)
 
     @classmethod
     def of_keys(cls, keys: Sequence[str]) -> Invalidation:

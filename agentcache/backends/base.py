@@ -57,7 +57,11 @@ class Item(Frozen):
         ttl: float | None = None,
         tags: tuple[str, ...] = (),
     ) -> None:
-        self._fill(key, value, ttl, tags)
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "key", key)
+        _set(self, "value", value)
+        _set(self, "ttl", ttl)
+        _set(self, "tags", tags)
 
 
 class EntryInfo(Frozen):
@@ -82,7 +86,13 @@ class EntryInfo(Frozen):
         accessed_at: float | None = None,
         tags: tuple[str, ...] = (),
     ) -> None:
-        self._fill(key, size, created_at, expires_at, accessed_at, tags)
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (one per stored entry)
+        _set(self, "key", key)
+        _set(self, "size", size)
+        _set(self, "created_at", created_at)
+        _set(self, "expires_at", expires_at)
+        _set(self, "accessed_at", accessed_at)
+        _set(self, "tags", tags)
 
 
 class SyncBackend(Protocol):

@@ -306,7 +306,11 @@ class Entry(Record):
         duration: float = 0.0,
         usage: Usage | None = None,
     ) -> None:
-        self._fill(value, kind, created_at, duration, usage)
+        self.value = value
+        self.kind = kind
+        self.created_at = created_at
+        self.duration = duration
+        self.usage = usage
 
 
 def encode_entry(

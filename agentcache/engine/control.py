@@ -45,7 +45,9 @@ class Control(Frozen):
         mode: Mode = "readwrite",
         max_age: float | None = None,
     ) -> None:
-        self._fill(mode, max_age)
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "mode", mode)
+        _set(self, "max_age", max_age)
 
     @property
     def reads(self) -> bool:

@@ -113,7 +113,16 @@ class CallPlan(Record):
         control: Control | None = None,
         request: Any = None,
     ) -> None:
-        self._fill(key, namespace, tags, ttl, cache, store, epoch, fields, control, request)
+        self.key = key
+        self.namespace = namespace
+        self.tags = tags
+        self.ttl = ttl
+        self.cache = cache
+        self.store = store
+        self.epoch = epoch
+        self.fields = fields
+        self.control = control
+        self.request = request
 
     @property
     def max_age(self) -> float | None:
