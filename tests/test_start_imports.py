@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agentcache
 
@@ -251,3 +253,31 @@ def test_import_and_first_sqlite_hit_stay_small(tmp_path: Path) -> None:
     assert out["hit"] == "hihi"
     assert len(out["added"]) - len(own) <= FIRST_HIT_STDLIB_BUDGET, out["added"]
     assert len(own) <= FIRST_HIT_OWN_BUDGET, own
+
+
+_scalars = st.text() | st.booleans() | st.none() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+_alike_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_alike_values)
+@settings(max_examples=2000, deadline=None)
+def test_the_early_encoder_writes_orjsons_bytes(value: Any) -> None:
+    """The premise of a process's first keys: for str (any code point, lone surrogates aside), bool, None, 64-bit
+    integers, lists and str-keyed dicts, the stdlib encoder configured as the early keys use it writes exactly
+    orjson's sorted bytes. A fresh process's keys are compared end to end in the test above."""
+    import orjson
+
+    early = json.JSONEncoder(
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+    ).encode
+    try:
+        want = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # lone surrogates: both refuse them (the early path falls back to orjson)
+        with pytest.raises(UnicodeEncodeError):
+            early(value).encode()
+        return
+    assert early(value).encode() == want
