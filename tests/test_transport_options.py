@@ -38,6 +38,11 @@ class Proxy:
             def log_message(self, format: str, *args: Any) -> None:
                 """Silent."""
 
+            def do_CONNECT(self) -> None:
+                """An HTTPS tunnel: counted, refused (the tests have no TLS server behind it)."""
+                proxy.seen[f"CONNECT {self.path}"] += 1
+                self.send_error(502)
+
             def do_POST(self) -> None:
                 target = urlsplit(self.path)  # absolute form: http://host:port/path
                 proxy.seen[target.path] += 1
@@ -142,7 +147,7 @@ class TestTransportOptions:
         self, sim: SimulatedLLM, proxy: Proxy, library: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """``HTTP_PROXY`` is used as httpx uses it (``trust_env``), cached; ``NO_PROXY`` and ``trust_env=False``
-        go direct, cached too."""
+        go direct, cached too; ``HTTPS_PROXY`` tunnels https requests through the proxy."""
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         assert _ask_twice(http_client(library=library), _chat_url(sim)) == ["", "hit"]
         assert proxy.seen["/v1/chat/completions"] == 1
@@ -152,6 +157,11 @@ class TestTransportOptions:
         assert _ask_twice(http_client(library=library, namespace="bypass"), _chat_url(sim)) == ["", "hit"]
         assert proxy.seen["/v1/chat/completions"] == 1
         assert sim.calls["chat.completions"] == 3
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        lib = pytest.importorskip(library)
+        with http_client(library=library, namespace="tls") as client, pytest.raises(lib.ProxyError):
+            client.post("https://api.example.test/v1/chat/completions", json=BODY)
+        assert proxy.seen["CONNECT api.example.test:443"] == 1
 
     def test_mounted_transports_are_cached(self, sim: SimulatedLLM, proxy: Proxy, library: str) -> None:
         """A transport mounted for the server's address (here one through the proxy) answers from the cache too."""
@@ -164,6 +174,7 @@ class TestTransportOptions:
     def test_async_proxy_limits_and_env(
         self, sim: SimulatedLLM, proxy: Proxy, library: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """The async client: limits and verify reach the pool; proxy=, a mount and HTTP_PROXY are cached."""
         lib = pytest.importorskip(library)
 
         async def twice(client: Any) -> list[str]:
@@ -172,13 +183,18 @@ class TestTransportOptions:
                 second = await client.post(_chat_url(sim), json=BODY)
             return [first.headers.get("x-agentcache", ""), second.headers.get("x-agentcache", "")]
 
-        limited = async_http_client(library=library, proxy=proxy.url, limits=lib.Limits(max_keepalive_connections=2))
-        assert limited._transport._inner._pool._max_keepalive_connections == 2
+        limited = async_http_client(
+            library=library, proxy=proxy.url, limits=lib.Limits(max_keepalive_connections=2), verify=False
+        )
+        pool = limited._transport._inner._pool
+        assert (pool._max_keepalive_connections, pool._ssl_context.verify_mode) == (2, ssl.CERT_NONE)
         assert asyncio.run(twice(limited)) == ["", "hit"]
+        mounted = {"http://127.0.0.1": lib.AsyncHTTPTransport(proxy=proxy.url)}
+        assert asyncio.run(twice(async_http_client(library=library, namespace="mount", mounts=mounted))) == ["", "hit"]
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         assert asyncio.run(twice(async_http_client(library=library, namespace="env"))) == ["", "hit"]
-        assert proxy.seen["/v1/chat/completions"] == 2
-        assert sim.calls["chat.completions"] == 2
+        assert proxy.seen["/v1/chat/completions"] == 3
+        assert sim.calls["chat.completions"] == 3
 
     def test_transport_only_options_refused(self, library: str) -> None:
         with pytest.raises(ConfigurationError, match="retries"):
