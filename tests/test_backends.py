@@ -590,8 +590,5 @@ def test_opening_memory_imports_no_other_backend() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('agentcache.backends.', 'sqlite3', 'redis'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    loaded = (
-        "['agentcache.backends.base', 'agentcache.backends.flight', 'agentcache.backends.generations', "
-        "'agentcache.backends.memory']"
-    )
+    loaded = "['agentcache.backends.base', 'agentcache.backends.generations', 'agentcache.backends.memory']"
     assert out.strip() == loaded

@@ -21,10 +21,10 @@ import struct
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentcache import _fork
+from agentcache._record import Record
 from agentcache.codec.entries import (
     CorruptEntryError,
     Kind,
@@ -62,13 +62,13 @@ from agentcache.errors import ConfigurationError, KeyEncodingError, Serializatio
 from agentcache.keys.encoding import fields_bytes, make_key, scoped_digest, validate_namespace
 from agentcache.keys.namespaces import NamespaceTarget, current_namespace
 from agentcache.stats.counters import CacheInfo, Counters
-from agentcache.usage import Usage, extract_usage
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend, Item
     from agentcache.engine.cache import Cache
     from agentcache.engine.control import Control, Mode
     from agentcache.engine.settings import Settings
+    from agentcache.usage import Usage
 
 __all__ = ["MISS", "OVERTAKEN", "CallPlan", "CacheLayer", "Policy", "make_policy"]
 
@@ -82,9 +82,11 @@ _CREATED = struct.Struct("<d")  # the creation time in an entry header (see agen
 _CREATED_AT = 16
 
 
-@dataclass(slots=True)
-class CallPlan:
+class CallPlan(Record):
     """One call's resolved cache coordinates, and the control it runs under."""
+
+    __match_args__ = ("key", "namespace", "tags", "ttl", "cache", "store", "epoch", "fields", "control", "request")
+    __slots__ = __match_args__
 
     key: str
     namespace: str
@@ -94,9 +96,33 @@ class CallPlan:
     store: Backend
     epoch: int
     fields: dict[str, Any]
-    control: Control | None = None
-    request: Any = None
+    control: Control | None
+    request: Any
     """What the adapter needs to turn stored values back into results (the SDK request for `wrap()`)."""
+
+    def __init__(
+        self,
+        key: str,
+        namespace: str,
+        tags: tuple[str, ...],
+        ttl: float | None,
+        cache: Cache,
+        store: Backend,
+        epoch: int,
+        fields: dict[str, Any],
+        control: Control | None = None,
+        request: Any = None,
+    ) -> None:
+        self.key = key
+        self.namespace = namespace
+        self.tags = tags
+        self.ttl = ttl
+        self.cache = cache
+        self.store = store
+        self.epoch = epoch
+        self.fields = fields
+        self.control = control
+        self.request = request
 
     @property
     def max_age(self) -> float | None:
@@ -366,6 +392,8 @@ class CacheLayer:
         stored = value if kind == "value" else list(value)
         usage: Usage | None = None
         if self.policy.track_usage:
+            from agentcache.usage import extract_usage
+
             usage = _stream_usage(stored) if kind == "stream" else extract_usage(stored)
         return stored, usage
 
@@ -897,6 +925,8 @@ def _supports_locking(store: Backend) -> bool:
 
 
 def _stream_usage(chunks: Sequence[Any]) -> Usage | None:
+    from agentcache.usage import extract_usage
+
     for chunk in reversed(chunks):
         usage = extract_usage(chunk)
         if usage is not None:
