@@ -578,6 +578,10 @@ def cache_transport(
     return _face(http, is_async)(inner, core)
 
 
+# Options of the library's HTTPTransport that its Client does not take: only a transport you build carries them.
+_TRANSPORT_ONLY = ("retries", "uds", "local_address", "socket_options")
+
+
 def _client(
     is_async: bool,
     *,
@@ -593,8 +597,16 @@ def _client(
     client_options: dict[str, Any],
 ) -> Any:
     http = _library(library)
-    if transport is None:
-        transport = http.AsyncHTTPTransport() if is_async else http.HTTPTransport()
+    given = sorted(set(_TRANSPORT_ONLY) & client_options.keys())
+    if given:
+        from agentcache.errors import ConfigurationError
+
+        kind = "AsyncHTTPTransport" if is_async else "HTTPTransport"
+        raise ConfigurationError(
+            f"{', '.join(given)}: options of {http.__name__}.{kind}, not of its client; pass "
+            f"transport={http.__name__}.{kind}({given[0]}=...) (that transport is then used for every request: "
+            "no environment proxies)"
+        )
     core = _core(
         http, name=name, namespace=namespace, ttl=ttl, backend=backend, tags=tags, paths=paths, per_api_key=per_api_key
     )
@@ -602,7 +614,28 @@ def _client(
     client_options.setdefault("timeout", http.Timeout(600.0, connect=5.0))
     client_options.setdefault("follow_redirects", True)
     cls = http.AsyncClient if is_async else http.Client
-    return cls(transport=_face(http, is_async)(transport, core), **client_options)
+    client = cls(transport=transport, **client_options)
+    _cache_routes(client, _face(http, is_async), core)
+    return client
+
+
+def _cache_routes(client: Any, face: type, core: _Core) -> None:
+    """Wrap every transport the client routes through: the default one and each mount.
+
+    The client is built from all the options as the library would build it (``verify``, ``limits``, ``proxy``,
+    ``mounts``, environment proxies per ``trust_env``, ...), then each of its routes gets the cache in front;
+    one core, so every route shares the same entries. The library keeps its routes in private attributes, present
+    in httpx 0.28-0.29 and httpx2 2.x: their absence fails here, never a client that silently caches nothing.
+    """
+    routes = vars(client)
+    if not isinstance(routes.get("_mounts"), dict) or "_transport" not in routes:
+        from agentcache.errors import ConfigurationError
+
+        raise ConfigurationError(f"{type(client).__module__}: unknown client layout, cannot cache its routes")
+    routes["_transport"] = face(routes["_transport"], core)
+    routes["_mounts"] = {
+        pattern: None if inner is None else face(inner, core) for pattern, inner in routes["_mounts"].items()
+    }
 
 
 def http_client(
@@ -632,8 +665,12 @@ def http_client(
             key reaching this client belongs to the same tenant.
         library: ``"httpx2"`` (the default when installed: current OpenAI and Anthropic SDKs) or ``"httpx"``
             (older SDKs, which reject an ``httpx2.Client``).
-        transport: the transport that sends misses (default: the library's ``HTTPTransport()``).
-        client_options: passed to the client (``timeout``, ``headers``, ``limits``, ...).
+        transport: the transport that sends misses. Default: the ones the library builds from the client options,
+            as without agentcache (``verify``, ``cert``, ``http1``, ``http2``, ``limits``, ``proxy``, environment
+            proxies when ``trust_env``); ``retries``/``uds``/``local_address``/``socket_options`` need your own
+            ``transport=``.
+        client_options: passed to the client (``timeout``, ``headers``, ``verify``, ``limits``, ``proxy``,
+            ``mounts``, ...). Every route is cached: the default transport, proxies and each ``mounts`` transport.
     """
     return _client(
         False,
