@@ -169,6 +169,26 @@ class TestOpenAI:
         assert (tmp_path / "cache.db").exists() and b"Simulated reply to: hi" in raw  # the entries are here
         assert b"keyA" not in raw and b"keyB" not in raw
 
+    def test_servers_never_share_entries(self, sim: SimulatedLLM, library: str, tmp_path: Path) -> None:
+        """The same request and API key sent to two servers (a local model server and a provider, both taking a
+        dummy key) is answered by each: the origin is part of the key. The same server shares."""
+        store = f"sqlite://{tmp_path / 'cache.db'}"
+        with SimulatedLLM() as other:
+            here = _openai(sim, library, "sk-dummy", backend=store)
+            there = _keep(
+                openai.OpenAI(
+                    base_url=other.openai_base_url,
+                    api_key="sk-dummy",
+                    max_retries=0,
+                    http_client=http_client(library=library, backend=store),
+                )
+            )
+            _chat(here)
+            _chat(there)
+            _chat(here)
+            _chat(there)
+            assert (sim.calls["chat.completions"], other.calls["chat.completions"]) == (1, 1)
+
     def test_stream_recorded_and_replayed(self, sim: SimulatedLLM, library: str) -> None:
         """A completed stream is stored; the next identical streamed call replays it through the SDK's Stream."""
         client = _openai(sim, library)

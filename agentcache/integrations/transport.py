@@ -10,9 +10,10 @@ aclient = AsyncOpenAI(http_client=agentcache.async_http_client())
 
 The same works for Anthropic (``Anthropic(http_client=...)``) and any SDK that takes an httpx client. A
 request is answered from the cache when it is a ``POST`` to a model-answering path (`DEFAULT_PATHS`, or
-``paths=``); everything else goes to the network untouched. The key is the method, the path, the sorted query,
-the API-version headers and the canonical JSON body without transport-only fields (``user``, ``metadata``,
-``store``, ...), partitioned by a hash of the API key: two keys never share entries, and no secret is stored.
+``paths=``); everything else goes to the network untouched. The key is the server's origin (scheme, host, port),
+the method, the path, the sorted query, the API-version headers and the canonical JSON body without transport-only
+fields (``user``, ``metadata``, ``store``, ...), partitioned by a hash of the API key: two keys never share
+entries, and no secret is stored.
 
 Each cached request goes through one `agentcache.CacheLayer` (``layer="http"``): lookup, single-flight,
 send, store, stats. JSON answers are stored when the status is 2xx. Server-sent event streams reach the caller
@@ -41,6 +42,8 @@ from agentcache.integrations._http import DEFAULT_PATHS
 from agentcache.usage import Usage, extract_usage
 
 __all__ = ["DEFAULT_PATHS", "async_http_client", "cache_transport", "http_client"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Library = Literal["httpx", "httpx2"]
 
@@ -97,11 +100,18 @@ class _Core:
         return _http.describe(method, path, query, request.headers.multi_items(), body)
 
     def key_request(self, view: dict[str, Any], request: Any) -> dict[str, Any]:
-        """The request the layer keys on: the view plus the credential partition."""
+        """The request the layer keys on: the view plus the server it goes to and the credential partition.
+
+        The origin (scheme, host, port) is in the key, as ``wrap()`` keys hold the client's base URL: two servers
+        that accept the same path and body (a local model server and a provider, staging and production) answer
+        differently, and a shared dummy key must not make them share entries. Cassettes match on the view alone.
+        """
+        url = request.url
+        keyed = {**view, "origin": f"{url.scheme}://{url.host}:{url.port or _DEFAULT_PORTS.get(url.scheme, 0)}"}
         if not self.per_api_key:
-            return view
-        query = request.url.params.multi_items() if request.url.query else []
-        return {**view, "partition": _http.partition(request.headers.multi_items(), query)}
+            return keyed
+        query = url.params.multi_items() if url.query else []
+        return {**keyed, "partition": _http.partition(request.headers.multi_items(), query)}
 
     def value_of(self, response: Any, body: bytes, *, sse: bool) -> dict[str, Any]:
         """The stored form of an answer: status, replayed headers and the body (SSE text for streams)."""
