@@ -22,7 +22,9 @@ question too.
 The sizes are interleaved (each question is asked of every size in turn, alternating the order) and the
 query embedding alone is timed between them, so every row meets the same machine load; the lookups run in
 `mode("read")`, so a miss stores nothing and every size and pass sees the same cache. Wall time depends on
-what else the machine runs: the CPU time of the calling thread is given too, with the load average.
+what else the machine runs: the CPU time of the calling thread is given too, and the time it spent runnable
+but waiting for a core (`/proc/thread-self/schedstat`), with the load average. Wall time minus that wait is
+what the call took on its core: its CPU time plus stalls that are not the scheduler's.
 Writes `benchmarks/results/semantic_lookup_speed.md`.
 """
 
@@ -115,33 +117,41 @@ def partition(cache: Cache, size: int, bases: list[str], pool: np.ndarray) -> Ca
     return answer
 
 
-def timed(f: Callable[[], object]) -> tuple[float, float]:
-    """`(wall ms, CPU ms of this thread)` of one call of `f`, token-state memory emptied first."""
+def run_queue_ns() -> int:
+    """Nanoseconds this thread has spent runnable but waiting for a core (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def timed(f: Callable[[], object]) -> tuple[float, float, float]:
+    """`(wall, CPU of this thread, waiting for a core)` in ms of one call of `f`, token-state memory emptied."""
     forget_token_states()
-    start_ns, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
+    start_wait, start_ns, start_cpu = run_queue_ns(), time.perf_counter_ns(), time.thread_time_ns()
     f()
-    return (time.perf_counter_ns() - start_ns) / 1e6, (time.thread_time_ns() - start_cpu) / 1e6
+    cpu, wall = time.thread_time_ns() - start_cpu, time.perf_counter_ns() - start_ns
+    return wall / 1e6, cpu / 1e6, (run_queue_ns() - start_wait) / 1e6
 
 
 def measure(answers: dict[int, Callable[[str], str]], queries: list[str]) -> dict[str, dict[str, list[float]]]:
     """Ask every question of every size (sizes interleaved, order alternating) and embed it alone once."""
     embedder = LocalEmbedder()
     out: dict[str, dict[str, list[float]]] = {
-        str(k): {"wall": [], "cpu": [], "hit": []} for k in [*answers, "embedding"]
+        str(k): {"wall": [], "cpu": [], "wait": [], "hit": []} for k in [*answers, "embedding"]
     }
     order = list(answers)
     with agentcache.mode("read"):  # a miss stores nothing: every size and pass sees the same cache
         for n, q in enumerate(queries):
             for size in order if n % 2 == 0 else order[::-1]:
-                wall, cpu = timed(lambda size=size, q=q: answers[size](q))
+                times = timed(lambda size=size, q=q: answers[size](q))
                 hit = last_semantic_hit()
-                row = out[str(size)]
-                row["wall"].append(wall)
-                row["cpu"].append(cpu)
-                row["hit"].append(float(hit is not None and hit.similarity < 1.0))
-            wall, cpu = timed(lambda q=q: embedder.embed([q]))
-            out["embedding"]["wall"].append(wall)
-            out["embedding"]["cpu"].append(cpu)
+                for name, value in zip(("wall", "cpu", "wait"), times, strict=True):
+                    out[str(size)][name].append(value)
+                out[str(size)]["hit"].append(float(hit is not None and hit.similarity < 1.0))
+            for name, value in zip(("wall", "cpu", "wait"), timed(lambda q=q: embedder.embed([q])), strict=True):
+                out["embedding"][name].append(value)
     return out
 
 
@@ -150,11 +160,13 @@ def row(
 ) -> str:
     wall, cpu = r["wall"], r["cpu"]
     hits = [w for w, h in zip(wall, r["hit"], strict=True) if h]
+    own = [w - q for w, q in zip(wall, r["wait"], strict=True)]  # the wall time minus waiting for a core
     return (
         f"| {int(size):,} | {label} | {len(wall)} | {statistics.mean(r['hit']):.0%} | "
         f"{statistics.median(wall):.1f} | {percentile(wall, 99):.1f} | "
         f"{statistics.median(hits) if hits else float('nan'):.1f} | "
         f"{statistics.median(cpu):.1f} | {percentile(cpu, 99):.1f} | "
+        f"{statistics.median(r['wait']):.1f} | {statistics.median(own):.1f} | {percentile(own, 99):.1f} | "
         f"{statistics.median(floor['wall']):.1f} / {statistics.median(floor['cpu']):.1f} | "
         f"{load[0]:.1f} / {load[1]:.1f} |"
     )
@@ -186,12 +198,14 @@ def main() -> None:
         "embedding, index search, guards, judge, decode). Cold: the model's token-state memory emptied before "
         'every call; the judge reads the notes stored with the entry ("no notes": deleted first, so the judge '
         "runs the model on the cached question too). Sizes and the embedding alone are interleaved per question, "
-        "so a table's rows met the same load. CPU = CPU time of the calling thread. Regenerate with "
+        "so a table's rows met the same load. CPU = CPU time of the calling thread; waiting for a core = the time "
+        "it was runnable but not running (Linux schedstat), which the other jobs cause. Regenerate with "
         "`python benchmarks/semantic_lookup_speed.py`.",
         "",
         "| entries | judge | lookups | semantic hits | p50 ms | p99 ms | hits: p50 ms | CPU p50 ms | CPU p99 ms "
+        "| waiting for a core: p50 ms | wall minus waiting: p50 ms | p99 ms "
         "| query embedding alone: p50 ms, wall / CPU | load average before / after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     passes = ["notes", "no notes"] if args.no_notes else ["notes"]
     for label in passes:
