@@ -171,6 +171,27 @@ class HitChecks:
         except AgentCacheError:
             return None
 
+    def without_model(self, cached: str, query: str, notes: dict[str, Words] | None) -> bool:
+        """Whether `accept` on this pair needs no model run: the judge is off, or every text it reads has its
+        word states in `notes` (the cached side) or in the model's memory (the query, embedded just before).
+        Then it is a fraction of a millisecond of CPU, and the async face runs it without a worker thread."""
+        from agentcache.semantic._minilm import loaded_model
+        from agentcache.semantic.conversation import unpack
+
+        if self.judge is False:
+            return True
+        model = loaded_model()
+        if model is None:
+            return False
+        cached_query, cached_context = unpack(cached)
+        new_query, new_context = unpack(query)
+        pairs = [(cached_query, new_query)]
+        if cached_context and new_context:
+            pairs.append((" ".join(cached_context), " ".join(new_context)))
+        known = notes or {}
+        texts = [t for a, b in pairs if a != b for t in ((b,) if a in known else (a, b))]
+        return model.has_states(texts)
+
     def accept(
         self,
         guards: Sequence[Guard],
