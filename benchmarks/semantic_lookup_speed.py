@@ -19,18 +19,21 @@ never runs the model on the cached question, so a warm lookup costs the same.) `
 the notes deleted (entries stored by a version before the notes): the judge then runs MiniLM on the cached
 question too.
 
-The sizes are interleaved (each question is asked of every size in turn, alternating the order) and the
-query embedding alone is timed between them, so every row meets the same machine load; the lookups run in
+Each size is asked through a sync and an async function sharing the partition (the async face embeds in a
+worker thread, and judges on the event loop when the judge needs no model run). The sizes and faces are
+interleaved (each question is asked of every one in turn, alternating the order) and the query embedding
+alone is timed between them, so every row meets the same machine load; the lookups run in
 `mode("read")`, so a miss stores nothing and every size and pass sees the same cache. Wall time depends on
-what else the machine runs: the CPU time of the calling thread is given too, and the time it spent runnable
-but waiting for a core (`/proc/thread-self/schedstat`), with the load average. Wall time minus that wait is
-what the call took on its core: its CPU time plus stalls that are not the scheduler's.
+what else the machine runs: the CPU time of the process during the call is given too, and the time its
+threads spent runnable but waiting for a core (`/proc/self/task/*/schedstat`), with the load average. Wall
+time minus that wait is what the call took on its cores: CPU time plus stalls that are not the scheduler's.
 Writes `benchmarks/results/semantic_lookup_speed.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -91,11 +94,16 @@ def partitions(store: Any) -> set[str]:
     return {partition_of(e.key) for e in store.scan("") if ":semvec:" in e.key}
 
 
-def partition(cache: Cache, size: int, bases: list[str], pool: np.ndarray) -> Callable[[str], str]:
-    """A `@semantic_cached` function whose partition holds `bases` plus padding records up to `size`."""
+def partition(cache: Cache, size: int, bases: list[str], pool: np.ndarray) -> dict[str, Callable[[str], Any]]:
+    """A sync and an async `@semantic_cached` function sharing one partition (same name and version) that holds
+    `bases` plus padding records up to `size`."""
 
-    @semantic_cached(backend=cache, name=f"bench.lookup{size}", ttl=3600)
+    @semantic_cached(backend=cache, name=f"bench.lookup{size}", ttl=3600, version=1)
     def answer(question: str) -> str:
+        return f"answer to {question}"
+
+    @semantic_cached(backend=cache, name=f"bench.lookup{size}", ttl=3600, version=1)
+    async def aanswer(question: str) -> str:
         return f"answer to {question}"
 
     store = cache.store
@@ -114,42 +122,49 @@ def partition(cache: Cache, size: int, bases: list[str], pool: np.ndarray) -> Ca
                 for i, (key, v) in enumerate(zip(keys, vectors, strict=True))
             ]
         )
-    return answer
+    return {"sync": answer, "async": aanswer}
 
 
 def run_queue_ns() -> int:
-    """Nanoseconds this thread has spent runnable but waiting for a core (Linux schedstat; 0 elsewhere)."""
-    try:
-        with open("/proc/thread-self/schedstat") as f:
-            return int(f.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    """Nanoseconds this process's threads have spent runnable but waiting for a core (Linux schedstat)."""
+    total = 0
+    for path in Path("/proc/self/task").glob("*/schedstat"):
+        try:
+            total += int(path.read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            continue
+    return total
 
 
 def timed(f: Callable[[], object]) -> tuple[float, float, float]:
-    """`(wall, CPU of this thread, waiting for a core)` in ms of one call of `f`, token-state memory emptied."""
+    """`(wall, CPU of the process, waiting for a core)` in ms of one call of `f`, token-state memory emptied."""
     forget_token_states()
-    start_wait, start_ns, start_cpu = run_queue_ns(), time.perf_counter_ns(), time.thread_time_ns()
+    start_wait, start_ns, start_cpu = run_queue_ns(), time.perf_counter_ns(), time.process_time_ns()
     f()
-    cpu, wall = time.thread_time_ns() - start_cpu, time.perf_counter_ns() - start_ns
+    cpu, wall = time.process_time_ns() - start_cpu, time.perf_counter_ns() - start_ns
     return wall / 1e6, cpu / 1e6, (run_queue_ns() - start_wait) / 1e6
 
 
-def measure(answers: dict[int, Callable[[str], str]], queries: list[str]) -> dict[str, dict[str, list[float]]]:
-    """Ask every question of every size (sizes interleaved, order alternating) and embed it alone once."""
+def measure(
+    answers: dict[int, dict[str, Callable[[str], Any]]], queries: list[str], loop: asyncio.AbstractEventLoop
+) -> dict[str, dict[str, list[float]]]:
+    """Ask every question of every size and face (interleaved, order alternating) and embed it alone once."""
     embedder = LocalEmbedder()
+    kinds = [(size, face) for size in answers for face in ("sync", "async")]
     out: dict[str, dict[str, list[float]]] = {
-        str(k): {"wall": [], "cpu": [], "wait": [], "hit": []} for k in [*answers, "embedding"]
+        k: {"wall": [], "cpu": [], "wait": [], "hit": []} for k in [*(f"{s} {f}" for s, f in kinds), "embedding"]
     }
-    order = list(answers)
     with agentcache.mode("read"):  # a miss stores nothing: every size and pass sees the same cache
         for n, q in enumerate(queries):
-            for size in order if n % 2 == 0 else order[::-1]:
-                times = timed(lambda size=size, q=q: answers[size](q))
-                hit = last_semantic_hit()
+            for size, face in kinds if n % 2 == 0 else kinds[::-1]:
+                f = answers[size][face]
+                call = (lambda f=f, q=q: loop.run_until_complete(f(q))) if face == "async" else (lambda f=f, q=q: f(q))
+                times = timed(call)
+                hit = last_semantic_hit() if face == "sync" else None
                 for name, value in zip(("wall", "cpu", "wait"), times, strict=True):
-                    out[str(size)][name].append(value)
-                out[str(size)]["hit"].append(float(hit is not None and hit.similarity < 1.0))
+                    out[f"{size} {face}"][name].append(value)
+                if face == "sync":  # the async face's hit is recorded in the event loop's context
+                    out[f"{size} {face}"]["hit"].append(float(hit is not None and hit.similarity < 1.0))
             for name, value in zip(("wall", "cpu", "wait"), timed(lambda q=q: embedder.embed([q])), strict=True):
                 out["embedding"][name].append(value)
     return out
@@ -159,14 +174,21 @@ def row(
     label: str, size: str, r: dict[str, list[float]], load: tuple[float, float], floor: dict[str, list[float]]
 ) -> str:
     wall, cpu = r["wall"], r["cpu"]
-    hits = [w for w, h in zip(wall, r["hit"], strict=True) if h]
+    hits = [w for w, h in zip(wall, r["hit"], strict=True) if h] if r["hit"] else []
     own = [w - q for w, q in zip(wall, r["wait"], strict=True)]  # the wall time minus waiting for a core
+    served = f"{statistics.mean(r['hit']):.0%}" if r["hit"] else "as sync"
+    # the async face's threads wait at overlapping times, so their sum is no part of its wall time: not shown
+    waits = (
+        f"{statistics.median(r['wait']):.1f} | {statistics.median(own):.1f} | {percentile(own, 99):.1f}"
+        if r["hit"]
+        else "- | - | -"
+    )
     return (
-        f"| {int(size):,} | {label} | {len(wall)} | {statistics.mean(r['hit']):.0%} | "
+        f"| {size} | {label} | {len(wall)} | {served} | "
         f"{statistics.median(wall):.1f} | {percentile(wall, 99):.1f} | "
-        f"{statistics.median(hits) if hits else float('nan'):.1f} | "
+        f"{f'{statistics.median(hits):.1f}' if hits else '-'} | "
         f"{statistics.median(cpu):.1f} | {percentile(cpu, 99):.1f} | "
-        f"{statistics.median(r['wait']):.1f} | {statistics.median(own):.1f} | {percentile(own, 99):.1f} | "
+        f"{waits} | "
         f"{statistics.median(floor['wall']):.1f} / {statistics.median(floor['cpu']):.1f} | "
         f"{load[0]:.1f} / {load[1]:.1f} |"
     )
@@ -185,8 +207,10 @@ def main() -> None:
     pool = pool_vectors(rows)
     answers = {size: partition(cache, size, bases, pool) for size in args.sizes}
     forget_partitions()
-    for answer in answers.values():  # the first lookup builds the partition's index (not timed) ...
-        answer("warm up the index and the model")
+    loop = asyncio.new_event_loop()
+    for faces in answers.values():  # the first lookup builds the partition's index (not timed) ...
+        faces["sync"]("warm up the index and the model")
+        loop.run_until_complete(faces["async"]("warm up the async face"))
     for part in loaded_partitions():  # ... and, past ~10k entries, its HNSW graph on a background thread
         part.index.settle()
     lines = [
@@ -197,12 +221,14 @@ def main() -> None:
         "paraphrases of cached questions through `@semantic_cached` defaults; the whole call (exact read, query "
         "embedding, index search, guards, judge, decode). Cold: the model's token-state memory emptied before "
         'every call; the judge reads the notes stored with the entry ("no notes": deleted first, so the judge '
-        "runs the model on the cached question too). Sizes and the embedding alone are interleaved per question, "
-        "so a table's rows met the same load. CPU = CPU time of the calling thread; waiting for a core = the time "
-        "it was runnable but not running (Linux schedstat), which the other jobs cause. Regenerate with "
+        "runs the model on the cached question too). sync: a plain function; async: an `async def` one awaited on "
+        "an event loop (the embedding runs in a worker thread). Sizes, faces and the embedding alone are "
+        "interleaved per question, so a table's rows met the same load. CPU = CPU time of the process during the "
+        "call; waiting for a core = the time its threads were runnable but not running (Linux schedstat), which "
+        "the other jobs cause. Regenerate with "
         "`python benchmarks/semantic_lookup_speed.py`.",
         "",
-        "| entries | judge | lookups | semantic hits | p50 ms | p99 ms | hits: p50 ms | CPU p50 ms | CPU p99 ms "
+        "| entries | judge, face | lookups | semantic hits | p50 ms | p99 ms | hits: p50 ms | CPU p50 ms | CPU p99 ms "
         "| waiting for a core: p50 ms | wall minus waiting: p50 ms | p99 ms "
         "| query embedding alone: p50 ms, wall / CPU | load average before / after |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -213,12 +239,14 @@ def main() -> None:
             store = cache.store
             store.delete_many([e.key for e in store.scan("") if ":semjudge:" in e.key])  # type: ignore[attr-defined]
         before = os.getloadavg()[0]
-        result = measure(answers, queries)
+        result = measure(answers, queries, loop)
         load = (before, os.getloadavg()[0])
         for size in args.sizes:
-            line = row(label, str(size), result[str(size)], load, result["embedding"])
-            print(line, flush=True)
-            lines.append(line)
+            for face in ("sync", "async"):
+                line = row(f"{label}, {face}", f"{size:,}", result[f"{size} {face}"], load, result["embedding"])
+                print(line, flush=True)
+                lines.append(line)
+    loop.close()
     cache.close()
     agentcache.reset()
     RESULTS.mkdir(exist_ok=True)
