@@ -205,7 +205,7 @@ class HitChecks:
         """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
 
         `notes`: the cached texts' word states stored with the entry (saves running the model on them).
-        Blocking (runs the model): the async face calls it in a worker thread.
+        Blocking (may run the model): the async face calls it in a worker thread unless `without_model`.
         """
         from agentcache.semantic.conversation import unpack
         from agentcache.semantic.guards import check_guards
