@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A second environment for frameworks whose pins conflict with the main one (CrewAI: openai < 3, mcp < 2).
+COMPAT := .venv-compat
+COMPAT_STAMP := $(COMPAT)/.installed
+COMPAT_TESTS := tests/test_crewai.py tests/test_mcp.py
 ARGS ?=
 
 $(STAMP): pyproject.toml
@@ -17,6 +21,16 @@ $(STAMP): pyproject.toml
 
 .PHONY: venv
 venv: $(STAMP) ## create .venv and install the package with every extra and the dev tools
+
+$(COMPAT_STAMP): pyproject.toml
+	@test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	@# --no-compile: most of CrewAI's dependencies are never imported here; compiling them doubled the install
+	$(COMPAT)/bin/python -m pip install -q --no-compile -e ".[openai]" --group compat
+	@touch $(COMPAT_STAMP)
+
+.PHONY: venv-compat
+venv-compat: $(COMPAT_STAMP) ## create .venv-compat: the package with CrewAI and mcp 1.x (the "compat" group)
 
 .PHONY: redis-server
 redis-server: ## make sure a redis-server binary exists (tests start their own on a free port)
@@ -37,6 +51,11 @@ typecheck: venv ## mypy --strict on agentcache/ and tests/typing/
 .PHONY: test
 test: venv redis-server lint typecheck ## bootstrap everything, then lint, type-check and run the test suite
 	$(BIN)/pytest $(ARGS)
+	@$(MAKE) --no-print-directory test-compat
+
+.PHONY: test-compat
+test-compat: venv-compat ## the CrewAI and mcp 1.x tests in .venv-compat (part of `make test`)
+	$(COMPAT)/bin/pytest $(COMPAT_TESTS)
 
 .PHONY: demo
 demo: venv ## the main job on the embedded store (SQLite in ./.agentcache), no API key, no server; run it twice
@@ -50,8 +69,10 @@ examples: venv ## run every example as a smoke test (throwaway or project-local 
 bench: venv redis-server ## run the benchmarks; tables land in benchmarks/results/
 	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_regression.py
+	$(BIN)/python benchmarks/bench_long_request.py
 	$(BIN)/python benchmarks/bench_sqlite.py
 	$(BIN)/python benchmarks/bench_small.py
+	$(BIN)/python benchmarks/bench_memo.py
 	$(BIN)/python benchmarks/bench_redis.py
 	$(BIN)/python benchmarks/bench_start.py
 	$(BIN)/python benchmarks/bench_sdk.py

@@ -15,10 +15,14 @@ from support.redis_server import REDIS_SERVER, RedisServer
 
 def pytest_configure(config: pytest.Config) -> None:
     """Point the platform cache dir (and so the default store) of this run and of every process it starts at a
-    private directory: no test, subprocess or example can write into the user's real cache."""
+    private directory: no test, subprocess or example can write into the user's real cache. The frameworks'
+    telemetry and data downloads are turned off (tests/support/offline.py)."""
     import tempfile
 
+    from support.offline import offline_environment
+
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="agentcache-xdg-")
+    os.environ.update(offline_environment(Path(tempfile.mkdtemp(prefix="agentcache-offline-"))))
 
 
 @pytest.fixture(autouse=True)

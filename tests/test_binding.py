@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -120,3 +121,39 @@ class TestThroughDecorators:
             with pytest.raises(TypeError):
                 search("q", extra=1)  # type: ignore[call-arg]
         assert search.cache_info().misses == 0
+
+
+async def coroutine(a: Any, b: Any = 1) -> None: ...
+async def async_gen(a: Any) -> Any:
+    yield a
+
+
+def gen(a: Any, *, k: "str" = "x") -> Any:  # noqa: UP037 - a string annotation, kept as one
+    yield a
+
+
+@functools.wraps(plain)
+def wrapper(*args: Any, **kwargs: Any) -> None: ...
+
+
+READ = [*FUNCTIONS, coroutine, async_gen, gen, wrapper, functools.partial(plain, 1), lambda x, y=1, *z, **w: None]
+
+
+@pytest.mark.parametrize("func", READ)
+def test_parameters_and_kinds_are_what_inspect_reads(func: Callable[..., Any]) -> None:
+    """`parameters` reads a plain function's code (no `inspect` import) and gives what `inspect.signature` gives;
+    `code_flag` answers as `inspect.is*function`."""
+    from agentcache.keys.signature import EMPTY, code_flag, parameters
+
+    expected = tuple(
+        (
+            p.name,
+            int(p.kind),
+            EMPTY if p.default is p.empty else p.default,
+            EMPTY if p.annotation is p.empty else p.annotation,
+        )
+        for p in inspect.signature(func).parameters.values()
+    )
+    assert parameters(func) == expected
+    for name in ("generator", "asyncgen", "coroutine"):
+        assert code_flag(func, name) == getattr(inspect, f"is{name}function")(func)

@@ -368,3 +368,20 @@ def test_wrapped_client_coalesces_across_processes(redis_server: str) -> None:
             pytest.skip("the session's redis-server timed out under load: fail-open, so no single-flight promise")
         assert len({answer for answer, _ in answers}) == 1
         assert llm.calls["chat.completions"] == 1
+
+
+def test_peek_counts_hits_only(url: str) -> None:
+    """`peek` is the read of a caller that `call`s next on a miss: a hit counts, a miss or a bypass does not
+    (the `call` that follows counts it)."""
+    from agentcache.engine.layer import MISS
+
+    layer = agentcache.CacheLayer("peek", backend=url)
+    assert layer.peek("a") is MISS
+    assert layer.call("a", lambda: 1) == 1
+    assert layer.peek("a") == 1
+    with agentcache.mode("off"):
+        assert layer.peek("a") is MISS
+    info = layer.info()
+    assert (info.hits, info.misses) == (1, 1)
+    assert layer.counters.bypasses == 0
+    assert asyncio.run(layer.apeek("a")) == 1

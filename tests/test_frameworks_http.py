@@ -5,11 +5,15 @@ caching silently stopped. These are the rows of docs/frameworks.md."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from support.network import outbound
 
 import agentcache
 from agentcache.testing.simulator import SimulatedLLM
@@ -30,6 +34,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::P
 def _server() -> Iterator[SimulatedLLM]:
     with SimulatedLLM() as sim:
         yield sim
+
+
+@pytest.fixture(autouse=True)
+def _offline() -> Iterator[None]:
+    """No framework reaches past this machine (telemetry, a download at import) while a test runs."""
+    with outbound() as seen:
+        yield
+    assert seen == []
 
 
 @pytest.fixture
@@ -213,6 +225,18 @@ class TestLlamaIndex:
         assert tool.metadata.get_parameters_dict()["required"] == ["query"]
         assert str(tool.call(query="x")) == str(tool.call(query="x")) == "result for x"
         assert runs["search"] == 1
+
+    def test_import_stays_offline(self) -> None:
+        """Importing LlamaIndex core 0.10 checks for NLTK's punkt and stopwords and downloads what is missing
+        (measured: two look-ups of raw.githubusercontent.com). The run's NLTK_DATA (tests/support/offline.py) has
+        both, so a fresh interpreter importing it looks nothing up."""
+        pytest.importorskip("llama_index.core")
+        code = "from support.network import outbound\nwith outbound() as seen:\n    import llama_index.core\n"
+        code += "print(seen)"
+        tests = Path(__file__).parent
+        done = subprocess.run([sys.executable, "-c", code], cwd=tests, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
 
 
 class TestSmolagents:

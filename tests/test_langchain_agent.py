@@ -183,3 +183,82 @@ def test_a_request_without_a_key_passes_through(server: Any, url: str, caplog: p
     plain = ModelRequest(model=model, messages=[HumanMessage("hi")])
     with pytest.raises(KeyEncodingError, match="inner"):
         middleware.wrap_model_call(plain, failing)
+
+
+def test_concurrent_identical_runs_share_each_call(server: Any, url: str) -> None:
+    """8 identical runs at once (threads), the server holding its answers until all started: each model call
+    and the tool run once for all of them (the middleware's calls go through the layer's single flight)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs: list[str] = []
+    agent = make_agent(server, url, runs)
+    started, lock = [0], threading.Lock()
+    server.hold = threading.Event()
+
+    def run() -> str:
+        with lock:
+            started[0] += 1
+            if started[0] == 8:
+                server.hold.set()
+        return final_text(agent.invoke(QUESTION))
+
+    with ThreadPoolExecutor(8) as pool:
+        texts = [f.result(timeout=120) for f in [pool.submit(run) for _ in range(8)]]
+    assert server.calls["chat.completions"] == 2
+    assert runs == ["llm caching"]
+    assert len(set(texts)) == 1
+
+
+def test_what_the_middleware_never_stores(server: Any, url: str) -> None:
+    """Through the hooks LangChain calls: model errors, refusals, malformed tool calls, structured-output calls and
+    `Command` tool results are passed on and never stored (each call runs again); a plain answer is stored."""
+    from langchain.agents.middleware import ModelRequest, ModelResponse
+    from langchain.agents.structured_output import ToolStrategy
+    from langchain_core.messages import HumanMessage
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+    from langgraph.types import Command
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        text: str
+
+    middleware = CacheMiddleware(backend=url)
+    model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=server.openai_base_url)  # type: ignore[arg-type]
+    answers: dict[str, Any] = {
+        "error": RuntimeError("upstream down"),
+        "refusal": AIMessage("", additional_kwargs={"refusal": "I can't help with that."}),
+        "malformed": AIMessage("", invalid_tool_calls=[{"name": "s", "args": "{x", "id": "c1", "error": "bad"}]),
+        "structured": AIMessage("{}"),
+        "plain": AIMessage("hello"),
+    }
+    calls: list[str] = []
+    for name, answer in answers.items():
+        fmt = ToolStrategy(Answer) if name == "structured" else None
+        request = ModelRequest(model=model, messages=[HumanMessage(name)], response_format=fmt)
+
+        def handler(_: Any, name: str = name, answer: Any = answer) -> ModelResponse[Any]:
+            calls.append(name)
+            if isinstance(answer, Exception):
+                raise answer
+            return ModelResponse(result=[answer])
+
+        for _ in range(2):
+            try:
+                middleware.wrap_model_call(request, handler)
+            except RuntimeError:
+                pass
+    twice = ["error", "refusal", "malformed", "structured"]
+    assert calls == [name for name in twice for _ in range(2)] + ["plain"]
+
+    runs: list[int] = []
+
+    def command_tool(_: Any) -> Command[Any]:
+        runs.append(1)
+        return Command(update={"messages": [ToolMessage("done", tool_call_id="c2")]})
+
+    call = {"name": "search", "args": {"query": "q"}, "id": "c2", "type": "tool_call"}
+    tool_request = ToolCallRequest(tool_call=call, tool=None, state={}, runtime=None)  # type: ignore[arg-type]
+    for _ in range(2):
+        assert isinstance(middleware.wrap_tool_call(tool_request, command_tool), Command)
+    assert runs == [1, 1]

@@ -208,8 +208,8 @@ def test_chat_openai_streaming_callbacks_are_cached(server: Any, url: str) -> No
 @pytest.mark.usefixtures("_no_global_cache")
 @pytest.mark.usefixtures("_no_global_cache")
 def test_direct_stream_does_not_consult_the_cache(server: Any, url: str) -> None:
-    """LangChain's `.stream()` and `astream_events()` bypass `BaseCache` by design: what the docs' table says,
-    measured."""
+    """LangChain's `.stream()`, `astream()` and `astream_events()` bypass `BaseCache` by design: what the docs'
+    table says, measured."""
     set_llm_cache(LLMCache(backend=url))
     llm = chat_openai(server)
     for _ in range(2):
@@ -219,9 +219,12 @@ def test_direct_stream_does_not_consult_the_cache(server: Any, url: str) -> None
     async def events() -> None:
         for _ in range(2):
             assert [e async for e in llm.astream_events("hey", version="v2")] != []
+        assert server.calls["chat.completions"] == 4
+        for _ in range(2):
+            assert [c async for c in llm.astream("hey there")] != []
 
     asyncio.run(events())
-    assert server.calls["chat.completions"] == 4
+    assert server.calls["chat.completions"] == 6
 
 
 @pytest.mark.usefixtures("_no_global_cache")
@@ -263,3 +266,31 @@ def test_semantic_lookups_count_misses_not_errors(url: str) -> None:
     layer = agentcache.stats().by_layer["semantic"]
     assert (layer.hits, layer.errors) == (1, 0)
     assert layer.misses >= 1
+
+
+def test_malformed_tool_calls_are_not_stored(url: str) -> None:
+    cache = LLMCache(backend=url, single_flight=False)
+    malformed = AIMessage(
+        content="", invalid_tool_calls=[{"name": "search", "args": "{not json", "id": "c1", "error": "bad json"}]
+    )
+    cache.update("p", "l", [ChatGeneration(message=malformed)])
+    assert cache.lookup("p", "l") is None
+
+
+@pytest.mark.usefixtures("_no_global_cache")
+def test_batch_and_a_completion_llm(server: Any, url: str) -> None:
+    """`batch` of a chat model goes through the cache; so does a completion model (`BaseLLM`: LangChain looks up
+    every prompt of a call before generating the missing ones, here twice the same prompt in one call)."""
+    from langchain_core.language_models import FakeListLLM
+
+    set_llm_cache(LLMCache(backend=url))
+    llm = chat_openai(server)
+    first = llm.batch(["one", "two"])
+    again = llm.batch(["one", "two"])
+    assert server.calls["chat.completions"] == 2
+    assert [m.content for m in first] == [m.content for m in again]
+    completion = FakeListLLM(responses=["a", "b", "c", "d"])
+    assert completion.batch(["p", "p", "q"]) != []
+    calls = completion.i
+    assert completion.invoke("p") in ("a", "b") and completion.invoke("q") == "c"
+    assert completion.i == calls  # served from the cache

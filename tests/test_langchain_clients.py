@@ -71,3 +71,42 @@ def test_chat_anthropic_invoke_stream_and_async(server: SimulatedLLM, url: str) 
     assert server.calls["messages"] == 2  # "hi" once (stored as a message), "hey" once (recorded as a stream)
     assert answers[0] == answers[1] == answers[2] != ""
     assert streamed[0] == streamed[1] != ""
+
+
+def test_chat_anthropic_public_route_is_langchains_cache(server: SimulatedLLM, url: str) -> None:
+    """`ChatAnthropic` takes no SDK client nor `http_client` (langchain-anthropic 1.7: it builds both in cached
+    properties), so the public way to cache it is LangChain's own cache: `cache=LLMCache(...)` on the model (or
+    `set_llm_cache`). `invoke` twice and `ainvoke` once: one request; 8 concurrent `invoke`s of a new question:
+    one more (single flight)."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentcache.integrations.langchain import LLMCache
+
+    cache = LLMCache(backend=url)
+    llm = ChatAnthropic(  # type: ignore[call-arg]
+        model="claude-sonnet-4-5",
+        max_tokens=1024,
+        api_key="sk-ant-test",
+        base_url=server.anthropic_base_url,
+        max_retries=0,
+        cache=cache,
+    )
+    answers = [llm.invoke("hi").content, llm.invoke("hi").content, asyncio.run(llm.ainvoke("hi")).content]
+    assert server.calls["messages"] == 1
+    assert answers[0] == answers[1] == answers[2] != ""
+    started, lock = [0], threading.Lock()
+    server.hold = threading.Event()  # answers wait until the 8 callers started (each would miss without single flight)
+
+    def ask() -> Any:
+        with lock:
+            started[0] += 1
+            if started[0] == 8:
+                server.hold.set()  # type: ignore[union-attr]
+        return llm.invoke("a new question").response_metadata["id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda _: ask(), range(8)))
+    assert server.calls["messages"] == 2
+    assert len(set(ids)) == 1

@@ -264,3 +264,32 @@ def test_two_processes_share_node_results(kind: str, tmp_path: Path, request: py
     ]
     assert pids[0] == pids[1] != ""
     assert log.read_text().split() == [pids[0]]
+
+
+def test_concurrent_identical_runs_are_not_coalesced(url: str) -> None:
+    """LangGraph reads its cache before a step and writes it after each node, so two identical runs at once both
+    run the node (what docs/frameworks.md says); the node's own work can be coalesced with `@tool_cached`, whose
+    single flight holds: the expensive function inside runs once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    inside = threading.Barrier(2, timeout=60)  # both runs are in the node at once: nothing made one wait
+    runs: list[int] = []
+
+    @agentcache.tool_cached(backend=url)
+    def expensive(x: int) -> int:
+        runs.append(x)
+        return x * 2
+
+    def node(state: State) -> dict[str, Any]:
+        inside.wait()
+        return {"x": expensive(state["x"]), "calls": ["node"]}
+
+    builder = StateGraph(State)
+    builder.add_node("node", node, cache_policy=CachePolicy())
+    builder.add_edge(START, "node")
+    graph = builder.compile(cache=GraphCache(backend=url))
+    with ThreadPoolExecutor(2) as pool:
+        results = [f.result(timeout=120) for f in [pool.submit(graph.invoke, {"x": 4, "calls": []}) for _ in range(2)]]
+    assert [r["x"] for r in results] == [8, 8]
+    assert runs == [4]

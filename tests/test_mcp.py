@@ -1,11 +1,17 @@
 """MCP with the real `mcp` SDK (client and in-process server): cached `call_tool` following the server's tool
-annotations, partitioned by server; the SDK's response cache on an agentcache store; `@tool_cached` server tools.
-Counters inside the tools prove how many calls reached them."""
+annotations, partitioned by server; the SDK's response cache on an agentcache store; `@tool_cached` server tools,
+including ones taking the server's injected `Context`. Counters inside the tools prove how many calls reached them.
+
+Runs against mcp 2.x (the main environment: `Client(server)`, `MCPServer`) and mcp 1.x (`.venv-compat`, where
+CrewAI pins mcp < 2: an initialized `ClientSession` from the SDK's in-memory transport, `FastMCP`).
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +20,44 @@ import pytest
 import agentcache
 
 mcp = pytest.importorskip("mcp")
-from mcp import Client  # noqa: E402
+from mcp import types as mcp_types  # noqa: E402
 from mcp.types import ToolAnnotations  # noqa: E402
 
+from agentcache.errors import ConfigurationError  # noqa: E402
 from agentcache.integrations.mcp import ResponseStore, cache_tools, tool_policy  # noqa: E402
 
-try:  # mcp 2.x
+MCP2 = hasattr(mcp, "Client")
+if MCP2:
+    from mcp import Client
+    from mcp.server.mcpserver import Context
     from mcp.server.mcpserver import MCPServer as Server
-except ImportError:  # mcp 1.x
+else:
+    from mcp.server.fastmcp import Context  # type: ignore[no-redef]
     from mcp.server.fastmcp import FastMCP as Server  # type: ignore[no-redef]
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+
+@asynccontextmanager
+async def connect(server: Any) -> AsyncIterator[Any]:
+    """A connected client of the in-process `server`: 2.x `Client`, 1.x an initialized `ClientSession`."""
+    if MCP2:
+        async with Client(server) as client:
+            yield client
+    else:
+        async with create_connected_server_and_client_session(server) as session:
+            yield session
+
+
+def cached(client: Any, name: str, **options: Any) -> Any:
+    """`cache_tools(client)`; a 1.x `ClientSession` keeps no server info, so there the identity is given."""
+    if not MCP2:
+        options.setdefault("server", name)
+    return cache_tools(client, **options)
+
+
+def wire(model: Any) -> dict[str, Any]:
+    """An SDK model as on the wire (camelCase in both SDK versions)."""
+    return dict(model.model_dump(mode="json", by_alias=True))
 
 
 def make_server(name: str = "weather", runs: Counter[str] | None = None, **options: Any) -> tuple[Any, Counter[str]]:
@@ -30,19 +65,19 @@ def make_server(name: str = "weather", runs: Counter[str] | None = None, **optio
     runs = Counter() if runs is None else runs
     server = Server(name, **options)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
     def forecast(city: str) -> str:
         """Read-only."""
         runs["forecast"] += 1
         return f"sunny in {city} #{runs['forecast']}"
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, idempotentHint=True))
     def set_flag(flag: str) -> str:
         """Idempotent."""
         runs["set_flag"] += 1
         return f"{flag} set"
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True))
     def send_email(to: str) -> str:
         """Neither read-only nor idempotent."""
         runs["send_email"] += 1
@@ -54,19 +89,19 @@ def make_server(name: str = "weather", runs: Counter[str] | None = None, **optio
         runs["plain"] += 1
         return x
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True), meta={"ttlMs": 0})
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True), meta={"ttlMs": 0})
     def live_price(symbol: str) -> str:
         """Read-only, but its TTL hint says never reuse."""
         runs["live_price"] += 1
         return f"{symbol}: {runs['live_price']}"
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True), meta={"ttlMs": 1})
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True), meta={"ttlMs": 1})
     def short_lived(q: str) -> str:
         """Read-only with a 1 ms TTL hint."""
         runs["short_lived"] += 1
         return f"{q} #{runs['short_lived']}"
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
     def flaky(q: str) -> str:
         """Read-only, fails on its first call."""
         runs["flaky"] += 1
@@ -75,6 +110,47 @@ def make_server(name: str = "weather", runs: Counter[str] | None = None, **optio
         return f"{q} ok"
 
     return server, runs
+
+
+def paged_server(runs: Counter[str]) -> Any:
+    """A low-level server listing two read-only tools one per `tools/list` page."""
+    from mcp.server.lowlevel import Server as LowLevelServer
+
+    types = mcp_types
+
+    listed = [
+        types.Tool(name=name, inputSchema={"type": "object"}, annotations=ToolAnnotations(readOnlyHint=True))
+        for name in ("first", "second")
+    ]
+
+    def page(cursor: str | None) -> Any:
+        at = int(cursor or 0)
+        return types.ListToolsResult(tools=[listed[at]], nextCursor=str(at + 1) if at + 1 < len(listed) else None)
+
+    def answer(name: str) -> list[Any]:
+        runs[name] += 1
+        return [types.TextContent(type="text", text=name)]
+
+    if MCP2:
+
+        async def on_list_tools(ctx: Any, params: Any) -> Any:
+            return page(params.cursor if params else None)
+
+        async def on_call_tool(ctx: Any, params: Any) -> Any:
+            return types.CallToolResult(content=answer(params.name))
+
+        return LowLevelServer("paged", on_list_tools=on_list_tools, on_call_tool=on_call_tool)
+    server = LowLevelServer("paged")
+
+    @server.list_tools()  # type: ignore[misc, untyped-decorator]
+    async def list_tools(request: mcp_types.ListToolsRequest) -> mcp_types.ListToolsResult:
+        return page(request.params.cursor if request.params else None)  # type: ignore[no-any-return]
+
+    @server.call_tool()  # type: ignore[misc, untyped-decorator]
+    async def call_tool(name: str, arguments: dict[str, Any]) -> list[Any]:
+        return answer(name)
+
+    return server
 
 
 def _text(result: Any) -> str:
@@ -87,8 +163,8 @@ class TestCachedCallTool:
     async def test_read_only_and_idempotent_tools_are_cached(self) -> None:
         """A read-only and an idempotent tool run once for two identical calls; other arguments run again."""
         server, runs = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client)
+        async with connect(server) as client:
+            tools = cached(client, "weather")
             first = await tools.call_tool("forecast", {"city": "Paris"})
             second = await tools.call_tool("forecast", {"city": "Paris"})
             assert _text(second) == _text(first) == "sunny in Paris #1"
@@ -101,8 +177,8 @@ class TestCachedCallTool:
     async def test_other_tools_always_run(self) -> None:
         """A tool neither read-only nor idempotent (or without annotations) runs every time."""
         server, runs = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client)
+        async with connect(server) as client:
+            tools = cached(client, "weather")
             for _ in range(2):
                 await tools.call_tool("send_email", {"to": "a@b.c"})
                 await tools.call_tool("plain", {"x": 1})
@@ -111,8 +187,8 @@ class TestCachedCallTool:
     async def test_allow_and_deny(self) -> None:
         """`allow=` caches a tool the annotations do not clear; `deny=` never caches one they do."""
         server, runs = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client, allow=["plain"], deny=["forecast"])
+        async with connect(server) as client:
+            tools = cached(client, "weather", allow=["plain"], deny=["forecast"])
             for _ in range(2):
                 await tools.call_tool("plain", {"x": 1})
                 await tools.call_tool("forecast", {"city": "Oslo"})
@@ -121,8 +197,8 @@ class TestCachedCallTool:
     async def test_ttl_hints(self) -> None:
         """A ``ttlMs: 0`` hint turns caching off; a 1 ms hint expires the entry."""
         server, runs = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client, ttl="1h")
+        async with connect(server) as client:
+            tools = cached(client, "weather", ttl="1h")
             await tools.call_tool("live_price", {"symbol": "X"})
             await tools.call_tool("live_price", {"symbol": "X"})
             await tools.call_tool("short_lived", {"q": "a"})
@@ -133,13 +209,13 @@ class TestCachedCallTool:
     async def test_errors_never_stored(self) -> None:
         """An ``isError`` result is returned, not stored: the next call runs the tool."""
         server, runs = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client)
+        async with connect(server) as client:
+            tools = cached(client, "weather")
             failed = await tools.call_tool("flaky", {"q": "a"})
-            assert failed.is_error
+            assert wire(failed)["isError"]
             ok = await tools.call_tool("flaky", {"q": "a"})
             again = await tools.call_tool("flaky", {"q": "a"})
-            assert not ok.is_error and _text(again) == "a ok"
+            assert not wire(ok)["isError"] and _text(again) == "a ok"
         assert runs["flaky"] == 2
 
     async def test_partitioned_by_server(self, tmp_path: Path) -> None:
@@ -148,22 +224,45 @@ class TestCachedCallTool:
         runs: Counter[str] = Counter()
         weather, _ = make_server("weather", runs)
         other, _ = make_server("other-weather", runs)
-        for server in (weather, other, weather):
-            async with Client(server) as client:
-                await cache_tools(client, backend=store).call_tool("forecast", {"city": "Rome"})
+        for server, name in ((weather, "weather"), (other, "other-weather"), (weather, "weather")):
+            async with connect(server) as client:
+                await cached(client, name, backend=store).call_tool("forecast", {"city": "Rome"})
         assert runs["forecast"] == 2
-        async with Client(weather) as client:  # an explicit identity is its own partition
+        async with connect(weather) as client:  # an explicit identity is its own partition
             await cache_tools(client, backend=store, server="weather-eu").call_tool("forecast", {"city": "Rome"})
         assert runs["forecast"] == 3
+
+    @pytest.mark.skipif(MCP2, reason="a 2.x client knows its server")
+    async def test_session_without_server_info_needs_an_identity(self) -> None:
+        """A 1.x `ClientSession` keeps nothing that names its server: a cached call asks for `server=`, and
+        the tool is not run under a made-up identity."""
+        server, runs = make_server()
+        async with connect(server) as client:
+            with pytest.raises(ConfigurationError, match="server="):
+                await cache_tools(client).call_tool("forecast", {"city": "Rome"})
+            await cache_tools(client).call_tool("send_email", {"to": "a@b.c"})  # never cached: no identity needed
+        assert runs == Counter({"send_email": 1})
 
     async def test_proxy_keeps_the_client(self) -> None:
         """Everything but `call_tool` is the client's own."""
         server, _ = make_server()
-        async with Client(server) as client:
-            tools = cache_tools(client)
+        async with connect(server) as client:
+            tools = cached(client, "weather")
             listed = await tools.list_tools()
             assert "forecast" in {t.name for t in listed.tools}
-            assert tools.server_info == client.server_info
+            capabilities = "server_info" if MCP2 else "get_server_capabilities"
+            assert getattr(tools, capabilities) == getattr(client, capabilities)
+
+    async def test_tools_listed_over_pages(self) -> None:
+        """A tool on the second `tools/list` page is found and cached, whichever client pages: a 2.x `Client`
+        (`cursor=`) or a `ClientSession` (`params=`, 1.x and 2.x)."""
+        runs: Counter[str] = Counter()
+        async with connect(paged_server(runs)) as client:
+            for session in (client, client.session) if MCP2 else (client,):
+                tools = cache_tools(session, server="paged", namespace=type(session).__name__)
+                for _ in range(2):
+                    assert _text(await tools.call_tool("second", {})) == "second"
+        assert runs == Counter({"second": 2 if MCP2 else 1})
 
     def test_policy_reads_both_sdk_spellings(self) -> None:
         """Annotations are read in the 2.x (snake_case) and 1.x (camelCase) spellings."""
@@ -195,16 +294,37 @@ class TestServerTools:
             runs["triple"] += 1
             return x * 3
 
-        async with Client(server) as client:
-            listed = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(listed["double"].input_schema["properties"]) == {"x", "label"}
-            assert listed["double"].input_schema["required"] == ["x"]
+        async with connect(server) as client:
+            listed = {t.name: wire(t) for t in (await client.list_tools()).tools}
+            assert set(listed["double"]["inputSchema"]["properties"]) == {"x", "label"}
+            assert listed["double"]["inputSchema"]["required"] == ["x"]
             for _ in range(2):
                 assert _text(await client.call_tool("double", {"x": 4})) == "n=8"
                 assert _text(await client.call_tool("triple", {"x": 2})) == "6"
         assert runs == Counter({"double": 1, "triple": 1})
 
+    async def test_injected_context_is_left_out_of_the_key(self, url: str) -> None:
+        """A tool taking the server's `ctx: Context` under `@server.tool()`, called twice through a real client
+        (two different request contexts): it runs once (#11.6)."""
+        runs: list[str] = []
+        server = Server("test")
 
+        @server.tool()
+        @agentcache.tool_cached(backend=url)
+        async def lookup(city: str, ctx: Context) -> str:
+            """Look a city up."""
+            runs.append(city)
+            return f"{city}: sunny"
+
+        async with connect(server) as client:
+            listed = {t.name: wire(t) for t in (await client.list_tools()).tools}
+            assert set(listed["lookup"]["inputSchema"]["properties"]) == {"city"}
+            results = [await client.call_tool("lookup", {"city": "Paris"}) for _ in range(2)]
+        assert [_text(r) for r in results] == ["Paris: sunny", "Paris: sunny"]
+        assert runs == ["Paris"]
+
+
+@pytest.mark.skipif(not MCP2, reason="the SDK's response cache is new in mcp 2.x")
 class TestResponseStore:
     """The SDK's own response cache on an agentcache store."""
 

@@ -23,7 +23,7 @@ from agentcache.semantic.budget import MIN_CHECKS, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import pack, split_messages, unpack
 from agentcache.semantic.invalidation import invalidate_similar
-from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge
+from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, word_weight
 from agentcache.stats.counters import wilson
 
 
@@ -47,14 +47,14 @@ def counting(cache: Cache, **options: Any) -> tuple[Any, list[str]]:
 
 class TestJudgeStage:
     def test_one_word_traps_are_computed_and_paraphrases_served(self, cache: Cache) -> None:
-        """One-word scope traps that cosine + guards served (cosine >= 0.80) miss; a paraphrase still hits."""
+        """One-word traps that cosine + guards served (cosine >= 0.80) miss; a paraphrase still hits."""
         answer, calls = counting(cache)
-        answer("How do I delete my account?")
-        trap = "How do I delete all my accounts?"  # cosine 0.88: served by cosine + guards alone
+        answer("What is the minimum age to rent a car?")
+        trap = "What is the minimum age to buy a car?"  # cosine 0.87: served by cosine + guards alone
         assert answer(trap) == f"answer to {trap}"
-        assert answer("How can I delete my account?") == "answer to How do I delete my account?"
+        assert answer("How old do I have to be to rent a car?") == "answer to What is the minimum age to rent a car?"
         hit = last_semantic_hit()
-        assert hit is not None and hit.cached_query == "How do I delete my account?"
+        assert hit is not None and hit.cached_query == "What is the minimum age to rent a car?"
         assert len(calls) == 2
 
     def test_the_issues_trap_misses_at_defaults(self, cache: Cache) -> None:
@@ -65,14 +65,15 @@ class TestJudgeStage:
         assert answer("How can I remove my account?") == "answer to How do I delete my account?"
         assert len(calls) == 2
 
-    def test_a_one_word_swap_must_keep_the_sentence_close(self) -> None:
-        """The swap rule: one content word swapped for another and a sentence cosine below the shipped
-        `substitution_cosine` scores 0, whatever the logistic model says; a synonym swap scores high."""
+    def test_a_swapped_word_finds_no_counterpart_and_rare_words_weigh_more(self) -> None:
+        """The measurements behind a rejection: the trap's differing word has no close counterpart in context
+        (a synonym has one), and word weights follow vocabulary rank, not a word list."""
         judge = get_judge()
-        assert judge.model.substitution_cosine >= 0.8
-        row = judge.measure("How do I delete my account?", "How do I deactivate my account?")
-        assert row[FEATURES.index("differing_words")] == 2 and row[0] < judge.model.substitution_cosine
-        assert judge.model.score(row) == 0.0
+        best = FEATURES.index("unmatched_best")
+        trap = judge.measure("How do I delete my account?", "How do I deactivate my account?")
+        synonym = judge.measure("How do I restart the server?", "How do I reboot the server?")
+        assert trap[best] < synonym[best]
+        assert word_weight("the") < word_weight("how") < word_weight("account") < word_weight("deactivate") == 1.0
         assert judge.score("How do I restart the server?", "How do I reboot the server?") > 0.9
 
     def test_the_issues_trap_misses_under_a_two_percent_budget(self, cache: Cache) -> None:
@@ -102,10 +103,11 @@ class TestJudgeStage:
         async def answer(question: str) -> str:
             return question
 
-        await answer("How do I delete my account?")
-        await answer("How do I delete all my accounts?")  # the judge rejects it: verify never sees it
-        assert await answer("How can I delete my account?") == "How can I delete my account?"
-        assert seen == [("How do I delete my account?", "How can I delete my account?")]
+        await answer("What is the minimum age to rent a car?")
+        await answer("What is the minimum age to buy a car?")  # the judge rejects it: verify never sees it
+        paraphrase = "How old do I have to be to rent a car?"
+        assert await answer(paraphrase) == paraphrase
+        assert seen == [("What is the minimum age to rent a car?", paraphrase)]
 
 
 def _forget_model_memory() -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from agentcache._record import Frozen
 from agentcache.backends.base import Backend, Item
 
 if TYPE_CHECKING:
@@ -37,14 +37,29 @@ FIRST_DELAY = 0.05  # seconds before the first background retry
 MAX_DELAY = 0.5  # background retries are at most this far apart
 
 
-@dataclass(frozen=True, slots=True)
-class Invalidation:
+class Invalidation(Frozen):
     """One invalidation: delete `keys`, or the entries tagged any of `tags` under `prefix`, or all of `prefix`."""
 
+    __match_args__ = ("op", "keys", "tags", "prefix")
+    __slots__ = __match_args__
+
     op: Literal["delete_many", "delete_tags", "clear"]
-    keys: frozenset[str] = frozenset()
-    tags: frozenset[str] = frozenset()
-    prefix: str = ""
+    keys: frozenset[str]
+    tags: frozenset[str]
+    prefix: str
+
+    def __init__(
+        self,
+        op: Literal["delete_many", "delete_tags", "clear"],
+        keys: frozenset[str] = frozenset(),
+        tags: frozenset[str] = frozenset(),
+        prefix: str = "",
+    ) -> None:
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "op", op)
+        _set(self, "keys", keys)
+        _set(self, "tags", tags)
+        _set(self, "prefix", prefix)
 
     @classmethod
     def of_keys(cls, keys: Sequence[str]) -> Invalidation:

@@ -15,9 +15,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["directory_lock", "identity", "is_corrupt", "move_aside", "wal_pragmas"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["directory_lock", "identity", "is_corrupt", "move_aside", "parent_dir", "shown", "wal_pragmas"]
 
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
 _CORRUPT_TEXT = ("file is not a database", "database disk image is malformed")
@@ -38,7 +41,23 @@ def is_corrupt(exc: BaseException | None) -> bool:
     return any(t in text for t in _CORRUPT_TEXT)
 
 
-def identity(path: Path) -> tuple[int, int] | None:
+def parent_dir(path: str) -> str:
+    """`str(Path(path).parent)` of a path already written as `shown` writes it (without importing pathlib)."""
+    return os.path.dirname(path) or "."
+
+
+def shown(path: str) -> str:
+    """`str(Path(path))`: the path as pathlib writes it (repeated separators and ``.`` parts dropped), for reprs
+    and messages; without importing pathlib (~6 ms) on POSIX."""
+    if os.name != "posix":  # pragma: no cover - Windows spells paths otherwise
+        from pathlib import Path
+
+        return str(Path(path))
+    root = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
+    return (root + "/".join(p for p in path.split("/") if p and p != ".")) or "."
+
+
+def identity(path: str) -> tuple[int, int] | None:
     """``(device, inode)`` of the file now at `path`, or `None` when there is none."""
     try:
         st = os.stat(path)
@@ -48,15 +67,15 @@ def identity(path: Path) -> tuple[int, int] | None:
 
 
 @contextmanager
-def directory_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold an advisory lock on the directory of `path`: shared to open the database, exclusive to move it."""
+def directory_lock(directory: str, *, exclusive: bool) -> Iterator[None]:
+    """Hold an advisory lock on the database's `directory`: shared to open the database, exclusive to move it."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no coordination
         yield
         return
     try:
-        fd = os.open(path.parent, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY)
     except OSError:  # the directory cannot be opened: the open or move that follows reports the real problem
         yield
         return

@@ -22,8 +22,9 @@ Contract shared by all methods:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from agentcache._record import Frozen
 
 __all__ = [
     "AsyncBackend",
@@ -38,26 +39,60 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(Frozen):
     """One entry to write: `value` bytes under `key`, expiring after `ttl` seconds, carrying `tags`."""
+
+    __match_args__ = ("key", "value", "ttl", "tags")
+    __slots__ = __match_args__
 
     key: str
     value: bytes
-    ttl: float | None = None
-    tags: tuple[str, ...] = ()
+    ttl: float | None
+    tags: tuple[str, ...]
+
+    def __init__(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "key", key)
+        _set(self, "value", value)
+        _set(self, "ttl", ttl)
+        _set(self, "tags", tags)
 
 
-@dataclass(frozen=True, slots=True)
-class EntryInfo:
+class EntryInfo(Frozen):
     """What `SupportsScan.scan` reports about a stored entry (timestamps are Unix seconds)."""
+
+    __match_args__ = ("key", "size", "created_at", "expires_at", "accessed_at", "tags")
+    __slots__ = __match_args__
 
     key: str
     size: int
-    created_at: float | None = None
-    expires_at: float | None = None
-    accessed_at: float | None = None
-    tags: tuple[str, ...] = ()
+    created_at: float | None
+    expires_at: float | None
+    accessed_at: float | None
+    tags: tuple[str, ...]
+
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        created_at: float | None = None,
+        expires_at: float | None = None,
+        accessed_at: float | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (one per stored entry)
+        _set(self, "key", key)
+        _set(self, "size", size)
+        _set(self, "created_at", created_at)
+        _set(self, "expires_at", expires_at)
+        _set(self, "accessed_at", accessed_at)
+        _set(self, "tags", tags)
 
 
 class SyncBackend(Protocol):

@@ -32,9 +32,7 @@ the dimension, then little-endian float32 bytes (`pack_vector` / `unpack_vector`
 
 from __future__ import annotations
 
-import array
 import functools
-import hashlib
 import math
 import struct
 import sys
@@ -42,15 +40,15 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from cachetools import FIFOCache
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache import _fork
+from agentcache._record import Record
 from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
-from agentcache.usage import Usage
+
+if TYPE_CHECKING:
+    from agentcache.usage import Usage
 
 __all__ = [
     "CorruptEntryError",
@@ -114,7 +112,13 @@ class OutdatedEntryError(SerializationError):
 
 def key_digest(key: str) -> bytes:
     """The 8-byte digest of `key` every entry carries (BLAKE2b: a copy under another key never matches)."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return _blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+try:  # hashlib's own BLAKE2b, without importing hashlib (which loads OpenSSL's constructors too)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b as _blake2b
 
 
 def _checksum(raw: bytes, seed: int) -> int:
@@ -256,6 +260,22 @@ _orjson: Any = None
 _loads: Any = None  # orjson.loads once imported: the hit path calls it directly
 
 
+_EARLY_DECODES = 32
+_early = [_EARLY_DECODES]  # values left to parse before orjson is imported anyway
+
+
+def _early_loads() -> Any:
+    """The parser of a stored value before orjson is imported: the stdlib's for a process's first few values (it
+    reads what orjson wrote exactly as orjson does; a short-lived process serving a few hits never pays orjson's
+    imports, ~5 ms), then orjson's."""
+    if _early[0] > 0:
+        _early[0] -= 1
+        import json
+
+        return json.loads
+    return _codec().loads
+
+
 def _codec() -> Any:
     global _orjson, _loads
     if _orjson is None:
@@ -266,15 +286,31 @@ def _codec() -> Any:
     return _orjson
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(Record):
     """A decoded cache entry: the value (or the recorded chunks of a stream) and what the call cost."""
 
+    __match_args__ = ("value", "kind", "created_at", "duration", "usage")
+    __slots__ = __match_args__
+
     value: Any
-    kind: Kind = "value"
-    created_at: float = 0.0
-    duration: float = 0.0
-    usage: Usage | None = None
+    kind: Kind
+    created_at: float
+    duration: float
+    usage: Usage | None
+
+    def __init__(
+        self,
+        value: Any,
+        kind: Kind = "value",
+        created_at: float = 0.0,
+        duration: float = 0.0,
+        usage: Usage | None = None,
+    ) -> None:
+        self.value = value
+        self.kind = kind
+        self.created_at = created_at
+        self.duration = duration
+        self.usage = usage
 
 
 def encode_entry(
@@ -343,7 +379,7 @@ def _parse(raw: bytes, kind: Kind, untag: bool, duration: float, n: int) -> Any:
     """The value of verified entry bytes whose usage JSON is `n` bytes long."""
     try:
         start = HEADER_SIZE + n
-        value = (_loads or _codec().loads)(raw[start:])
+        value = (_loads or _early_loads())(raw[start:])
         if untag:
             value = _untag(value)
         if not 0.0 <= duration < 1e9 or len(raw) < start or (kind == "stream" and type(value) is not list):
@@ -368,15 +404,46 @@ MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all togeth
 _Memo = tuple[bytes, Kind, Any, Any, float, bytes, int]  # raw, kind, template, copy steps, duration, usage, heap cost
 
 
-def _memo_cost(memo: _Memo) -> int:
-    return memo[6]
+class _FifoMemo(dict[str, _Memo]):
+    """The memo: the entries decoded first go first once the heap they hold (each memo's last item) exceeds
+    `maxsize` bytes (an entry still hit is simply decoded and kept again). FIFO, not LRU: a hit reads it (a plain
+    dict look-up) without a lock and without reordering it (an LRU's reorder on every hit cost 7% of a memory hit,
+    `benchmarks/results/memo.md`). Writers hold `_memo_lock`."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+        self.currsize = 0
+
+    def __setitem__(self, key: str, memo: _Memo) -> None:
+        """Keep `memo` as the newest entry, evicting the oldest ones beyond `maxsize`.
+
+        Raises:
+            ValueError: `memo` alone costs more than `maxsize`.
+        """
+        cost = memo[6]
+        if cost > self.maxsize:
+            raise ValueError("value too large")
+        self.pop(key, None)
+        while self and self.currsize + cost > self.maxsize:
+            self.pop(next(iter(self)))
+        super().__setitem__(key, memo)
+        self.currsize += cost
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        memo = super().pop(key, None)
+        if memo is None:
+            return default
+        self.currsize -= memo[6]
+        return memo
+
+    def clear(self) -> None:
+        super().clear()
+        self.currsize = 0
 
 
-def _new_memo(budget: int) -> FIFOCache[str, _Memo]:
-    """The memo: the entries decoded first go first once the heap they hold exceeds `budget` bytes (an entry still
-    hit is simply decoded and kept again). FIFO, not LRU: a hit reads it without a lock and without reordering it
-    (an LRU's reorder on every hit cost 7% of a memory hit, `benchmarks/results/memo.md`)."""
-    return FIFOCache(maxsize=max(budget, 1), getsizeof=_memo_cost)
+def _new_memo(budget: int) -> _FifoMemo:
+    return _FifoMemo(max(budget, 1))
 
 
 _budget = 8 << 20  # set from `Settings.decoded_bytes` whenever the settings are resolved (`set_memo_budget`)
@@ -512,6 +579,8 @@ def parse_usage(data: bytes) -> Usage | None:
     """The `Usage` stored in an entry's usage bytes; `None` when empty or unreadable (never raises)."""
     if not data:
         return None
+    from agentcache.usage import Usage  # not at import time: only entries with usage need it
+
     try:
         fields = _codec().loads(data)
         usage = Usage.from_dict(fields) if type(fields) is dict else None
@@ -547,6 +616,8 @@ def pack_vector(vector: Sequence[float] | Any) -> bytes:
     if hasattr(vector, "astype"):  # numpy: no per-element Python work
         arr_np: Any = vector
         return bytes(arr_np.astype("<f4", copy=False).tobytes())
+    import array  # not at import time (~1 ms): only vectors need it
+
     arr = array.array("f", vector)
     if sys.byteorder == "big":
         arr.byteswap()
@@ -557,6 +628,8 @@ def unpack_vector(data: bytes) -> list[float]:
     """Inverse of `pack_vector` (as a list of Python floats)."""
     if len(data) % 4:
         raise SerializationError("vector bytes are not a whole number of float32 values")
+    import array
+
     arr = array.array("f")
     arr.frombytes(data)
     if sys.byteorder == "big":

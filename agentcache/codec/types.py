@@ -14,13 +14,12 @@ imported cannot exist, so modules are looked up in `sys.modules` (`import agentc
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import enum
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from agentcache._record import Frozen
 
 __all__ = [
     "BY_TAG",
@@ -29,6 +28,8 @@ __all__ = [
     "base_classes",
     "builtin_base",
     "classify",
+    "dataclass_fields",
+    "is_dataclass_type",
     "named_class",
     "no_walk",
     "spec_of",
@@ -41,9 +42,24 @@ Show = Callable[[Any], Any]
 """Turns a nested value into its display form."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class TypeSpec:
+class TypeSpec(Frozen):
     """One non-JSON type, as every walker sees it."""
+
+    __match_args__ = (
+        "tag",
+        "module",
+        "bases",
+        "form",
+        "rebuild",
+        "show",
+        "key",
+        "named",
+        "plain",
+        "trusted",
+        "recognise",
+        "nested",
+    )
+    __slots__ = __match_args__
 
     tag: str
     """The ``"$t"`` of its JSON form (the same in keys and stored values)."""
@@ -57,18 +73,38 @@ class TypeSpec:
     """The value from its stored form and its class (`None`: not named, the base type itself)."""
     show: Callable[[Any, Show], Any]
     """Its display form (JSON-ready once `show` has been applied to nested values)."""
-    key: Callable[[Any, Walk], Any] | None = None
+    key: Callable[[Any, Walk], Any] | None
     """Its form in a cache key, when that is not `form`."""
-    named: Literal["always", "subclass", "never"] = "subclass"
+    named: Literal["always", "subclass", "never"]
     """When the JSON form carries the class (``"c"``): always, for instances of subclasses only, or never."""
-    plain: tuple[str, ...] | None = None
+    plain: tuple[str, ...] | None
     """With ``named="subclass"``: the classes written without their name (default: `bases`)."""
-    trusted: tuple[str, ...] = ()
+    trusted: tuple[str, ...]
     """Classes of `module` (standard library) that stored entries may name without registering them."""
-    recognise: Callable[[Any], bool] | None = None
+    recognise: Callable[[Any], bool] | None
     """Recognises an instance when `isinstance` against `bases` is not enough (`bases` then unused)."""
-    nested: bool = False
+    nested: bool
     """Whether its forms hold other values (they call `walk`); leaf forms are given `no_walk`."""
+
+    def __init__(
+        self,
+        tag: str,
+        module: str,
+        bases: tuple[str, ...],
+        form: Callable[[Any, Walk], Any],
+        rebuild: Callable[[type | None, Any], Any],
+        show: Callable[[Any, Show], Any],
+        key: Callable[[Any, Walk], Any] | None = None,
+        named: Literal["always", "subclass", "never"] = "subclass",
+        plain: tuple[str, ...] | None = None,
+        trusted: tuple[str, ...] = (),
+        recognise: Callable[[Any], bool] | None = None,
+        nested: bool = False,
+    ) -> None:
+        self._fill(tag, module, bases, form, rebuild, show, key, named, plain, trusted, recognise, nested)
+
+    __eq__ = object.__eq__  # identity, as the dataclass was (eq=False)
+    __hash__ = object.__hash__
 
 
 def _classes(module: str, names: tuple[str, ...]) -> tuple[type, ...] | None:
@@ -120,12 +156,16 @@ def builtin_base(t: type) -> type:
 
 
 def _b64(data: bytes) -> str:
+    import base64  # not at import time (~1 ms with binascii): only bytes values need it
+
     return base64.b64encode(data).decode("ascii")
 
 
 def _unb64(text: Any) -> bytes:
     if type(text) is not str:
         raise ValueError("expected base64 text")
+    import base64
+
     return base64.b64decode(text, validate=True)
 
 
@@ -214,7 +254,7 @@ def _rebuild_sub(cls: type | None, v: Any) -> Any:
 
 def _rebuild_dataclass(cls: type | None, v: Any) -> Any:
     cls = _require(cls)
-    if not dataclasses.is_dataclass(cls) or not isinstance(v, dict):
+    if not is_dataclass_type(cls) or not isinstance(v, dict):
         raise ValueError(f"{cls!r} is not a dataclass")
     return cls(**v)
 
@@ -260,8 +300,20 @@ def _rebuild_np(cls: type | None, v: Any) -> Any:
 # -- recognising --------------------------------------------------------------------------------------------------
 
 
+def is_dataclass_type(cls: Any) -> bool:
+    """`dataclasses.is_dataclass` for a class, without importing `dataclasses` (loaded once a dataclass exists)."""
+    return hasattr(cls, "__dataclass_fields__")
+
+
+def dataclass_fields(obj: Any) -> tuple[Any, ...]:
+    """`dataclasses.fields` of a dataclass instance (`dataclasses` is loaded: the instance's class made it)."""
+    import dataclasses
+
+    return dataclasses.fields(obj)
+
+
 def _is_dataclass(obj: Any) -> bool:
-    return dataclasses.is_dataclass(type(obj))
+    return hasattr(type(obj), "__dataclass_fields__")
 
 
 def _is_model(obj: Any) -> bool:  # pydantic v2
@@ -409,11 +461,11 @@ SPECS: tuple[TypeSpec, ...] = (
         "dataclasses",
         (),
         form=lambda obj, walk: {
-            f.name: walk(getattr(obj, f.name), f".{f.name}") for f in dataclasses.fields(obj) if f.init
+            f.name: walk(getattr(obj, f.name), f".{f.name}") for f in dataclass_fields(obj) if f.init
         },
         rebuild=_rebuild_dataclass,
-        show=lambda obj, show: {f.name: show(getattr(obj, f.name)) for f in dataclasses.fields(obj)},
-        key=lambda obj, walk: {f.name: walk(getattr(obj, f.name), f".{f.name}") for f in dataclasses.fields(obj)},
+        show=lambda obj, show: {f.name: show(getattr(obj, f.name)) for f in dataclass_fields(obj)},
+        key=lambda obj, walk: {f.name: walk(getattr(obj, f.name), f".{f.name}") for f in dataclass_fields(obj)},
         named="always",
         recognise=_is_dataclass,
         nested=True,

@@ -10,12 +10,11 @@ layer's.
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentcache._record import Frozen
 from agentcache.codec.entries import Kind, decode_parts, register_type
 from agentcache.engine import control as _control
 from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
@@ -26,6 +25,7 @@ from agentcache.keys.binding import Binder
 from agentcache.keys.encoding import canonical_bytes, digest, fields_bytes, preview
 from agentcache.keys.identity import function_name
 from agentcache.keys.namespaces import NamespaceTarget, current_namespace, invalidation_scope
+from agentcache.keys.signature import code_flag
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -44,7 +44,7 @@ class FunctionLayer(CacheLayer):
     def __init__(self, func: Callable[..., Any], policy: Policy) -> None:
         self._setup(policy, policy.name or function_name(func))
         self.func = func
-        self.is_generator = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+        self.is_generator = code_flag(func, "generator") or code_flag(func, "asyncgen")
         drop = set(policy.drop | policy.ignore)
         if self.is_generator:
             drop |= policy.drop_when_streaming
@@ -189,6 +189,8 @@ class FunctionLayer(CacheLayer):
     def _register_annotations(self) -> None:
         """Allow the classes named in the return annotation to be rebuilt from stored entries."""
         self._annotations_registered = True
+        import inspect
+
         try:
             hints = inspect.get_annotations(self.func, eval_str=True)
         except Exception:
@@ -253,9 +255,11 @@ def _classes_in(annotation: Any) -> list[type]:
     return out
 
 
-@dataclass(frozen=True)
-class KeyExplanation:
+class KeyExplanation(Frozen):
     """What `explain_key` reports: the key and the fields behind it. `str()` renders a table."""
+
+    __match_args__ = ("key", "namespace", "layer", "function", "version", "included", "excluded", "tags", "ttl")
+    __slots__ = __match_args__
 
     key: str
     namespace: str
@@ -266,6 +270,20 @@ class KeyExplanation:
     excluded: dict[str, str]
     tags: tuple[str, ...]
     ttl: float | None
+
+    def __init__(
+        self,
+        key: str,
+        namespace: str,
+        layer: str,
+        function: str,
+        version: str | None,
+        included: dict[str, str],
+        excluded: dict[str, str],
+        tags: tuple[str, ...],
+        ttl: float | None,
+    ) -> None:
+        self._fill(key, namespace, layer, function, version, included, excluded, tags, ttl)
 
     def __str__(self) -> str:
         from agentcache.stats.counters import format_table
@@ -312,11 +330,11 @@ def decorate(func: Callable[..., Any], policy: Policy) -> Any:
     while isinstance(target, functools.partial):
         target = target.func
     layer = FunctionLayer(func, policy)
-    if inspect.isasyncgenfunction(target):
+    if code_flag(target, "asyncgen"):
         face: Any = _async_gen_face(layer)
-    elif inspect.iscoroutinefunction(target):
+    elif code_flag(target, "coroutine"):
         face = _async_face(layer)
-    elif inspect.isgeneratorfunction(target):
+    elif code_flag(target, "generator"):
         face = _gen_face(layer)
     else:
         face = _sync_face(layer)

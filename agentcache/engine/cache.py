@@ -7,6 +7,8 @@ every function decorated with ``backend="redis://..."`` uses one connection pool
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -109,8 +111,6 @@ class Cache:
 
             spec = self._spec
             inner: Backend
-            from agentcache.backends.memory import MemoryBackend
-
             try:
                 if spec is None or isinstance(spec, str):
                     url = _resolved_url(spec)
@@ -118,7 +118,7 @@ class Cache:
                 else:
                     inner = spec
                 # An in-process dict has no outage to survive: skip the wrapper's cost on every memory hit.
-                if self._fail_open and not isinstance(inner, MemoryBackend):
+                if self._fail_open and not _is_memory(inner):
                     from agentcache.backends._fence import Fence
 
                     s = get_settings()
@@ -148,10 +148,8 @@ class Cache:
         url = _url_of(self._spec)[0]
         if not url.startswith("sqlite://"):
             return False
-        from pathlib import Path
-
         rest = url[len("sqlite://") :].split("?", 1)[0]
-        return bool(rest) and not Path(rest).expanduser().exists()
+        return bool(rest) and not os.path.exists(os.path.expanduser(rest))
 
     def _on_error(self, exc: BaseException) -> None:
         self.counters.add("backend_errors")
@@ -305,6 +303,12 @@ def _scope_of(keys: Iterable[str], tags: Collection[str], namespace: NamespaceTa
         )
     target = invalidation_scope(namespace)
     return (("",) if target is None else namespace_prefixes(target)), isinstance(namespace, str)
+
+
+def _is_memory(store: Backend) -> bool:
+    """Whether `store` is a `MemoryBackend` (its module is not imported to find out: none exists before it is)."""
+    memory = sys.modules.get("agentcache.backends.memory")
+    return memory is not None and isinstance(store, memory.MemoryBackend)
 
 
 def _resolved_url(spec: str | None) -> str:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Literal, get_args
 
+from agentcache._record import Frozen
 from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError
 
@@ -31,12 +31,23 @@ call, then store (a forced refresh). ``off``: bypass the cache entirely (counted
 _MODES: tuple[str, ...] = get_args(Mode)
 
 
-@dataclass(frozen=True, slots=True)
-class Control:
+class Control(Frozen):
     """The cache control of one call: its mode and the oldest entry it accepts (seconds, `None`: any)."""
 
-    mode: Mode = "readwrite"
-    max_age: float | None = None
+    __match_args__ = ("mode", "max_age")
+    __slots__ = __match_args__
+
+    mode: Mode
+    max_age: float | None
+
+    def __init__(
+        self,
+        mode: Mode = "readwrite",
+        max_age: float | None = None,
+    ) -> None:
+        _set = object.__setattr__  # frozen; one call per field is faster than `_fill` (built per call)
+        _set(self, "mode", mode)
+        _set(self, "max_age", max_age)
 
     @property
     def reads(self) -> bool:

@@ -21,10 +21,10 @@ import struct
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentcache import _fork
+from agentcache._record import Record
 from agentcache.codec.entries import (
     CorruptEntryError,
     Kind,
@@ -62,13 +62,13 @@ from agentcache.errors import ConfigurationError, KeyEncodingError, Serializatio
 from agentcache.keys.encoding import fields_bytes, make_key, scoped_digest, validate_namespace
 from agentcache.keys.namespaces import NamespaceTarget, current_namespace
 from agentcache.stats.counters import CacheInfo, Counters
-from agentcache.usage import Usage, extract_usage
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend, Item
     from agentcache.engine.cache import Cache
     from agentcache.engine.control import Control, Mode
     from agentcache.engine.settings import Settings
+    from agentcache.usage import Usage
 
 __all__ = ["MISS", "OVERTAKEN", "CallPlan", "CacheLayer", "Policy", "make_policy"]
 
@@ -82,9 +82,11 @@ _CREATED = struct.Struct("<d")  # the creation time in an entry header (see agen
 _CREATED_AT = 16
 
 
-@dataclass(slots=True)
-class CallPlan:
+class CallPlan(Record):
     """One call's resolved cache coordinates, and the control it runs under."""
+
+    __match_args__ = ("key", "namespace", "tags", "ttl", "cache", "store", "epoch", "fields", "control", "request")
+    __slots__ = __match_args__
 
     key: str
     namespace: str
@@ -94,9 +96,33 @@ class CallPlan:
     store: Backend
     epoch: int
     fields: dict[str, Any]
-    control: Control | None = None
-    request: Any = None
+    control: Control | None
+    request: Any
     """What the adapter needs to turn stored values back into results (the SDK request for `wrap()`)."""
+
+    def __init__(
+        self,
+        key: str,
+        namespace: str,
+        tags: tuple[str, ...],
+        ttl: float | None,
+        cache: Cache,
+        store: Backend,
+        epoch: int,
+        fields: dict[str, Any],
+        control: Control | None = None,
+        request: Any = None,
+    ) -> None:
+        self.key = key
+        self.namespace = namespace
+        self.tags = tags
+        self.ttl = ttl
+        self.cache = cache
+        self.store = store
+        self.epoch = epoch
+        self.fields = fields
+        self.control = control
+        self.request = request
 
     @property
     def max_age(self) -> float | None:
@@ -366,6 +392,8 @@ class CacheLayer:
         stored = value if kind == "value" else list(value)
         usage: Usage | None = None
         if self.policy.track_usage:
+            from agentcache.usage import extract_usage
+
             usage = _stream_usage(stored) if kind == "stream" else extract_usage(stored)
         return stored, usage
 
@@ -593,13 +621,13 @@ class CacheLayer:
         """
         return self.place(request)[0]
 
-    def _read_flow(self, keys: list[str], control: Control | None) -> Flow[list[Any]]:
+    def _read_flow(self, keys: list[str], control: Control | None, misses: bool = True) -> Flow[list[Any]]:
         found: list[bytes | None] = yield GetMany(keys)
         max_age = None if control is None else control.max_age
         out = []
         for key, raw in zip(keys, found, strict=True):
             value = MISS if raw is None else self.hit(key, raw, "value", None, max_age)
-            if value is MISS:
+            if value is MISS and misses:
                 self.counters.add("misses")
             out.append(value)
         return out
@@ -614,10 +642,12 @@ class CacheLayer:
         maybe_flush()
         return len(items)
 
-    def _reads(self, requests: Iterable[object], mode: Mode | None, max_age: TTL) -> tuple[list[str], Control | None]:
+    def _reads(
+        self, requests: Iterable[object], mode: Mode | None, max_age: TTL, counted: bool = True
+    ) -> tuple[list[str], Control | None]:
         control = _control.resolve(mode, max_age)
         if control is not None and not control.reads:
-            if control.mode == "off":
+            if control.mode == "off" and counted:
                 self.bypass()
             return [], control
         if get_settings().disabled:
@@ -632,6 +662,21 @@ class CacheLayer:
     async def aget(self, request: object, default: Any = None, *, mode: Mode | None = None, max_age: TTL = None) -> Any:
         """Awaitable `get`."""
         return (await self.aget_many([request], default, mode=mode, max_age=max_age))[0]
+
+    def peek(self, request: object) -> Any:
+        """The cached value of `request` (a hit is counted), or `MISS` counting nothing: the lookup of a caller
+        that goes on to `call` for it when it missed (`call` counts the miss, or the bypass)."""
+        keys, control = self._reads([request], None, None, counted=False)
+        if not keys:
+            return MISS
+        return run_sync(self._read_flow(keys, control, misses=False), self.cache.store, no_compute)[0]
+
+    async def apeek(self, request: object) -> Any:
+        """Awaitable `peek`."""
+        keys, control = self._reads([request], None, None, counted=False)
+        if not keys:
+            return MISS
+        return (await run_async(self._read_flow(keys, control, misses=False), self.cache.store, no_acompute))[0]
 
     def get_many(
         self, requests: Iterable[object], default: Any = None, *, mode: Mode | None = None, max_age: TTL = None
@@ -880,6 +925,8 @@ def _supports_locking(store: Backend) -> bool:
 
 
 def _stream_usage(chunks: Sequence[Any]) -> Usage | None:
+    from agentcache.usage import extract_usage
+
     for chunk in reversed(chunks):
         usage = extract_usage(chunk)
         if usage is not None:

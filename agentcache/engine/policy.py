@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
+from agentcache._record import Frozen
 from agentcache.durations import TTL, parse_ttl
 from agentcache.engine import cache as _cache
 from agentcache.errors import ConfigurationError
@@ -15,27 +15,87 @@ from agentcache.keys.encoding import validate_namespace
 __all__ = ["Policy", "make_policy"]
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Frozen):
     """A layer's options, validated once (at decoration time for decorators)."""
 
+    __match_args__ = (
+        "layer",
+        "ttl",
+        "ttl_set",
+        "tags",
+        "namespace",
+        "key",
+        "ignore",
+        "drop",
+        "drop_when_streaming",
+        "backend",
+        "cache_if",
+        "version",
+        "name",
+        "single_flight",
+        "lock_ttl",
+        "lock_wait",
+        "track_usage",
+    )
+    __slots__ = __match_args__
+
     layer: str
-    ttl: float | None = None
-    ttl_set: bool = False
-    tags: tuple[str, ...] | Callable[..., Collection[str]] = ()
-    namespace: str | Callable[..., str] | None = None
-    key: Callable[..., object] | None = None
-    ignore: frozenset[str] = frozenset()
-    drop: frozenset[str] = frozenset()
-    drop_when_streaming: frozenset[str] = frozenset()
-    backend: Any = None
-    cache_if: Callable[[Any], bool] | None = None
-    version: str | None = None
-    name: str | None = None
-    single_flight: bool = True
-    lock_ttl: float = 60.0
-    lock_wait: float = 65.0
-    track_usage: bool = False
+    ttl: float | None
+    ttl_set: bool
+    tags: tuple[str, ...] | Callable[..., Collection[str]]
+    namespace: str | Callable[..., str] | None
+    key: Callable[..., object] | None
+    ignore: frozenset[str]
+    drop: frozenset[str]
+    drop_when_streaming: frozenset[str]
+    backend: Any
+    cache_if: Callable[[Any], bool] | None
+    version: str | None
+    name: str | None
+    single_flight: bool
+    lock_ttl: float
+    lock_wait: float
+    track_usage: bool
+
+    def __init__(
+        self,
+        layer: str,
+        ttl: float | None = None,
+        ttl_set: bool = False,
+        tags: tuple[str, ...] | Callable[..., Collection[str]] = (),
+        namespace: str | Callable[..., str] | None = None,
+        key: Callable[..., object] | None = None,
+        ignore: frozenset[str] = frozenset(),
+        drop: frozenset[str] = frozenset(),
+        drop_when_streaming: frozenset[str] = frozenset(),
+        backend: Any = None,
+        cache_if: Callable[[Any], bool] | None = None,
+        version: str | None = None,
+        name: str | None = None,
+        single_flight: bool = True,
+        lock_ttl: float = 60.0,
+        lock_wait: float = 65.0,
+        track_usage: bool = False,
+    ) -> None:
+        self._fill(
+            layer,
+            ttl,
+            ttl_set,
+            tags,
+            namespace,
+            key,
+            ignore,
+            drop,
+            drop_when_streaming,
+            backend,
+            cache_if,
+            version,
+            name,
+            single_flight,
+            lock_ttl,
+            lock_wait,
+            track_usage,
+        )
 
 
 def make_policy(

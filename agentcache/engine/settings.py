@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from agentcache import _fork
+from agentcache._record import Frozen, field_names, replace
 from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError, MissingDependencyError
 from agentcache.keys.encoding import validate_namespace
@@ -40,20 +40,47 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(Frozen):
     """The resolved configuration (immutable; `configure()` replaces it)."""
 
-    url: str | None = None
-    dir: Path | None = None
-    disabled: bool = False
-    namespace: str = "default"
-    ttl: float | None = None
-    retries: int = 2
-    failure_threshold: int = 5
-    cooldown: float = 5.0
-    decoded_bytes: int = 8 << 20
-    project: str | None = None
+    __match_args__ = (
+        "url",
+        "dir",
+        "disabled",
+        "namespace",
+        "ttl",
+        "retries",
+        "failure_threshold",
+        "cooldown",
+        "decoded_bytes",
+        "project",
+    )
+    __slots__ = __match_args__
+    url: str | None
+    dir: Path | None
+    disabled: bool
+    namespace: str
+    ttl: float | None
+    retries: int
+    failure_threshold: int
+    cooldown: float
+    decoded_bytes: int
+    project: str | None
+
+    def __init__(
+        self,
+        url: str | None = None,
+        dir: Path | None = None,
+        disabled: bool = False,
+        namespace: str = "default",
+        ttl: float | None = None,
+        retries: int = 2,
+        failure_threshold: int = 5,
+        cooldown: float = 5.0,
+        decoded_bytes: int = 8 << 20,
+        project: str | None = None,
+    ) -> None:
+        self._fill(url, dir, disabled, namespace, ttl, retries, failure_threshold, cooldown, decoded_bytes, project)
 
     @property
     def cache_dir(self) -> Path:
@@ -326,7 +353,7 @@ def configure(
         _resolved = None
     after = get_settings()
     changed = frozenset(
-        f.name for f in fields(Settings) if before is None or getattr(before, f.name) != getattr(after, f.name)
+        name for name in field_names(Settings) if before is None or getattr(before, name) != getattr(after, name)
     )
     if changed:
         for listener in list(_listeners):

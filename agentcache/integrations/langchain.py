@@ -23,12 +23,14 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.caches import BaseCache
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, messages_from_dict
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 import agentcache
 from agentcache.durations import TTL
 from agentcache.errors import KeyEncodingError, MissingDependencyError
+from agentcache.integrations import _handoff
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import ModelRequest, ModelResponse
@@ -95,6 +97,11 @@ def _cacheable_generations(generations: Sequence[Generation]) -> bool:
     return bool(generations) and not any(isinstance(g, ChatGeneration) and _refused(g.message) for g in generations)
 
 
+def _stored_form(generations: Sequence[Generation]) -> list[dict[str, Any]] | None:
+    """What `LLMCache` stores for an update (`None`: nothing: a refusal or a malformed tool call)."""
+    return encode_generations(generations) if _cacheable_generations(generations) else None
+
+
 def _decoded(data: Any, what: str) -> list[Generation] | None:
     if data is None:
         return None
@@ -119,6 +126,14 @@ class LLMCache(BaseCache):
         tags: tags every entry carries, for ``agentcache.invalidate(tags=[...])``.
         version: bump it to stop reading older entries.
         name: the name of this cache in keys and stats.
+        single_flight: concurrent identical calls make one request (see below).
+        lock_ttl: the longest the others wait for that request (seconds, ``"2m"``; default 60 s).
+
+    Single flight: LangChain looks up, calls the model on a miss, then updates. A lookup that misses while an
+    identical call is in flight (in this process; across processes on Redis) waits for that call's update and
+    returns its generations; a call that fails (LangChain's ``on_llm_error``, or the end of its asyncio task)
+    releases its waiters at once, and each calls the model itself. So a miss is a promise: code calling
+    ``lookup`` by hand must ``update`` after a miss (or pass ``single_flight=False``).
 
     ``clear()`` removes this cache's entries only (in its namespace), never the rest of the store.
     """
@@ -132,6 +147,8 @@ class LLMCache(BaseCache):
         tags: Collection[str] = (),
         version: str | int | None = None,
         name: str = "langchain.llm_cache",
+        single_flight: bool = True,
+        lock_ttl: TTL = 60.0,
     ) -> None:
         self.namespace = namespace
         self.layer = agentcache.CacheLayer(
@@ -142,16 +159,28 @@ class LLMCache(BaseCache):
             backend=backend,
             ttl=ttl,
             tags=tuple(tags),
+            cache_if=_is_value,
+            single_flight=single_flight,
+            lock_ttl=lock_ttl,
         )
+        self._handoff = _handoff.Handoff(self.layer, self.layer.policy.lock_ttl) if single_flight else None
+        if single_flight:
+            _report_errors()
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """The cached generations of this prompt and model configuration, or `None`."""
-        return _decoded(self.layer.get((prompt, llm_string)), "LLMCache")
+        """The cached generations of this prompt and model configuration (or those of an identical call in
+        flight, once it finished), or `None`."""
+        request = (prompt, llm_string)
+        data = self.layer.get(request) if self._handoff is None else self._handoff.lookup(request)
+        return _decoded(data, "LLMCache")
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the generations (refusals and malformed tool calls are not stored)."""
-        if _cacheable_generations(return_val):
-            self.layer.set((prompt, llm_string), encode_generations(return_val))
+        data = _stored_form(return_val)
+        if self._handoff is not None:
+            self._handoff.update((prompt, llm_string), data)
+        elif data is not None:
+            self.layer.set((prompt, llm_string), data)
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (its name and namespace)."""
@@ -159,16 +188,53 @@ class LLMCache(BaseCache):
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async `lookup`."""
-        return _decoded(await self.layer.aget((prompt, llm_string)), "LLMCache")
+        request = (prompt, llm_string)
+        data = await (self.layer.aget(request) if self._handoff is None else self._handoff.alookup(request))
+        return _decoded(data, "LLMCache")
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async `update`."""
-        if _cacheable_generations(return_val):
-            await self.layer.aset((prompt, llm_string), encode_generations(return_val))
+        data = _stored_form(return_val)
+        if self._handoff is not None:
+            await self._handoff.aupdate((prompt, llm_string), data)
+        elif data is not None:
+            await self.layer.aset((prompt, llm_string), data)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async `clear`."""
         await self.layer.aclear(namespace=self.namespace)
+
+
+def _is_value(value: Any) -> bool:
+    return value is not None
+
+
+class _ErrorReporter(BaseCallbackHandler):
+    """Added to every LangChain run once an `LLMCache` exists: a model call that failed gave no update, so the
+    lookups waiting for it are released (they call the model themselves)."""
+
+    run_inline = True  # called on the failed call's own thread (and event loop), where its lookup was made
+    ignore_chain = ignore_agent = ignore_retriever = ignore_chat_model = ignore_retry = ignore_custom_event = True
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        """Release the lookups waiting for calls led here (this thread, this task, this context's leader)."""
+        _handoff.abandon_here()
+
+
+_reporting: list[_ErrorReporter] = []
+
+
+def _report_errors() -> None:
+    """Register `_ErrorReporter` with LangChain's callback configuration (once per process)."""
+    if _reporting:
+        return
+    from contextvars import ContextVar
+
+    from langchain_core.tracers.context import register_configure_hook
+
+    reporter = _ErrorReporter()
+    _reporting.append(reporter)
+    register_configure_hook(ContextVar("agentcache_llm_errors", default=reporter), inheritable=False)
 
 
 # -- semantic variant -----------------------------------------------------------------------------------------

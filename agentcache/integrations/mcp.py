@@ -26,6 +26,7 @@ the server registers the cached function and keeps its schema.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -133,10 +134,19 @@ class CachedTools:
     async def _all_tools(self) -> None:
         cursor: str | None = None
         while True:
-            result = await (self.list_tools(cursor=cursor) if cursor else self.list_tools())
+            result = await (self.list_tools(**self._page(cursor)) if cursor else self.list_tools())
             cursor = _field(result, "next_cursor", "nextCursor")
             if not cursor:
                 return
+
+    def _page(self, cursor: str) -> dict[str, Any]:
+        """The next page's argument: ``params=`` for a `ClientSession` (2.x takes nothing else), ``cursor=`` for a
+        2.x `Client`."""
+        if "params" not in inspect.signature(self._session.list_tools).parameters:
+            return {"cursor": cursor}
+        from mcp.types import PaginatedRequestParams
+
+        return {"params": PaginatedRequestParams(cursor=cursor)}
 
     async def policy(self, name: str) -> tuple[bool, float | None]:
         """``(cacheable, ttl)`` for the tool `name` (listing the server's tools the first time it is seen)."""

@@ -17,24 +17,26 @@ the API-version headers and the canonical JSON body without transport-only field
 Each cached request goes through one `agentcache.CacheLayer` (``layer="http"``): lookup, single-flight,
 send, store, stats. JSON answers are stored when the status is 2xx. Server-sent event streams reach the caller
 as they arrive while their bytes are recorded; the recording is stored only once the stream completed
-without an error event, so an abandoned, cut or failed stream is never stored. Hits carry an
-``x-agentcache: hit`` header.
+without an error event, so an abandoned, cut or failed stream is never stored. Identical streamed requests made
+meanwhile wait for that recording and replay it (`agentcache.integrations._handoff`); a failed stream releases
+them to send their own. Hits carry an ``x-agentcache: hit`` header.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agentcache.engine.control import resolve as resolve_control
 from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
-from agentcache.engine.layer import MISS, CacheLayer, CallPlan
+from agentcache.engine.layer import CacheLayer, CallPlan
 from agentcache.engine.settings import get_settings
 from agentcache.errors import KeyEncodingError
 from agentcache.integrations import _http
+from agentcache.integrations._handoff import Handoff
 from agentcache.integrations._http import DEFAULT_PATHS
 from agentcache.usage import Usage, extract_usage
 
@@ -76,6 +78,11 @@ class _Core:
     per_api_key: bool
     http: Any
     cassette_of: Callable[[], Any] = field(default=lambda: None)
+    streams: Handoff = field(init=False)
+    """Single flight for streamed misses: followers wait for the leading stream's recording and replay it."""
+
+    def __post_init__(self) -> None:
+        self.streams = Handoff(self.layer, self.layer.policy.lock_ttl)
 
     def view(self, request: Any) -> dict[str, Any] | None:
         """The cache's view of `request` (`None`: not a cached request, send it as it is)."""
@@ -236,30 +243,37 @@ def _sync_face(http: Any) -> type:
             return sent[0] if sent else core.response_of(value, request)
 
         def _stream(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
-            """A streamed request: a hit replays the recorded events; a miss is teed and stored once complete
-            (a stream belongs to its reader, so concurrent identical streams are not coalesced)."""
-            core, layer = self._core, self._core.layer
-            call = core.plan(key)
-            if call is None:
+            """A streamed request: a hit replays the recorded events; a miss is teed to its caller and stored once
+            complete. Concurrent identical streams wait for the leading one's recording and replay it; if it
+            fails (cut, abandoned, an error event), each sends its own request."""
+            core = self._core
+            try:
+                value, lead = core.streams.start(key)
+            except KeyEncodingError:
                 return self._inner.handle_request(request)
-            if call.control is None or call.control.reads:
-                raw = call.store.get(call.key)
-                if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
-                    core.recorded(cassette, view, value)
-                    return core.response_of(value, request)
-            fence = run_sync(layer.fence_flow(call), call.store, no_compute)
-            start = time.perf_counter()
+            if value is not None:
+                core.recorded(cassette, view, value)
+                return core.response_of(value, request)
+            if lead is None:
+                return self._alone(request, key, view, cassette)
             try:
                 response = self._inner.handle_request(request)
             except BaseException:
-                layer.counters.add("errors")
+                lead.abandon()
                 raise
 
-            def done(value: dict[str, Any]) -> None:
-                duration = time.perf_counter() - start
-                run_sync(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_compute)
+            def done(value: dict[str, Any] | None) -> None:
+                if value is None:
+                    lead.abandon()
+                    return
+                lead.finish(value)
                 core.recorded(cassette, view, value)
 
+            return self._relay(response, request, done)
+
+        def _relay(self, response: Any, request: Any, done: Callable[[dict[str, Any] | None], None]) -> Any:
+            """The caller's response: an event stream teed to `done`, or anything else read whole."""
+            core = self._core
             if core.is_sse(response):
                 return core.teed(response, request, _SyncTee(http, response, core, done))
             try:  # an error status, or a JSON answer to a streamed request
@@ -268,6 +282,29 @@ def _sync_face(http: Any) -> type:
                 response.close()
             done(core.value_of(response, body, sse=False))
             return response
+
+        def _alone(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
+            """A streamed request sent on its own (the stream it waited for failed), stored once complete."""
+            core, layer = self._core, self._core.layer
+            call = core.plan(key)
+            if call is None:
+                return self._inner.handle_request(request)
+            fence = run_sync(layer.fence_flow(call), call.store, no_compute)
+            start = time.perf_counter()
+            try:
+                response = self._inner.handle_request(request)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
+
+            def done(value: dict[str, Any] | None) -> None:
+                if value is None:
+                    return
+                duration = time.perf_counter() - start
+                run_sync(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_compute)
+                core.recorded(cassette, view, value)
+
+            return self._relay(response, request, done)
 
         def close(self) -> None:
             self._inner.close()
@@ -315,28 +352,35 @@ def _async_face(http: Any) -> type:
             return sent[0] if sent else core.response_of(value, request)
 
         async def _stream(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
-            core, layer = self._core, self._core.layer
-            call = core.plan(key)
-            if call is None:
+            core = self._core
+            try:
+                value, lead = await core.streams.astart(key)
+            except KeyEncodingError:
                 return await self._inner.handle_async_request(request)
-            if call.control is None or call.control.reads:
-                raw = await call.store.aget(call.key)
-                if raw is not None and (value := layer.hit(call.key, raw, "value", None, call.max_age)) is not MISS:
-                    core.recorded(cassette, view, value)
-                    return core.response_of(value, request)
-            fence = await run_async(layer.fence_flow(call), call.store, no_acompute)
-            start = time.perf_counter()
+            if value is not None:
+                core.recorded(cassette, view, value)
+                return core.response_of(value, request)
+            if lead is None:
+                return await self._alone(request, key, view, cassette)
             try:
                 response = await self._inner.handle_async_request(request)
             except BaseException:
-                layer.counters.add("errors")
+                lead.abandon()
                 raise
 
-            async def done(value: dict[str, Any]) -> None:
-                duration = time.perf_counter() - start
-                await run_async(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_acompute)
+            async def done(value: dict[str, Any] | None) -> None:
+                if value is None:
+                    lead.abandon()
+                    return
+                await lead.afinish(value)
                 core.recorded(cassette, view, value)
 
+            return await self._relay(response, request, done)
+
+        async def _relay(
+            self, response: Any, request: Any, done: Callable[[dict[str, Any] | None], Awaitable[None]]
+        ) -> Any:
+            core = self._core
             if core.is_sse(response):
                 return core.teed(response, request, _AsyncTee(http, response, core, done))
             try:
@@ -345,6 +389,28 @@ def _async_face(http: Any) -> type:
                 await response.aclose()
             await done(core.value_of(response, body, sse=False))
             return response
+
+        async def _alone(self, request: Any, key: dict[str, Any], view: dict[str, Any], cassette: Any) -> Any:
+            core, layer = self._core, self._core.layer
+            call = core.plan(key)
+            if call is None:
+                return await self._inner.handle_async_request(request)
+            fence = await run_async(layer.fence_flow(call), call.store, no_acompute)
+            start = time.perf_counter()
+            try:
+                response = await self._inner.handle_async_request(request)
+            except BaseException:
+                layer.counters.add("errors")
+                raise
+
+            async def done(value: dict[str, Any] | None) -> None:
+                if value is None:
+                    return
+                duration = time.perf_counter() - start
+                await run_async(layer.commit_flow(call, value, duration, fence, "value"), call.store, no_acompute)
+                core.recorded(cassette, view, value)
+
+            return await self._relay(response, request, done)
 
         async def aclose(self) -> None:
             await self._inner.aclose()
@@ -382,7 +448,7 @@ class _Recorder:
         return self.core.value_of(self.source, bytes(self.recorded), sse=True)
 
 
-def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], None]) -> Any:
+def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any] | None], None]) -> Any:
     class Tee(http.SyncByteStream):  # type: ignore[misc]
         def __init__(self) -> None:
             self._rec = _Recorder(source, core)
@@ -411,9 +477,7 @@ def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]
             if self._reported:
                 return
             self._reported = True
-            value = self._rec.finished()
-            if value is not None:
-                done(value)
+            done(self._rec.finished())  # None: incomplete, never stored
 
         def close(self) -> None:
             self._run.close()
@@ -422,7 +486,7 @@ def _SyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]
     return Tee()
 
 
-def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any]], Any]) -> Any:
+def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any] | None], Any]) -> Any:
     class Tee(http.AsyncByteStream):  # type: ignore[misc]
         def __init__(self) -> None:
             self._rec = _Recorder(source, core)
@@ -451,9 +515,7 @@ def _AsyncTee(http: Any, source: Any, core: _Core, done: Callable[[dict[str, Any
             if self._reported:
                 return
             self._reported = True
-            value = self._rec.finished()
-            if value is not None:
-                await done(value)
+            await done(self._rec.finished())
 
         async def aclose(self) -> None:
             await self._run.aclose()

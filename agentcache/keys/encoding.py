@@ -18,7 +18,6 @@ builtin subclass's instance attributes), so that it never becomes a constant in 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -26,7 +25,17 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from agentcache.codec.types import BY_TAG, TypeSpec, base_classes, classify, named_class, no_walk
+from agentcache._record import Frozen
+from agentcache.codec.types import (
+    BY_TAG,
+    TypeSpec,
+    base_classes,
+    classify,
+    dataclass_fields,
+    is_dataclass_type,
+    named_class,
+    no_walk,
+)
 from agentcache.errors import ConfigurationError, KeyEncodingError
 
 __all__ = [
@@ -61,11 +70,57 @@ def _json(obj: Any) -> bytes:
     The rare values orjson refuses (integers beyond 64 bits, lone surrogates) take the stdlib encoder, in a
     separate domain marked by a leading 0x01 byte, so the two encodings can never produce the same bytes.
     """
-    orjson = _orjson or _load_orjson()
+    out = _sorted_json(obj)
+    return out if out is not None else b"\x01" + _stdlib_dumps(obj).encode()
+
+
+def _sorted_json(obj: Any) -> bytes | None:
+    """``orjson.dumps(obj, option=OPT_SORT_KEYS)``, or `None` where orjson refuses `obj`.
+
+    A process's first keys (`_EARLY_KEYS` of them) are written by the stdlib encoder when `obj` is made only of
+    what both encoders write byte for byte alike (`_early_json`): a short-lived process that serves a few hits
+    never pays orjson's imports (~5 ms with uuid and platform), and its keys are the same bytes.
+    """
+    orjson = _orjson
+    if orjson is None:
+        if _early[0] > 0 and _alike(obj, 0):
+            try:
+                out = _early_dumps(obj).encode()
+            except UnicodeEncodeError:  # a lone surrogate: orjson refuses it too (below)
+                pass
+            else:
+                _early[0] -= 1
+                return out
+        orjson = _load_orjson()
     try:
         return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     except orjson.JSONEncodeError:
-        return b"\x01" + _stdlib_dumps(obj).encode()
+        return None
+
+
+_EARLY_KEYS = 32
+_early = [_EARLY_KEYS]  # encodings left before orjson is imported anyway
+_early_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # orjson's integer range
+
+
+def _alike(obj: Any, depth: int) -> bool:
+    """Whether orjson and `_early_dumps` write `obj` alike: dicts with exactly-str keys, lists, str, bool, None and
+    integers in orjson's range, nested at most 16 deep. (Floats are not: the two spell exponents differently.)"""
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return bool(_INT_MIN <= obj <= _INT_MAX)
+    if depth > 16:
+        return False
+    if t is dict:
+        return all(type(k) is str for k in obj) and all(_alike(v, depth + 1) for v in obj.values())
+    if t is list:
+        return all(_alike(v, depth + 1) for v in obj)
+    return False
 
 
 def _load_orjson() -> Any:
@@ -91,8 +146,10 @@ def _plain_json(obj: Any) -> bytes | None:
         plain = _plain_values(obj if t is list else (obj,))
     if not plain:
         return None
-    orjson = _orjson or _load_orjson()
-    try:
+    orjson = _orjson
+    if orjson is None:
+        return _sorted_json(obj)
+    try:  # `_sorted_json`, inlined: this runs on every cached call
         return bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     except orjson.JSONEncodeError:
         return None
@@ -188,7 +245,7 @@ def _walker(path: str) -> Callable[[Any, str], Any]:
 
 
 def _dataclass_key(obj: Any, t: type, spec: TypeSpec, path: str) -> Any:
-    _refuse_hidden(obj, path, _hidden_state(obj, [f.name for f in dataclasses.fields(obj)]))
+    _refuse_hidden(obj, path, _hidden_state(obj, [f.name for f in dataclass_fields(obj)]))
     return _tag("dataclass", (spec.key or spec.form)(obj, _walker(path)), t)
 
 
@@ -314,8 +371,8 @@ def _nested_hidden_state(value: Any, depth: int) -> list[str]:
         return [f"[{k!r}]{inner}" for k, v in value.items() for inner in _nested_hidden_state(v, depth + 1)]
     if hasattr(t, "model_fields") and hasattr(value, "model_dump"):
         return [f".{inner}" for inner in _model_hidden_state(value, depth)]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = [f.name for f in dataclasses.fields(value)]
+    if not isinstance(value, type) and is_dataclass_type(t):
+        names = [f.name for f in dataclass_fields(value)]
         hidden = [f".{name}" for name in _hidden_state(value, names)]
         for name in names:
             hidden += [f".{name}{inner}" for inner in _nested_hidden_state(getattr(value, name, None), depth + 1)]
@@ -361,11 +418,40 @@ class _Hash(Protocol):
 
 
 def _load_sha256() -> Callable[[bytes], _Hash]:
+    """The SHA-256 constructor, remembered in `_sha256_ctor` once it is OpenSSL's.
+
+    A process's first digests (`_EARLY_DIGESTS`) take the interpreter's built-in SHA-256 (the same digests):
+    OpenSSL's library costs ~2.5 ms to load, which a process serving a few hits never pays. It is 4x faster on
+    long inputs, so every later digest is OpenSSL's.
+    """
     global _sha256_ctor
-    from hashlib import sha256  # imported on first use: hashlib loads OpenSSL, `import agentcache` does not
+    if _early_digests[0] > 0:
+        builtin = _builtin_sha256()
+        if builtin is not None:
+            _early_digests[0] -= 1
+            return builtin
+    try:  # hashlib.sha256 is this constructor
+        from _hashlib import openssl_sha256 as sha256
+    except ImportError:  # pragma: no cover - a Python built without OpenSSL
+        from hashlib import sha256
 
     _sha256_ctor = sha256
     return sha256
+
+
+def _builtin_sha256() -> Callable[[bytes], _Hash] | None:
+    for name in ("_sha256", "_sha2"):  # Python <= 3.11, >= 3.12
+        try:
+            module: Any = __import__(name)
+        except ImportError:
+            continue
+        found: Callable[[bytes], _Hash] = module.sha256
+        return found
+    return None  # pragma: no cover - a Python built without it
+
+
+_EARLY_DIGESTS = 32
+_early_digests = [_EARLY_DIGESTS]
 
 
 _sha256_ctor: Callable[[bytes], _Hash] | None = None
@@ -404,14 +490,25 @@ def namespace_prefixes(namespace: str) -> tuple[str, str]:
     return f"{KEY_PREFIX}{ns}:", f"{KEY_PREFIX}{ns}/"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KeyParts:
+class KeyParts(Frozen):
     """The readable parts of a key."""
+
+    __match_args__ = ("namespace", "layer", "function", "digest")
+    __slots__ = __match_args__
 
     namespace: str
     layer: str
     function: str
     digest: str
+
+    def __init__(
+        self,
+        namespace: str,
+        layer: str,
+        function: str,
+        digest: str,
+    ) -> None:
+        self._fill(namespace, layer, function, digest)
 
 
 def split_key(key: str) -> KeyParts | None:
@@ -454,10 +551,15 @@ def scoped_digest(scope: tuple[str, ...]) -> Callable[[bytes], str]:
     fn = _scoped.get(scope)
     if fn is not None:
         return fn
-    head = (_sha256_ctor or _load_sha256())(scope_head(scope))
+    head_bytes = scope_head(scope)
+    resumed: list[_Hash] = []  # the state after the head, made with OpenSSL's constructor (see `_load_sha256`)
 
     def digest_in_scope(payload: bytes) -> str:
-        h = head.copy()
+        if not resumed:
+            if _sha256_ctor is None:  # a process's first digests: hash the head again (`_load_sha256`)
+                return _load_sha256()(head_bytes + payload).hexdigest()[:32]
+            resumed.append(_sha256_ctor(head_bytes))
+        h = resumed[0].copy()
         h.update(payload)
         return h.hexdigest()[:32]
 

@@ -15,10 +15,11 @@ The frameworks are never imported here: a class is recognised by its name and th
 
 from __future__ import annotations
 
-import inspect
 import typing
 from collections.abc import Callable
 from typing import Any
+
+from .signature import EMPTY, Parameter, parameters
 
 __all__ = ["KNOWN_CONTEXT_TYPES", "injected_parameters", "is_injected_context"]
 
@@ -59,20 +60,29 @@ def is_injected_context(value: object) -> bool:
     return _is_context_class(t)
 
 
-def injected_parameters(func: Callable[..., Any]) -> frozenset[str]:
-    """The parameters of `func` annotated with a framework context type (``ctx: Context``,
-    ``runtime: ToolRuntime[Ctx]``, ``ctx: RunContext[Deps] | None``, string annotations included)."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
+def injected_parameters(func: Callable[..., Any], params: tuple[Parameter, ...] | None = None) -> frozenset[str]:
+    """The parameters of `func` (`params`, when already read) annotated with a framework context type
+    (``ctx: Context``, ``runtime: ToolRuntime[Ctx]``, ``ctx: RunContext[Deps] | None``, string annotations
+    included)."""
+    if params is None:
+        try:
+            params = parameters(func)
+        except (TypeError, ValueError):
+            return frozenset()
+    notes = [(name, note) for name, _, _, note in params if note is not EMPTY]
+    if not notes:
         return frozenset()
-    target = inspect.unwrap(func)
+    target = func
+    if hasattr(func, "__wrapped__"):
+        import inspect
+
+        target = inspect.unwrap(func)
     namespace = getattr(target, "__globals__", None) or {}
-    return frozenset(p.name for p in params if _annotates_context(p.annotation, namespace, 0))
+    return frozenset(name for name, note in notes if _annotates_context(note, namespace, 0))
 
 
 def _annotates_context(annotation: Any, namespace: dict[str, Any], depth: int) -> bool:
-    if annotation is inspect.Parameter.empty or depth > 8:
+    if annotation is EMPTY or depth > 8:
         return False
     if isinstance(annotation, str):
         return _annotates_context(_resolve(annotation, namespace), namespace, depth + 1)
@@ -104,7 +114,7 @@ def _resolve(text: str, namespace: dict[str, Any]) -> Any:
             obj = getattr(obj, part, None)
         if isinstance(obj, type) and _is_context_class(obj):
             return obj
-    return inspect.Parameter.empty
+    return EMPTY
 
 
 def _top_level_alternatives(text: str) -> list[str]:

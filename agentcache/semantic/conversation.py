@@ -49,6 +49,7 @@ def _set(words: str) -> frozenset[str]:
 
 
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019][A-Za-z]+)?")
+_TURN_WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
 _ANAPHORA = _set(
     "it its it's that those these this they them their there he him his she her one ones same such former latter"
 )
@@ -75,10 +76,20 @@ _NO_SUBJECT = _set(
 )
 
 
-def _content_words(text: str) -> list[str]:
-    from agentcache.semantic.pairjudge import content_words
+# Closed-class words (articles, auxiliaries, pronouns, prepositions): sharing one does not make a turn context.
+_FUNCTION = _set(
+    """a an the my your our their his her its me you we us they them he she it i this's that's
+    is are am was were be been being do does did done have has had having can could should would will shall may
+    might must to of in on at for from by with about into as and or but if so than then there here please
+    tell show give let get got me kindly just really actually"""
+)
 
-    return [w for w in content_words(text) if w not in _NO_SUBJECT]
+
+def _content_words(text: str) -> list[str]:
+    from agentcache.semantic.pairjudge import normal_word
+
+    words = (normal_word(w) for w in _TURN_WORD.findall(text))
+    return [w for w in words if w not in _FUNCTION and w not in _NO_SUBJECT]
 
 
 def depends_on_context(query: str) -> bool:

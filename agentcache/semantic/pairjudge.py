@@ -2,25 +2,21 @@
 
 Cosine similarity of two sentence vectors cannot tell "How do I delete my account?" from "How do I deactivate
 my account?": the vectors are close because most words are shared. The judge is a minimal-pair detector run
-on the embedding model itself (the offline MiniLM, no other model):
+on the embedding model itself (the offline MiniLM, no other model, no word lists):
 
 1. Both texts are read by MiniLM once (the lookup's own run of the query and the store-time run of the cached
    text are reused when still in memory), giving a contextual vector per token, pooled per word.
-2. The words are aligned (longest matching blocks); the words left over on each side are the *differing
-   spans*. Words of closed grammatical classes (articles, auxiliaries, pronouns, prepositions) do not count;
-   negations, quantifiers, question words and numbers do.
-3. Each differing word is judged in context: how well does the other text's best-aligned word stand in for
-   it (contextual cosine)? A reworded question has many differing words that all find a counterpart; a
-   one-word trap shares almost everything and has one differing word with no counterpart. The same greedy
-   matching over all words gives a BERTScore-style F1 (content words only, and all words).
-4. These measurements go into a logistic model whose weights ship in `data/pair_judge.json`.
-   It was fitted on the project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on
-   evaluation data; `benchmarks/fit_pair_judge.py` refits it.
-5. One rule sits on top: when the texts differ by exactly one content word swapped for another (not another
-   form of the same word: "created"/"creator"), the swap must keep the sentence vectors at cosine >=
-   `substitution_cosine` (0.85 in the shipped model). A synonym
-   barely moves the sentence ("remove"/"delete": 0.92); a different action or object moves it far
-   ("deactivate"/"delete": 0.82), however close the two words sit in context.
+2. Each word gets a weight from how rare it is: its rank in the tokenizer's vocabulary, which lists whole
+   words roughly by frequency ("the" first; a word split into pieces counts as rare). Frequent words
+   weigh little, so no list of "function words" is needed.
+3. The words are aligned both ways by greedy best match of their contextual vectors (BERTScore-style, plain
+   and weighted). What is left unaligned, how rare it is, how far its best counterpart is, how the
+   unmatched span on one side compares with the other side's, whether numbers differ, and how much the
+   words both texts share *shift in context* (a one-word trap changes how the shared words read) are the
+   measurements (`FEATURES`).
+4. These go into a logistic model whose weights ship in `data/pair_judge.json`. It was fitted on the
+   project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on evaluation data;
+   `benchmarks/fit_pair_judge.py` refits it.
 
 The model needs the cached text's word states. Running MiniLM again on it would double a lookup's cost, so
 `semantic_cached` stores them next to the entry when it stores the answer (`encode_notes`, int8 rows,
@@ -32,8 +28,8 @@ into the score a hit needs.
 
 from __future__ import annotations
 
-import difflib
 import json
+import math
 import re
 import struct
 import threading
@@ -57,59 +53,49 @@ __all__ = [
     "JudgeModel",
     "PairJudge",
     "Words",
-    "content_words",
     "decode_notes",
     "encode_notes",
     "features",
     "features_of",
     "get_judge",
     "load_model",
+    "normal_word",
     "read_words",
+    "word_weight",
 ]
 
 MODEL_PATH = Path(__file__).parent / "data" / "pair_judge.json"
 
 FEATURES = (
-    "cosine",
-    "shared_content",
-    "min_counterpart",
-    "mean_counterpart",
-    "differing_words",
-    "one_sided",
-    "no_difference",
-    "small_edit",
-    "small_edit_unmatched",
-    "one_or_two_changes",
-    "small_insertion",
-    "negation",
-    "bertscore_content",
-    "bertscore_all",
-    "word_swap",
+    "cosine",  # the two sentence vectors
+    "bertscore",  # greedy alignment F1 of the words' contextual vectors
+    "bertscore_weighted",  # the same with rarity weights
+    "worst_gap",  # the largest weight x (1 - best match) of one word, either side
+    "second_gap",  # the second largest
+    "unaligned_share",  # weighted mass of (1 - best match) over both texts
+    "shared_words",  # weighted overlap of the (normalized) word sets
+    "minimal_pair",  # shared_words x worst_gap: much in common and one word without a counterpart
+    "length_ratio",  # words of the shorter text / words of the longer one
+    "numbers_differ",  # the sets of words holding digits differ
+    "span_cosine",  # the unmatched words of one side vs the other's (weighted mean vectors)
+    "one_sided",  # only one text has words the other lacks
+    "unmatched_weight",  # summed weight of the words the other text lacks
+    "bertscore_weighted_min",  # the weaker direction of the weighted alignment
+    "shared_shift",  # mean contextual shift (1 - cosine) of the words both texts use
+    "shared_shift_max",  # the largest such shift
+    "shared_shift_weighted",  # the weighted mean shift
+    "unmatched_best",  # the lowest best-match cosine of a word the other text lacks
+    "unmatched_rarest",  # the largest weight of such a word
 )
 
-# Closed-class words whose change rarely changes the question. Not here on purpose: negations, quantifiers
-# (all, some, only, each, ...), question words (when/where/why/who/which), deictic time words (this, next,
-# last), comparatives: each of those changes what is asked.
-
-
-def _set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-_FUNCTION = _set(
-    """a an the my your our their his her its me you we us they them he she it i this's that's
-    is are am was were be been being do does did done have has had having can could should would will shall may
-    might must to of in on at for from by with about into as and or but if so than then there here please
-    tell show give let get got me kindly just really actually"""
-)
-_NEGATIONS = _set("not no never none nobody nothing neither nor without cannot")
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
-SMALL_EDIT = 0.5  # share of content words in common above which a pair counts as a minimal pair
 #: The frame of the judge notes stored next to a semantic entry (`encode_notes`).
 NOTES_MAGIC = b"ac3j"
+# Whole words start at this id in the MiniLM (BERT uncased) vocabulary, most frequent first.
+_FIRST_WORD_ID = 1996
 
 
-def _normal(word: str) -> str:
+def normal_word(word: str) -> str:
     """A crude lemma: lowercase, n't -> not, plural/possessive s dropped (inflection is not a difference)."""
     w = word.lower().replace("\u2019", "'")
     if w.endswith("n't"):
@@ -123,9 +109,19 @@ def _normal(word: str) -> str:
     return w
 
 
-def content_words(text: str) -> list[str]:
-    """The normalized words of `text` that are not closed-class function words, in order."""
-    return [w for w in (_normal(m) for m in _WORD.findall(text)) if w not in _FUNCTION]
+@lru_cache(maxsize=1)
+def _vocabulary() -> dict[str, int]:
+    from agentcache.semantic._minilm import TOKENIZER_PATH
+
+    vocab: dict[str, int] = json.loads(TOKENIZER_PATH.read_text())["model"]["vocab"]
+    return vocab
+
+
+def word_weight(word: str) -> float:
+    """How rare a normalized word is, in (0, 1]: log of its vocabulary rank (Zipf), 1 for a split word."""
+    vocab = _vocabulary()
+    rank = vocab.get(word, len(vocab))
+    return math.log(1 + max(rank - _FIRST_WORD_ID, 1)) / math.log(1 + len(vocab) - _FIRST_WORD_ID)
 
 
 @dataclass(frozen=True)
@@ -152,7 +148,7 @@ def read_words(text: str, states: TokenStates) -> Words:
             continue
         vector = states.tokens[idx].mean(axis=0)
         rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
-        norm.append(_normal(match.group()))
+        norm.append(normal_word(match.group()))
     matrix = np.array(rows, dtype=np.float32) if rows else np.zeros((0, states.tokens.shape[1]), dtype=np.float32)
     return Words(text, np.asarray(states.sentence, dtype=np.float32), tuple(norm), matrix)
 
@@ -164,65 +160,82 @@ def features(cached: str, query: str, a: TokenStates, b: TokenStates) -> list[fl
 
 def features_of(wa: Words, wb: Words) -> list[float]:
     """`features` from the two texts' `Words`."""
-    set_a, set_b = set(wa.norm), set(wb.norm)
-    matcher = difflib.SequenceMatcher(a=wa.norm, b=wb.norm, autojunk=False)
-    only_a: list[int] = []
-    only_b: list[int] = []
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op != "equal":
-            only_a += [i for i in range(i1, i2) if wa.norm[i] not in set_b]  # a moved word is not a difference
-            only_b += [j for j in range(j1, j2) if wb.norm[j] not in set_a]
-    diff_a = [i for i in only_a if wa.norm[i] not in _FUNCTION]
-    diff_b = [j for j in only_b if wb.norm[j] not in _FUNCTION]
-    content_a = {w for w in wa.norm if w not in _FUNCTION}
-    content_b = {w for w in wb.norm if w not in _FUNCTION}
-    shared = len(content_a & content_b) / max(1, len(content_a | content_b))
-    counterparts: list[float] = []
+    import numpy as np
+
+    weight_a = np.array([word_weight(w) for w in wa.norm], dtype=np.float64)
+    weight_b = np.array([word_weight(w) for w in wb.norm], dtype=np.float64)
     if len(wa.norm) and len(wb.norm):
-        sim = wa.vectors @ wb.vectors.T
-        counterparts = [float(sim[i].max()) for i in diff_a] + [float(sim[:, j].max()) for j in diff_b]
-    differing = len(diff_a) + len(diff_b)
-    keep_a = [i for i, w in enumerate(wa.norm) if w not in _FUNCTION]
-    keep_b = [j for j, w in enumerate(wb.norm) if w not in _FUNCTION]
-    small_edit = float(shared >= SMALL_EDIT and differing > 0)
-    negated = any(wa.norm[i] in _NEGATIONS for i in only_a) or any(wb.norm[j] in _NEGATIONS for j in only_b)
+        sim = (wa.vectors @ wb.vectors.T).astype(np.float64)
+        best_a, best_b = sim.max(axis=1), sim.max(axis=0)
+    else:
+        sim, best_a, best_b = np.zeros((len(wa.norm), len(wb.norm))), np.zeros(len(wa.norm)), np.zeros(len(wb.norm))
+    plain, _ = _alignment(best_a, best_b, np.ones(len(best_a)), np.ones(len(best_b)))
+    weighted, weighted_min = _alignment(best_a, best_b, weight_a, weight_b)
+    gaps = np.r_[weight_a * (1 - best_a), weight_b * (1 - best_b)]
+    top = np.sort(gaps)[::-1]
+    worst, second = (float(top[0]) if len(top) else 0.0), (float(top[1]) if len(top) > 1 else 0.0)
+    unaligned = float(gaps.sum() / max(weight_a.sum() + weight_b.sum(), 1e-9))
+    weights = dict(zip(wa.norm, weight_a, strict=True)) | dict(zip(wb.norm, weight_b, strict=True))
+    set_a, set_b = set(wa.norm), set(wb.norm)
+    shared = sum(weights[w] for w in set_a & set_b) / max(sum(weights[w] for w in set_a | set_b), 1e-9)
+    only_a = [i for i, w in enumerate(wa.norm) if w not in set_b]
+    only_b = [j for j, w in enumerate(wb.norm) if w not in set_a]
+    if only_a and only_b:
+        va = (wa.vectors[only_a] * weight_a[only_a, None]).sum(axis=0)
+        vb = (wb.vectors[only_b] * weight_b[only_b, None]).sum(axis=0)
+        span = float(va @ vb / max(float(np.linalg.norm(va) * np.linalg.norm(vb)), 1e-9))
+    else:
+        span = 1.0 if not only_a and not only_b else 0.0
+    digits_a = {w for w in wa.norm if any(c.isdigit() for c in w)}
+    digits_b = {w for w in wb.norm if any(c.isdigit() for c in w)}
+    first_b: dict[str, int] = {}
+    for j, w in enumerate(wb.norm):
+        first_b.setdefault(w, j)
+    pairs: dict[str, tuple[int, int]] = {}
+    for i, w in enumerate(wa.norm):
+        if w in first_b and w not in pairs:
+            pairs[w] = (i, first_b[w])
+    if pairs:
+        shift = np.array([1.0 - float(sim[i, j]) for i, j in pairs.values()])
+        shift_w = np.array([weight_a[i] for i, _ in pairs.values()])
+        shifts = (float(shift.mean()), float(shift.max()), float((shift * shift_w).sum() / max(shift_w.sum(), 1e-9)))
+    else:
+        shifts = (0.5, 0.5, 0.5)
+    unmatched_best = [float(best_a[i]) for i in only_a] + [float(best_b[j]) for j in only_b]
+    unmatched_rare = [float(weight_a[i]) for i in only_a] + [float(weight_b[j]) for j in only_b]
     return [
         float(wa.sentence @ wb.sentence),
+        plain,
+        weighted,
+        worst,
+        second,
+        unaligned,
         shared,
-        min(counterparts, default=1.0),
-        sum(counterparts) / len(counterparts) if counterparts else 1.0,
-        float(differing),
-        float(bool(diff_a) != bool(diff_b)),
-        float(differing == 0),
-        small_edit,
-        small_edit * (1.0 - min(counterparts, default=1.0)),
-        small_edit * float(differing <= 2),
-        small_edit * float(bool(diff_a) != bool(diff_b)),
-        float(negated),
-        _bertscore(wa.vectors[keep_a], wb.vectors[keep_b]),
-        _bertscore(wa.vectors, wb.vectors),
-        float(len(diff_a) == 1 and len(diff_b) == 1 and _stem(wa.norm[diff_a[0]]) != _stem(wb.norm[diff_b[0]])),
+        shared * worst,
+        min(len(wa.norm), len(wb.norm)) / max(len(wa.norm), len(wb.norm), 1),
+        float(digits_a != digits_b),
+        span,
+        float(bool(only_a) != bool(only_b)),
+        float(weight_a[only_a].sum() + weight_b[only_b].sum()),
+        weighted_min,
+        *shifts,
+        min(unmatched_best, default=1.0),
+        max(unmatched_rare, default=0.0),
     ]
 
 
-# Endings of word forms: "created"/"creator"/"create" and "erupt"/"eruption" are one word for the swap rule.
-_SUFFIXES = ("ations", "ation", "ments", "ment", "ions", "ion", "ings", "ing", "ers", "er", "ors", "or", "ed", "e")
-
-
-def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
-def _bertscore(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
-    """F1 of greedy matching: each word's best contextual cosine on the other side, averaged both ways."""
-    if not len(a) or not len(b):
-        return 1.0
-    sim = a @ b.T
-    recall, precision = float(sim.max(axis=1).mean()), float(sim.max(axis=0).mean())
-    return 2 * recall * precision / max(recall + precision, 1e-9)
+def _alignment(
+    best_a: npt.NDArray[np.float64],
+    best_b: npt.NDArray[np.float64],
+    weight_a: npt.NDArray[np.float64],
+    weight_b: npt.NDArray[np.float64],
+) -> tuple[float, float]:
+    """(F1, min(recall, precision)) of greedy matching: each word's best cosine on the other side, weighted."""
+    if not len(best_a) or not len(best_b):
+        return 1.0, 1.0
+    recall = float((weight_a * best_a).sum() / max(float(weight_a.sum()), 1e-9))
+    precision = float((weight_b * best_b).sum() / max(float(weight_b.sum()), 1e-9))
+    return 2 * recall * precision / max(recall + precision, 1e-9), min(recall, precision)
 
 
 @dataclass(frozen=True)
@@ -235,14 +248,11 @@ class JudgeModel:
     bias: float
     calibration: tuple[tuple[float, float, bool, str], ...]  # (CV score, cosine, same answer?, category)
     source: str
-    substitution_cosine: float = 0.0  # a one-word swap that leaves the sentences below this cosine scores 0
 
     def score(self, row: Sequence[float]) -> float:
         """The model's probability that one answer fits both texts."""
         import math
 
-        if row[FEATURES.index("word_swap")] and row[0] < self.substitution_cosine:
-            return 0.0
         z = self.bias + sum(
             w * (x - m) / s for w, x, m, s in zip(self.weights, row, self.mean, self.scale, strict=True)
         )
@@ -256,7 +266,6 @@ class JudgeModel:
             "scale": list(self.scale),
             "weights": list(self.weights),
             "bias": self.bias,
-            "substitution_cosine": self.substitution_cosine,
             "calibration": [list(c) for c in self.calibration],
             "source": self.source,
         }
@@ -276,7 +285,6 @@ def load_model(path: Path = MODEL_PATH) -> JudgeModel:
         bias=float(data["bias"]),
         calibration=tuple((float(s), float(c), bool(y), str(k)) for s, c, y, k in data["calibration"]),
         source=str(data.get("source", "")),
-        substitution_cosine=float(data.get("substitution_cosine", 0.0)),
     )
 
 

@@ -11,11 +11,13 @@ import math
 import threading
 from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from agentcache.usage import Usage
+from agentcache._record import Record
+
+if TYPE_CHECKING:
+    from agentcache.usage import Usage
 
 __all__ = ["CacheInfo", "Counters", "StatsReport", "format_table"]
 
@@ -146,6 +148,10 @@ class Counters:
         """Dollars not paid again, at the prices in force now (`agentcache.set_prices`)."""
         with self._lock:
             self._fold()
+            if not self._saved_usage:  # no tokens saved: no prices to look up (nor `agentcache.usage` to import)
+                return self._usd_base
+            from agentcache.usage import Usage
+
             saved = [Usage(a[0], a[1], a[2], a[3], a[4], model) for model, a in self._saved_usage.items()]
         return self._usd_base + sum(u.cost() for u in saved)
 
@@ -250,16 +256,27 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@dataclass
-class StatsReport:
+class StatsReport(Record):
     """Totals, per layer and per function. `str(report)` is a readable table."""
 
+    __match_args__ = ("total", "by_layer", "by_function", "layers", "prompt_cache")
+    __slots__ = __match_args__
     total: Counters
     by_layer: dict[str, Counters]
     by_function: dict[str, Counters]
-    layers: dict[str, str] = field(default_factory=dict)  # function name -> layer
-    prompt_cache: Any = None
+    layers: dict[str, str]  # function name -> layer
+    prompt_cache: Any
     """Provider prompt-cache accounting (`agentcache.decorators.prompt.PromptCacheStats`) once it is in use."""
+
+    def __init__(
+        self,
+        total: Counters,
+        by_layer: dict[str, Counters],
+        by_function: dict[str, Counters],
+        layers: dict[str, str] | None = None,
+        prompt_cache: Any = None,
+    ) -> None:
+        self._fill(total, by_layer, by_function, {} if layers is None else layers, prompt_cache)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, Counters | Mapping[str, Any]]]) -> StatsReport:

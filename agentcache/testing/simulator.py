@@ -11,8 +11,9 @@ it through `base_url=`. It speaks enough of both APIs for the cached paths to be
 
 Replies are deterministic functions of the request; each response `id` carries a serial number, so a cache hit
 (same id as the first answer) is told apart from a fresh call. `calls[endpoint]` counts the requests that
-reached the server, `requests` keeps their JSON bodies, `latency` delays every answer, `chunk_delay` spaces SSE
-events, and `fail_next()` / `abort_streams_after` inject errors.
+reached the server, `requests` keeps their JSON bodies, `latency` delays every answer, `hold` (an event) holds
+every answer until it is set, `chunk_delay` spaces SSE events, and `fail_next()` / `abort_streams_after` inject
+errors.
 
     with SimulatedLLM() as sim:
         client = OpenAI(base_url=sim.openai_base_url, api_key="sk-sim")
@@ -65,6 +66,7 @@ class SimulatedLLM:
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.abort_streams_after: int | None = None
+        self.hold: threading.Event | None = None
         self.calls: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._failures: list[_Failure] = []
@@ -138,6 +140,7 @@ class SimulatedLLM:
             self._failures.clear()
             self._prefixes = replies.PrefixCache()
             self.abort_streams_after = None
+            self.hold = None
 
     # -- request handling (called from server threads) ------------------------------------------------------
 
@@ -197,6 +200,8 @@ def _make_handler(sim: SimulatedLLM) -> type[BaseHTTPRequestHandler]:
                 return
             body: dict[str, Any] = json.loads(raw or b"{}")
             sim._record(endpoint, body)
+            if sim.hold is not None:
+                sim.hold.wait(120)  # a test's gate: bounded, so a broken test fails instead of hanging
             if sim.latency:
                 time.sleep(sim.latency)
             status = sim._take_failure(endpoint)
