@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from agentcache.semantic.checks import Comparator
     from agentcache.semantic.embedders import Embedder
     from agentcache.semantic.guards import Guard, Verifier
-    from agentcache.semantic.pairjudge import PairJudge
+    from agentcache.semantic.pairjudge import PairJudge, Words
     from agentcache.semantic.partitions import Partition
 
 __all__ = [
@@ -337,7 +337,11 @@ async def aserve(
         if kind == "announce":
             return await asyncio.to_thread(announce, store, "add", payload)
         if kind == "judge":
-            return await asyncio.to_thread(_judge, core, payload)
+            cached, text, _, _, record_key, raw = payload
+            notes = core.checks.read_notes(notes_key(record_key), raw)
+            if core.checks.without_model(cached, text, notes):  # no model run: two thread wake-ups saved
+                return _accept(core, payload, notes)
+            return await asyncio.to_thread(_accept, core, payload, notes)
         if kind == "notes":
             return await asyncio.to_thread(_notes, core, payload)
         verdict = _verdict(core, payload)
@@ -365,9 +369,15 @@ def _lead(outcome: Outcome) -> Any:
     return outcome[0]
 
 
-def _judge(core: SemanticLayer, payload: tuple[str, str, str, str, str, bytes | None]) -> tuple[bool, float]:
-    cached, text, prefix, entry_key, record_key, raw = payload
-    notes = core.checks.read_notes(notes_key(record_key), raw)
+_JudgePayload = tuple[str, str, str, str, str, bytes | None]  # cached, query, partition, entry, record, notes
+
+
+def _judge(core: SemanticLayer, payload: _JudgePayload) -> tuple[bool, float]:
+    return _accept(core, payload, core.checks.read_notes(notes_key(payload[4]), payload[5]))
+
+
+def _accept(core: SemanticLayer, payload: _JudgePayload, notes: dict[str, Words] | None) -> tuple[bool, float]:
+    cached, text, prefix, entry_key, _, _ = payload
     return core.checks.accept(core.guards, cached, text, prefix, entry_key, notes=notes)
 
 

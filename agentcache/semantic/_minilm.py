@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["DIM", "MODEL_NAME", "MiniLM", "TokenStates", "get_model", "verify_sha256"]
+__all__ = ["DIM", "MODEL_NAME", "MiniLM", "TokenStates", "get_model", "loaded_model", "verify_sha256"]
 
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIM = 384
@@ -68,6 +68,11 @@ class MiniLM:
     tokenizer: Any
     _states: OrderedDict[str, TokenStates] = field(default_factory=OrderedDict)
     _states_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def has_states(self, texts: Sequence[str]) -> bool:
+        """Whether every text's `TokenStates` is in memory (`token_states` would not run the model)."""
+        with self._states_lock:
+            return all(t in self._states for t in texts)
 
     def token_states(self, texts: Sequence[str]) -> list[TokenStates]:
         """The `TokenStates` of each text (recently encoded texts are not run again)."""
@@ -141,6 +146,11 @@ def get_model(threads: int = 1) -> MiniLM:
         if _model is None:
             _model = _load(threads)
         return _model
+
+
+def loaded_model() -> MiniLM | None:
+    """The model if this process has loaded it, else `None` (never loads it)."""
+    return _model
 
 
 def _load(threads: int) -> MiniLM:

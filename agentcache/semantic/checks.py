@@ -36,7 +36,15 @@ if TYPE_CHECKING:
     from agentcache.semantic.guards import Guard
     from agentcache.semantic.pairjudge import PairJudge, Words
 
-__all__ = ["NOTES_LAYER", "Comparator", "HitChecks", "answers_match", "normalize_answer", "notes_key"]
+__all__ = [
+    "NOTES_LAYER",
+    "Comparator",
+    "HitChecks",
+    "answers_match",
+    "judged_pairs",
+    "normalize_answer",
+    "notes_key",
+]
 
 #: How shadow verification compares a cached answer with the real one.
 Comparator = Literal["exact", "normalized"] | Callable[[Any, Any], bool]
@@ -73,6 +81,21 @@ def answers_match(cached: Any, fresh: Any, compare: Comparator) -> bool:
     if compare == "exact":
         return bool(cached == fresh)
     return bool(normalize_answer(cached) == normalize_answer(fresh))
+
+
+def judged_pairs(cached: str, query: str) -> list[tuple[str, str]] | None:
+    """The `(cached, new)` text pairs the guards and the judge read for two packed queries: the questions, and in
+    a chat their earlier turns; `None` when only one of them has earlier turns (never the same question)."""
+    from agentcache.semantic.conversation import unpack
+
+    cached_query, cached_context = unpack(cached)
+    new_query, new_context = unpack(query)
+    if bool(cached_context) != bool(new_context):
+        return None
+    pairs = [(cached_query, new_query)]
+    if cached_context:
+        pairs.append((" ".join(cached_context), " ".join(new_context)))
+    return pairs
 
 
 @dataclass
@@ -171,6 +194,22 @@ class HitChecks:
         except AgentCacheError:
             return None
 
+    def without_model(self, cached: str, query: str, notes: dict[str, Words] | None) -> bool:
+        """Whether `accept` on this pair needs no model run: the judge is off, or every text it reads has its
+        word states in `notes` (the cached side) or in the model's memory (the query, embedded just before).
+        Then it is a fraction of a millisecond of CPU, and the async face runs it without a worker thread."""
+        from agentcache.semantic._minilm import loaded_model
+
+        pairs = judged_pairs(cached, query)
+        if self.judge is False or pairs is None:
+            return True
+        model = loaded_model()
+        if model is None:
+            return False
+        known = notes or {}
+        texts = [t for a, b in pairs if a != b for t in ((b,) if a in known else (a, b))]
+        return model.has_states(texts)
+
     def accept(
         self,
         guards: Sequence[Guard],
@@ -184,18 +223,13 @@ class HitChecks:
         """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
 
         `notes`: the cached texts' word states stored with the entry (saves running the model on them).
-        Blocking (runs the model): the async face calls it in a worker thread.
+        Blocking (may run the model): the async face calls it in a worker thread unless `without_model`.
         """
-        from agentcache.semantic.conversation import unpack
         from agentcache.semantic.guards import check_guards
 
-        cached_query, cached_context = unpack(cached)
-        new_query, new_context = unpack(query)
-        if bool(cached_context) != bool(new_context):
+        pairs = judged_pairs(cached, query)
+        if pairs is None:
             return False, 0.0
-        pairs = [(cached_query, new_query)]
-        if cached_context:
-            pairs.append((" ".join(cached_context), " ".join(new_context)))
         for a, b in pairs:
             if check_guards(guards, a, b) is not None:
                 return False, 0.0
