@@ -86,3 +86,17 @@ class TestLocalEmbedder:
             _minilm.verify_sha256(copy, _minilm.TOKENIZER_SHA256, "MiniLM tokenizer")
         with pytest.raises(ConfigurationError, match="cannot read"):
             _minilm.verify_sha256(tmp_path / "missing", _minilm.TOKENIZER_SHA256, "MiniLM tokenizer")
+
+
+def test_word_states_kept_are_bounded_and_least_recently_used_go_first() -> None:
+    """The model keeps the word states of at most STATES_KEPT texts; a text read again stays, the oldest unread
+    one goes (the judge reads the query's states right after embedding it)."""
+    model = _minilm.get_model()
+    model.encode(["the first text"])
+    model.encode([f"filler text number {i}" for i in range(_minilm.STATES_KEPT - 1)])
+    model.token_states(["the first text"])  # read: now the most recent
+    model.encode(["one more text"])  # evicts the least recently used: filler 0
+    assert model.has_states(["the first text", "one more text"])
+    assert not model.has_states(["filler text number 0"])
+    model.encode([f"second filler {i}" for i in range(_minilm.STATES_KEPT)])
+    assert not model.has_states(["the first text"])

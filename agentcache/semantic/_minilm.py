@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import numpy.typing as npt
+    from cachetools import LRUCache
 
 __all__ = ["DIM", "MODEL_NAME", "MiniLM", "TokenStates", "get_model", "loaded_model", "verify_sha256"]
 
@@ -60,13 +60,20 @@ class TokenStates:
     offsets: tuple[tuple[int, int], ...]  # character span of each token in the text
 
 
+def _states_cache() -> LRUCache[str, TokenStates]:
+    """The recently encoded texts' word states, least recently used first out."""
+    from cachetools import LRUCache
+
+    return LRUCache(maxsize=STATES_KEPT)
+
+
 @dataclass
 class MiniLM:
     """A loaded session + tokenizer; `encode` is safe to call from several threads."""
 
     session: Any
     tokenizer: Any
-    _states: OrderedDict[str, TokenStates] = field(default_factory=OrderedDict)
+    _states: LRUCache[str, TokenStates] = field(default_factory=_states_cache)
     _states_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def has_states(self, texts: Sequence[str]) -> bool:
@@ -98,9 +105,6 @@ class MiniLM:
                 tokens /= np.clip(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12, None)
                 offsets = tuple((int(a), int(b)) for a, b in encodings[i].offsets[1 : n - 1])
                 self._states[text] = TokenStates(pooled[i], tokens, offsets)
-                self._states.move_to_end(text)
-            while len(self._states) > STATES_KEPT:
-                self._states.popitem(last=False)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return one L2-normalized 384-d float32 row per text."""
