@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import struct
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["AutoIndex", "NumpyIndex", "VectorIndex", "load_index"]
 
 _MAGIC = b"ACNPIDX1"
+
+logger = logging.getLogger("agentcache")
 
 
 @runtime_checkable
@@ -81,6 +84,7 @@ class NumpyIndex:
         self._n = 0
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
+        self._shared = 0  # leading rows of `_mat` a reader holds (`rows_view`): copied before they are written
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -100,6 +104,32 @@ class NumpyIndex:
             out: npt.NDArray[np.float32] = self._mat[: self._n].copy()
             return out
 
+    def rows_view(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """`(ids(), a read-only view of their rows)` without copying the matrix (153 MB at 100k x 384): the
+        rows are copied before this index next writes over one of them, so the view never changes."""
+        with self._lock:
+            self._shared = max(self._shared, self._n)
+            view = self._mat[: self._n].view()
+            view.flags.writeable = False
+            return list(self._ids), view
+
+    def adopt(self, ids: Sequence[str], rows: npt.NDArray[np.float32]) -> bool:
+        """Take `rows` (C-contiguous float32 unit vectors that nothing else writes) as the matrix, without a copy,
+        when this index is empty and `ids` are distinct; return whether it did (else nothing changed)."""
+        with self._lock:
+            if self._n or len(set(ids)) != len(ids) or rows.shape != (len(ids), self.dim):
+                return False
+            self._mat, self._n, self._shared = rows, len(ids), 0
+            self._ids = list(ids)
+            self._rows = dict(zip(self._ids, range(self._n), strict=True))
+            return True
+
+    def _unshare(self, row: int) -> None:
+        """Before writing `row`: copy the matrix if a reader holds that row (see `rows_view`)."""
+        if row < self._shared:
+            self._mat = self._mat.copy()
+            self._shared = 0
+
     def _reserve(self, needed: int) -> None:
         import numpy as np
 
@@ -108,7 +138,7 @@ class NumpyIndex:
         capacity = max(needed, 2 * self._mat.shape[0], 64)
         grown = np.empty((capacity, self.dim), dtype=np.float32)
         grown[: self._n] = self._mat[: self._n]
-        self._mat = grown
+        self._mat, self._shared = grown, 0
 
     def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
         """Insert (or replace) one vector per id."""
@@ -118,10 +148,11 @@ class NumpyIndex:
         with self._lock:
             bulk = len(ids) > 1 and self._rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids)
             if bulk and self._n == 0:  # a cold start: the normalized rows (a fresh array) become the matrix
-                self._mat = rows
+                self._mat, self._shared = rows, 0
             else:
                 self._reserve(self._n + len(ids))
             if bulk:
+                self._unshare(self._n)
                 start, self._n = self._n, self._n + len(ids)  # all new: one slice copy (a bulk load)
                 if rows is not self._mat:
                     self._mat[start : self._n] = rows
@@ -135,6 +166,7 @@ class NumpyIndex:
                     self._rows[id_] = at
                     self._ids.append(id_)
                     self._n += 1
+                self._unshare(at)
                 self._mat[at] = row
 
     def remove(self, ids: Sequence[str], /) -> int:
@@ -148,6 +180,7 @@ class NumpyIndex:
                 last = self._n - 1
                 if at != last:
                     moved = self._ids[last]
+                    self._unshare(at)
                     self._mat[at] = self._mat[last]
                     self._ids[at] = moved
                     self._rows[moved] = at
@@ -236,6 +269,10 @@ class AutoIndex:
         self._side: NumpyIndex | None = None
         self._shadow: set[str] = set()
         self._pending: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]] = []
+        # While a read-only index answers (`loading`): the thread making its writable copy, and how it makes it.
+        self._loader: threading.Thread | None = None
+        self._loader_pid = 0
+        self._full: Callable[[], VectorIndex] | None = None
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -243,6 +280,46 @@ class AutoIndex:
         auto = cls(inner.dim, switch_at=switch_at)
         auto._inner = inner
         return auto
+
+    @classmethod
+    def loading(
+        cls, viewed: VectorIndex, full: Callable[[], VectorIndex], *, switch_at: int | None = None
+    ) -> AutoIndex:
+        """An `AutoIndex` answering at once with `viewed` (a read-only index, e.g. a memory-mapped saved graph)
+        while `full()` makes the writable copy on a background thread; writes meanwhile go to the side index (as
+        during a save) and are replayed on the copy before it takes over."""
+        auto = cls(viewed.dim, switch_at=switch_at)
+        auto._inner = viewed
+        auto._side, auto._shadow, auto._pending = NumpyIndex(viewed.dim), set(), []
+        auto._full = full
+        auto._start_loader()
+        return auto
+
+    def _start_loader(self) -> None:
+        self._loader = threading.Thread(target=self._load, name="agentcache-index-load", daemon=True)
+        self._loader_pid = os.getpid()
+        self._loader.start()
+        _building(self)
+
+    def _load(self) -> None:
+        full = self._full
+        if full is None:
+            return
+        try:
+            index = full()
+        except Exception as exc:  # keep answering with the read-only index and the side index (correct)
+            logger.warning("agentcache: could not load a writable copy of a semantic index: %r", exc)
+            with self._lock:
+                self._loader = self._full = None
+            return
+        with self._lock:
+            self._inner, self._loader, self._full = index, None, None
+        self.thaw()
+
+    def _check_loader(self) -> None:
+        """A forked child inherits the loading state but not the thread: it loads its own copy."""
+        if self._loader is not None and self._loader_pid != os.getpid():
+            self._start_loader()
 
     @property
     def inner(self) -> VectorIndex:
@@ -266,6 +343,7 @@ class AutoIndex:
         import numpy as np
 
         with self._lock:
+            self._check_loader()
             if self._side is not None:
                 rows = normalize_rows(vectors, self.dim)
                 self._side.add(ids, rows)
@@ -275,22 +353,37 @@ class AutoIndex:
             self._inner.add(ids, vectors)
             if self._journal is not None:
                 self._journal.append((list(ids), np.array(vectors, dtype=np.float32)))
+            self._maybe_switch()
+
+    def adopt(self, ids: Sequence[str], rows: npt.NDArray[np.float32], /) -> None:
+        """`add` for a cold start: into an empty exact index, `rows` (C-contiguous float32 unit vectors the caller
+        gives up) become its matrix without a copy, and a background HNSW build reads them in place."""
+        with self._lock:
             inner = self._inner
-            if self._builder is not None and self._builder_pid != os.getpid():
-                self._journal, self._builder = None, None
-            if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
-                if self._exact_only or self._closed:
-                    return
-                if not self.background:
-                    self._inner = self._to_hnsw(inner)
-                    return
-                self._journal = []
-                self._builder = threading.Thread(
-                    target=self._build, args=(inner.ids(), inner.vectors()), name="agentcache-hnsw-build", daemon=True
-                )
-                self._builder_pid = os.getpid()
-                self._builder.start()
-                _building(self)
+            idle = self._side is None and self._builder is None
+            if idle and isinstance(inner, NumpyIndex) and inner.adopt(ids, rows):
+                self._maybe_switch()
+                return
+        self.add(ids, rows)
+
+    def _maybe_switch(self) -> None:
+        """Start the move to HNSW once the exact index has grown past `switch_at` (under `_lock`)."""
+        inner = self._inner
+        if self._builder is not None and self._builder_pid != os.getpid():
+            self._journal, self._builder = None, None
+        if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
+            if self._exact_only or self._closed:
+                return
+            if not self.background:
+                self._inner = self._to_hnsw(inner)
+                return
+            self._journal = []
+            self._builder = threading.Thread(
+                target=self._build, args=inner.rows_view(), name="agentcache-hnsw-build", daemon=True
+            )
+            self._builder_pid = os.getpid()
+            self._builder.start()
+            _building(self)
 
     def _to_hnsw(self, exact: NumpyIndex) -> VectorIndex:
         try:
@@ -337,32 +430,35 @@ class AutoIndex:
                 hnsw.add(ids, vectors)
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Wait for a background switch to HNSW to finish; return whether none is running any more."""
-        builder = self._builder
-        if builder is not None:
-            builder.join(timeout)
-        return self._builder is None
+        """Wait for a background switch to HNSW (or load) to finish; return whether none is running any more."""
+        for thread in (self._builder, self._loader):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+        return self._builder is None and self._loader is None
 
     def close(self) -> None:
         """Stop a background build in progress (its owner dropped this index); the index still answers."""
         self._closed = True
 
-    def freeze(self) -> VectorIndex:
+    def freeze(self) -> VectorIndex | None:
         """Stop writing to the inner index, which is returned (to be saved by the caller) until `thaw`.
 
         Meanwhile writes go to a small exact side index that searches consult too, so neither a lookup nor an
-        insert waits for the save (a 100k x 384 graph takes ~0.2 s to write). Not during a background build.
+        insert waits for the save (a 100k x 384 graph takes ~0.2 s to write). `None` (nothing to save now, and no
+        `thaw` to call) during a background build or load, or another save.
         """
         with self._lock:
-            if self._side is None and self._builder is None:
-                self._side, self._shadow, self._pending = NumpyIndex(self.dim), set(), []
+            self._check_loader()
+            if self._side is not None or self._builder is not None:
+                return None
+            self._side, self._shadow, self._pending = NumpyIndex(self.dim), set(), []
             return self._inner
 
     def thaw(self) -> None:
         """Apply the writes made since `freeze` to the inner index and write to it directly again."""
         while True:
             with self._lock:
-                if self._side is None:
+                if self._side is None or self._loader is not None:  # nothing frozen, or the loader thaws it
                     return
                 pending, self._pending = self._pending, []
                 if len(pending) <= self._REPLAY_INLINE:
@@ -375,6 +471,7 @@ class AutoIndex:
     def remove(self, ids: Sequence[str], /) -> int:
         """Delete `ids`; return how many were present."""
         with self._lock:
+            self._check_loader()
             if self._side is not None:
                 removed = sum(i in self for i in ids)
                 self._side.remove(ids)

@@ -90,10 +90,13 @@ def save_partition(store: Backend, part: Partition) -> bool:
         directory.mkdir(parents=True, exist_ok=True)
         with part.lock:  # the graph as frozen here and the metadata agree (writes take this lock)
             inner = part.index.freeze()
+            if inner is None:  # a background build, load or save runs: saved later
+                return False
             records = dict(part.meta)
-            part.changes = 0
+            changes, part.changes = part.changes, 0
         try:  # lookups and inserts go on meanwhile (see `AutoIndex.freeze`)
             if not isinstance(inner, USearchIndex):
+                part.changes += changes
                 return False
             inner.save(graph)
         finally:
@@ -131,14 +134,14 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
         if manifest["prefix"] != prefix or int(manifest["dim"]) != dim:
             return None
         graph = directory / f"{digest(prefix.encode())}-{manifest['generation']}.usearch"
-        inner = USearchIndex.load(graph)
+        viewed = USearchIndex.load(graph, view=True)  # answers at once; the writable copy is made meanwhile
         meta = {str(k): (str(v[0]), str(v[1])) for k, v in manifest["meta"].items()}
-        if set(meta) != set(inner.ids()):
+        if meta.keys() != set(viewed.ids()):
             raise ValueError("the manifest and the graph disagree")
     except Exception as exc:  # any unusable file means a rebuild from the backend, never a failed lookup
         logger.info("agentcache: rebuilding the semantic index of %s (saved copy unusable: %r)", prefix, exc)
         return None
-    return AutoIndex.from_index(inner), meta
+    return AutoIndex.loading(viewed, viewed.copy), meta
 
 
 _partitions_of: Callable[[Backend], list[Partition]] | None = None

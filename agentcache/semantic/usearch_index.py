@@ -161,9 +161,21 @@ class USearchIndex:
             meta = {"dim": self.dim, "next": self._next, "labels": self._labels}
             Path(f"{path}.ids.json").write_bytes(orjson.dumps(meta))
 
+    def copy(self) -> USearchIndex:
+        """An independent, writable copy held in memory (also of a read-only `load(..., view=True)`)."""
+        with self._lock:
+            out = USearchIndex.__new__(USearchIndex)
+            out.dim, out._auto_ef, out._next = self.dim, self._auto_ef, self._next
+            out._index = self._index.copy()
+            out._labels, out._ids = dict(self._labels), dict(self._ids)
+            out._lock = threading.RLock()
+            return out
+
     @classmethod
-    def load(cls, path: str | Path, /) -> USearchIndex:
-        """Read back an index written by `save` (graph and ids)."""
+    def load(cls, path: str | Path, /, *, view: bool = False) -> USearchIndex:
+        """Read back an index written by `save` (graph and ids). `view`: map the graph file instead of reading
+        it (milliseconds instead of ~0.5 s at 100k x 384) into a read-only index (`add` and `remove` raise)
+        that `copy` turns into a writable one."""
         import orjson
 
         path = Path(path)
@@ -173,7 +185,10 @@ class USearchIndex:
             raise SerializationError(f"cannot read the id map of {path}: {exc}") from exc
         index = cls(int(meta["dim"]))
         with index._lock:
-            index._index.load(str(path))
+            if view:
+                index._index.view(str(path))
+            else:
+                index._index.load(str(path))
             index._labels = {str(k): int(v) for k, v in meta["labels"].items()}
             index._ids = {v: k for k, v in index._labels.items()}
             index._next = int(meta["next"])
