@@ -261,14 +261,14 @@ class TestSaveWithoutStalls:
         assert part.index.settle(timeout=60)
         assert isinstance(part.index.inner, USearchIndex)
         saving, done = threading.Event(), threading.Event()
-        real_save = USearchIndex.save
+        real_save = USearchIndex.save_graph
 
-        def slow_save(self: USearchIndex, path: Any, /) -> None:
+        def slow_save(self: USearchIndex, path: Any, /) -> tuple[dict[str, int], int]:
             saving.set()
             assert done.wait(60)
-            real_save(self, path)
+            return real_save(self, path)
 
-        monkeypatch.setattr(USearchIndex, "save", slow_save)
+        monkeypatch.setattr(USearchIndex, "save_graph", slow_save)
         saver = threading.Thread(target=persist.save_partition, args=(cache.store, part))
         saver.start()
         assert saving.wait(60)

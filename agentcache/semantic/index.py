@@ -250,7 +250,7 @@ class AutoIndex:
     """
 
     CROSSOVER_FLOATS = 4_000_000
-    _REPLAY_INLINE = 32  # journal operations replayed under the lock at the swap; longer ones first outside it
+    _REPLAY_INLINE = 8  # journal operations replayed under the lock at the swap (~1 ms each); more: first outside it
     _BUILD_CHUNK = 1024  # rows per insert call of a background build (between them it may stop)
 
     def __init__(self, dim: int, *, switch_at: int | None = None, background: bool = True) -> None:
@@ -269,10 +269,10 @@ class AutoIndex:
         self._side: NumpyIndex | None = None
         self._shadow: set[str] = set()
         self._pending: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]] = []
-        # While a read-only index answers (`loading`): the thread making its writable copy, and how it makes it.
-        self._loader: threading.Thread | None = None
-        self._loader_pid = 0
+        # While a read-only index answers (`loading`): how its writable copy is made (`None` once taken), and
+        # whether that copy answers (until then the side index must not be thawed into the read-only one).
         self._full: Callable[[], VectorIndex] | None = None
+        self._loaded = True
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -286,40 +286,33 @@ class AutoIndex:
         cls, viewed: VectorIndex, full: Callable[[], VectorIndex], *, switch_at: int | None = None
     ) -> AutoIndex:
         """An `AutoIndex` answering at once with `viewed` (a read-only index, e.g. a memory-mapped saved graph)
-        while `full()` makes the writable copy on a background thread; writes meanwhile go to the side index (as
-        during a save) and are replayed on the copy before it takes over."""
+        until `finish_loading` (run off the lookup path) swaps in `full()`, its writable copy. Writes meanwhile go
+        to the side index (as during a save) and are replayed on the copy before it takes over."""
         auto = cls(viewed.dim, switch_at=switch_at)
         auto._inner = viewed
         auto._side, auto._shadow, auto._pending = NumpyIndex(viewed.dim), set(), []
-        auto._full = full
-        auto._start_loader()
+        auto._full, auto._loaded = full, False
         return auto
 
-    def _start_loader(self) -> None:
-        self._loader = threading.Thread(target=self._load, name="agentcache-index-load", daemon=True)
-        self._loader_pid = os.getpid()
-        self._loader.start()
-        _building(self)
+    @property
+    def is_loading(self) -> bool:
+        """Whether a read-only index answers until `finish_loading` is done."""
+        return not self._loaded
 
-    def _load(self) -> None:
-        full = self._full
+    def finish_loading(self) -> None:
+        """Make the writable copy of a `loading` index, replay the writes made meanwhile and answer with it."""
+        with self._lock:
+            full, self._full = self._full, None
         if full is None:
             return
         try:
             index = full()
         except Exception as exc:  # keep answering with the read-only index and the side index (correct)
             logger.warning("agentcache: could not load a writable copy of a semantic index: %r", exc)
-            with self._lock:
-                self._loader = self._full = None
             return
         with self._lock:
-            self._inner, self._loader, self._full = index, None, None
+            self._inner, self._loaded = index, True
         self.thaw()
-
-    def _check_loader(self) -> None:
-        """A forked child inherits the loading state but not the thread: it loads its own copy."""
-        if self._loader is not None and self._loader_pid != os.getpid():
-            self._start_loader()
 
     @property
     def inner(self) -> VectorIndex:
@@ -343,7 +336,6 @@ class AutoIndex:
         import numpy as np
 
         with self._lock:
-            self._check_loader()
             if self._side is not None:
                 rows = normalize_rows(vectors, self.dim)
                 self._side.add(ids, rows)
@@ -430,11 +422,11 @@ class AutoIndex:
                 hnsw.add(ids, vectors)
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Wait for a background switch to HNSW (or load) to finish; return whether none is running any more."""
-        for thread in (self._builder, self._loader):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout)
-        return self._builder is None and self._loader is None
+        """Wait for a background switch to HNSW to finish; return whether none is running any more."""
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        return self._builder is None
 
     def close(self) -> None:
         """Stop a background build in progress (its owner dropped this index); the index still answers."""
@@ -448,7 +440,6 @@ class AutoIndex:
         `thaw` to call) during a background build or load, or another save.
         """
         with self._lock:
-            self._check_loader()
             if self._side is not None or self._builder is not None:
                 return None
             self._side, self._shadow, self._pending = NumpyIndex(self.dim), set(), []
@@ -458,7 +449,7 @@ class AutoIndex:
         """Apply the writes made since `freeze` to the inner index and write to it directly again."""
         while True:
             with self._lock:
-                if self._side is None or self._loader is not None:  # nothing frozen, or the loader thaws it
+                if self._side is None or not self._loaded:  # nothing frozen, or still the read-only index
                     return
                 pending, self._pending = self._pending, []
                 if len(pending) <= self._REPLAY_INLINE:
@@ -471,7 +462,6 @@ class AutoIndex:
     def remove(self, ids: Sequence[str], /) -> int:
         """Delete `ids`; return how many were present."""
         with self._lock:
-            self._check_loader()
             if self._side is not None:
                 removed = sum(i in self for i in ids)
                 self._side.remove(ids)

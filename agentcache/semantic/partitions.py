@@ -422,7 +422,9 @@ def _list_keys(store: Backend, prefix: str) -> list[str] | None:
 
 
 def _reconcile(store: Backend, part: Partition) -> None:
-    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown."""
+    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown (and first,
+    for an index loaded from a file, make the writable copy of its memory-mapped graph)."""
+    part.index.finish_loading()
     with part.lock:
         before = set(part.meta)
     keys = _list_keys(store, part.prefix)
@@ -432,8 +434,8 @@ def _reconcile(store: Backend, part: Partition) -> None:
         return
     listed = set(keys)
     part.drop(before - listed)
-    with part.lock:
-        unknown = [k for k in keys if k not in part.meta]
+    meta = part.meta  # read without the lock (inserts must not wait for 100k lookups); `add_records` re-checks
+    unknown = [k for k in keys if k not in meta]
     if unknown:
         try:
             values = store.get_many(unknown)

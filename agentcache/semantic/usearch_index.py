@@ -161,6 +161,32 @@ class USearchIndex:
             meta = {"dim": self.dim, "next": self._next, "labels": self._labels}
             Path(f"{path}.ids.json").write_bytes(orjson.dumps(meta))
 
+    def save_graph(self, path: str | Path, /) -> tuple[dict[str, int], int]:
+        """Write the graph alone to `path`; return its id -> label map and the next label (saved by the caller,
+        and given back to `from_graph`)."""
+        with self._lock:
+            self._index.save(str(path))
+            return dict(self._labels), self._next
+
+    @classmethod
+    def from_graph(
+        cls, path: str | Path, dim: int, labels: dict[str, int], next_label: int, /, *, view: bool = False
+    ) -> USearchIndex:
+        """The index of a graph written by `save_graph`, with the label map it returned (taken, not copied);
+        `view` as in `load`. Raises `SerializationError` when they disagree."""
+        index = cls(dim)
+        with index._lock:
+            if view:
+                index._index.view(str(path))
+            else:
+                index._index.load(str(path))
+            index._labels, index._next = labels, next_label
+            index._ids = dict(zip(labels.values(), labels.keys(), strict=True))
+            if len(index._index) != len(labels) or len(index._ids) != len(labels):
+                raise SerializationError(f"{path} and its id map disagree")
+            index._tune()
+        return index
+
     def copy(self) -> USearchIndex:
         """An independent, writable copy held in memory (also of a read-only `load(..., view=True)`)."""
         with self._lock:
