@@ -13,7 +13,7 @@ import os
 import struct
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -24,6 +24,8 @@ from agentcache.semantic.vectors import normalize_rows, require_numpy
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from agentcache.semantic.usearch_index import USearchIndex
 
 __all__ = ["AutoIndex", "NumpyIndex", "VectorIndex", "load_index"]
 
@@ -252,6 +254,7 @@ class AutoIndex:
     CROSSOVER_FLOATS = 4_000_000
     _REPLAY_INLINE = 8  # journal operations replayed under the lock at the swap (~1 ms each); more: first outside it
     _BUILD_CHUNK = 1024  # rows per insert call of a background build (between them it may stop)
+    FINISH_AFTER = 1024  # writes to a `loading` index before its writable graph is built
 
     def __init__(self, dim: int, *, switch_at: int | None = None, background: bool = True) -> None:
         self.dim = dim
@@ -268,11 +271,9 @@ class AutoIndex:
         # on the inner index at `thaw`); `_shadow` names the ids whose copy in the inner index is out of date.
         self._side: NumpyIndex | None = None
         self._shadow: set[str] = set()
+        self._masked: set[str] = set()  # the ids of `_shadow` the inner index holds (searches fetch that many more)
         self._pending: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]] = []
-        # While a read-only index answers (`loading`): how its writable copy is made (`None` once taken), and
-        # whether that copy answers (until then the side index must not be thawed into the read-only one).
-        self._full: Callable[[], VectorIndex] | None = None
-        self._loaded = True
+        self._loaded = True  # False while a read-only index answers (`loading`): its side index is never thawed
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -282,36 +283,60 @@ class AutoIndex:
         return auto
 
     @classmethod
-    def loading(
-        cls, viewed: VectorIndex, full: Callable[[], VectorIndex], *, switch_at: int | None = None
-    ) -> AutoIndex:
-        """An `AutoIndex` answering at once with `viewed` (a read-only index, e.g. a memory-mapped saved graph)
-        until `finish_loading` (run off the lookup path) swaps in `full()`, its writable copy. Writes meanwhile go
-        to the side index (as during a save) and are replayed on the copy before it takes over."""
+    def loading(cls, viewed: USearchIndex, *, switch_at: int | None = None) -> AutoIndex:
+        """An `AutoIndex` answering at once with `viewed`, a read-only (memory-mapped) saved graph.
+
+        Writes go to the side index (as during a save), which searches consult too. Only once `FINISH_AFTER` of
+        them piled up does `finish_loading` build the writable graph from the mapped one's vectors, on a
+        background thread, and replay them on it. Not a copy of the graph: usearch holds the GIL while it copies
+        or loads one (0.7 s at 100k x 384, stalling every other thread of the process), not while it inserts.
+        """
         auto = cls(viewed.dim, switch_at=switch_at)
         auto._inner = viewed
-        auto._side, auto._shadow, auto._pending = NumpyIndex(viewed.dim), set(), []
-        auto._full, auto._loaded = full, False
+        auto._side, auto._shadow, auto._masked, auto._pending = NumpyIndex(viewed.dim), set(), set(), []
+        auto._loaded = False
         return auto
 
     @property
-    def is_loading(self) -> bool:
-        """Whether a read-only index answers until `finish_loading` is done."""
-        return not self._loaded
+    def wants_finishing(self) -> bool:
+        """Whether a `loading` index has taken enough writes for `finish_loading` to run."""
+        return not self._loaded and self._builder is None and len(self._pending) >= self.FINISH_AFTER
 
     def finish_loading(self) -> None:
-        """Make the writable copy of a `loading` index, replay the writes made meanwhile and answer with it."""
+        """Start building the writable graph of a `loading` index on a background thread (no-op otherwise)."""
         with self._lock:
-            full, self._full = self._full, None
-        if full is None:
-            return
+            if self._builder is not None and self._builder_pid != os.getpid():
+                self._journal, self._builder = None, None  # a forked child: the parent's thread is not here
+            if self._loaded or self._builder is not None or self._closed:
+                return
+            self._builder = threading.Thread(target=self._rebuild, name="agentcache-hnsw-build", daemon=True)
+            self._builder_pid = os.getpid()
+            self._builder.start()
+            _building(self)
+
+    def _rebuild(self) -> None:
+        """`finish_loading`'s thread: the mapped graph's vectors, inserted chunk by chunk into a new graph."""
+        viewed = self._inner
         try:
-            index = full()
-        except Exception as exc:  # keep answering with the read-only index and the side index (correct)
-            logger.warning("agentcache: could not load a writable copy of a semantic index: %r", exc)
+            from agentcache.semantic.usearch_index import USearchIndex
+
+            if not isinstance(viewed, USearchIndex):
+                raise TypeError(f"cannot rebuild a {type(viewed).__name__}")
+            hnsw = USearchIndex(self.dim)
+            ids = viewed.ids()
+            for start in range(0, len(ids), self._BUILD_CHUNK):
+                if self._closed:
+                    raise RuntimeError("closed")
+                chunk = ids[start : start + self._BUILD_CHUNK]
+                hnsw.add(chunk, viewed.vectors_of(chunk), threads=_build_threads())
+        except Exception as exc:  # keep answering with the mapped graph and the side index (correct)
+            if not self._closed:
+                logger.warning("agentcache: could not build a writable semantic index: %r", exc)
+            with self._lock:
+                self._builder = None
             return
         with self._lock:
-            self._inner, self._loaded = index, True
+            self._inner, self._loaded, self._builder = hnsw, True, None
         self.thaw()
 
     @property
@@ -340,6 +365,7 @@ class AutoIndex:
                 rows = normalize_rows(vectors, self.dim)
                 self._side.add(ids, rows)
                 self._shadow.update(ids)
+                self._masked.update(i for i in ids if i in self._inner)
                 self._pending.append((list(ids), rows))
                 return
             self._inner.add(ids, vectors)
@@ -442,7 +468,7 @@ class AutoIndex:
         with self._lock:
             if self._side is not None or self._builder is not None:
                 return None
-            self._side, self._shadow, self._pending = NumpyIndex(self.dim), set(), []
+            self._side, self._shadow, self._masked, self._pending = NumpyIndex(self.dim), set(), set(), []
             return self._inner
 
     def thaw(self) -> None:
@@ -454,7 +480,7 @@ class AutoIndex:
                 pending, self._pending = self._pending, []
                 if len(pending) <= self._REPLAY_INLINE:
                     self._replay(self._inner, pending)
-                    self._side, self._shadow = None, set()
+                    self._side, self._shadow, self._masked = None, set(), set()
                     return
             # a long backlog is caught up outside the lock (searches still see it in the side index)
             self._replay(self._inner, pending)
@@ -466,6 +492,7 @@ class AutoIndex:
                 removed = sum(i in self for i in ids)
                 self._side.remove(ids)
                 self._shadow.update(ids)
+                self._masked.update(i for i in ids if i in self._inner)
                 self._pending.append((list(ids), None))
                 return removed
             removed = self._inner.remove(ids)
@@ -475,11 +502,11 @@ class AutoIndex:
 
     def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
         """Return up to `k` `(id, cosine)` pairs, best first."""
-        side, shadow = self._side, self._shadow
+        side, shadow, masked = self._side, self._shadow, self._masked
         if side is None:
             return self._inner.search(vector, k)
-        hidden = list(shadow)  # ids whose inner copy is outdated or removed: the side index has the truth
-        found = [(i, s) for i, s in self._inner.search(vector, k + len(hidden)) if i not in shadow]
+        # ids whose inner copy is outdated or removed (the side index has the truth): fetched as many more
+        found = [(i, s) for i, s in self._inner.search(vector, k + len(masked)) if i not in shadow]
         best: dict[str, float] = {}
         for i, score in [*found, *side.search(vector, k)]:  # an id in both: a `thaw` ran meanwhile
             best[i] = max(score, best.get(i, score))

@@ -422,9 +422,8 @@ def _list_keys(store: Backend, prefix: str) -> list[str] | None:
 
 
 def _reconcile(store: Backend, part: Partition) -> None:
-    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown (and first,
-    for an index loaded from a file, make the writable copy of its memory-mapped graph)."""
-    part.index.finish_loading()
+    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown (and for an
+    index loaded from a file that took enough writes, start building its writable graph)."""
     with part.lock:
         before = set(part.meta)
     keys = _list_keys(store, part.prefix)
@@ -450,6 +449,8 @@ def _reconcile(store: Backend, part: Partition) -> None:
     from agentcache.semantic import persist
 
     persist.maybe_save(store, part, built=len(unknown))
+    if part.index.wants_finishing:
+        part.index.finish_loading()
 
 
 def _remove(store: Backend, keys: list[str]) -> None:
@@ -517,7 +518,11 @@ def refresh(store: Backend, namespace: str, prefix: str, dim: int) -> Partition:
             with part.refreshing:
                 if part.scanned_at == float("-inf"):
                     _reconcile(store, part)
-        elif part.stale or (not followed and not state.local and time.monotonic() - part.scanned_at >= RESCAN_SECONDS):
+        elif (
+            part.stale
+            or part.index.wants_finishing
+            or (not followed and not state.local and time.monotonic() - part.scanned_at >= RESCAN_SECONDS)
+        ):
             _refresher.submit(store, part)
         if state.removed:
             _apply_removals(store, state)

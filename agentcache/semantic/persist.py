@@ -75,6 +75,7 @@ def _manifest(directory: Path, prefix: str) -> Path:
 
 
 _FORMAT = 2
+_SETTLE = 30.0  # seconds `save_indexes` waits for a partition's background HNSW build
 _CHUNK = 4096  # records per manifest line: each line is one quick (de)serialisation, not one 20 MB call
 
 
@@ -150,8 +151,8 @@ def _write_manifest(
 def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, dict[str, tuple[str, str]]] | None:
     """The saved index of a partition and its record metadata, or `None` (no file, or an unusable one).
 
-    The graph is memory-mapped and answers at once; its writable copy is made by the partition's first
-    reconcile, on the background thread (`AutoIndex.loading`)."""
+    The graph is memory-mapped and answers at once; writes go to a side index until enough piled up for a
+    writable graph to be built on a background thread (`AutoIndex.loading`)."""
     directory = index_dir(store)
     if directory is None:
         return None
@@ -183,7 +184,7 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
     except Exception as exc:  # any unusable file means a rebuild from the backend, never a failed lookup
         logger.info("agentcache: rebuilding the semantic index of %s (saved copy unusable: %r)", prefix, exc)
         return None
-    return AutoIndex.loading(viewed, viewed.copy), meta
+    return AutoIndex.loading(viewed), meta
 
 
 _partitions_of: Callable[[Backend], list[Partition]] | None = None
@@ -221,6 +222,7 @@ def save_indexes() -> int:
         return 0
     for store in list(_stores):
         for part in lister(store):
+            part.index.settle(timeout=_SETTLE)  # a build about to finish is saved (at exit, builds were stopped)
             if part.changes and save_partition(store, part):
                 saved += 1
     return saved
