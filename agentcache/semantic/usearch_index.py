@@ -101,8 +101,11 @@ class USearchIndex:
                 self._index.expansion_search = ef
 
     def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /, *, threads: int = 0) -> None:
-        """Insert (or replace) one vector per id, on `threads` threads (0: every core)."""
+        """Insert (or replace) one vector per id, on `threads` threads (0: every core for a batch, one thread for
+        a few vectors: a caller's single insert waiting on a pool of busy cores)."""
         import numpy as np
+
+        threads = threads or (1 if len(ids) < 64 else 0)
 
         rows = normalize_rows(vectors, self.dim)
         if len(rows) != len(ids):
