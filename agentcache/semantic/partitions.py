@@ -413,9 +413,12 @@ def _list_keys(store: Backend, prefix: str) -> list[str] | None:
     if memory is not None:  # no per-entry info wanted: its `keys` is ~10x cheaper than `scan`
         return list(memory.keys(prefix))
     inner = getattr(store, "inner", store)
-    if not isinstance(inner, SupportsScan):
-        return None
+    redis = sys.modules.get("agentcache.backends.redis")
     try:
+        if redis is not None and isinstance(inner, redis.RedisBackend):  # keys alone: no per-entry reads
+            return list(inner.keys(prefix))
+        if not isinstance(inner, SupportsScan):
+            return None
         return [e.key for e in inner.scan(prefix)]
     except Exception:  # a failing store degrades to "nothing new"
         return None
