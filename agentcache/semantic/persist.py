@@ -5,14 +5,14 @@ Only partitions that moved to `USearchIndex` are saved (an exact index is rebuil
 than it could be checked). Files go next to the SQLite file (``<db>.semantic/``), or under
 ``AGENTCACHE_DIR/semantic/<store digest>/`` for Redis; memory stores are never persisted.
 
-Per partition: ``<digest>.json`` (the manifest: partition prefix, dimension, the generation, and each
-record key's entry key and query) names ``<digest>-<generation>.usearch`` (+ its ``.ids.json``). Graph files
-are written under fresh names and the manifest is replaced atomically last, so concurrent writers (several
-processes on one store) never leave a manifest pointing at a mixed graph. A loaded index answers at once and is
-reconciled with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries
-added or removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`):
-lookups and inserts go on meanwhile. The graph is loaded into memory, not memory-mapped: usearch's mapped view
-is read-only, and the cache must add and delete.
+Per partition: ``<digest>.json`` (the manifest: a JSON header line with the partition prefix, dimension,
+generation and record count, then lines of 4,096 records as columns: record keys, entry keys, queries, graph
+labels) names ``<digest>-<generation>.usearch``. Graph files are written under fresh names and the manifest is
+replaced atomically last, so concurrent writers (several processes on one store) never leave a manifest pointing
+at a mixed graph. A loaded graph is memory-mapped and answers at once (`AutoIndex.loading`); it is reconciled
+with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries added or
+removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`): lookups and
+inserts go on meanwhile.
 """
 
 from __future__ import annotations
