@@ -172,3 +172,19 @@ class TestRescansOffTheLookupThread:
         else:
             assert len(calls) > 1 and set(calls[1:]) == {"agentcache-semantic-refresh"}
         cache.close()
+
+
+class TestChecks:
+    def test_a_shared_store_refuses_a_damaged_record(self, tmp_path: Path) -> None:
+        """On SQLite (bytes another process may have written) a record with a flipped byte is refused and removed
+        (`memory://` records never left the process: only their framing is checked, see TestColdStart)."""
+        cache = Cache(f"sqlite://{tmp_path / 'cache.db'}")
+        data = vectors(6)
+        write(cache, data[:5])
+        damaged = bytearray(encode_record(key(5), "q5", "e5", "m", data[5]))
+        damaged[-3] ^= 0x40
+        cache.store.set_many([Item(key(5), bytes(damaged))])
+        part = refresh(cache.store, NS, PREFIX, DIM)
+        assert set(part.meta) == {key(i) for i in range(5)}
+        assert cache.store.get(key(5)) is None
+        cache.close()
