@@ -188,3 +188,34 @@ class TestChecks:
         assert set(part.meta) == {key(i) for i in range(5)}
         assert cache.store.get(key(5)) is None
         cache.close()
+
+
+class TestReplay:
+    def test_journal_replayed_in_batches_with_the_same_result(self) -> None:
+        """Consecutive adds of distinct ids become one insert call; a repeated id or a remove starts a new one,
+        so the result is the one-by-one result (a replaced vector wins, a removed id is gone)."""
+        data = vectors(10)
+        journal: list[tuple[Any, Any]] = [
+            (["a"], data[0:1]),
+            (["b"], data[1:2]),
+            (["c"], data[2:3]),
+            (["a"], data[3:4]),  # replaces a: a new batch
+            (["b"], None),  # removes b
+            (["d", "e"], data[4:6]),
+            (["f", "f"], data[6:8]),  # repeats an id within one write: applied alone (the last wins)
+        ]
+        calls: list[int] = []
+
+        class Counting(NumpyIndex):
+            def add(self, ids: Any, vectors: Any, /) -> None:
+                calls.append(len(ids))
+                super().add(ids, vectors)
+
+        batched, one_by_one = Counting(DIM), NumpyIndex(DIM)
+        AutoIndex._replay(batched, journal)
+        for ids, rows in journal:
+            one_by_one.add(ids, rows) if rows is not None else one_by_one.remove(ids)
+        assert calls == [3, 1, 2, 2]
+        assert sorted(batched.ids()) == sorted(one_by_one.ids()) == ["a", "c", "d", "e", "f"]
+        for i, row in enumerate(data[:8]):
+            assert batched.search(row, 1) == one_by_one.search(row, 1), i

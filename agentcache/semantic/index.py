@@ -441,11 +441,35 @@ class AutoIndex:
 
     @staticmethod
     def _replay(hnsw: VectorIndex, journal: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]]) -> None:
+        """Apply journaled writes in order, consecutive adds of distinct ids as one batch: replaying 14k single
+        inserts one call each kept a background thread busy in Python, taking the GIL from lookups."""
+        import numpy as np
+
+        batch_ids: list[str] = []
+        batch_rows: list[npt.NDArray[np.float32]] = []
+        seen: set[str] = set()
+
+        def flush() -> None:
+            if batch_ids:
+                hnsw.add(list(batch_ids), np.concatenate(batch_rows))
+                batch_ids.clear()
+                batch_rows.clear()
+                seen.clear()
+
         for ids, vectors in journal:
-            if vectors is None:
-                hnsw.remove(ids)
-            else:
-                hnsw.add(ids, vectors)
+            if vectors is None or len(set(ids)) != len(ids):  # a remove, or an add that repeats an id: alone
+                flush()
+                if vectors is None:
+                    hnsw.remove(ids)
+                else:
+                    hnsw.add(ids, vectors)
+                continue
+            if not seen.isdisjoint(ids):
+                flush()
+            batch_ids.extend(ids)
+            batch_rows.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1))
+            seen.update(ids)
+        flush()
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait for a background switch to HNSW to finish; return whether none is running any more."""
