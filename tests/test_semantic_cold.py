@@ -176,8 +176,8 @@ class TestRescansOffTheLookupThread:
 
 class TestChecks:
     def test_a_shared_store_refuses_a_damaged_record(self, tmp_path: Path) -> None:
-        """On SQLite (bytes another process may have written) a record with a flipped byte is refused and removed
-        (`memory://` records never left the process: only their framing is checked, see TestColdStart)."""
+        """On SQLite a record with a flipped byte is refused by the one-pass decode and removed (`memory://`:
+        tests/test_integrity.py)."""
         cache = Cache(f"sqlite://{tmp_path / 'cache.db'}")
         data = vectors(6)
         write(cache, data[:5])

@@ -33,15 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentcache.codec.entries import (
-    RECORD_MAGIC,
-    SEALED_HEADER_SIZE,
-    pack_vector,
-    seal,
-    sealed_body,
-    unpack_vector,
-    unseal,
-)
+from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, sealed_body, unpack_vector, unseal
 from agentcache.errors import SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, split_key
 from agentcache.semantic.store_logs import event_log_for
@@ -117,12 +109,11 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _decode_batch(
-    records: Iterable[tuple[str, bytes | None]], dim: int, *, verify: bool = True
+    records: Iterable[tuple[str, bytes | None]], dim: int
 ) -> tuple[list[str], list[tuple[str, str]], bytearray, list[str]]:
     """`decode_record` over many records: `(keys, (entry key, query) of each, their vectors as one buffer of
     little-endian float32 rows, keys of unreadable records)`. Missing records, repeated keys and vectors of another
-    dimension (another model's, skipped as a failed add would be) are left out. `verify=False` skips checksums and
-    key digests (bytes that never left this process: a `memory://` store's)."""
+    dimension (another model's, skipped as a failed add would be) are left out."""
     import orjson
 
     keys: list[str] = []
@@ -136,10 +127,7 @@ def _decode_batch(
         if raw is None or key in seen:
             continue
         seen.add(key)
-        if verify:
-            body = sealed_body(RECORD_MAGIC, raw, key, seed)
-        else:
-            body = memoryview(raw)[SEALED_HEADER_SIZE:] if raw[:4] == RECORD_MAGIC else None
+        body = sealed_body(RECORD_MAGIC, raw, key, seed)
         try:
             if body is None:
                 raise ValueError("unreadable")
@@ -186,18 +174,17 @@ class Partition:
     queued: bool = False  # a background reconcile is queued or running (see `_Refresher`)
     rescans: int = 0  # reconciles with the backend's listing done so far (the first build included)
 
-    def add_records(self, records: Iterable[tuple[str, bytes | None]], *, verify: bool = True) -> list[str]:
+    def add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
         """Index the given vector records (missing ones are skipped); return the keys of unreadable ones
-        (damaged, another key's, or of an earlier format), which the caller removes from the store.
-        `verify=False`: the records never left this process (`memory://`), their checksums are not checked."""
+        (damaged, another key's, or of an earlier format), which the caller removes from the store."""
         with _gc_paused():
-            return self._add_records(records, verify)
+            return self._add_records(records)
 
-    def _add_records(self, records: Iterable[tuple[str, bytes | None]], verify: bool) -> list[str]:
+    def _add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
         import numpy as np
 
         dim = self.index.dim
-        keys, meta, packed, unreadable = _decode_batch(records, dim, verify=verify)
+        keys, meta, packed, unreadable = _decode_batch(records, dim)
         # one batch, straight from the packed bytes: a cold start of 100k records added one at a time took
         # 188 s (each an HNSW insert), and lists of Python floats cost seconds more
         rows = np.frombuffer(packed, dtype="<f4").reshape(len(keys), dim)
@@ -456,8 +443,7 @@ def _reconcile(store: Backend, part: Partition) -> None:
             values = store.get_many(unknown)
         except Exception:
             values = [None] * len(unknown)
-        local = _local_store(store) is not None  # bytes that never left this process: no checksums to check
-        _remove(store, part.add_records(zip(unknown, values, strict=True), verify=not local))
+        _remove(store, part.add_records(zip(unknown, values, strict=True)))
     if part.origin == "empty":
         part.origin = "scan"
     part.scanned_at = time.monotonic()
