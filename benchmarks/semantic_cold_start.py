@@ -74,9 +74,9 @@ def record_key(i: int) -> str:
 
 def fill(cache: Cache, data: np.ndarray) -> None:
     store = cache.store
-    for start in range(0, len(data), 5000):
+    for start in range(0, len(data), 1000):  # 5,000 per call timed out on Redis on a loaded machine
         items = []
-        for i in range(start, min(len(data), start + 5000)):
+        for i in range(start, min(len(data), start + 1000)):
             key = record_key(i)
             query = f"how do I configure option number {i} of the deployment pipeline?"
             items.append(Item(key, encode_record(key, query, f"ac:v1:{NAMESPACE}:semantic:f:{i:032x}", "m", data[i])))

@@ -265,6 +265,15 @@ def test_scan_reports_entries(backend: RedisBackend) -> None:
     assert [e.key for e in backend.scan("", tag="t")] == [_ns_key("n", 1)]
 
 
+def test_keys_lists_the_keys_under_a_prefix(backend: RedisBackend) -> None:
+    """keys() lists the logical keys under a prefix (what a semantic partition's reconcile needs), no others."""
+    backend.set_many([Item(_ns_key("n", i), b"v") for i in range(3)] + [Item(_ns_key("m", 9), b"w")])
+    assert sorted(backend.keys("ac:v1:n:")) == sorted(_ns_key("n", i) for i in range(3))
+    assert backend.keys("ac:v1:none:") == []
+    backend.delete_many([_ns_key("n", 1)])
+    assert sorted(backend.keys("ac:v1:n:")) == [_ns_key("n", 0), _ns_key("n", 2)]
+
+
 @pytest.mark.slow
 def test_cluster_operations_across_namespaces(cluster: str) -> None:
     """On a 3-master cluster, multi-namespace writes, reads, tag deletes and clears all work."""

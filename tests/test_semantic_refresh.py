@@ -90,20 +90,29 @@ def sqlite_cache(tmp_path: Path) -> Iterator[Cache]:
 
 class TestColdStart:
     def test_first_lookup_indexes_every_record_in_one_batch(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The partition's 300 records reach the index in one `add` call (one insert each took 188 s at 100k)."""
+        """The partition's 300 records reach the index in one call (one insert each took 188 s at 100k), whose
+        buffer becomes the exact index's matrix (no copy)."""
         cache = Cache("memory://")
         data = vectors(300)
         write(cache, data)
-        batches: list[int] = []
-        real_add = AutoIndex.add
+        batches: list[tuple[str, int]] = []
+        real_add, real_adopt = AutoIndex.add, AutoIndex.adopt
 
-        def spy(self: AutoIndex, ids: Any, rows: Any, /) -> None:
-            batches.append(len(ids))
+        def spy_add(self: AutoIndex, ids: Any, rows: Any, /) -> None:
+            batches.append(("add", len(ids)))
             real_add(self, ids, rows)
 
-        monkeypatch.setattr(AutoIndex, "add", spy)
+        def spy_adopt(self: AutoIndex, ids: Any, rows: Any, /) -> None:
+            batches.append(("adopt", len(ids)))
+            real_adopt(self, ids, rows)
+            inner = self.inner
+            assert isinstance(inner, NumpyIndex)
+            assert np.shares_memory(inner.rows_view()[1], rows)
+
+        monkeypatch.setattr(AutoIndex, "add", spy_add)
+        monkeypatch.setattr(AutoIndex, "adopt", spy_adopt)
         assert lookup(cache, data[123]) == key(123)
-        assert batches == [300]
+        assert batches == [("adopt", 300)]
 
     def test_bulk_add_keeps_replacements_exact(self) -> None:
         """The one-copy bulk path is taken only for new ids; a batch that replaces ids still replaces them."""
@@ -252,14 +261,14 @@ class TestSaveWithoutStalls:
         assert part.index.settle(timeout=60)
         assert isinstance(part.index.inner, USearchIndex)
         saving, done = threading.Event(), threading.Event()
-        real_save = USearchIndex.save
+        real_save = USearchIndex.save_graph
 
-        def slow_save(self: USearchIndex, path: Any, /) -> None:
+        def slow_save(self: USearchIndex, path: Any, /) -> tuple[dict[str, int], int]:
             saving.set()
             assert done.wait(60)
-            real_save(self, path)
+            return real_save(self, path)
 
-        monkeypatch.setattr(USearchIndex, "save", slow_save)
+        monkeypatch.setattr(USearchIndex, "save_graph", slow_save)
         saver = threading.Thread(target=persist.save_partition, args=(cache.store, part))
         saver.start()
         assert saving.wait(60)
@@ -288,6 +297,7 @@ class TestFreeze:
         auto = AutoIndex(DIM, switch_at=10_000)
         auto.add([str(i) for i in range(40)], data[:40])
         inner = auto.freeze()
+        assert inner is not None
         auto.add(["41"], data[41:42])
         auto.add(["5"], data[50:51])  # "5" now holds another vector
         assert auto.remove(["7", "41", "99"]) == 2

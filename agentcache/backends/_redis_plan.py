@@ -802,6 +802,24 @@ def scan_flow(layout: KeyLayout, prefix: str, tag: str | None, now: float) -> Co
     yield Emit(tuple(sorted(collected, key=lambda e: e.key)))
 
 
+def keys_flow(layout: KeyLayout, prefix: str) -> CommandFlow:
+    """The logical keys under `prefix`: SCAN alone, none of `scan_flow`'s three reads per entry (a semantic
+    partition of 100k records is listed in ~100 round trips instead of 300k commands)."""
+    found: list[str] = []
+    for pattern, slot_key in layout.scan_patterns(prefix):
+        nodes = yield Nodes(slot_key)
+        for node in nodes:
+            cursor = 0
+            while True:
+                cursor, raw = yield ScanStep(node, cursor, pattern)
+                found += [
+                    lk for k in map(_text, raw) if (lk := layout.logical_key(k)) is not None and lk.startswith(prefix)
+                ]
+                if int(cursor) == 0:
+                    break
+    return list(dict.fromkeys(found))  # SCAN may return a key twice
+
+
 def acquire_flow(layout: KeyLayout, name: str, ttl: float, token: str) -> CommandFlow:
     """SET NX PX with a random owner token (and drop the lock's wake stream); return the token when taken."""
     keys = [layout.lock_key(name), layout.wake_key(name)]

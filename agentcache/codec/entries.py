@@ -62,6 +62,7 @@ __all__ = [
     "encode_vector",
     "key_digest",
     "seal",
+    "sealed_body",
     "unseal",
     "pack_vector",
     "parse_usage",
@@ -657,6 +658,17 @@ def unseal(magic: bytes, raw: bytes, key: str) -> bytes:
     if owner != key_digest(key):
         raise CorruptEntryError("record was written under another key")
     return raw[SEALED_HEADER_SIZE:]
+
+
+def sealed_body(magic: bytes, raw: bytes, key: str, seed: int) -> memoryview | None:
+    """`unseal` for bulk reads (a semantic cold start reads 100k records): the body as a view, no copy, and
+    `None` where `unseal` would raise. `seed` is `zlib.crc32(magic)`, computed once by the caller."""
+    if raw[:4] != magic or len(raw) < SEALED_HEADER_SIZE:
+        return None
+    view = memoryview(raw)
+    if _CRC.unpack_from(raw, 4)[0] != zlib.crc32(view[_SUMMED:], seed) or raw[8:SEALED_HEADER_SIZE] != key_digest(key):
+        return None
+    return view[SEALED_HEADER_SIZE:]
 
 
 def encode_vector(vector: Sequence[float] | Any, *, key: str) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import struct
 import threading
@@ -24,9 +25,13 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from agentcache.semantic.usearch_index import USearchIndex
+
 __all__ = ["AutoIndex", "NumpyIndex", "VectorIndex", "load_index"]
 
 _MAGIC = b"ACNPIDX1"
+
+logger = logging.getLogger("agentcache")
 
 
 @runtime_checkable
@@ -81,6 +86,7 @@ class NumpyIndex:
         self._n = 0
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
+        self._shared = 0  # leading rows of `_mat` a reader holds (`rows_view`): copied before they are written
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -100,6 +106,32 @@ class NumpyIndex:
             out: npt.NDArray[np.float32] = self._mat[: self._n].copy()
             return out
 
+    def rows_view(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """`(ids(), a read-only view of their rows)` without copying the matrix (153 MB at 100k x 384): the
+        rows are copied before this index next writes over one of them, so the view never changes."""
+        with self._lock:
+            self._shared = max(self._shared, self._n)
+            view = self._mat[: self._n].view()
+            view.flags.writeable = False
+            return list(self._ids), view
+
+    def adopt(self, ids: Sequence[str], rows: npt.NDArray[np.float32]) -> bool:
+        """Take `rows` (C-contiguous float32 unit vectors that nothing else writes) as the matrix, without a copy,
+        when this index is empty and `ids` are distinct; return whether it did (else nothing changed)."""
+        with self._lock:
+            if self._n or len(set(ids)) != len(ids) or rows.shape != (len(ids), self.dim):
+                return False
+            self._mat, self._n, self._shared = rows, len(ids), 0
+            self._ids = list(ids)
+            self._rows = dict(zip(self._ids, range(self._n), strict=True))
+            return True
+
+    def _unshare(self, row: int) -> None:
+        """Before writing `row`: copy the matrix if a reader holds that row (see `rows_view`)."""
+        if row < self._shared:
+            self._mat = self._mat.copy()
+            self._shared = 0
+
     def _reserve(self, needed: int) -> None:
         import numpy as np
 
@@ -108,7 +140,7 @@ class NumpyIndex:
         capacity = max(needed, 2 * self._mat.shape[0], 64)
         grown = np.empty((capacity, self.dim), dtype=np.float32)
         grown[: self._n] = self._mat[: self._n]
-        self._mat = grown
+        self._mat, self._shared = grown, 0
 
     def add(self, ids: Sequence[str], vectors: npt.ArrayLike, /) -> None:
         """Insert (or replace) one vector per id."""
@@ -118,10 +150,11 @@ class NumpyIndex:
         with self._lock:
             bulk = len(ids) > 1 and self._rows.keys().isdisjoint(ids) and len(set(ids)) == len(ids)
             if bulk and self._n == 0:  # a cold start: the normalized rows (a fresh array) become the matrix
-                self._mat = rows
+                self._mat, self._shared = rows, 0
             else:
                 self._reserve(self._n + len(ids))
             if bulk:
+                self._unshare(self._n)
                 start, self._n = self._n, self._n + len(ids)  # all new: one slice copy (a bulk load)
                 if rows is not self._mat:
                     self._mat[start : self._n] = rows
@@ -135,6 +168,7 @@ class NumpyIndex:
                     self._rows[id_] = at
                     self._ids.append(id_)
                     self._n += 1
+                self._unshare(at)
                 self._mat[at] = row
 
     def remove(self, ids: Sequence[str], /) -> int:
@@ -148,6 +182,7 @@ class NumpyIndex:
                 last = self._n - 1
                 if at != last:
                     moved = self._ids[last]
+                    self._unshare(at)
                     self._mat[at] = self._mat[last]
                     self._ids[at] = moved
                     self._rows[moved] = at
@@ -217,8 +252,9 @@ class AutoIndex:
     """
 
     CROSSOVER_FLOATS = 4_000_000
-    _REPLAY_INLINE = 32  # journal operations replayed under the lock at the swap; longer ones first outside it
+    _REPLAY_INLINE = 8  # journal operations replayed under the lock at the swap (~1 ms each); more: first outside it
     _BUILD_CHUNK = 1024  # rows per insert call of a background build (between them it may stop)
+    FINISH_AFTER = 1024  # writes to a `loading` index before its writable graph is built
 
     def __init__(self, dim: int, *, switch_at: int | None = None, background: bool = True) -> None:
         self.dim = dim
@@ -235,7 +271,9 @@ class AutoIndex:
         # on the inner index at `thaw`); `_shadow` names the ids whose copy in the inner index is out of date.
         self._side: NumpyIndex | None = None
         self._shadow: set[str] = set()
+        self._masked: set[str] = set()  # the ids of `_shadow` the inner index holds (searches fetch that many more)
         self._pending: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]] = []
+        self._loaded = True  # False while a read-only index answers (`loading`): its side index is never thawed
 
     @classmethod
     def from_index(cls, inner: VectorIndex, *, switch_at: int | None = None) -> AutoIndex:
@@ -243,6 +281,63 @@ class AutoIndex:
         auto = cls(inner.dim, switch_at=switch_at)
         auto._inner = inner
         return auto
+
+    @classmethod
+    def loading(cls, viewed: USearchIndex, *, switch_at: int | None = None) -> AutoIndex:
+        """An `AutoIndex` answering at once with `viewed`, a read-only (memory-mapped) saved graph.
+
+        Writes go to the side index (as during a save), which searches consult too. Only once `FINISH_AFTER` of
+        them piled up does `finish_loading` build the writable graph from the mapped one's vectors, on a
+        background thread, and replay them on it. Not a copy of the graph: usearch holds the GIL while it copies
+        or loads one (0.7 s at 100k x 384, stalling every other thread of the process), not while it inserts.
+        """
+        auto = cls(viewed.dim, switch_at=switch_at)
+        auto._inner = viewed
+        auto._side, auto._shadow, auto._masked, auto._pending = NumpyIndex(viewed.dim), set(), set(), []
+        auto._loaded = False
+        return auto
+
+    @property
+    def wants_finishing(self) -> bool:
+        """Whether a `loading` index has taken enough writes for `finish_loading` to run."""
+        return not self._loaded and self._builder is None and len(self._pending) >= self.FINISH_AFTER
+
+    def finish_loading(self) -> None:
+        """Start building the writable graph of a `loading` index on a background thread (no-op otherwise)."""
+        with self._lock:
+            if self._builder is not None and self._builder_pid != os.getpid():
+                self._journal, self._builder = None, None  # a forked child: the parent's thread is not here
+            if self._loaded or self._builder is not None or self._closed:
+                return
+            self._builder = threading.Thread(target=self._rebuild, name="agentcache-hnsw-build", daemon=True)
+            self._builder_pid = os.getpid()
+            self._builder.start()
+            _building(self)
+
+    def _rebuild(self) -> None:
+        """`finish_loading`'s thread: the mapped graph's vectors, inserted chunk by chunk into a new graph."""
+        viewed = self._inner
+        try:
+            from agentcache.semantic.usearch_index import USearchIndex
+
+            if not isinstance(viewed, USearchIndex):
+                raise TypeError(f"cannot rebuild a {type(viewed).__name__}")
+            hnsw = USearchIndex(self.dim)
+            ids = viewed.ids()
+            for start in range(0, len(ids), self._BUILD_CHUNK):
+                if self._closed:
+                    raise RuntimeError("closed")
+                chunk = ids[start : start + self._BUILD_CHUNK]
+                hnsw.add(chunk, viewed.vectors_of(chunk), threads=_build_threads())
+        except Exception as exc:  # keep answering with the mapped graph and the side index (correct)
+            if not self._closed:
+                logger.warning("agentcache: could not build a writable semantic index: %r", exc)
+            with self._lock:
+                self._builder = None
+            return
+        with self._lock:
+            self._inner, self._loaded, self._builder = hnsw, True, None
+        self.thaw()
 
     @property
     def inner(self) -> VectorIndex:
@@ -270,27 +365,43 @@ class AutoIndex:
                 rows = normalize_rows(vectors, self.dim)
                 self._side.add(ids, rows)
                 self._shadow.update(ids)
+                self._masked.update(i for i in ids if i in self._inner)
                 self._pending.append((list(ids), rows))
                 return
             self._inner.add(ids, vectors)
             if self._journal is not None:
                 self._journal.append((list(ids), np.array(vectors, dtype=np.float32)))
+            self._maybe_switch()
+
+    def adopt(self, ids: Sequence[str], rows: npt.NDArray[np.float32], /) -> None:
+        """`add` for a cold start: into an empty exact index, `rows` (C-contiguous float32 unit vectors the caller
+        gives up) become its matrix without a copy, and a background HNSW build reads them in place."""
+        with self._lock:
             inner = self._inner
-            if self._builder is not None and self._builder_pid != os.getpid():
-                self._journal, self._builder = None, None
-            if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
-                if self._exact_only or self._closed:
-                    return
-                if not self.background:
-                    self._inner = self._to_hnsw(inner)
-                    return
-                self._journal = []
-                self._builder = threading.Thread(
-                    target=self._build, args=(inner.ids(), inner.vectors()), name="agentcache-hnsw-build", daemon=True
-                )
-                self._builder_pid = os.getpid()
-                self._builder.start()
-                _building(self)
+            idle = self._side is None and self._builder is None
+            if idle and isinstance(inner, NumpyIndex) and inner.adopt(ids, rows):
+                self._maybe_switch()
+                return
+        self.add(ids, rows)
+
+    def _maybe_switch(self) -> None:
+        """Start the move to HNSW once the exact index has grown past `switch_at` (under `_lock`)."""
+        inner = self._inner
+        if self._builder is not None and self._builder_pid != os.getpid():
+            self._journal, self._builder = None, None
+        if isinstance(inner, NumpyIndex) and len(inner) > self.switch_at and self._builder is None:
+            if self._exact_only or self._closed:
+                return
+            if not self.background:
+                self._inner = self._to_hnsw(inner)
+                return
+            self._journal = []
+            self._builder = threading.Thread(
+                target=self._build, args=inner.rows_view(), name="agentcache-hnsw-build", daemon=True
+            )
+            self._builder_pid = os.getpid()
+            self._builder.start()
+            _building(self)
 
     def _to_hnsw(self, exact: NumpyIndex) -> VectorIndex:
         try:
@@ -330,11 +441,35 @@ class AutoIndex:
 
     @staticmethod
     def _replay(hnsw: VectorIndex, journal: list[tuple[Sequence[str], npt.NDArray[np.float32] | None]]) -> None:
+        """Apply journaled writes in order, consecutive adds of distinct ids as one batch: replaying 14k single
+        inserts one call each kept a background thread busy in Python, taking the GIL from lookups."""
+        import numpy as np
+
+        batch_ids: list[str] = []
+        batch_rows: list[npt.NDArray[np.float32]] = []
+        seen: set[str] = set()
+
+        def flush() -> None:
+            if batch_ids:
+                hnsw.add(list(batch_ids), np.concatenate(batch_rows))
+                batch_ids.clear()
+                batch_rows.clear()
+                seen.clear()
+
         for ids, vectors in journal:
-            if vectors is None:
-                hnsw.remove(ids)
-            else:
-                hnsw.add(ids, vectors)
+            if vectors is None or len(set(ids)) != len(ids):  # a remove, or an add that repeats an id: alone
+                flush()
+                if vectors is None:
+                    hnsw.remove(ids)
+                else:
+                    hnsw.add(ids, vectors)
+                continue
+            if not seen.isdisjoint(ids):
+                flush()
+            batch_ids.extend(ids)
+            batch_rows.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1))
+            seen.update(ids)
+        flush()
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait for a background switch to HNSW to finish; return whether none is running any more."""
@@ -347,27 +482,29 @@ class AutoIndex:
         """Stop a background build in progress (its owner dropped this index); the index still answers."""
         self._closed = True
 
-    def freeze(self) -> VectorIndex:
+    def freeze(self) -> VectorIndex | None:
         """Stop writing to the inner index, which is returned (to be saved by the caller) until `thaw`.
 
         Meanwhile writes go to a small exact side index that searches consult too, so neither a lookup nor an
-        insert waits for the save (a 100k x 384 graph takes ~0.2 s to write). Not during a background build.
+        insert waits for the save (a 100k x 384 graph takes ~0.2 s to write). `None` (nothing to save now, and no
+        `thaw` to call) during a background build or load, or another save.
         """
         with self._lock:
-            if self._side is None and self._builder is None:
-                self._side, self._shadow, self._pending = NumpyIndex(self.dim), set(), []
+            if self._side is not None or self._builder is not None:
+                return None
+            self._side, self._shadow, self._masked, self._pending = NumpyIndex(self.dim), set(), set(), []
             return self._inner
 
     def thaw(self) -> None:
         """Apply the writes made since `freeze` to the inner index and write to it directly again."""
         while True:
             with self._lock:
-                if self._side is None:
+                if self._side is None or not self._loaded:  # nothing frozen, or still the read-only index
                     return
                 pending, self._pending = self._pending, []
                 if len(pending) <= self._REPLAY_INLINE:
                     self._replay(self._inner, pending)
-                    self._side, self._shadow = None, set()
+                    self._side, self._shadow, self._masked = None, set(), set()
                     return
             # a long backlog is caught up outside the lock (searches still see it in the side index)
             self._replay(self._inner, pending)
@@ -379,6 +516,7 @@ class AutoIndex:
                 removed = sum(i in self for i in ids)
                 self._side.remove(ids)
                 self._shadow.update(ids)
+                self._masked.update(i for i in ids if i in self._inner)
                 self._pending.append((list(ids), None))
                 return removed
             removed = self._inner.remove(ids)
@@ -388,11 +526,11 @@ class AutoIndex:
 
     def search(self, vector: npt.ArrayLike, /, k: int = 1) -> list[tuple[str, float]]:
         """Return up to `k` `(id, cosine)` pairs, best first."""
-        side, shadow = self._side, self._shadow
+        side, shadow, masked = self._side, self._shadow, self._masked
         if side is None:
             return self._inner.search(vector, k)
-        hidden = list(shadow)  # ids whose inner copy is outdated or removed: the side index has the truth
-        found = [(i, s) for i, s in self._inner.search(vector, k + len(hidden)) if i not in shadow]
+        # ids whose inner copy is outdated or removed (the side index has the truth): fetched as many more
+        found = [(i, s) for i, s in self._inner.search(vector, k + len(masked)) if i not in shadow]
         best: dict[str, float] = {}
         for i, score in [*found, *side.search(vector, k)]:  # an id in both: a `thaw` ran meanwhile
             best[i] = max(score, best.get(i, score))

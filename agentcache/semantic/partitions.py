@@ -27,15 +27,17 @@ import sys
 import threading
 import time
 import weakref
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, unpack_vector, unseal
+from agentcache.codec.entries import RECORD_MAGIC, pack_vector, seal, sealed_body, unpack_vector, unseal
 from agentcache.errors import SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, split_key
 from agentcache.semantic.store_logs import event_log_for
+from agentcache.semantic.vectors import normalize_in_place
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -108,9 +110,9 @@ def _gc_paused() -> Iterator[None]:
 
 def _decode_batch(
     records: Iterable[tuple[str, bytes | None]], dim: int
-) -> tuple[list[str], list[tuple[str, str]], list[memoryview], list[str]]:
-    """`decode_record` over many records, keeping the vectors packed: `(keys, (entry key, query) of each,
-    vector bytes of each, keys of unreadable records)`. Missing records, repeated keys and vectors of another
+) -> tuple[list[str], list[tuple[str, str]], bytearray, list[str]]:
+    """`decode_record` over many records: `(keys, (entry key, query) of each, their vectors as one buffer of
+    little-endian float32 rows, keys of unreadable records)`. Missing records, repeated keys and vectors of another
     dimension (another model's, skipped as a failed add would be) are left out."""
     import orjson
 
@@ -119,28 +121,30 @@ def _decode_batch(
     packed: list[memoryview] = []
     unreadable: list[str] = []
     seen: set[str] = set()
-    size_of = struct.Struct("<I").unpack_from
+    seed = zlib.crc32(RECORD_MAGIC)
     want = 4 * dim
-    for key, raw in records:
+    for key, raw in records:  # `_decode_packed`, inlined: it runs once per record of a cold start (100k and more)
         if raw is None or key in seen:
             continue
         seen.add(key)
-        try:  # `_decode_packed`, inlined: it runs once per record of a cold start (100k and more)
-            body = memoryview(unseal(RECORD_MAGIC, raw, key))
-            (size,) = size_of(body)
+        body = sealed_body(RECORD_MAGIC, raw, key, seed)
+        try:
+            if body is None:
+                raise ValueError("unreadable")
+            size = int.from_bytes(body[:4], "little")
             fields = orjson.loads(body[4 : 4 + size])
-            vector = body[4 + size :]
             entry = (str(fields["k"]), str(fields["q"]))
-        except (SerializationError, struct.error, orjson.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError is a ValueError
             unreadable.append(key)
             continue
+        vector = body[4 + size :]
         if len(vector) == want:
             keys.append(key)
             meta.append(entry)
             packed.append(vector)
         elif len(vector) % 4:
             unreadable.append(key)
-    return keys, meta, packed, unreadable
+    return keys, meta, bytearray().join(packed), unreadable
 
 
 def partition_of(record_key: str) -> str:
@@ -179,16 +183,24 @@ class Partition:
     def _add_records(self, records: Iterable[tuple[str, bytes | None]]) -> list[str]:
         import numpy as np
 
-        keys, meta, packed, unreadable = _decode_batch(records, self.index.dim)
+        dim = self.index.dim
+        keys, meta, packed, unreadable = _decode_batch(records, dim)
+        # one batch, straight from the packed bytes: a cold start of 100k records added one at a time took
+        # 188 s (each an HNSW insert), and lists of Python floats cost seconds more
+        rows = np.frombuffer(packed, dtype="<f4").reshape(len(keys), dim)
         with self.lock:
-            fresh = [i for i, key in enumerate(keys) if key not in self.meta]
-            # one batch, straight from the packed bytes: a cold start of 100k records added one at a time took
-            # 188 s (each an HNSW insert), and lists of Python floats cost seconds more
-            if fresh:
-                rows = np.frombuffer(b"".join([packed[i] for i in fresh]), dtype="<f4")
-                self.index.add([keys[i] for i in fresh], rows.reshape(len(fresh), self.index.dim))
-                self.meta.update((keys[i], meta[i]) for i in fresh)
-            self.changes += len(fresh)
+            if not self.meta and len(self.index) == 0:  # a cold start: the buffer becomes the exact index's matrix
+                if keys:
+                    self.index.adopt(keys, normalize_in_place(rows))
+                    self.meta.update(zip(keys, meta, strict=True))
+                fresh = len(keys)
+            else:
+                new = [i for i, key in enumerate(keys) if key not in self.meta]
+                if new:
+                    self.index.add([keys[i] for i in new], rows[new])
+                    self.meta.update((keys[i], meta[i]) for i in new)
+                fresh = len(new)
+            self.changes += fresh
         return unreadable
 
     def add(self, key: str, entry_key: str, query: str, vector: Sequence[float]) -> None:
@@ -401,16 +413,20 @@ def _list_keys(store: Backend, prefix: str) -> list[str] | None:
     if memory is not None:  # no per-entry info wanted: its `keys` is ~10x cheaper than `scan`
         return list(memory.keys(prefix))
     inner = getattr(store, "inner", store)
-    if not isinstance(inner, SupportsScan):
-        return None
+    redis = sys.modules.get("agentcache.backends.redis")
     try:
+        if redis is not None and isinstance(inner, redis.RedisBackend):  # keys alone: no per-entry reads
+            return list(inner.keys(prefix))
+        if not isinstance(inner, SupportsScan):
+            return None
         return [e.key for e in inner.scan(prefix)]
     except Exception:  # a failing store degrades to "nothing new"
         return None
 
 
 def _reconcile(store: Backend, part: Partition) -> None:
-    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown."""
+    """Make the index hold exactly the backend's records: drop the vanished, fetch only the unknown (and for an
+    index loaded from a file that took enough writes, start building its writable graph)."""
     with part.lock:
         before = set(part.meta)
     keys = _list_keys(store, part.prefix)
@@ -420,8 +436,8 @@ def _reconcile(store: Backend, part: Partition) -> None:
         return
     listed = set(keys)
     part.drop(before - listed)
-    with part.lock:
-        unknown = [k for k in keys if k not in part.meta]
+    meta = part.meta  # read without the lock (inserts must not wait for 100k lookups); `add_records` re-checks
+    unknown = [k for k in keys if k not in meta]
     if unknown:
         try:
             values = store.get_many(unknown)
@@ -436,6 +452,8 @@ def _reconcile(store: Backend, part: Partition) -> None:
     from agentcache.semantic import persist
 
     persist.maybe_save(store, part, built=len(unknown))
+    if part.index.wants_finishing:
+        part.index.finish_loading()
 
 
 def _remove(store: Backend, keys: list[str]) -> None:
@@ -503,7 +521,11 @@ def refresh(store: Backend, namespace: str, prefix: str, dim: int) -> Partition:
             with part.refreshing:
                 if part.scanned_at == float("-inf"):
                     _reconcile(store, part)
-        elif part.stale or (not followed and not state.local and time.monotonic() - part.scanned_at >= RESCAN_SECONDS):
+        elif (
+            part.stale
+            or part.index.wants_finishing
+            or (not followed and not state.local and time.monotonic() - part.scanned_at >= RESCAN_SECONDS)
+        ):
             _refresher.submit(store, part)
         if state.removed:
             _apply_removals(store, state)

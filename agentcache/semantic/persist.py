@@ -5,14 +5,14 @@ Only partitions that moved to `USearchIndex` are saved (an exact index is rebuil
 than it could be checked). Files go next to the SQLite file (``<db>.semantic/``), or under
 ``AGENTCACHE_DIR/semantic/<store digest>/`` for Redis; memory stores are never persisted.
 
-Per partition: ``<digest>.json`` (the manifest: partition prefix, dimension, the generation, and each
-record key's entry key and query) names ``<digest>-<generation>.usearch`` (+ its ``.ids.json``). Graph files
-are written under fresh names and the manifest is replaced atomically last, so concurrent writers (several
-processes on one store) never leave a manifest pointing at a mixed graph. A loaded index answers at once and is
-reconciled with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries
-added or removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`):
-lookups and inserts go on meanwhile. The graph is loaded into memory, not memory-mapped: usearch's mapped view
-is read-only, and the cache must add and delete.
+Per partition: ``<digest>.json`` (the manifest: a JSON header line with the partition prefix, dimension,
+generation and record count, then lines of 4,096 records as columns: record keys, entry keys, queries, graph
+labels) names ``<digest>-<generation>.usearch``. Graph files are written under fresh names and the manifest is
+replaced atomically last, so concurrent writers (several processes on one store) never leave a manifest pointing
+at a mixed graph. A loaded graph is memory-mapped and answers at once (`AutoIndex.loading`); it is reconciled
+with the backend's listing on a background thread (`agentcache.semantic.partitions`), so entries added or
+removed while the process was away are picked up. A save freezes the graph (`AutoIndex.freeze`): lookups and
+inserts go on meanwhile.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def _manifest(directory: Path, prefix: str) -> Path:
     return directory / f"{digest(prefix.encode())}.json"
 
 
+_FORMAT = 2
+_SETTLE = 30.0  # seconds `save_indexes` waits for a partition's background HNSW build
+_CHUNK = 4096  # records per manifest line: each line is one quick (de)serialisation, not one 20 MB call
+
+
 def save_partition(store: Backend, part: Partition) -> bool:
     """Save the partition's HNSW index (a no-op for exact indexes); return whether it was written."""
     from agentcache.semantic.usearch_index import USearchIndex
@@ -81,8 +86,6 @@ def save_partition(store: Backend, part: Partition) -> bool:
     directory = index_dir(store)
     if directory is None or not isinstance(part.index.inner, USearchIndex):
         return False
-    import orjson
-
     name = digest(part.prefix.encode())
     generation = secrets.token_hex(6)
     graph = directory / f"{name}-{generation}.usearch"
@@ -90,19 +93,22 @@ def save_partition(store: Backend, part: Partition) -> bool:
         directory.mkdir(parents=True, exist_ok=True)
         with part.lock:  # the graph as frozen here and the metadata agree (writes take this lock)
             inner = part.index.freeze()
+            if inner is None:  # a background build, load or save runs: saved later
+                return False
             records = dict(part.meta)
-            part.changes = 0
+            changes, part.changes = part.changes, 0
         try:  # lookups and inserts go on meanwhile (see `AutoIndex.freeze`)
             if not isinstance(inner, USearchIndex):
+                part.changes += changes
                 return False
-            inner.save(graph)
+            labels, next_label = inner.save_graph(graph)
         finally:
             part.index.thaw()
-        meta = {k: list(v) for k, v in records.items()}
-        manifest = {"prefix": part.prefix, "dim": inner.dim, "generation": generation, "meta": meta}
+        if labels.keys() != records.keys():
+            raise ValueError("the graph and the records disagree")
         target = _manifest(directory, part.prefix)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{generation}.tmp")
-        tmp.write_bytes(orjson.dumps(manifest))
+        _write_manifest(tmp, part.prefix, inner.dim, generation, next_label, records, labels)
         tmp.replace(target)
     except Exception as exc:  # a failed save only costs a rebuild at the next restart
         logger.warning("agentcache: could not save the semantic index of %s: %r", part.prefix, exc)
@@ -113,8 +119,40 @@ def save_partition(store: Backend, part: Partition) -> bool:
     return True
 
 
+def _write_manifest(
+    path: Path,
+    prefix: str,
+    dim: int,
+    generation: str,
+    next_label: int,
+    records: dict[str, tuple[str, str]],
+    labels: dict[str, int],
+) -> None:
+    """A header line (JSON), then one line per `_CHUNK` records: `{"k": keys, "e": entry keys, "q": queries,
+    "l": graph labels}` (columns: loading them is a few C-level zips, no per-record Python)."""
+    import orjson
+
+    keys = list(records)
+    with path.open("wb") as f:
+        header = {"format": _FORMAT, "prefix": prefix, "dim": dim, "generation": generation, "next": next_label}
+        f.write(orjson.dumps({**header, "count": len(keys)}) + b"\n")
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            meta = [records[k] for k in chunk]
+            columns = {
+                "k": chunk,
+                "e": [m[0] for m in meta],
+                "q": [m[1] for m in meta],
+                "l": [labels[k] for k in chunk],
+            }
+            f.write(orjson.dumps(columns) + b"\n")
+
+
 def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, dict[str, tuple[str, str]]] | None:
-    """The saved index of a partition and its record metadata, or `None` (no file, or an unusable one)."""
+    """The saved index of a partition and its record metadata, or `None` (no file, or an unusable one).
+
+    The graph is memory-mapped and answers at once; writes go to a side index until enough piled up for a
+    writable graph to be built on a background thread (`AutoIndex.loading`)."""
     directory = index_dir(store)
     if directory is None:
         return None
@@ -127,18 +165,26 @@ def load_partition(store: Backend, prefix: str, dim: int) -> tuple[AutoIndex, di
         from agentcache.semantic.index import AutoIndex
         from agentcache.semantic.usearch_index import USearchIndex
 
-        manifest = orjson.loads(target.read_bytes())  # 100k records: 0.18 s CPU, 0.23 s with the stdlib
-        if manifest["prefix"] != prefix or int(manifest["dim"]) != dim:
+        lines = target.read_bytes().split(b"\n")
+        header = orjson.loads(lines[0])
+        if header.get("format") != _FORMAT or header["prefix"] != prefix or int(header["dim"]) != dim:
             return None
-        graph = directory / f"{digest(prefix.encode())}-{manifest['generation']}.usearch"
-        inner = USearchIndex.load(graph)
-        meta = {str(k): (str(v[0]), str(v[1])) for k, v in manifest["meta"].items()}
-        if set(meta) != set(inner.ids()):
-            raise ValueError("the manifest and the graph disagree")
+        meta: dict[str, tuple[str, str]] = {}
+        labels: dict[str, int] = {}
+        for line in lines[1:]:
+            if line:
+                columns = orjson.loads(line)
+                keys = columns["k"]
+                meta.update(zip(keys, zip(columns["e"], columns["q"], strict=True), strict=True))
+                labels.update(zip(keys, columns["l"], strict=True))
+        if len(meta) != int(header["count"]) or meta.keys() != labels.keys():
+            raise ValueError("the manifest is truncated or inconsistent")
+        graph = directory / f"{digest(prefix.encode())}-{header['generation']}.usearch"
+        viewed = USearchIndex.from_graph(graph, dim, labels, int(header["next"]), view=True)
     except Exception as exc:  # any unusable file means a rebuild from the backend, never a failed lookup
         logger.info("agentcache: rebuilding the semantic index of %s (saved copy unusable: %r)", prefix, exc)
         return None
-    return AutoIndex.from_index(inner), meta
+    return AutoIndex.loading(viewed), meta
 
 
 _partitions_of: Callable[[Backend], list[Partition]] | None = None
@@ -176,6 +222,7 @@ def save_indexes() -> int:
         return 0
     for store in list(_stores):
         for part in lister(store):
+            part.index.settle(timeout=_SETTLE)  # a build about to finish is saved (at exit, builds were stopped)
             if part.changes and save_partition(store, part):
                 saved += 1
     return saved

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["normalize_rows", "require_numpy"]
+__all__ = ["normalize_in_place", "normalize_rows", "require_numpy"]
 
 
 def require_numpy() -> object:
@@ -37,3 +37,15 @@ def normalize_rows(vectors: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
     np.clip(norms, 1e-12, None, out=norms)
     out: npt.NDArray[np.float32] = np.ascontiguousarray(arr / norms[:, None], dtype=np.float32)
     return out
+
+
+def normalize_in_place(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """`rows` (a writable float32 `(n, dim)` array) with unit-norm rows, divided in place, and only when some row
+    is not unit-norm already (stored vectors are: no 153 MB temporary at a 100k x 384 cold start)."""
+    import numpy as np
+
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    if len(norms) and float(np.max(np.abs(norms - 1.0))) > 1e-6:
+        np.clip(norms, 1e-12, None, out=norms)
+        rows /= norms[:, None]
+    return rows
