@@ -19,7 +19,10 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["at_fork", "keep", "renew", "track"]
 

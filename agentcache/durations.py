@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import re
 import sys
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from agentcache.errors import ConfigurationError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as _dt
+    from typing import Any, TypeAlias
 
 __all__ = ["TTL", "parse_ttl"]
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = [
     "redis",
     "openai",
@@ -53,3 +55,35 @@ def test_import_stays_small() -> None:
     assert len(added) - len(own) <= MODULE_BUDGET
     assert len(own) <= OWN_BUDGET, own
     assert not [m for m in own if m.startswith(("agentcache.semantic", "agentcache.integrations", "agentcache.cli"))]
+
+
+def test_names_moved_off_the_hit_path_are_still_importable_where_they_were() -> None:
+    """The protocols, `CacheInfo`, `CacheOptions` and the type aliases left the modules a first hit loads (they
+    need `typing`); importing them from their old homes gives the same objects as before."""
+    import typing
+
+    from agentcache.backends import Backend as B1
+    from agentcache.backends import SupportsScan as S1
+    from agentcache.backends.base import Backend as B2
+    from agentcache.backends.base import SupportsGenerations, SupportsLocking
+    from agentcache.backends.base import SupportsScan as S2
+    from agentcache.backends.protocols import Backend, SupportsScan
+    from agentcache.codec.entries import Kind
+    from agentcache.decorators import CacheDecorator, CacheOptions, tool_cached
+    from agentcache.decorators._options import CacheDecorator as D2
+    from agentcache.decorators._options import CacheOptions as O2
+    from agentcache.engine.flow import Flow, Op
+    from agentcache.keys.namespaces import ALL, NamespaceTarget
+    from agentcache.stats.counters import CacheInfo
+    from agentcache.stats.info import CacheInfo as C2
+
+    assert B1 is B2 is Backend and S1 is S2 is SupportsScan
+    assert isinstance(SupportsLocking, type) and isinstance(SupportsGenerations, type)
+    assert CacheInfo is C2 and CacheOptions is O2 and CacheDecorator is D2 and callable(tool_cached)
+    assert typing.get_args(Kind) == ("value", "stream")
+    assert typing.get_args(NamespaceTarget) == (str, typing.Literal[ALL], type(None))
+    assert typing.get_args(Flow)[:2] == (Op, typing.Any)
+    import agentcache.backends.base as base
+
+    with pytest.raises(AttributeError):
+        _ = base.Nothing  # type: ignore[attr-defined]

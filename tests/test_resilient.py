@@ -19,7 +19,7 @@ from agentcache.backends import (
     SupportsScan,
     resilient,
 )
-from agentcache.backends.base import InlineAsyncFace
+from agentcache.backends.base import LOCKING_METHODS, SCAN_METHODS, InlineAsyncFace, supports
 from agentcache.backends.resilient import FAIL_OPEN_TOKEN
 from agentcache.errors import BackendBusy, BackendError, BackendUnavailable
 
@@ -379,6 +379,32 @@ def test_optional_powers_follow_the_inner_store() -> None:
     over_memory.set_many([Item("a:1", b"v", tags=("t",))])
     assert [e.key for e in over_memory.scan("a:", tag="t")] == ["a:1"]  # type: ignore[attr-defined]
     assert over_memory.inner.get("a:1") == b"v"
+
+
+class _HalfLocking(FlakyStore):
+    """Has `acquire_lock` but not the rest of `SupportsLocking`, and a `scan` attribute that is `None`."""
+
+    scan = None
+
+    def acquire_lock(self, name: str, ttl: float, /) -> str | None:
+        return None
+
+
+def test_the_capability_check_answers_as_the_protocols(tmp_path: Path) -> None:
+    """`supports(store, SCAN_METHODS)` / `LOCKING_METHODS` (what picks the wrapper's variant without `typing`)
+    answer as ``isinstance`` against `SupportsScan` / `SupportsLocking`, whose methods the tuples list."""
+    for protocol, methods in ((SupportsScan, SCAN_METHODS), (SupportsLocking, LOCKING_METHODS)):
+        assert set(methods) == {n for n in vars(protocol) if not n.startswith("_")}
+    sqlite = SQLiteBackend(tmp_path / "c.db")
+    stores: list[object] = [MemoryBackend(), sqlite, FlakyStore(), FlakyLockingStore(), _HalfLocking(), object()]
+    stores += [ResilientBackend(s) for s in stores[:5]]  # type: ignore[arg-type]
+    answers = []
+    for store in stores:
+        for protocol, methods in ((SupportsScan, SCAN_METHODS), (SupportsLocking, LOCKING_METHODS)):
+            assert supports(store, methods) is isinstance(store, protocol), (store, protocol)
+            answers.append(supports(store, methods))
+    assert True in answers and False in answers
+    sqlite.close()
 
 
 async def test_locks_fail_open() -> None:

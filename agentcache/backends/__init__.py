@@ -15,23 +15,22 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from agentcache.backends.base import (
-    AsyncBackend,
-    Backend,
-    EntryInfo,
-    Item,
-    SupportsLocking,
-    SupportsScan,
-    SyncBackend,
-)
+from agentcache.backends.base import EntryInfo, Item
 from agentcache.errors import ConfigurationError, MissingDependencyError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentcache.backends.memory import MemoryBackend
+    from agentcache.backends.protocols import AsyncBackend, Backend, SupportsLocking, SupportsScan, SyncBackend
     from agentcache.backends.resilient import ResilientBackend
     from agentcache.backends.sqlite import SQLiteBackend
+
+    _Opener = Callable[[str, dict[str, Any]], Backend]
+    _Check = tuple[Callable[[str], Any], str]  # converts a query value (raises ValueError), and says what it takes
+
 
 __all__ = [
     "AsyncBackend",
@@ -49,9 +48,13 @@ __all__ = [
     "schemes",
 ]
 
-_Opener = Callable[[str, dict[str, Any]], Backend]
 
-_LAZY_CLASSES = {
+_LAZY_CLASSES = {  # the protocols need `typing`, which a process's first hit never loads (#13)
+    "AsyncBackend": "agentcache.backends.protocols",
+    "Backend": "agentcache.backends.protocols",
+    "SupportsLocking": "agentcache.backends.protocols",
+    "SupportsScan": "agentcache.backends.protocols",
+    "SyncBackend": "agentcache.backends.protocols",
     "MemoryBackend": "agentcache.backends.memory",
     "ResilientBackend": "agentcache.backends.resilient",
     "SQLiteBackend": "agentcache.backends.sqlite",
@@ -91,7 +94,6 @@ def _seconds(raw: str) -> float:
     return value
 
 
-_Check = tuple[Callable[[str], Any], str]  # converts a query value (raises ValueError), and says what it takes
 _COUNT: _Check = (_count, "an integer >= 0 or none")
 _SECONDS: _Check = (_seconds, "seconds >= 0")
 _TEXT: _Check = (str, "text")

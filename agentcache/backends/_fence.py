@@ -15,13 +15,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
 
 from agentcache._record import Frozen
-from agentcache.backends.base import Backend, Item
+from agentcache.backends.base import Item
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from typing import Literal
+
+    from agentcache.backends.base import Backend
 
 __all__ = ["Fence", "Invalidation"]
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
 
 from agentcache.backends.generations import aget_fenced, awrite_fenced, get_fenced, write_fenced
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentcache.backends.base import Item
 
 __all__ = ["LockGot", "alock_get", "astore_unlock", "lock_get", "store_unlock"]

@@ -51,9 +51,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any, Final
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Final
+
     from agentcache.backends.base import Item
 
 __all__ = [

@@ -24,17 +24,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentcache import _fork
 from agentcache.backends import flight
 from agentcache.backends._fence import Fence, Invalidation
-from agentcache.backends.base import Backend, EntryInfo, Item, SupportsLocking, SupportsScan
+from agentcache.backends.base import LOCKING_METHODS, SCAN_METHODS, EntryInfo, Item, supports
 from agentcache.backends.generations import UNKNOWN_FENCE
 from agentcache.errors import BackendBusy, BackendUnavailable, InvalidationError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from typing import Any, TypeVar
+
+    from agentcache.backends.base import Backend, SupportsLocking, SupportsScan
+
+    _T = TypeVar("_T")
 
 __all__ = ["FAIL_OPEN_TOKEN", "INVALIDATION_BUDGET", "RETRY_BUDGET", "ResilientBackend"]
 
@@ -45,8 +50,6 @@ def _logger() -> logging.Logger:
 
     return logging.getLogger("agentcache")
 
-
-_T = TypeVar("_T")
 
 _CLOSED = "closed"
 _OPEN = "open"
@@ -148,7 +151,7 @@ class ResilientBackend:
     ) -> ResilientBackend:
         # Pick the subclass whose optional powers match the inner store's, so isinstance checks stay true.
         if cls is ResilientBackend:
-            cls = _VARIANTS[isinstance(inner, SupportsScan), isinstance(inner, SupportsLocking)]
+            cls = _VARIANTS[supports(inner, SCAN_METHODS), supports(inner, LOCKING_METHODS)]
         return object.__new__(cls)
 
     def __init__(
@@ -607,7 +610,8 @@ class _Scanning(ResilientBackend):
 
     def scan(self, prefix: str = "", /, *, tag: str | None = None) -> Iterator[EntryInfo]:
         """`inner.scan`, passed through: errors are raised (the CLI, not a cached call, uses it)."""
-        return cast(SupportsScan, self.inner).scan(prefix, tag=tag)
+        inner: SupportsScan = self.inner  # type: ignore[assignment]  # this variant's inner store scans
+        return inner.scan(prefix, tag=tag)
 
 
 class _Locking(ResilientBackend):
@@ -616,26 +620,28 @@ class _Locking(ResilientBackend):
     def acquire_lock(self, name: str, ttl: float, /) -> str | None:
         """`inner.acquire_lock`, or `FAIL_OPEN_TOKEN` when the store fails."""
         fail_open: str | None = FAIL_OPEN_TOKEN
-        inner = cast(SupportsLocking, self.inner)
+        inner: SupportsLocking = self.inner  # type: ignore[assignment]  # this variant's inner store locks
         return self._call("acquire_lock", fail_open, inner.acquire_lock, name, ttl)
 
     def release_lock(self, name: str, token: str, /) -> bool:
         """`inner.release_lock`, or `False` when the store fails or `token` is `FAIL_OPEN_TOKEN`."""
         if token == FAIL_OPEN_TOKEN:
             return False
-        return self._call("release_lock", False, cast(SupportsLocking, self.inner).release_lock, name, token)
+        inner: SupportsLocking = self.inner  # type: ignore[assignment]
+        return self._call("release_lock", False, inner.release_lock, name, token)
 
     async def aacquire_lock(self, name: str, ttl: float, /) -> str | None:
         """Awaitable `acquire_lock`."""
         fail_open: str | None = FAIL_OPEN_TOKEN
-        inner = cast(SupportsLocking, self.inner)
+        inner: SupportsLocking = self.inner  # type: ignore[assignment]  # this variant's inner store locks
         return await self._acall("acquire_lock", fail_open, inner.aacquire_lock, name, ttl)
 
     async def arelease_lock(self, name: str, token: str, /) -> bool:
         """Awaitable `release_lock`."""
         if token == FAIL_OPEN_TOKEN:
             return False
-        return await self._acall("release_lock", False, cast(SupportsLocking, self.inner).arelease_lock, name, token)
+        inner: SupportsLocking = self.inner  # type: ignore[assignment]
+        return await self._acall("release_lock", False, inner.arelease_lock, name, token)
 
     # -- fused miss steps (see agentcache.backends.flight) ----------------------------------------------------
 

@@ -37,7 +37,6 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from agentcache import _fork
 from agentcache.backends import _sqlite_files as files
@@ -45,14 +44,16 @@ from agentcache.backends.base import EntryInfo, Item
 from agentcache.backends.generations import ScopeFence, clear_scopes, key_scopes, scope_names, tag_scopes
 from agentcache.errors import BackendBusy, BackendError, BackendUnavailable, ConfigurationError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
     from pathlib import Path
+    from typing import Any, Concatenate, ParamSpec, TypeVar
+
+    _T = TypeVar("_T")
+    _P = ParamSpec("_P")
 
 __all__ = ["SQLiteBackend"]
-
-_T = TypeVar("_T")
-_P = ParamSpec("_P")
 
 
 def _to_thread(func: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Coroutine[Any, Any, _T]:

@@ -40,15 +40,22 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache import _fork
 from agentcache._record import Record
 from agentcache.codec.types import BY_TAG, base_classes, classify, no_walk, trusted_class
 from agentcache.errors import SerializationError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from agentcache.usage import Usage
+
+    Kind = Literal["value", "stream"]
+    _Memo = tuple[bytes, Kind, Any, Any, float, bytes, int]  # raw, kind, template, copy steps, duration, usage, cost
+    _Step = tuple[int, Any, Any]  # (index of the parent copy, key or index in it, the template container)
+
 
 __all__ = [
     "CorruptEntryError",
@@ -99,8 +106,6 @@ _USAGE_INTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_writ
 _TAG = "$t"
 _types: dict[str, type] = {}
 _types_lock = threading.Lock()
-
-Kind = Literal["value", "stream"]
 
 
 class CorruptEntryError(SerializationError):
@@ -402,10 +407,9 @@ def _parse(raw: bytes, kind: Kind, untag: bool, duration: float, n: int) -> Any:
 # may be mutable), but their bytes too are verified (checksum, key digest) only when they differ from the last seen.
 
 MEMO_ENTRY_MAX = 256 << 10  # larger entries are parsed on every hit; all together (heap): `Settings.decoded_bytes`
-_Memo = tuple[bytes, Kind, Any, Any, float, bytes, int]  # raw, kind, template, copy steps, duration, usage, heap cost
 
 
-class _FifoMemo(dict[str, _Memo]):
+class _FifoMemo(dict[str, "_Memo"]):
     """The memo: the entries decoded first go first once the heap they hold (each memo's last item) exceeds
     `maxsize` bytes (an entry still hit is simply decoded and kept again). FIFO, not LRU: a hit reads it (a plain
     dict look-up) without a lock and without reordering it (an LRU's reorder on every hit cost 7% of a memory hit,
@@ -512,7 +516,6 @@ def _value_cost(value: Any) -> int:
 
 
 _PLAIN = frozenset(b"vs")  # kind bytes of entries without type tags
-_Step = tuple[int, Any, Any]  # (index of the parent copy, key or index in it, the template container)
 
 
 def _copy_steps(value: Any) -> tuple[_Step, ...]:
@@ -699,3 +702,14 @@ def decode_vector(raw: bytes, key: str) -> list[float]:
 def _after_fork_in_child() -> None:
     global _types_lock, _memo_lock
     _types_lock, _memo_lock = threading.Lock(), threading.Lock()
+
+
+def __getattr__(name: str) -> object:
+    # `Kind` is defined for type checkers above; a module importing it at run time gets it built here, with
+    # `typing` (which a process's first hit never loads, #13).
+    if name != "Kind":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from typing import Literal
+
+    kind: object = Literal["value", "stream"]
+    return kind

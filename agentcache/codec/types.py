@@ -17,9 +17,18 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Callable
-from typing import Any, Literal
 
 from agentcache._record import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Walk = Callable[[Any, str], Any]
+    """Encodes a value nested in another: ``walk(value, where)``, `where` its path below the parent (for errors)."""
+    Show = Callable[[Any], Any]
+    """Turns a nested value into its display form."""
+
 
 __all__ = [
     "BY_TAG",
@@ -35,11 +44,6 @@ __all__ = [
     "spec_of",
     "trusted_class",
 ]
-
-Walk = Callable[[Any, str], Any]
-"""Encodes a value nested in another: ``walk(value, where)``, `where` its path below the parent (for errors)."""
-Show = Callable[[Any], Any]
-"""Turns a nested value into its display form."""
 
 
 class TypeSpec(Frozen):

@@ -1,13 +1,14 @@
-"""The options every cache decorator accepts, typed once, and the bare/called dispatch they share."""
+"""The options every cache decorator accepts, typed once.
+
+The decorators import it for type checkers only: its classes need `typing`, which a first hit never loads (#13).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
-from agentcache.decorators.function import decorate
 from agentcache.durations import TTL
-from agentcache.engine.layer import make_policy
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
@@ -60,15 +61,3 @@ class CacheDecorator(Protocol):
 
     @overload
     def __call__(self, func: Callable[P, R], /) -> CachedFunction[P, R]: ...
-
-
-def build(layer: str, func: Callable[..., Any] | None, options: CacheOptions, layer_defaults: dict[str, Any]) -> Any:
-    """Apply a decorator to `func` now (bare form) or return the decorator (called form)."""
-    policy = make_policy(layer, **{**layer_defaults, **options})
-
-    def apply(f: Callable[..., Any]) -> Any:
-        if not callable(f):
-            raise TypeError(f"{layer}_cached decorates functions, not {type(f).__name__}")
-        return decorate(f, policy)
-
-    return apply if func is None else apply(func)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from agentcache._record import Frozen
-from agentcache.codec.entries import Kind, decode_parts, register_type
+from agentcache.codec.entries import decode_parts, register_type
 from agentcache.engine import control as _control
 from agentcache.engine.flow import no_acompute, no_compute, run_async, run_sync
 from agentcache.engine.layer import ENTRY_TAG, MISS, CacheLayer, CallPlan, Policy
@@ -24,13 +23,18 @@ from agentcache.errors import ConfigurationError, KeyEncodingError, Serializatio
 from agentcache.keys.binding import Binder
 from agentcache.keys.encoding import canonical_bytes, digest, fields_bytes, preview
 from agentcache.keys.identity import function_name
-from agentcache.keys.namespaces import NamespaceTarget, current_namespace, invalidation_scope
+from agentcache.keys.namespaces import current_namespace, invalidation_scope
 from agentcache.keys.signature import code_flag
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentcache.backends.base import Backend
+    from agentcache.codec.entries import Kind
     from agentcache.engine.control import Control
     from agentcache.engine.settings import Settings
+    from agentcache.keys.namespaces import NamespaceTarget
 
 __all__ = ["FunctionLayer", "KeyExplanation", "decorate", "explain_key", "layer_of"]
 

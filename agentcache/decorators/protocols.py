@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from agentcache.keys.namespaces import NamespaceTarget
-from agentcache.stats.counters import CacheInfo
+from agentcache.stats.info import CacheInfo
 
 __all__ = ["AsyncCachedFunction", "AsyncCachedMethod", "CachedFunction", "CachedMethod", "KeyBuilder"]
 

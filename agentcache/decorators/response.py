@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from agentcache.decorators._options import CacheDecorator, CacheOptions, build
+from agentcache.decorators._build import build
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if not TYPE_CHECKING:
+    from agentcache.decorators._overload import overload
+else:
+    from typing import Any, ParamSpec, TypeVar, overload
+
     if sys.version_info >= (3, 11):
         from typing import Unpack
     else:
         from typing_extensions import Unpack
 
+    from agentcache.decorators._options import CacheDecorator, CacheOptions
     from agentcache.decorators.protocols import AsyncCachedFunction, CachedFunction
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 __all__ = ["TRANSPORT_FIELDS", "response_cached"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # Request fields that change how a request travels or is billed, never what the model answers. They are left
 # out of the key; everything else (model, messages with tool calls and images, tools, tool_choice, temperature,

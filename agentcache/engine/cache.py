@@ -13,19 +13,22 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from agentcache import _fork
 from agentcache.engine.settings import get_settings, on_change
 from agentcache.errors import ConfigurationError
 from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes
-from agentcache.keys.namespaces import ALL, NamespaceTarget, invalidation_scope
+from agentcache.keys.namespaces import ALL, invalidation_scope
 from agentcache.stats.counters import Counters
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentcache.backends._fence import Fence, Invalidation
     from agentcache.backends.base import Backend
     from agentcache.errors import InvalidationError
+    from agentcache.keys.namespaces import NamespaceTarget
 
 __all__ = ["Cache", "bump_epoch", "close_all", "default_cache"]
 

@@ -16,19 +16,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Literal, get_args
 
 from agentcache._record import Frozen
 from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Mode = Literal["readwrite", "read", "write", "off"]
+    """``readwrite`` (the default): serve hits, store misses. ``read``: serve hits, never store. ``write``: always
+    call, then store (a forced refresh). ``off``: bypass the cache entirely (counted as a bypass in stats)."""
+
 __all__ = ["Control", "Mode", "current", "mode", "refresh", "resolve"]
 
-Mode = Literal["readwrite", "read", "write", "off"]
-"""``readwrite`` (the default): serve hits, store misses. ``read``: serve hits, never store. ``write``: always
-call, then store (a forced refresh). ``off``: bypass the cache entirely (counted as a bypass in stats)."""
-
-_MODES: tuple[str, ...] = get_args(Mode)
+_MODES: tuple[Mode, ...] = ("readwrite", "read", "write", "off")  # `Mode`'s values (no `typing` at run time)
 
 
 class Control(Frozen):
@@ -68,7 +71,7 @@ current = _current.get
 def _check_mode(name: object) -> Mode:
     if name not in _MODES:
         raise ConfigurationError(f"cache mode must be one of {', '.join(_MODES)}; got {name!r}")
-    return name  # type: ignore[return-value]
+    return name
 
 
 def resolve(mode: Mode | None = None, max_age: TTL = None) -> Control | None:

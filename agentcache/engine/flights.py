@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["OVERTAKEN", "Flights"]
 
-T = TypeVar("T")
 
 _ABANDONED: Any = object()
 OVERTAKEN: Any = object()

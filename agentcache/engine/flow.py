@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentcache.backends import flight as _flight
 from agentcache.backends import generations as _gen
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TypeVar, cast
+
     from agentcache.backends.base import Backend, Item
+
+    T = TypeVar("T")
+else:
+
+    def cast(_type: object, value: object) -> object:
+        """`typing.cast` (an identity), without importing `typing` on a process's first hit (#13)."""
+        return value
+
 
 __all__ = [
     "Compute",
@@ -35,8 +45,6 @@ __all__ = [
     "run_async",
     "run_sync",
 ]
-
-T = TypeVar("T")
 
 
 class _Op:
@@ -178,7 +186,8 @@ class Sleep(_Op):
 
 
 Op = Get | GetMany | GetFenced | ReadFence | Put | Compute | Lock | Unlock | Sleep | LockGet | StoreUnlock
-Flow = Generator[Op, Any, T]
+if TYPE_CHECKING:
+    Flow = Generator[Op, Any, T]
 
 
 def no_compute(_: Any) -> Any:
@@ -240,7 +249,7 @@ def run_sync(flow: Flow[T], store: Backend, compute: Callable[[Any], Any]) -> T:
                 continue
             op = flow.send(reply)
     except StopIteration as stop:
-        return cast(T, stop.value)
+        return cast("T", stop.value)
 
 
 async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awaitable[Any]]) -> T:
@@ -290,4 +299,15 @@ async def run_async(flow: Flow[T], store: Backend, compute: Callable[[Any], Awai
                 continue
             op = flow.send(reply)
     except StopIteration as stop:
-        return cast(T, stop.value)
+        return cast("T", stop.value)
+
+
+def __getattr__(name: str) -> object:
+    # `Flow` is defined for type checkers above; a module importing it at run time gets it built here, with
+    # `typing` (which a process's first hit never loads, #13).
+    if name != "Flow":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from types import GenericAlias
+    from typing import Any, TypeVar
+
+    return GenericAlias(Generator, (Op, Any, TypeVar("T")))  # `Generator[Op, Any, T]`

@@ -28,12 +28,13 @@ from agentcache.codec.entries import decode_entry, encode_entry
 from agentcache.engine.cache import default_cache, on_open, open_caches
 from agentcache.errors import ConfigurationError, InvalidationError, SerializationError
 from agentcache.keys.encoding import KEY_PREFIX, digest, validate_namespace
-from agentcache.keys.namespaces import ALL, NamespaceTarget, outside_blocks
+from agentcache.keys.namespaces import ALL, outside_blocks
 from agentcache.keys.namespaces import namespace as _namespace_block
 
 if TYPE_CHECKING:
     from agentcache.backends.base import Backend
     from agentcache.engine.cache import Cache
+    from agentcache.keys.namespaces import NamespaceTarget
 
 __all__ = ["EventRule", "ainvalidate", "aemit", "emit", "invalidate", "on"]
 

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
 
 from agentcache._record import Frozen
 from agentcache.durations import TTL, parse_ttl
 from agentcache.engine import cache as _cache
 from agentcache.errors import ConfigurationError
 from agentcache.keys.encoding import validate_namespace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Policy", "make_policy"]
 

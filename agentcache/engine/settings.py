@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
 
 from agentcache import _fork
 from agentcache._record import Frozen, field_names, replace
@@ -31,8 +30,10 @@ from agentcache.durations import TTL, parse_ttl
 from agentcache.errors import ConfigurationError, MissingDependencyError
 from agentcache.keys.encoding import validate_namespace
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 __all__ = ["Settings", "configure", "get_settings"]
 

@@ -12,7 +12,6 @@ import atexit
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from agentcache import _fork
 from agentcache.codec.entries import decode_entry, encode_entry
@@ -21,7 +20,10 @@ from agentcache.errors import SerializationError
 from agentcache.keys.encoding import KEY_PREFIX
 from agentcache.stats.counters import StatsReport
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentcache.backends.base import Backend
     from agentcache.engine.cache import Cache
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from .signature import (
     EMPTY,
@@ -22,9 +21,14 @@ from .signature import (
     POSITIONAL_OR_KEYWORD,
     VAR_KEYWORD,
     VAR_POSITIONAL,
-    Parameter,
     parameters,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .signature import Parameter
 
 __all__ = ["Binder"]
 

@@ -23,7 +23,6 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
 
 from agentcache._record import Frozen
 from agentcache.codec.types import (
@@ -37,6 +36,16 @@ from agentcache.codec.types import (
     no_walk,
 )
 from agentcache.errors import ConfigurationError, KeyEncodingError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class _Hash(Protocol):
+        def hexdigest(self) -> str: ...
+        def copy(self) -> _Hash: ...
+        def update(self, data: bytes, /) -> None: ...
+
 
 __all__ = [
     "KEY_PREFIX",
@@ -409,12 +418,6 @@ def canonical_bytes(obj: Any, name: str = "value") -> bytes:
 def digest(data: bytes) -> str:
     """The first 32 hex characters (128 bits) of the SHA-256 of `data`."""
     return (_sha256_ctor or _load_sha256())(data).hexdigest()[:32]
-
-
-class _Hash(Protocol):
-    def hexdigest(self) -> str: ...
-    def copy(self) -> _Hash: ...
-    def update(self, data: bytes, /) -> None: ...
 
 
 def _load_sha256() -> Callable[[bytes], _Hash]:

@@ -24,9 +24,12 @@ import os
 import sys
 from collections.abc import Callable
 from types import CodeType
-from typing import Any
 
 from agentcache.keys.encoding import digest, safe_segment
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["code_digest", "function_name", "is_internal", "module_name", "project_of"]
 

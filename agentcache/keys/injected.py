@@ -15,11 +15,15 @@ The frameworks are never imported here: a class is recognised by its name and th
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
-from typing import Any
 
-from .signature import EMPTY, Parameter, parameters
+from .signature import EMPTY, parameters
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .signature import Parameter
 
 __all__ = ["KNOWN_CONTEXT_TYPES", "injected_parameters", "is_injected_context"]
 
@@ -88,6 +92,8 @@ def _annotates_context(annotation: Any, namespace: dict[str, Any], depth: int) -
         return _annotates_context(_resolve(annotation, namespace), namespace, depth + 1)
     if isinstance(annotation, type):
         return _is_context_class(annotation)
+    import typing  # here: a plain class annotation (the common case) needs none of it (#13)
+
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _annotates_context(typing.get_args(annotation)[0], namespace, depth + 1)

@@ -14,9 +14,13 @@ import contextvars
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final, Literal, TypeAlias
 
 from agentcache.keys.encoding import validate_namespace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, Literal, TypeAlias
+
 
 __all__ = ["ALL", "AllNamespaces", "NamespaceTarget", "current_namespace", "invalidation_scope", "namespace"]
 
@@ -35,8 +39,9 @@ class AllNamespaces(enum.Enum):
 ALL: Final = AllNamespaces.ALL
 """``namespace=agentcache.ALL``: an invalidation that reaches every namespace, even inside a `namespace()` block."""
 
-NamespaceTarget: TypeAlias = str | Literal[AllNamespaces.ALL] | None
-"""What an invalidation's ``namespace=`` accepts: a namespace (nested in the current block), `ALL`, or `None`."""
+if TYPE_CHECKING:
+    NamespaceTarget: TypeAlias = str | Literal[AllNamespaces.ALL] | None
+    """What an invalidation's ``namespace=`` accepts: a namespace (nested in the current block), `ALL`, or `None`."""
 
 
 @contextmanager
@@ -86,3 +91,14 @@ def outside_blocks() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def __getattr__(name: str) -> object:
+    # `NamespaceTarget` is defined for type checkers above; a module importing it at run time gets it built here,
+    # with `typing` (which a process's first hit never loads, #13).
+    if name != "NamespaceTarget":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from typing import Literal
+
+    target: object = str | Literal[AllNamespaces.ALL] | None
+    return target

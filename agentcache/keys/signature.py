@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Parameter = tuple[str, int, Any, Any]
+    """``(name, kind, default, annotation)``, `EMPTY` for none."""
+
 
 __all__ = [
     "EMPTY",
@@ -29,9 +36,6 @@ _CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
 
 EMPTY: Any = object()
 """No default, or no annotation (`inspect.Parameter.empty`)."""
-
-Parameter = tuple[str, int, Any, Any]
-"""``(name, kind, default, annotation)``, `EMPTY` for none."""
 
 
 def _plain(func: Any) -> bool:

@@ -12,27 +12,26 @@ import threading
 from collections import Counter as _Tally
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentcache._record import Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from agentcache.stats.info import CacheInfo
     from agentcache.usage import Usage
 
 __all__ = ["CacheInfo", "Counters", "StatsReport", "format_table"]
 
 
-class CacheInfo(NamedTuple):
-    """What `fn.cache_info()` returns (like `functools.lru_cache`, plus savings)."""
+def __getattr__(name: str) -> object:
+    # `CacheInfo` lives in `agentcache.stats.info` (it needs `typing`); still importable from here.
+    if name != "CacheInfo":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from agentcache.stats.info import CacheInfo
 
-    hits: int
-    misses: int
-    errors: int
-    backend_errors: int
-    hit_rate: float
-    time_saved: float
-    tokens_saved: int
-    usd_saved: float
+    return CacheInfo
 
 
 # shadow_checks / shadow_wrong: semantic hits also run for real (`verify_sample=`) and those whose answers differed.
@@ -170,6 +169,8 @@ class Counters:
 
     def info(self) -> CacheInfo:
         """A consistent snapshot as `CacheInfo`."""
+        from agentcache.stats.info import CacheInfo
+
         usd = self.usd_saved
         with self._lock:
             self._fold()
