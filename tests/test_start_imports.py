@@ -192,6 +192,8 @@ def test_a_processs_first_keys_are_the_keys_orjson_writes() -> None:
 VALUES = textwrap.dedent(
     """
     import json, sys
+    if sys.argv[2:] == ["orjson"]:
+        import orjson  # imported by something else: agentcache encodes and parses with it from the start
     import agentcache
     odd = "".join(map(chr, (0xE9, 0x2028, 0x1F600, 0, 0x1F, 0x7F, 34, 92)))
     values = [
@@ -208,16 +210,24 @@ VALUES = textwrap.dedent(
 )
 
 
-def test_a_processs_first_hits_read_values_as_orjson_does(tmp_path: Path) -> None:
-    """A fresh process parses its first stored values with the stdlib (no orjson import on the way to a first
-    hit) and gets exactly the values that were stored (floats, unicode, large integers, tagged types)."""
+@pytest.mark.parametrize(("writer", "reader"), [("orjson", "stdlib"), ("stdlib", "orjson")])
+def test_a_processs_first_hits_read_values_as_orjson_does(tmp_path: Path, writer: str, reader: str) -> None:
+    """A fresh process encodes and parses its first stored values with the stdlib (no orjson import on the way to
+    a first hit, or to the stats snapshot at exit); values written by either encoder are read by either parser as
+    exactly the values that were stored (floats, unicode, large integers, tagged types)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
     args = [sys.executable, "-c", VALUES, f"sqlite:///{tmp_path / 'v.db'}"]
-    stored = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout)
-    read = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout)
-    assert stored["orjson"]  # the misses encoded the values with orjson
-    assert read == {**stored, "orjson": False}
-    assert read["same"]
+
+    def run(codec: str) -> dict[str, Any]:
+        extra = ["orjson"] if codec == "orjson" else []
+        out = subprocess.run(args + extra, env=env, capture_output=True, text=True, check=True).stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    stored, read = run(writer), run(reader)
+    assert stored["orjson"] is (writer == "orjson") and read["orjson"] is (reader == "orjson")
+    assert stored["same"] and read["same"]
+    assert read["repr"] == stored["repr"]
 
 
 FIRST_HIT_STDLIB_BUDGET = 30  # standard-library modules a first SQLite hit adds (21 on Python 3.11; 26 with typing)
@@ -282,3 +292,43 @@ def test_the_early_encoder_writes_orjsons_bytes(value: Any) -> None:
             early(value).encode()
         return
     assert early(value).encode() == want
+
+
+AT_EXIT = textwrap.dedent(
+    """
+    import atexit, sys
+    # registered before agentcache's own exit hook, so it runs after it (atexit is last in, first out)
+    atexit.register(lambda: print("orjson at exit:", "orjson" in sys.modules))
+    import agentcache
+    @agentcache.tool_cached(backend=sys.argv[1])
+    def search(q: str) -> str:
+        return q * 2
+    search("hi")
+    """
+)
+
+
+def test_a_hit_only_process_writes_its_stats_at_exit_without_orjson(tmp_path: Path) -> None:
+    """The exit snapshot of a process that only hit is written with the stdlib encoder (orjson's imports cost
+    ~5 ms that a short-lived process would pay on its way out), and `agentcache.stats()` reads it from the store."""
+    work = tmp_path / "work"
+    work.mkdir()
+    if _dotenv_above(work):
+        pytest.skip("a .env file above the temporary directory")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
+    args = [sys.executable, "-c", AT_EXIT, url]
+    subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True)  # the first miss
+    out = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "orjson at exit: False"
+    report = subprocess.run(
+        [sys.executable, "-m", "agentcache", "stats", "--url", url, "--json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    summed = json.loads(report.stdout)
+    assert summed["snapshots"] == 2  # one per process
+    assert summed["stats"]["total"]["hits"] == 1 and summed["stats"]["total"]["misses"] == 1

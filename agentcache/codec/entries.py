@@ -273,13 +273,40 @@ _early = [_EARLY_DECODES]  # values left to parse before orjson is imported anyw
 def _early_loads() -> Any:
     """The parser of a stored value before orjson is imported: the stdlib's for a process's first few values (it
     reads what orjson wrote exactly as orjson does; a short-lived process serving a few hits never pays orjson's
-    imports, ~5 ms), then orjson's."""
-    if _early[0] > 0:
+    imports, ~5 ms), then orjson's, as soon as anything in the process has imported it."""
+    if _early[0] > 0 and "orjson" not in sys.modules:
         _early[0] -= 1
         import json
 
         return json.loads
     return _codec().loads
+
+
+_EARLY_ENCODES = 32
+_early_encodes = [_EARLY_ENCODES]  # values left to write before orjson is imported anyway
+_stdlib_dumps: Any = None
+
+
+def _dumps(plain: Any) -> bytes:
+    """JSON bytes of an encoded (plain) value: orjson's once it is imported; before, the stdlib's for a process's
+    first few values, unless something imported orjson already. A value's bytes need not be orjson's (only keys
+    must be byte-exact): both parsers read them back as the same value. So a short-lived process that only hits
+    does not import orjson (~5 ms) to write its stats snapshot at exit. What the stdlib refuses (lone surrogates)
+    goes to orjson, for its error."""
+    global _stdlib_dumps
+    if _orjson is None and _early_encodes[0] > 0 and "orjson" not in sys.modules:
+        _early_encodes[0] -= 1
+        if _stdlib_dumps is None:
+            import json
+
+            _stdlib_dumps = json.JSONEncoder(
+                ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+            ).encode
+        try:
+            return bytes(_stdlib_dumps(plain).encode())
+        except (ValueError, TypeError, UnicodeEncodeError):
+            pass
+    return bytes(_codec().dumps(plain))
 
 
 def _codec() -> Any:
@@ -328,10 +355,9 @@ def encode_entry(
         SerializationError: the value (or a part of it) has a type that cannot be stored safely.
     """
     enc = _Encoder()
-    codec = _codec()
     try:
-        body = codec.dumps(enc.encode(value))
-        usage_json = b"" if usage is None else codec.dumps(usage.to_dict())
+        body = _dumps(enc.encode(value))
+        usage_json = b"" if usage is None else _dumps(usage.to_dict())
     except RecursionError as exc:
         raise SerializationError("value is nested too deeply to cache") from exc
     except (TypeError, ValueError) as exc:  # orjson.JSONEncodeError is a TypeError
