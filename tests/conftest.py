@@ -133,3 +133,13 @@ def own_server() -> Iterator[RedisServer]:
     if server.proc is not None:
         os.kill(server.proc.pid, signal.SIGCONT)
     server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[Any]:
+    """One local fake model server (`agentcache.testing.simulator.SimulatedLLM`) per test module; each module's
+    `sim` fixture resets its counters per test."""
+    from agentcache.testing.simulator import SimulatedLLM
+
+    with SimulatedLLM() as sim:
+        yield sim

@@ -41,12 +41,6 @@ def crewai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield crewai
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[SimulatedLLM]:
-    with SimulatedLLM() as sim:
-        yield sim
-
-
 @pytest.fixture
 def sim(_server: SimulatedLLM) -> Iterator[SimulatedLLM]:
     """The fake server with fresh counters; the test must not reach anything else."""

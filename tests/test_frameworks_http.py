@@ -30,12 +30,6 @@ def sent_tool_parameters(sim: SimulatedLLM) -> dict[str, Any]:
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[SimulatedLLM]:
-    with SimulatedLLM() as sim:
-        yield sim
-
-
 @pytest.fixture(autouse=True)
 def _offline() -> Iterator[None]:
     """No framework reaches past this machine (telemetry, a download at import) while a test runs."""

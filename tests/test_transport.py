@@ -23,12 +23,6 @@ LIBRARIES = ["httpx2", "httpx"]
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[SimulatedLLM]:
-    with SimulatedLLM() as sim:
-        yield sim
-
-
 @pytest.fixture
 def sim(_server: SimulatedLLM) -> Iterator[SimulatedLLM]:
     """The fake server with fresh counters; the clients a test made are closed after it."""

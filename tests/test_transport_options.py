@@ -79,12 +79,6 @@ class Proxy:
         self._thread.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[SimulatedLLM]:
-    with SimulatedLLM() as sim:
-        yield sim
-
-
 @pytest.fixture
 def sim(_server: SimulatedLLM, monkeypatch: pytest.MonkeyPatch) -> SimulatedLLM:
     """The fake server with fresh counters, and no proxy in the environment unless a test sets one."""
