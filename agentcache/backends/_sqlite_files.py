@@ -115,11 +115,14 @@ def move_aside(path: Path) -> Path:
 
 
 def wal_pragmas(max_bytes: int | None) -> tuple[str, ...]:
-    """Pragmas that keep the ``-wal`` file within a quarter of `max_bytes` (at least 64 KiB, at most 4 MiB).
+    """Pragmas that keep the ``-wal`` file within half of `max_bytes` (at least 64 KiB, at most 4 MiB).
 
-    SQLite checkpoints the log every `wal_autocheckpoint` pages and, with `journal_size_limit`, truncates it back
-    to that size when it next restarts the log; without them it grows to ~4 MiB whatever the store's limit.
+    SQLite checkpoints the log every `wal_autocheckpoint` pages; without that it grows to ~4 MiB whatever the
+    store's limit. `journal_size_limit` (twice the checkpoint point) trims the file after an outsized
+    transaction; at the checkpoint point itself it would truncate the file on every restart of the log (the
+    frames overshoot it by their headers), which made the next checkpoint re-grow and sync it (#13: the
+    checkpointing write and the one after it were the slowest 1% of writes at the eviction limit).
     """
-    limit = DEFAULT_WAL_BYTES if max_bytes is None else min(DEFAULT_WAL_BYTES, max(max_bytes // 4, MIN_WAL_BYTES))
+    limit = DEFAULT_WAL_BYTES if max_bytes is None else min(DEFAULT_WAL_BYTES, max(max_bytes // 2, MIN_WAL_BYTES))
     pages = max(limit // 4096 - 1, 8)  # frames are a page plus a 24-byte header
-    return (f"PRAGMA journal_size_limit = {limit}", f"PRAGMA wal_autocheckpoint = {pages}")
+    return (f"PRAGMA journal_size_limit = {2 * limit}", f"PRAGMA wal_autocheckpoint = {pages}")
