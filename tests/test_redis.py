@@ -293,6 +293,9 @@ def test_keys_lists_the_keys_under_a_prefix(backend: RedisBackend) -> None:
     assert backend.keys("ac:v1:none:") == []
     backend.delete_many([_ns_key("n", 1)])
     assert sorted(backend.keys("ac:v1:n:")) == [_ns_key("n", 0), _ns_key("n", 2)]
+    backend.set_many([Item("ac:v1:n:other:1", b"x"), Item("ac:v1:n:tool:fn:x*", b"y")])
+    assert sorted(backend.keys("ac:v1:n:tool:")) == [_ns_key("n", 0), _ns_key("n", 2), "ac:v1:n:tool:fn:x*"]
+    assert backend.keys("ac:v1:n:tool:fn:x*") == ["ac:v1:n:tool:fn:x*"]  # a glob character, matched literally
 
 
 @pytest.mark.slow
