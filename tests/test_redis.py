@@ -265,6 +265,27 @@ def test_scan_reports_entries(backend: RedisBackend) -> None:
     assert [e.key for e in backend.scan("", tag="t")] == [_ns_key("n", 1)]
 
 
+def test_many_keys_are_read_a_script_call_per_group_chunk(
+    backend: RedisBackend, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large get_many (a semantic cold start's) reads each group's keys in script calls of a few keys, in key
+    order, with None for missing entries, on the sync and async faces alike."""
+    from agentcache.backends import _redis_plan
+
+    monkeypatch.setattr(_redis_plan, "GET_MANY_CHUNK", 7)
+    stored = [Item(_ns_key("n", i), f"n{i}".encode()) for i in range(40)]
+    stored += [Item(_ns_key("m", i), f"m{i}".encode()) for i in range(30)] + [Item("generic", b""), Item("g2", b"x")]
+    backend.set_many(stored)
+    keys = [it.key for it in stored] + [_ns_key("n", 99), "missing"]
+    keys = keys[1::2] + keys[::2]  # groups interleaved
+    want = {it.key: it.value for it in stored}
+    raw.config_resetstat()
+    assert backend.get_many(keys) == [want.get(k) for k in keys]
+    assert raw.info("commandstats")["cmdstat_eval"]["calls"] == 6 + 5 + 1  # 41, 30 and 3 keys per group
+    assert asyncio.run(backend.aget_many(keys)) == [want.get(k) for k in keys]
+    assert backend.get_many(keys[:3]) == [want.get(k) for k in keys[:3]]  # a few keys: plain HGETs
+
+
 def test_keys_lists_the_keys_under_a_prefix(backend: RedisBackend) -> None:
     """keys() lists the logical keys under a prefix (what a semantic partition's reconcile needs), no others."""
     backend.set_many([Item(_ns_key("n", i), b"v") for i in range(3)] + [Item(_ns_key("m", 9), b"w")])
@@ -272,6 +293,9 @@ def test_keys_lists_the_keys_under_a_prefix(backend: RedisBackend) -> None:
     assert backend.keys("ac:v1:none:") == []
     backend.delete_many([_ns_key("n", 1)])
     assert sorted(backend.keys("ac:v1:n:")) == [_ns_key("n", 0), _ns_key("n", 2)]
+    backend.set_many([Item("ac:v1:n:other:1", b"x"), Item("ac:v1:n:tool:fn:x*", b"y")])
+    assert sorted(backend.keys("ac:v1:n:tool:")) == [_ns_key("n", 0), _ns_key("n", 2), "ac:v1:n:tool:fn:x*"]
+    assert backend.keys("ac:v1:n:tool:fn:x*") == ["ac:v1:n:tool:fn:x*"]  # a glob character, matched literally
 
 
 @pytest.mark.slow
@@ -294,6 +318,10 @@ def test_cluster_operations_across_namespaces(cluster: str) -> None:
     assert b.delete_tags(["t"]) == len(items) - 8 + 1
     b.set_many([Item(_ns_key(ns), b"x") for ns in namespaces])
     assert b.clear("") == len(namespaces)
+    many = [Item(_ns_key(ns, i), f"{ns}:{i}".encode()) for ns in namespaces for i in range(8)]
+    b.set_many(many)
+    assert b.get_many([it.key for it in many] + ["nope"]) == [it.value for it in many] + [None]
+    assert b.clear("") == len(many)
     token = b.acquire_lock(_ns_key("ns5"), 5)
     assert token is not None and b.release_lock(_ns_key("ns5"), token)
     b.close()
