@@ -336,8 +336,12 @@ class AutoIndex:
                 self._builder = None
             return
         with self._lock:
-            self._inner, self._loaded, self._builder = hnsw, True, None
-        self.thaw()
+            self._inner, self._loaded = hnsw, True
+        try:
+            self.thaw()  # the writes made meanwhile (searches see them in the side index until then)
+        finally:
+            with self._lock:
+                self._builder = None  # only now: `settle` returns once the new graph holds every write
 
     @property
     def inner(self) -> VectorIndex:
