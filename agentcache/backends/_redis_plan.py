@@ -852,22 +852,11 @@ def keys_flow(layout: KeyLayout, prefix: str) -> CommandFlow:
     # Within one group, below its base, every match is a data key `<base>:<rest>...`: its logical key is a slice
     # (a third of the client's CPU of listing 100k keys went to `logical_key`).
     cut, head = (len(group[0]), prefix[: len(prefix) - len(group[1]) - 1]) if group and group[1] else (0, "")
-    for pattern, slot_key in layout.scan_patterns(prefix):
-        nodes = yield Nodes(slot_key)
-        for node in nodes:
-            cursor = 0
-            while True:
-                cursor, raw = yield ScanStep(node, cursor, pattern)
-                if cut:
-                    found += [head + k[cut:] for k in map(_text, raw)]
-                else:
-                    found += [
-                        lk
-                        for k in map(_text, raw)
-                        if (lk := layout.logical_key(k)) is not None and lk.startswith(prefix)
-                    ]
-                if int(cursor) == 0:
-                    break
+    for batch in (yield from _scan_keys(layout, prefix)):
+        if cut:
+            found += [head + k[cut:] for k in batch]
+        else:
+            found += [lk for k in batch if (lk := layout.logical_key(k)) is not None and lk.startswith(prefix)]
     return list(dict.fromkeys(found))  # SCAN may return a key twice
 
 
