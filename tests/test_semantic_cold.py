@@ -11,38 +11,19 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
+from support.vector_records import VectorPartition  # noqa: E402
+
 from agentcache.backends.base import Item  # noqa: E402
 from agentcache.engine.cache import Cache  # noqa: E402
-from agentcache.keys.encoding import make_key  # noqa: E402
 from agentcache.semantic import partitions, persist  # noqa: E402
 from agentcache.semantic.index import AutoIndex, NumpyIndex  # noqa: E402
 from agentcache.semantic.partitions import encode_record, refresh  # noqa: E402
 
-DIM = 16
-NS = "default"
-PREFIX = make_key(NS, partitions.VECTOR_LAYER, "c" * 32, "")
+PART = VectorPartition("c")
+DIM, NS, PREFIX = PART.dim, PART.ns, PART.prefix
+vectors, key, write, lookup = PART.vectors, PART.key, PART.write, PART.lookup
 # Not importorskip: importing usearch before onnxruntime crashes the process (see usearch_index._usearch).
 needs_usearch = pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch is not installed")
-
-
-def vectors(n: int, seed: int = 0) -> Any:
-    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def key(i: int) -> str:
-    return f"{PREFIX}{i:032x}"
-
-
-def write(cache: Cache, data: Any, start: int = 0) -> None:
-    cache.store.set_many(
-        [Item(key(i), encode_record(key(i), f"q{i}", f"ac:v1:{NS}:x:f:{i}", "m", v)) for i, v in enumerate(data, start)]
-    )
-
-
-def lookup(cache: Cache, vector: Any) -> str | None:
-    found = refresh(cache.store, NS, PREFIX, DIM).search(vector.tolist(), 1)
-    return found[0][0] if found else None
 
 
 class TestSharedRows:
