@@ -19,7 +19,7 @@ from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
 from agentcache.engine.cache import Cache
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.semantic import _minilm
-from agentcache.semantic.budget import MIN_CHECKS, operating_point
+from agentcache.semantic.budget import MIN_CHECKS, RELATED, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import pack, split_messages, unpack
 from agentcache.semantic.invalidation import invalidate_similar
@@ -199,6 +199,19 @@ class TestBudget:
         assert scores == sorted(scores)
         assert served == sorted(served, reverse=True)
         assert all(p.wrong_rate <= p.max_wrong for p in points)
+
+    def test_related_questions_fit_the_judge_but_not_the_budget(self) -> None:
+        """Rows of the `related` category (another question on the same topic) are not look-alikes: scored
+        high, they would push the operating point above every paraphrase if they counted as traps."""
+        calibration = (
+            [(0.9, 0.9, True, "paraphrase")] * 20
+            + [(0.1, 0.9, False, "scope")] * 19
+            + [(0.95, 0.9, False, RELATED)] * 50
+        )
+        point = operating_point(0.05, calibration)
+        assert point.min_score < 0.9 and point.served_rate == 1.0
+        counted = [(s, c, y, "scope" if k == RELATED else k) for s, c, y, k in calibration]
+        assert operating_point(0.05, counted).served_rate == 0.0
 
     def test_budget_is_validated(self, cache: Cache) -> None:
         with pytest.raises(ConfigurationError, match="max_wrong"):

@@ -5,7 +5,9 @@ calibration table (`data/pair_judge.json`: cross-validated scores of the project
 paraphrases and one-word traps) says, for each candidate score threshold, which share of *look-alike*
 questions (traps that reach the judge) would be served the wrong answer. `operating_point` picks the lowest
 threshold whose estimated wrong rate, counted conservatively as ``(wrong + 1) / (traps + 1)``, stays within
-the budget: the most hits the budget allows.
+the budget: the most hits the budget allows. Rows of the `RELATED` category (another question on the same topic,
+which the judge is fitted on so that it refuses a merely nearby question) are not look-alikes and do not count
+against the budget: the budget is measured on the traps one detail away.
 
 Evidence then adjusts it per partition and per entry (the idea of per-entry thresholds from the vCache paper;
 none of its code): shadow checks (`verify_sample=`) that find a served hit wrong raise the required score of
@@ -26,6 +28,7 @@ from agentcache.stats.counters import wilson
 __all__ = [
     "DEFAULT_MAX_WRONG",
     "Evidence",
+    "RELATED",
     "OperatingPoint",
     "operating_point",
 ]
@@ -36,6 +39,8 @@ DEFAULT_MAX_WRONG = 0.05
 JUDGE_COSINE_FLOOR = 0.80
 # A shadow-checked hit found wrong raises its entry's required score this far above the score it was served at.
 ENTRY_MARGIN = 0.05
+#: The calibration category of a different question on the same topic (not a look-alike: outside the budget).
+RELATED = "related"
 MIN_CHECKS = 20  # shadow checks in a partition before its measured rate can tighten its operating point
 
 logger = logging.getLogger("agentcache")
@@ -60,7 +65,7 @@ def operating_point(
     """The lowest judge threshold whose estimated look-alike wrong rate is within `max_wrong`."""
     if not 0.0 < max_wrong < 1.0:
         raise ConfigurationError(f"max_wrong must be within (0, 1), got {max_wrong}")
-    rows = [(s if c >= cosine_floor else -1.0, y) for s, c, y, _ in calibration]
+    rows = [(s if c >= cosine_floor else -1.0, y) for s, c, y, k in calibration if k != RELATED]
     traps = sorted((s for s, y in rows if not y), reverse=True)
     hits = [s for s, y in rows if y]
     if not traps or not hits:
