@@ -86,6 +86,10 @@ FEATURES = (
     "shared_shift_weighted",  # the weighted mean shift
     "unmatched_best",  # the lowest best-match cosine of a word the other text lacks
     "unmatched_rarest",  # the largest weight of such a word
+    "drop_gain",  # how much closer the sentence vectors get with the words the other text lacks taken out
+    "core_cosine",  # the summed vectors of the words both texts use, one side against the other
+    "unmatched_context",  # the lowest (cosine to the other sentence - to its own) of a word the other lacks
+    "unmatched_central",  # the highest cosine of such a word to its own sentence (what the sentence is about)
 )
 
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
@@ -221,7 +225,43 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         *shifts,
         min(unmatched_best, default=1.0),
         max(unmatched_rare, default=0.0),
+        *_redundancy(wa, wb, only_a, only_b),
     ]
+
+
+def _redundancy(wa: Words, wb: Words, only_a: list[int], only_b: list[int]) -> tuple[float, float, float, float]:
+    """How much the words one text lacks matter to the other: are they implied by its context, or central?
+
+    The drop test takes each unmatched word's share (1/n of the mean) out of its sentence vector and measures
+    how much the two sentences converge; a word the other sentence's context already implies leans toward
+    that sentence rather than its own.
+    """
+    import numpy as np
+
+    if not len(wa.norm) or not len(wb.norm):
+        return 0.0, 0.0, 0.0, 0.0
+    sentences = np.stack([wa.sentence, wb.sentence])
+    total_a, total_b = wa.vectors.sum(axis=0), wb.vectors.sum(axis=0)
+    ua, ub = wa.vectors[only_a], wb.vectors[only_b]
+    drop_a, drop_b = ua.sum(axis=0), ub.sum(axis=0)
+    da = _unit(wa.sentence - drop_a / len(wa.norm))
+    db = _unit(wb.sentence - drop_b / len(wb.norm))
+    core_a = _unit(total_a - drop_a if len(only_a) < len(wa.norm) else total_a)
+    core_b = _unit(total_b - drop_b if len(only_b) < len(wb.norm) else total_b)
+    # cosines of each unmatched word to (its own sentence, the other sentence)
+    to_a, to_b = (ua @ sentences.T).tolist(), (ub @ sentences.T).tolist()
+    own = [a for a, _ in to_a] + [b for _, b in to_b]
+    lean = [b - a for a, b in to_a] + [a - b for a, b in to_b]
+    return (
+        float(da @ db) - float(sentences[0] @ sentences[1]),
+        float(core_a @ core_b),
+        min(lean, default=0.0),
+        max(own, default=0.0),
+    )
+
+
+def _unit(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return v / max(math.sqrt(float(v @ v)), 1e-9)
 
 
 def _alignment(
