@@ -92,6 +92,7 @@ FEATURES = (
     "unmatched_central",  # the highest cosine of such a word to its own sentence (what the sentence is about)
 )
 
+_DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
 #: The frame of the judge notes stored next to a semantic entry (`encode_notes`).
 NOTES_MAGIC = b"ac3j"
@@ -121,6 +122,7 @@ def _vocabulary() -> dict[str, int]:
     return vocab
 
 
+@lru_cache(maxsize=1 << 16)
 def word_weight(word: str) -> float:
     """How rare a normalized word is, in (0, 1]: log of its vocabulary rank (Zipf), 1 for a split word."""
     vocab = _vocabulary()
@@ -175,7 +177,7 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         sim, best_a, best_b = np.zeros((len(wa.norm), len(wb.norm))), np.zeros(len(wa.norm)), np.zeros(len(wb.norm))
     plain, _ = _alignment(best_a, best_b, np.ones(len(best_a)), np.ones(len(best_b)))
     weighted, weighted_min = _alignment(best_a, best_b, weight_a, weight_b)
-    gaps = np.r_[weight_a * (1 - best_a), weight_b * (1 - best_b)]
+    gaps = np.concatenate([weight_a * (1 - best_a), weight_b * (1 - best_b)])
     top = np.sort(gaps)[::-1]
     worst, second = (float(top[0]) if len(top) else 0.0), (float(top[1]) if len(top) > 1 else 0.0)
     unaligned = float(gaps.sum() / max(weight_a.sum() + weight_b.sum(), 1e-9))
@@ -190,8 +192,8 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         span = float(va @ vb / max(float(np.linalg.norm(va) * np.linalg.norm(vb)), 1e-9))
     else:
         span = 1.0 if not only_a and not only_b else 0.0
-    digits_a = {w for w in wa.norm if any(c.isdigit() for c in w)}
-    digits_b = {w for w in wb.norm if any(c.isdigit() for c in w)}
+    digits_a = {w for w in wa.norm if _DIGIT.search(w)}
+    digits_b = {w for w in wb.norm if _DIGIT.search(w)}
     first_b: dict[str, int] = {}
     for j, w in enumerate(wb.norm):
         first_b.setdefault(w, j)
