@@ -12,8 +12,10 @@ on the embedding model itself (the offline MiniLM, no other model, no word lists
 3. The words are aligned both ways by greedy best match of their contextual vectors (BERTScore-style, plain
    and weighted). What is left unaligned, how rare it is, how far its best counterpart is, how the
    unmatched span on one side compares with the other side's, whether numbers differ, and how much the
-   words both texts share *shift in context* (a one-word trap changes how the shared words read) are the
-   measurements (`FEATURES`).
+   words both texts share *shift in context* (a one-word trap changes how the shared words read), and
+   whether the words one text lacks matter (how much the sentence vectors converge without them; whether
+   they lean toward the other text's sentence vector, i.e. its context implies them) are the measurements
+   (`FEATURES`).
 4. These go into a logistic model whose weights ship in `data/pair_judge.json`. It was fitted on the
    project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on evaluation data;
    `benchmarks/fit_pair_judge.py` refits it.
