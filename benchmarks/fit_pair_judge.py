@@ -1,6 +1,7 @@
 """Fit the pair judge's logistic model on the project's own hand-written pairs and write the shipped JSON.
 
-Usage: `python benchmarks/fit_pair_judge.py [--pairs benchmarks/data/semantic_pairs.jsonl]`.
+Usage: `python benchmarks/fit_pair_judge.py [--pairs benchmarks/data/semantic_pairs.jsonl [MORE.jsonl ...]]`
+(several files are concatenated in the order given; their group ids must be disjoint, which is checked).
 
 The pairs (`cached`, `query`, `same_answer`, `category`, `group`) were written for this project: should-hit
 paraphrases and one-word traps (negation, scope, entity, number, date) around 110 base questions (groups
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agentcache.semantic.budget import JUDGE_COSINE_FLOOR
+from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, operating_point
 from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards
 from agentcache.semantic.pairjudge import FEATURES, MODEL_PATH, JudgeModel, PairJudge
 
@@ -78,12 +79,28 @@ def measure(rows: list[dict[str, object]]) -> np.ndarray:
     return np.array([judge.measure(str(r["cached"]), str(r["query"])) for r in rows])
 
 
+def read_pairs(paths: list[Path]) -> list[dict[str, object]]:
+    """The pairs of every file, in order; a base question (group id) may not appear in two files."""
+    rows: list[dict[str, object]] = []
+    owner: dict[int, Path] = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            group = int(row["group"])
+            if owner.setdefault(group, path) != path:
+                raise SystemExit(f"group {group} is in both {owner[group]} and {path}: group ids must be disjoint")
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=Path, default=PAIRS)
+    parser.add_argument("--pairs", type=Path, nargs="+", default=[PAIRS])
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     args = parser.parse_args()
-    rows = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
+    rows = read_pairs(args.pairs)
     x = measure(rows)
     cosines = x[:, 0]
     y = np.array([bool(r["same_answer"]) for r in rows], dtype=float)
@@ -103,7 +120,11 @@ def main() -> None:
         (round(float(s), 4), round(float(c), 4), bool(r["same_answer"]), str(r["category"]))
         for s, c, r in zip(cv, cosines, rows, strict=True)
     )
-    model = model_of(fit(x, y_fit), calibration, source=f"{args.pairs.name}: {len(rows)} pairs, {FOLDS}-fold CV scores")
+    model = model_of(
+        fit(x, y_fit),
+        calibration,
+        source=f"{' + '.join(p.name for p in args.pairs)}: {len(rows)} pairs, {FOLDS}-fold CV scores",
+    )
     args.out.write_text(compact_json(model.to_json()))
     print("weights:", {f: round(w, 2) for f, w in zip(FEATURES, model.weights, strict=True)})
     pos = y == 1
@@ -121,6 +142,10 @@ def main() -> None:
             f"t={t}: served {s[pos].mean():.3f} traps wrong {s[~pos].mean():.3f} "
             + " ".join(f"{c}:{v:.2f}" for c, v in cats.items())
         )
+
+    for budget in (0.05, 0.02):
+        point = operating_point(budget, calibration)
+        print(f"max_wrong={budget}: threshold {point.min_score:.3f}, paraphrases served {point.served_rate:.3f}")
 
 
 if __name__ == "__main__":

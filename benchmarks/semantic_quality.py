@@ -1,6 +1,6 @@
 """Semantic-cache quality: what is served and what is served wrongly, per category, before and with the judge.
 
-Usage: `python benchmarks/semantic_quality.py [--pairs PATH]`. Three data sets:
+Usage: `python benchmarks/semantic_quality.py [--pairs PATH] [--own PATH ...]`. Three data sets:
 
 1. `semantic_dev/pairs.jsonl` (the team's development pairs: QQP, GPTCache paraphrases, agent look-alikes;
    evaluation only, never shipped or fitted on), decided exactly as a lookup decides a candidate;
@@ -87,11 +87,14 @@ def dev_section(path: Path) -> list[str]:
     return out
 
 
-def own_section(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def own_section(paths: list[Path]) -> list[str]:
+    """Section 2 over the own pair files the judge was fitted on (the order given to fit_pair_judge.py)."""
+    rows = []
+    for path in paths:
+        rows += [json.loads(line) | {"file": path.name} for line in path.read_text().splitlines() if line.strip()]
     calibration = get_judge().model.calibration
     if len(calibration) != len(rows):
-        raise SystemExit(f"{path} has {len(rows)} pairs but the shipped calibration {len(calibration)}: refit")
+        raise SystemExit(f"the own pairs are {len(rows)} but the shipped calibration {len(calibration)}: refit")
     categories = ["paraphrase", "negation", "scope", "entity", "number", "date"]
     settings: dict[str, list[bool]] = {
         "before (cosine 0.80 + guards)": [
@@ -103,7 +106,7 @@ def own_section(path: Path) -> list[str]:
         cut = operating_point(m, calibration).min_score
         settings[f"judge, max_wrong={m:g}"] = [s >= cut and c >= JUDGE_COSINE_FLOOR for s, c, _, _ in calibration]
     out = [
-        f"## 2. Own single-question pairs (`benchmarks/data/semantic_pairs.jsonl`, {len(rows)} pairs, "
+        f"## 2. Own single-question pairs ({', '.join(f'`{p.name}`' for p in paths)}, {len(rows)} pairs, "
         "cross-validated judge scores)",
         "",
         "Served share of should-hit paraphrases, and the share of each trap category given the cached answer.",
@@ -111,15 +114,20 @@ def own_section(path: Path) -> list[str]:
         "| setting | paraphrases served | all traps wrong | " + " | ".join(f"{c} wrong" for c in categories[1:]) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in categories[1:]) + " |",
     ]
+    first = paths[0].name
     subsets = {
-        "first set (groups 0-109: reworded paraphrases, one-word traps)": lambda r: int(r["group"]) < 200,
+        "first set (groups 0-109: reworded paraphrases, one-word traps)": lambda r: (
+            r["file"] == first and int(r["group"]) < 200
+        ),
         "minimal-edit set (groups 200-299: paraphrases that change a word or two)": lambda r: (
-            200 <= int(r["group"]) < 300
+            r["file"] == first and 200 <= int(r["group"]) < 300
         ),
         "long-form set (groups 300+: reworded at length, noisy spellings; traps on another aspect)": lambda r: (
-            int(r["group"]) >= 300
+            r["file"] == first and int(r["group"]) >= 300
         ),
     }
+    for extra in paths[1:]:
+        subsets[f"`{extra.name}`"] = lambda r, name=extra.name: r["file"] == name
     split: list[str] = []
     for name, hits in settings.items():
         by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -220,6 +228,7 @@ def cost_section(path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=Path, default=DEV)
+    parser.add_argument("--own", type=Path, nargs="+", default=[OWN], help="the pair files the judge was fitted on")
     args = parser.parse_args()
     t0 = time.perf_counter()
     judge = get_judge()
@@ -240,7 +249,7 @@ def main() -> None:
     sections: list[Any] = []
     if args.pairs.exists():
         sections.append(dev_section(args.pairs))
-    sections += [own_section(OWN), chat_section(CHATS), cost_section(OWN)]
+    sections += [own_section(args.own), chat_section(CHATS), cost_section(OWN)]
     for section in sections:
         out += [*section, ""]
     out.append(f"Took {time.perf_counter() - t0:.0f} s.")

@@ -221,12 +221,17 @@ class TestBudget:
 
     def test_a_strict_budget_refuses_a_borderline_paraphrase(self, cache: Cache) -> None:
         """A paraphrase scored between two operating points hits under the loose budget only."""
-        cached, query = "What is the capital of France?", "What's the capital city of France?"
-        score = get_judge().score(cached, query)
         calibration = get_judge().model.calibration
         loose = operating_point(0.2, calibration)
         strict = operating_point(0.01, calibration)
-        assert loose.min_score <= score < strict.min_score
+        paraphrases = [  # the first scored between the two points is used (a refit moves the scores)
+            ("What is the capital of France?", "What's the capital city of France?"),
+            ("How tall is Mount Everest?", "How high is Mount Everest?"),
+            ("How do I clean a leather sofa?", "How should I clean a leather couch?"),
+        ]
+        borderline = [p for p in paraphrases if loose.min_score <= get_judge().score(*p) < strict.min_score]
+        assert borderline
+        cached, query = borderline[0]
         for budget, expected in ((0.2, 1), (0.01, 2)):
             answer, calls = counting(Cache("memory://"), max_wrong=budget)
             answer(cached)

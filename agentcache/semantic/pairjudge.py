@@ -12,8 +12,10 @@ on the embedding model itself (the offline MiniLM, no other model, no word lists
 3. The words are aligned both ways by greedy best match of their contextual vectors (BERTScore-style, plain
    and weighted). What is left unaligned, how rare it is, how far its best counterpart is, how the
    unmatched span on one side compares with the other side's, whether numbers differ, and how much the
-   words both texts share *shift in context* (a one-word trap changes how the shared words read) are the
-   measurements (`FEATURES`).
+   words both texts share *shift in context* (a one-word trap changes how the shared words read), and
+   whether the words one text lacks matter (how much the sentence vectors converge without them; whether
+   they lean toward the other text's sentence vector, i.e. its context implies them) are the measurements
+   (`FEATURES`).
 4. These go into a logistic model whose weights ship in `data/pair_judge.json`. It was fitted on the
    project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on evaluation data;
    `benchmarks/fit_pair_judge.py` refits it.
@@ -86,8 +88,13 @@ FEATURES = (
     "shared_shift_weighted",  # the weighted mean shift
     "unmatched_best",  # the lowest best-match cosine of a word the other text lacks
     "unmatched_rarest",  # the largest weight of such a word
+    "drop_gain",  # how much closer the sentence vectors get with the words the other text lacks taken out
+    "core_cosine",  # the summed vectors of the words both texts use, one side against the other
+    "unmatched_context",  # the lowest (cosine to the other sentence - to its own) of a word the other lacks
+    "unmatched_central",  # the highest cosine of such a word to its own sentence (what the sentence is about)
 )
 
+_DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\u024F]+(?:['\u2019.][A-Za-z0-9]+)*")
 #: The frame of the judge notes stored next to a semantic entry (`encode_notes`).
 NOTES_MAGIC = b"ac3j"
@@ -117,6 +124,7 @@ def _vocabulary() -> dict[str, int]:
     return vocab
 
 
+@lru_cache(maxsize=1 << 16)
 def word_weight(word: str) -> float:
     """How rare a normalized word is, in (0, 1]: log of its vocabulary rank (Zipf), 1 for a split word."""
     vocab = _vocabulary()
@@ -171,7 +179,7 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         sim, best_a, best_b = np.zeros((len(wa.norm), len(wb.norm))), np.zeros(len(wa.norm)), np.zeros(len(wb.norm))
     plain, _ = _alignment(best_a, best_b, np.ones(len(best_a)), np.ones(len(best_b)))
     weighted, weighted_min = _alignment(best_a, best_b, weight_a, weight_b)
-    gaps = np.r_[weight_a * (1 - best_a), weight_b * (1 - best_b)]
+    gaps = np.concatenate([weight_a * (1 - best_a), weight_b * (1 - best_b)])
     top = np.sort(gaps)[::-1]
     worst, second = (float(top[0]) if len(top) else 0.0), (float(top[1]) if len(top) > 1 else 0.0)
     unaligned = float(gaps.sum() / max(weight_a.sum() + weight_b.sum(), 1e-9))
@@ -186,8 +194,8 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         span = float(va @ vb / max(float(np.linalg.norm(va) * np.linalg.norm(vb)), 1e-9))
     else:
         span = 1.0 if not only_a and not only_b else 0.0
-    digits_a = {w for w in wa.norm if any(c.isdigit() for c in w)}
-    digits_b = {w for w in wb.norm if any(c.isdigit() for c in w)}
+    digits_a = {w for w in wa.norm if _DIGIT.search(w)}
+    digits_b = {w for w in wb.norm if _DIGIT.search(w)}
     first_b: dict[str, int] = {}
     for j, w in enumerate(wb.norm):
         first_b.setdefault(w, j)
@@ -221,7 +229,43 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         *shifts,
         min(unmatched_best, default=1.0),
         max(unmatched_rare, default=0.0),
+        *_redundancy(wa, wb, only_a, only_b),
     ]
+
+
+def _redundancy(wa: Words, wb: Words, only_a: list[int], only_b: list[int]) -> tuple[float, float, float, float]:
+    """How much the words one text lacks matter to the other: are they implied by its context, or central?
+
+    The drop test takes each unmatched word's share (1/n of the mean) out of its sentence vector and measures
+    how much the two sentences converge; a word the other sentence's context already implies leans toward
+    that sentence rather than its own.
+    """
+    import numpy as np
+
+    if not len(wa.norm) or not len(wb.norm):
+        return 0.0, 0.0, 0.0, 0.0
+    sentences = np.stack([wa.sentence, wb.sentence])
+    total_a, total_b = wa.vectors.sum(axis=0), wb.vectors.sum(axis=0)
+    ua, ub = wa.vectors[only_a], wb.vectors[only_b]
+    drop_a, drop_b = ua.sum(axis=0), ub.sum(axis=0)
+    da = _unit(wa.sentence - drop_a / len(wa.norm))
+    db = _unit(wb.sentence - drop_b / len(wb.norm))
+    core_a = _unit(total_a - drop_a if len(only_a) < len(wa.norm) else total_a)
+    core_b = _unit(total_b - drop_b if len(only_b) < len(wb.norm) else total_b)
+    # cosines of each unmatched word to (its own sentence, the other sentence)
+    to_a, to_b = (ua @ sentences.T).tolist(), (ub @ sentences.T).tolist()
+    own = [a for a, _ in to_a] + [b for _, b in to_b]
+    lean = [b - a for a, b in to_a] + [a - b for a, b in to_b]
+    return (
+        float(da @ db) - float(sentences[0] @ sentences[1]),
+        float(core_a @ core_b),
+        min(lean, default=0.0),
+        max(own, default=0.0),
+    )
+
+
+def _unit(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return v / max(math.sqrt(float(v @ v)), 1e-9)
 
 
 def _alignment(
