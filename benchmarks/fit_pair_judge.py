@@ -1,16 +1,19 @@
 """Fit the pair judge's logistic model on the project's own hand-written pairs and write the shipped JSON.
 
-Usage: `python benchmarks/fit_pair_judge.py [--pairs benchmarks/data/semantic_pairs.jsonl [MORE.jsonl ...]]`
-(several files are concatenated in the order given; their group ids must be disjoint, which is checked).
+Usage: `python benchmarks/fit_pair_judge.py [--pairs A.jsonl [B.jsonl ...]]` (default: `PAIR_FILES`; several
+files are concatenated in the order given; their group ids must be disjoint, which is checked).
 
 The pairs (`cached`, `query`, `same_answer`, `category`, `group`) were written for this project: should-hit
 paraphrases and one-word traps (negation, scope, entity, number, date) around 110 base questions (groups
 0-109), minimal-edit pairs around 40 more (groups 200-299: paraphrases that change only a word or two, so
 the judge cannot learn "a small edit means a different question"), and a long-form set around 69 more
 (groups 300+: everyday questions reworded at length, reordered, with politeness or filler words, lower
-case, missing punctuation and misspellings, next to traps that ask another aspect of the same topic). No
-evaluation set (semantic_dev, QQP) is read here. Scores for the error budget's calibration table are
-cross-validated by base question (5 folds), so a pair is never scored by a model that saw its group.
+case, missing punctuation and misspellings, next to traps that ask another aspect of the same topic) in
+`semantic_pairs.jsonl`; forum-style questions (`semantic_pairs_forum.jsonl`, groups 400-499), developer, support
+and agent requests (`semantic_pairs_agent.jsonl`, 500-599), and heavy rewordings next to other questions on
+the same topic (`semantic_pairs_related.jsonl`, 600-699, category `related`). No evaluation set
+(semantic_dev, QQP) is read here. Scores for the error budget's calibration table are cross-validated
+by base question (5 folds), so a pair is never scored by a model that saw its group.
 Writes `agentcache/semantic/data/pair_judge.json`.
 """
 
@@ -26,7 +29,17 @@ from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, operating_point
 from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards
 from agentcache.semantic.pairjudge import FEATURES, MODEL_PATH, JudgeModel, PairJudge
 
-PAIRS = Path(__file__).parent / "data" / "semantic_pairs.jsonl"
+DATA = Path(__file__).parent / "data"
+#: The own pair files, in the order the shipped calibration table lists their rows.
+PAIR_FILES = [
+    DATA / name
+    for name in (
+        "semantic_pairs.jsonl",
+        "semantic_pairs_forum.jsonl",
+        "semantic_pairs_agent.jsonl",
+        "semantic_pairs_related.jsonl",
+    )
+]
 L2 = 3.0  # chosen by cross-validation on the pairs above (1, 3, 10, 30)
 FOLDS = 5
 # Fit on the pairs a lookup would hand the judge: those near or above the cosine floor.
@@ -97,7 +110,7 @@ def read_pairs(paths: list[Path]) -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=Path, nargs="+", default=[PAIRS])
+    parser.add_argument("--pairs", type=Path, nargs="+", default=PAIR_FILES)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     args = parser.parse_args()
     rows = read_pairs(args.pairs)

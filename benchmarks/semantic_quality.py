@@ -4,14 +4,16 @@ Usage: `python benchmarks/semantic_quality.py [--pairs PATH] [--own PATH ...]`. 
 
 1. `semantic_dev/pairs.jsonl` (the team's development pairs: QQP, GPTCache paraphrases, agent look-alikes;
    evaluation only, never shipped or fitted on), decided exactly as a lookup decides a candidate;
-2. the project's own single-question pairs (`benchmarks/data/semantic_pairs.jsonl`: paraphrases and one-word
-   traps in five categories), scored with the *cross-validated* judge scores of the shipped calibration table
-   (a pair is never scored by a model fitted on its own base question);
+2. the project's own single-question pairs (`benchmarks/data/semantic_pairs*.jsonl`, `fit_pair_judge.PAIR_FILES`:
+   paraphrases, one-detail traps in five categories, and other questions on the same topic), scored with the
+   *cross-validated* judge scores of the shipped calibration table (a pair is never scored by a model fitted on
+   its own base question);
 3. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`).
 
 "Before" is the previous default: cosine >= 0.80 and the default guards, with every earlier chat turn hashed
-into the partition. "Judge" adds the pair judge at the budget's operating point (default `max_wrong=0.05`)
-and reads chats with `agentcache.semantic.conversation`. Writes `benchmarks/results/semantic_quality.md`.
+into the partition. "Judge" is today's default: the judge's cosine floor, the guards and the pair judge at the
+budget's operating point (default `max_wrong=0.05`), and reads chats with `agentcache.semantic.conversation`.
+Writes `benchmarks/results/semantic_quality.md`.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, operating_point
+from fit_pair_judge import PAIR_FILES
+
+from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, RELATED, operating_point
 from agentcache.semantic.embedders import LocalEmbedder
 from agentcache.semantic.evaluate import evaluate, load_pairs
 from agentcache.semantic.guards import DEFAULT_GUARDS, DEFAULT_THRESHOLD, check_guards
 from agentcache.semantic.pairjudge import get_judge
 
 DEV = Path("/work/shared/data/semantic_dev/pairs.jsonl")
-OWN = Path(__file__).parent / "data" / "semantic_pairs.jsonl"
+OWN = PAIR_FILES
 CHATS = Path(__file__).parent / "data" / "conversation_pairs.jsonl"
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.10, 0.05, 0.02)
@@ -54,7 +58,11 @@ def dev_section(path: Path) -> list[str]:
         for c, p in zip(cos.tolist(), pairs, strict=True)
     ]
     judge = get_judge()
-    scores = [judge.score(p.cached, p.query) if ok else -1.0 for ok, p in zip(before, pairs, strict=True)]
+    reaches = [
+        c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, p.cached, p.query) is None
+        for c, p in zip(cos.tolist(), pairs, strict=True)
+    ]
+    scores = [judge.score(p.cached, p.query) if ok else -1.0 for ok, p in zip(reaches, pairs, strict=True)]
     calibration = judge.model.calibration
     points = {m: operating_point(m, calibration).min_score for m in BUDGETS}
     decided: dict[str, list[bool]] = {"before (cosine 0.80 + guards)": before}
@@ -95,7 +103,7 @@ def own_section(paths: list[Path]) -> list[str]:
     calibration = get_judge().model.calibration
     if len(calibration) != len(rows):
         raise SystemExit(f"the own pairs are {len(rows)} but the shipped calibration {len(calibration)}: refit")
-    categories = ["paraphrase", "negation", "scope", "entity", "number", "date"]
+    traps = ["negation", "scope", "entity", "number", "date"]
     settings: dict[str, list[bool]] = {
         "before (cosine 0.80 + guards)": [
             c >= DEFAULT_THRESHOLD and check_guards(DEFAULT_GUARDS, r["cached"], r["query"]) is None
@@ -109,10 +117,14 @@ def own_section(paths: list[Path]) -> list[str]:
         f"## 2. Own single-question pairs ({', '.join(f'`{p.name}`' for p in paths)}, {len(rows)} pairs, "
         "cross-validated judge scores)",
         "",
-        "Served share of should-hit paraphrases, and the share of each trap category given the cached answer.",
+        "Served share of should-hit paraphrases, the share of each one-detail trap category given the cached",
+        f"answer (the budget counts these), and the share of `{RELATED}` questions (another question on the same",
+        "topic: held to the budget apart from the traps) given the cached answer.",
         "",
-        "| setting | paraphrases served | all traps wrong | " + " | ".join(f"{c} wrong" for c in categories[1:]) + " |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in categories[1:]) + " |",
+        "| setting | paraphrases served | all traps wrong | "
+        + " | ".join(f"{c} wrong" for c in traps)
+        + f" | {RELATED} wrong |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in traps) + " | --- |",
     ]
     first = paths[0].name
     subsets = {
@@ -122,38 +134,48 @@ def own_section(paths: list[Path]) -> list[str]:
         "minimal-edit set (groups 200-299: paraphrases that change a word or two)": lambda r: (
             r["file"] == first and 200 <= int(r["group"]) < 300
         ),
-        "long-form set (groups 300+: reworded at length, noisy spellings; traps on another aspect)": lambda r: (
+        "long-form set (groups 300-368: reworded at length, noisy spellings; traps on another aspect)": lambda r: (
             r["file"] == first and int(r["group"]) >= 300
         ),
+        "forum set (groups 400-499: everyday questions as people post them)": lambda r: (
+            r["file"] == "semantic_pairs_forum.jsonl"
+        ),
+        "agent set (groups 500-599: developer, support and agent requests)": lambda r: (
+            r["file"] == "semantic_pairs_agent.jsonl"
+        ),
+        "related set (groups 600-699: heavy rewordings, and other questions on the same topic)": lambda r: (
+            r["file"] == "semantic_pairs_related.jsonl"
+        ),
     }
-    for extra in paths[1:]:
-        subsets[f"`{extra.name}`"] = lambda r, name=extra.name: r["file"] == name
     split: list[str] = []
     for name, hits in settings.items():
         by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for hit, r in zip(hits, rows, strict=True):
             by[r["category"]][0] += hit
             by[r["category"]][1] += 1
-        traps = [sum(by[c][i] for c in categories[1:]) for i in (0, 1)]
-        cells = [pct(*by["paraphrase"]), pct(*traps), *(pct(*by[c]) for c in categories[1:])]
+        wrong = [sum(by[c][i] for c in traps) for i in (0, 1)]
+        cells = [pct(*by["paraphrase"]), pct(*wrong), *(pct(*by[c]) for c in [*traps, RELATED])]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
         for subset, member in subsets.items():
-            para = [0, 0]
-            trap = [0, 0]
+            count = {"para": [0, 0], "trap": [0, 0], "related": [0, 0]}
             for hit, r in zip(hits, rows, strict=True):
                 if member(r):
-                    bucket = para if r["same_answer"] else trap
-                    bucket[0] += hit
-                    bucket[1] += 1
-            split.append(f"| {name} | {subset} | {pct(*para)} | {pct(*trap)} |")
+                    kind = "para" if r["same_answer"] else "related" if r["category"] == RELATED else "trap"
+                    count[kind][0] += hit
+                    count[kind][1] += 1
+            if count["para"][1]:
+                split.append(
+                    f"| {name} | {subset} | {pct(*count['para'])} | {pct(*count['trap'])} | {pct(*count['related'])} |"
+                )
     return [
         *out,
         "",
         "The same, per subset (the minimal-edit set was added so that the judge cannot learn that a small edit",
-        "means a different question; the long-form set so that it sees the rewordings of everyday questions):",
+        "means a different question; the long-form, forum and agent sets so that it sees how people really reword;",
+        "the related set so that a nearby but different question below the old 0.80 cosine floor is refused):",
         "",
-        "| setting | subset | paraphrases served | traps wrong |",
-        "| --- | --- | --- | --- |",
+        "| setting | subset | paraphrases served | traps wrong | related wrong |",
+        "| --- | --- | --- | --- | --- |",
         *split,
     ]
 
@@ -228,7 +250,7 @@ def cost_section(path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=Path, default=DEV)
-    parser.add_argument("--own", type=Path, nargs="+", default=[OWN], help="the pair files the judge was fitted on")
+    parser.add_argument("--own", type=Path, nargs="+", default=OWN, help="the pair files the judge was fitted on")
     args = parser.parse_args()
     t0 = time.perf_counter()
     judge = get_judge()
@@ -236,7 +258,8 @@ def main() -> None:
     out: list[str] = [
         "# Semantic cache quality",
         "",
-        "Local MiniLM int8 embedder; defaults: cosine >= 0.80, default guards, pair judge at `max_wrong=0.05`. "
+        f"Local MiniLM int8 embedder; defaults: cosine >= {JUDGE_COSINE_FLOOR:.2f}, default guards, pair judge at "
+        "`max_wrong=0.05`. "
         "Regenerate with `python benchmarks/semantic_quality.py`.",
         "",
         "Operating points chosen from the shipped calibration table (" + judge.model.source + "):",
@@ -249,7 +272,7 @@ def main() -> None:
     sections: list[Any] = []
     if args.pairs.exists():
         sections.append(dev_section(args.pairs))
-    sections += [own_section(args.own), chat_section(CHATS), cost_section(OWN)]
+    sections += [own_section(args.own), chat_section(CHATS), cost_section(args.own[0])]
     for section in sections:
         out += [*section, ""]
     out.append(f"Took {time.perf_counter() - t0:.0f} s.")

@@ -105,9 +105,10 @@ class TestJudgeStage:
 
         await answer("What is the minimum age to rent a car?")
         await answer("What is the minimum age to buy a car?")  # the judge rejects it: verify never sees it
+        assert seen == []
         paraphrase = "How old do I have to be to rent a car?"
         assert await answer(paraphrase) == paraphrase
-        assert seen == [("What is the minimum age to rent a car?", paraphrase)]
+        assert ("What is the minimum age to rent a car?", paraphrase) in seen
 
 
 def _forget_model_memory() -> None:
@@ -200,18 +201,20 @@ class TestBudget:
         assert served == sorted(served, reverse=True)
         assert all(p.wrong_rate <= p.max_wrong for p in points)
 
-    def test_related_questions_fit_the_judge_but_not_the_budget(self) -> None:
-        """Rows of the `related` category (another question on the same topic) are not look-alikes: scored
-        high, they would push the operating point above every paraphrase if they counted as traps."""
-        calibration = (
-            [(0.9, 0.9, True, "paraphrase")] * 20
-            + [(0.1, 0.9, False, "scope")] * 19
-            + [(0.95, 0.9, False, RELATED)] * 50
-        )
-        point = operating_point(0.05, calibration)
-        assert point.min_score < 0.9 and point.served_rate == 1.0
-        counted = [(s, c, y, "scope" if k == RELATED else k) for s, c, y, k in calibration]
-        assert operating_point(0.05, counted).served_rate == 0.0
+    def test_related_questions_are_budgeted_apart_from_traps(self) -> None:
+        """`related` rows (another question on the same topic) and one-detail traps are each held to the
+        budget: many easy related rows do not dilute the traps' rate, and high-scoring related rows raise the
+        threshold even when every trap scores low."""
+        paraphrases = [(0.9, 0.9, True, "paraphrase")] * 20
+        one_trap_high = [(0.95, 0.9, False, "scope")] + [(0.1, 0.9, False, "scope")] * 18
+        easy_related = [(0.0, 0.9, False, RELATED)] * 200
+        assert operating_point(0.05, paraphrases + one_trap_high + easy_related).served_rate == 0.0
+        pooled = [(s, c, y, "scope") for s, c, y, _ in paraphrases + one_trap_high + easy_related]
+        assert operating_point(0.05, pooled).served_rate == 1.0
+        low_traps = [(0.1, 0.9, False, "scope")] * 19
+        assert operating_point(0.05, paraphrases + low_traps).served_rate == 1.0
+        high_related = [(0.95, 0.9, False, RELATED)] * 50
+        assert operating_point(0.05, paraphrases + low_traps + high_related).served_rate == 0.0
 
     def test_budget_is_validated(self, cache: Cache) -> None:
         with pytest.raises(ConfigurationError, match="max_wrong"):

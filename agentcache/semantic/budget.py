@@ -6,8 +6,8 @@ paraphrases and one-word traps) says, for each candidate score threshold, which 
 questions (traps that reach the judge) would be served the wrong answer. `operating_point` picks the lowest
 threshold whose estimated wrong rate, counted conservatively as ``(wrong + 1) / (traps + 1)``, stays within
 the budget: the most hits the budget allows. Rows of the `RELATED` category (another question on the same topic,
-which the judge is fitted on so that it refuses a merely nearby question) are not look-alikes and do not count
-against the budget: the budget is measured on the traps one detail away.
+which the judge is fitted on so that it refuses a merely nearby question) are held to the same budget *separately*
+from the traps one detail away: the threshold is the stricter of the two, so neither kind dilutes the other.
 
 Evidence then adjusts it per partition and per entry (the idea of per-entry thresholds from the vCache paper;
 none of its code): shadow checks (`verify_sample=`) that find a served hit wrong raise the required score of
@@ -36,10 +36,10 @@ __all__ = [
 #: The wrong-answer budget of `semantic_cached` when `max_wrong=` is not given.
 DEFAULT_MAX_WRONG = 0.05
 #: The cosine similarity a candidate needs before the judge reads it (the judge's calibration uses the same).
-JUDGE_COSINE_FLOOR = 0.80
+JUDGE_COSINE_FLOOR = 0.75
 # A shadow-checked hit found wrong raises its entry's required score this far above the score it was served at.
 ENTRY_MARGIN = 0.05
-#: The calibration category of a different question on the same topic (not a look-alike: outside the budget).
+#: The calibration category of a different question on the same topic (budgeted apart from one-detail traps).
 RELATED = "related"
 MIN_CHECKS = 20  # shadow checks in a partition before its measured rate can tighten its operating point
 
@@ -65,22 +65,34 @@ def operating_point(
     """The lowest judge threshold whose estimated look-alike wrong rate is within `max_wrong`."""
     if not 0.0 < max_wrong < 1.0:
         raise ConfigurationError(f"max_wrong must be within (0, 1), got {max_wrong}")
-    rows = [(s if c >= cosine_floor else -1.0, y) for s, c, y, k in calibration if k != RELATED]
-    traps = sorted((s for s, y in rows if not y), reverse=True)
-    hits = [s for s, y in rows if y]
+    scored = [(s if c >= cosine_floor else -1.0, y, k == RELATED) for s, c, y, k in calibration]
+    traps = sorted((s for s, y, related in scored if not y and not related), reverse=True)
+    related = sorted((s for s, y, is_related in scored if not y and is_related), reverse=True)
+    hits = [s for s, y, _ in scored if y]
     if not traps or not hits:
         raise ConfigurationError("the calibration data needs both should-hit pairs and traps")
-    # Walk thresholds from strict to lenient: the candidate thresholds are the traps' own scores.
-    best = 1.0 + 1e-9
-    for allowed in range(len(traps) + 1):
-        if (allowed + 1) / (len(traps) + 1) > max_wrong:
-            break
-        # Serving `allowed` traps: the threshold sits just above the (allowed+1)-th highest trap score.
-        best = traps[allowed] + 1e-9 if allowed < len(traps) else 0.0
-    best = max(best, 0.0)
-    wrong = sum(1 for s in traps if s >= best)
+    # Each kind of wrong answer is held to the budget on its own, so many easy rows of one kind cannot
+    # dilute the rate of the other.
+    best = max(_lowest_threshold(traps, max_wrong), _lowest_threshold(related, max_wrong) if related else 0.0)
+    wrong = max(_estimate(traps, best), _estimate(related, best) if related else 0.0)
     served = sum(1 for s in hits if s >= best) / len(hits)
-    return OperatingPoint(max_wrong, min(best, 1.0), cosine_floor, (wrong + 1) / (len(traps) + 1), served)
+    return OperatingPoint(max_wrong, min(best, 1.0), cosine_floor, wrong, served)
+
+
+def _lowest_threshold(negatives: list[float], max_wrong: float) -> float:
+    """The lowest score threshold serving at most `max_wrong` of `negatives` (sorted high to low), counted
+    conservatively as ``(served + 1) / (negatives + 1)``."""
+    best = 1.0 + 1e-9
+    for allowed in range(len(negatives) + 1):
+        if (allowed + 1) / (len(negatives) + 1) > max_wrong:
+            break
+        # Serving `allowed` of them: the threshold sits just above the (allowed+1)-th highest score.
+        best = negatives[allowed] + 1e-9 if allowed < len(negatives) else 0.0
+    return max(best, 0.0)
+
+
+def _estimate(negatives: list[float], threshold: float) -> float:
+    return (sum(1 for s in negatives if s >= threshold) + 1) / (len(negatives) + 1)
 
 
 @dataclass
