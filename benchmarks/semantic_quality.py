@@ -30,7 +30,7 @@ from fit_pair_judge import PAIR_FILES
 from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, RELATED, operating_point
 from agentcache.semantic.embedders import LocalEmbedder
 from agentcache.semantic.evaluate import evaluate, load_pairs
-from agentcache.semantic.guards import DEFAULT_GUARDS, DEFAULT_THRESHOLD, check_guards
+from agentcache.semantic.guards import DEFAULT_GUARDS, DEFAULT_THRESHOLD, GUARDS_WITHOUT_JUDGE, check_guards
 from agentcache.semantic.pairjudge import get_judge
 
 DEV = Path("/work/shared/data/semantic_dev/pairs.jsonl")
@@ -54,7 +54,7 @@ def dev_section(path: Path) -> list[str]:
     b = embedder.embed_array([p.query for p in pairs])
     cos = (a * b).sum(axis=1)
     before = [
-        bool(c >= DEFAULT_THRESHOLD and check_guards(DEFAULT_GUARDS, p.cached, p.query) is None)
+        bool(c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, p.cached, p.query) is None)
         for c, p in zip(cos.tolist(), pairs, strict=True)
     ]
     judge = get_judge()
@@ -65,7 +65,7 @@ def dev_section(path: Path) -> list[str]:
     scores = [judge.score(p.cached, p.query) if ok else -1.0 for ok, p in zip(reaches, pairs, strict=True)]
     calibration = judge.model.calibration
     points = {m: operating_point(m, calibration).min_score for m in BUDGETS}
-    decided: dict[str, list[bool]] = {"before (cosine 0.80 + guards)": before}
+    decided: dict[str, list[bool]] = {"judge=False (cosine 0.80, guards)": before}
     for m, cut in points.items():
         decided[f"judge, max_wrong={m:g}"] = [s >= cut for s in scores]
     src = np.array([r["source"] for r in rows])
@@ -105,8 +105,8 @@ def own_section(paths: list[Path]) -> list[str]:
         raise SystemExit(f"the own pairs are {len(rows)} but the shipped calibration {len(calibration)}: refit")
     traps = ["negation", "scope", "entity", "number", "date"]
     settings: dict[str, list[bool]] = {
-        "before (cosine 0.80 + guards)": [
-            c >= DEFAULT_THRESHOLD and check_guards(DEFAULT_GUARDS, r["cached"], r["query"]) is None
+        "judge=False (cosine 0.80, guards)": [
+            c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, r["cached"], r["query"]) is None
             for (_, c, _, _), r in zip(calibration, rows, strict=True)
         ]
     }
@@ -193,7 +193,7 @@ def chat_section(path: Path) -> list[str]:
             ca, qa = c[-1]["content"], q[-1]["content"]
             va, vb = embedder.embed([ca, qa])
             cosine = sum(x * y for x, y in zip(va, vb, strict=True))
-            hit = cosine >= DEFAULT_THRESHOLD and check_guards(DEFAULT_GUARDS, ca, qa) is None
+            hit = cosine >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, ca, qa) is None
         before[r["category"]][0] += hit
         before[r["category"]][1] += 1
     report = evaluate(pairs)

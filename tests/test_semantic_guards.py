@@ -9,6 +9,8 @@ from agentcache.semantic import guards
 from agentcache.semantic.guards import (
     DEFAULT_GUARDS,
     DEFAULT_THRESHOLD,
+    GUARDS_WITHOUT_JUDGE,
+    added_detail_guard,
     antonym_guard,
     check_guards,
     date_guard,
@@ -32,6 +34,10 @@ REJECTED = [
     (antonym_guard, "How do I enable two-factor login?", "How do I disable two-factor login?"),
     (antonym_guard, "Sort the orders in ascending order", "Sort the orders in descending order"),
     (role_swap_guard, "Translate this from French to Italian", "Translate this from Italian to French"),
+    (role_swap_guard, "Convert 100 dollars to euros", "Convert 100 euros to dollars"),
+    (number_guard, "Set an alarm for 7 am", "Set an alarm for 7 pm"),
+    (number_guard, "Who won Super Bowl XII?", "Who won the 14th Super Bowl?"),
+    (number_guard, "Who was the second president?", "Who was the third president?"),
     (entity_swap_guard, "What is the VAT rate in Germany?", "What is the VAT rate in Portugal?"),
     (entity_guard, "Flights from Oslo", "Flights from Oslo Gardermoen"),
 ]
@@ -49,6 +55,22 @@ ACCEPTED = [
     (entity_swap_guard, "Is Rust memory safe?", "Is the Rust language memory-safe?"),
     (entity_swap_guard, "Tell me about Hillary Clinton", "Tell me about Hilary Clinton"),
     (entity_swap_guard, "Flights from Oslo", "Flights from Oslo Gardermoen"),
+    # The same value written differently: ordinal, Roman numeral, cardinal, "3 pm" / "3pm".
+    (number_guard, "What was the exchange rate on March 3rd?", "Exchange rate for March 3?"),
+    (number_guard, "When did World War II end?", "When did the Second World War end?"),
+    (number_guard, "When did World War II end?", "When did World War 2 end?"),
+    (number_guard, "Schedule a meeting at 3pm.", "Set up a meeting at 3 pm."),
+    (number_guard, "Set an alarm for 7 am.", "Can you set my alarm for seven a.m.?"),
+    (number_guard, "How do I enable two-factor authentication?", "How can I turn on 2FA?"),
+    (number_guard, "What are the early signs of type 2 diabetes?", "What are the first symptoms of type 2 diabetes?"),
+    (role_swap_guard, "How do I add a user to the admin group?", "What's the way to put a user in the admin group?"),
+    # A number or date on one side only is added context, left to the pair judge.
+    (number_guard, "How do I run a backup every night?", "How do I run my backup at 2 am every night?"),
+    (date_guard, "How do I get rid of a sore throat?", "My throat has hurt since yesterday. What helps?"),
+    # One word changing its preposition is not two words trading roles.
+    (role_swap_guard, "How do I SSH into an EC2 instance?", "connect to ec2 instance via ssh"),
+    (role_swap_guard, "How do I copy a file from a Docker container to my host?", "docker cp from container to host"),
+    (entity_swap_guard, "When did World War II end?", "What year did WWII end?"),
 ]
 
 
@@ -111,3 +133,33 @@ class TestThresholdFloor:
             effective_threshold(1.5)
         with pytest.raises(ConfigurationError):
             guards.set_threshold_floor(-0.1)
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("When did World War II end?", "What year did WWII end?"),
+        ("How does a bill become law in the United States?", "Steps for a bill to become a US law?"),
+        ("Best pizza in New York City?", "Where is the best pizza in NYC?"),
+    ],
+)
+def test_an_acronym_matches_the_words_it_abbreviates(cached: str, query: str) -> None:
+    """An all-caps acronym and the capitalized words it abbreviates are one entity, not a swap."""
+    assert entity_swap_guard(cached, query) is None
+    assert entity_swap_guard(query, cached) is None
+    assert entity_swap_guard("Best pizza in New York City?", "Best pizza in LA?")
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("How do I run a backup every night?", "How do I run my backup at 2 am every night?"),
+        ("Book a table for dinner", "Book a table for dinner on Friday"),
+    ],
+)
+def test_a_detail_on_one_side_only_is_left_to_the_judge(cached: str, query: str) -> None:
+    """The default guards (used before the pair judge) let a one-sided number or date through; without the
+    judge, `GUARDS_WITHOUT_JUDGE` vetoes it."""
+    assert check_guards(DEFAULT_GUARDS, cached, query) is None
+    assert added_detail_guard(cached, query) and added_detail_guard(query, cached)
+    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)

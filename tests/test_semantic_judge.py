@@ -22,6 +22,7 @@ from agentcache.semantic import _minilm
 from agentcache.semantic.budget import MIN_CHECKS, RELATED, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import pack, split_messages, unpack
+from agentcache.semantic.guards import DEFAULT_GUARDS
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, word_weight
 from agentcache.stats.counters import wilson
@@ -89,6 +90,21 @@ class TestJudgeStage:
         answer("How do I delete my account?")
         assert answer("How do I deactivate my account?") == "answer to How do I delete my account?"
         assert calls == ["How do I delete my account?"]
+
+    def test_without_the_judge_a_detail_on_one_side_only_is_vetoed(self, cache: Cache) -> None:
+        """With `judge=False` the default guards are `GUARDS_WITHOUT_JUDGE`: a number or date that only the new
+        question names is vetoed even when the vectors are identical; a user's own `guards=` are used as given."""
+        answer, calls = counting(cache, judge=False, embedder=SameVector())
+        first = "Book a table at the Italian place"
+        answer(first)
+        assert answer(f"{first} for Friday") == f"answer to {first} for Friday"
+        assert answer(f"{first} for 2") == f"answer to {first} for 2"
+        assert answer("Reserve a table at the Italian place") == f"answer to {first}"
+        assert len(calls) == 3
+        mine, mine_calls = counting(cache, judge=False, embedder=SameVector(), guards=DEFAULT_GUARDS, name="mine")
+        mine(first)
+        assert mine(f"{first} for 2") == f"answer to {first}"
+        assert len(mine_calls) == 1
 
     @pytest.mark.asyncio
     async def test_an_async_verify_hook_runs_after_the_judge(self, cache: Cache) -> None:

@@ -129,7 +129,7 @@ class SemanticLayer(CacheLayer):
         checks: HitChecks,
     ) -> None:
         """Validate and keep the semantic options (raises `ConfigurationError` for a bad threshold)."""
-        from agentcache.semantic.guards import DEFAULT_GUARDS, effective_threshold
+        from agentcache.semantic.guards import DEFAULT_GUARDS, GUARDS_WITHOUT_JUDGE, effective_threshold
 
         effective_threshold(threshold)  # validate now, at decoration time
         self.checks = checks
@@ -137,6 +137,7 @@ class SemanticLayer(CacheLayer):
         self.query = query
         self._embedder = embedder
         self.guards = tuple(DEFAULT_GUARDS if guards is None else guards)
+        self.guards_without_judge = tuple(GUARDS_WITHOUT_JUDGE if guards is None else guards)
         self.verify = verify
 
     @property
@@ -378,7 +379,9 @@ def _judge(core: SemanticLayer, payload: _JudgePayload) -> tuple[bool, float]:
 
 def _accept(core: SemanticLayer, payload: _JudgePayload, notes: dict[str, Words] | None) -> tuple[bool, float]:
     cached, text, prefix, entry_key, _, _ = payload
-    return core.checks.accept(core.guards, cached, text, prefix, entry_key, notes=notes)
+    return core.checks.accept(
+        core.guards, cached, text, prefix, entry_key, notes=notes, guards_without_judge=core.guards_without_judge
+    )
 
 
 def _notes(core: SemanticLayer, payload: tuple[str, str]) -> bytes | None:
@@ -461,7 +464,8 @@ def semantic_cached(
     query: the parameter holding the query (a `str` or chat messages); default: the last user message of a
         `messages` argument, else a parameter named query/question/prompt/text/q/input, else the only `str`.
     embedder: an `Embedder` (default: the offline `LocalEmbedder`). Its model name is part of the partition.
-    guards: checks that veto look-alike hits (default `DEFAULT_GUARDS`; pass ``()`` for cosine alone).
+    guards: checks that veto look-alike hits (default `DEFAULT_GUARDS` before the judge, `GUARDS_WITHOUT_JUDGE`
+        when no judge runs; pass ``()`` for cosine alone).
     verify: an optional `(cached_query, query, similarity) -> bool` (may be async), e.g. an LLM judge.
     judge: the pair judge that reads both queries together (`agentcache.semantic.pairjudge`); default on when
         `agentcache[semantic]` is installed (else guards only, logged once); `False` turns it off.

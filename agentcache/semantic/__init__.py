@@ -13,6 +13,7 @@ from agentcache.semantic.eventlog import EventBatch, SupportsEventLog
 from agentcache.semantic.guards import (
     DEFAULT_GUARDS,
     DEFAULT_THRESHOLD,
+    GUARDS_WITHOUT_JUDGE,
     Guard,
     Verifier,
     check_guards,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_GUARDS",
     "DEFAULT_MAX_WRONG",
     "DEFAULT_THRESHOLD",
+    "GUARDS_WITHOUT_JUDGE",
     "AutoIndex",
     "Embedder",
     "EvalReport",

@@ -3,7 +3,8 @@
 Per candidate, in order (each one can only reject):
 
 1. the cosine threshold (`threshold=`, default 0.80; never below the floor);
-2. the guards (`guards=`): numbers, dates, negation, opposite words, swapped roles, proper nouns;
+2. the guards (`guards=`): a changed number or date, negation, opposite words, swapped roles, proper nouns
+   (without the judge, `GUARDS_WITHOUT_JUDGE`: also a number or date on one side only);
 3. the pair judge (`judge=`, on by default): `agentcache.semantic.pairjudge` reads both queries together and
    its score must reach the operating point of the wrong-answer budget (`max_wrong=`, default 0.05,
    `agentcache.semantic.budget`), raised further for an entry that shadow checks caught serving a wrong
@@ -219,10 +220,12 @@ class HitChecks:
         entry: str,
         *,
         notes: dict[str, Words] | None = None,
+        guards_without_judge: Sequence[Guard] = (),
     ) -> tuple[bool, float]:
         """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
 
         `notes`: the cached texts' word states stored with the entry (saves running the model on them).
+        `guards_without_judge`: the guards that stand in for the judge when it does not run (off or not installed).
         Blocking (may run the model): the async face calls it in a worker thread unless `without_model`.
         """
         from agentcache.semantic.guards import check_guards
@@ -233,9 +236,10 @@ class HitChecks:
         for a, b in pairs:
             if check_guards(guards, a, b) is not None:
                 return False, 0.0
+        alone = [g for g in guards_without_judge if g not in guards]
         judge = self._judge()
         if judge is None:
-            return True, 1.0
+            return all(check_guards(alone, a, b) is None for a, b in pairs), 1.0
         try:
             need = self.required(partition, entry)
             score = min(judge.score(a, b, notes=notes) for a, b in pairs)
@@ -245,7 +249,7 @@ class HitChecks:
             self._warn(
                 "judge", "agentcache: %s: the pair judge needs 'agentcache[semantic]' (%s); guards only", self.name, exc
             )
-            return True, 1.0
+            return all(check_guards(alone, a, b) is None for a, b in pairs), 1.0
         return score >= need, score
 
     def sample(self) -> bool:

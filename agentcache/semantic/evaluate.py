@@ -187,7 +187,7 @@ def evaluate(
     from agentcache.semantic.budget import DEFAULT_MAX_WRONG
     from agentcache.semantic.checks import HitChecks
     from agentcache.semantic.conversation import unpack
-    from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards, effective_threshold
+    from agentcache.semantic.guards import DEFAULT_GUARDS, GUARDS_WITHOUT_JUDGE, check_guards, effective_threshold
 
     items = list(pairs)
     if not items:
@@ -195,7 +195,7 @@ def evaluate(
     budget = DEFAULT_MAX_WRONG if max_wrong is None else max_wrong
     checks = HitChecks("eval", judge=None if judge else False, max_wrong=budget)
     cut = effective_threshold(threshold if threshold is not None else checks.default_threshold())
-    chosen = DEFAULT_GUARDS if guards is None else tuple(guards)
+    chosen = (DEFAULT_GUARDS if judge else GUARDS_WITHOUT_JUDGE) if guards is None else tuple(guards)
     if embedder is None:
         from agentcache.semantic.embedders import LocalEmbedder
 

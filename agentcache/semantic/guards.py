@@ -1,10 +1,14 @@
 """Guards against look-alike hits: two questions can be close in embedding space and still differ.
 
 A guard is `(cached_query, new_query) -> reason | None`: it returns a short reason to reject the hit, or
-`None` to let it through. The defaults are cheap lexical checks tuned on `semantic_dev` (see
-`benchmarks/results/semantic_quality.md`): a difference in numbers, dates, negation, opposite words,
-swapped roles ("100 dollars to euros" / "100 euros to dollars"), or a proper noun present on one side
-only. A `Verifier` (e.g. an LLM judge) is the way past what lexical checks can see.
+`None` to let it through. The defaults are cheap lexical vetoes for a *changed* detail (see
+`benchmarks/results/semantic_quality.md`): both texts name a number or a date and they differ (the same
+value written another way, "3rd" / "3" / "third", "World War II" / "Second World War", "3 pm" / "3pm", is
+the same), one is negated and the other not, opposite words, swapped roles ("100 dollars to euros" / "100
+euros to dollars"), or each text names a proper noun the other lacks (an acronym matches the words it
+abbreviates: "WWII", "US"). A detail present on one side only is left to the pair judge
+(`agentcache.semantic.pairjudge`), which weighs it in context; a `Verifier` (e.g. an LLM judge) can add a
+further check.
 
 The deployment-wide threshold floor (`set_threshold_floor`, or `AGENTCACHE_SEMANTIC_FLOOR`) is a lower
 bound no per-call `threshold=` can go below.
@@ -24,8 +28,10 @@ from agentcache.errors import ConfigurationError
 __all__ = [
     "DEFAULT_GUARDS",
     "DEFAULT_THRESHOLD",
+    "GUARDS_WITHOUT_JUDGE",
     "Guard",
     "Verifier",
+    "added_detail_guard",
     "antonym_guard",
     "check_guards",
     "date_guard",
@@ -76,8 +82,10 @@ _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60
 _NUMBER_WORDS.update({"eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000"})
 _NUMBER_WORDS.update({"million": "1e6", "billion": "1e9", "dozen": "12", "half": "0.5"})
 _ORDINALS = {
-    w: f"#{i}" for i, w in enumerate(_words("zeroth first second third fourth fifth sixth seventh eighth ninth tenth"))
+    w: str(i) for i, w in enumerate(_words("zeroth first second third fourth fifth sixth seventh eighth ninth tenth"))
 }
+del _ORDINALS["first"]  # mostly not a count ("my first job", "the first symptoms"); "1st" is kept
+_MERIDIEMS = {"am": "am", "a.m": "am", "pm": "pm", "p.m": "pm"}
 _ROMAN = re.compile(r"^(?:II|III|IV|VI|VII|VIII|IX|XI|XII|XIII|XIV|XV|XX)$")
 
 _MONTHS = frozenset(
@@ -160,16 +168,29 @@ def _normalize_number(written: str) -> str | None:
     if lowered in _ORDINALS:
         return _ORDINALS[lowered]
     if _ROMAN.match(written):
-        return f"roman:{written}"
-    digits = re.match(r"^(\d[\d,]*(?:\.\d+)*)(st|nd|rd|th|k|m|s)?$", lowered)
+        return str(_roman_value(written))
+    digits = re.match(r"^(\d[\d,]*(?:\.\d+)*)(st|nd|rd|th|k|m|s|am|pm)?$", lowered)
     if digits is None:
-        return lowered if any(c.isdigit() for c in lowered) else None
+        groups = re.findall(r"\d+(?:\.\d+)?", lowered)
+        # A unit or label glued to the number ("2GB", "Q3", "2FA") does not change its value.
+        return ".".join(groups) if groups else None
     value, suffix = digits.group(1).replace(",", ""), digits.group(2) or ""
     if value.count(".") == 1:
         value = value.rstrip("0").rstrip(".") if "." in value else value
-    if suffix in ("st", "nd", "rd", "th"):
-        return f"#{value}"
+    if suffix in ("am", "pm"):
+        return value + suffix
+    # An ordinal, a Roman numeral and a cardinal name the same value ("March 3rd" / "March 3",
+    # "World War II" / "the Second World War"): only a different value is a different question.
     return value + {"k": "000", "m": "000000"}.get(suffix, "")
+
+
+def _roman_value(numeral: str) -> int:
+    values = {"I": 1, "V": 5, "X": 10}
+    total = 0
+    for i, c in enumerate(numeral):
+        v = values[c]
+        total += -v if i + 1 < len(numeral) and values[numeral[i + 1]] > v else v
+    return total
 
 
 def _numbers(p: _Parsed) -> frozenset[str]:
@@ -177,16 +198,22 @@ def _numbers(p: _Parsed) -> frozenset[str]:
     for i, written in enumerate(p.original):
         n = _normalize_number(written)
         if n is not None:
+            if n.isdigit() and i + 1 < len(p.words) and p.words[i + 1] in _MERIDIEMS:
+                n += _MERIDIEMS[p.words[i + 1]]  # "3 pm" is "3pm", and not 3am
             found.add(n)
         elif written == "I" and i not in p.starts and i - 1 not in p.starts and p.original[i - 1][:1].isupper():
-            found.add("roman:I")  # "World War I", not the pronoun
+            found.add("1")  # "World War I", not the pronoun
     return frozenset(found)
 
 
 def number_guard(cached: str, query: str, /) -> str | None:
-    """Reject when the two texts mention different numbers (digits, number words, ordinals, numerals)."""
+    """Reject when both texts mention numbers and they differ (digits, number words, ordinals, numerals).
+
+    A number on one side only is usually added context ("run it every night" / "at 2 am every night");
+    whether that detail changes the answer is the pair judge's call, not a veto.
+    """
     a, b = _numbers(_parse(cached)), _numbers(_parse(query))
-    if a != b:
+    if a and b and a != b:
         return f"numbers differ: {sorted(a ^ b)}"
     return None
 
@@ -204,9 +231,12 @@ def _dates(p: _Parsed) -> frozenset[str]:
 
 
 def date_guard(cached: str, query: str, /) -> str | None:
-    """Reject when the texts name different dates or periods (months, weekdays, today/tomorrow, next week)."""
+    """Reject when both texts name dates or periods (months, weekdays, tomorrow, next week) and they differ.
+
+    A date on one side only is left to the pair judge, as for `number_guard`.
+    """
     a, b = _dates(_parse(cached)), _dates(_parse(query))
-    if a != b:
+    if a and b and a != b:
         return f"dates differ: {sorted(a ^ b)}"
     return None
 
@@ -271,6 +301,9 @@ def antonym_guard(cached: str, query: str, /) -> str | None:
     return None
 
 
+_PHRASE_WORDS = 3  # words of the phrase after a role preposition that take its role ("from a Docker container")
+
+
 def _roles(p: _Parsed) -> dict[str, str]:
     roles: dict[str, str] = {}
     for i, word in enumerate(p.words[:-1]):
@@ -279,9 +312,15 @@ def _roles(p: _Parsed) -> dict[str, str]:
         j = i + 1
         while j < len(p.words) and p.words[j] in _STOP:
             j += 1
-        if j < len(p.words):
-            roles.setdefault(p.words[j], word)
+        for k in range(j, min(j + _PHRASE_WORDS, len(p.words))):
+            if _function_word(p.words[k]) or (k > j and k in p.starts):
+                break
+            roles.setdefault(p.words[k], word)
     return roles
+
+
+def _function_word(word: str) -> bool:
+    return word in _ROLE_PREPS or word in _STOP or word in _NOT_ENTITIES
 
 
 def role_swap_guard(cached: str, query: str, /) -> str | None:
@@ -289,11 +328,17 @@ def role_swap_guard(cached: str, query: str, /) -> str | None:
     pa, pb = _parse(cached), _parse(query)
     ra, rb = _roles(pa), _roles(pb)
     wa, wb = set(pa.words), set(pb.words)
-    moved_a = [w for w, prep in ra.items() if w in wb and rb.get(w) != prep]
-    moved_b = [w for w, prep in rb.items() if w in wa and ra.get(w) != prep]
-    # One reordered phrase is a paraphrase; a word leaving a role *and* another taking it is a reversal.
-    if moved_a and moved_b:
-        return f"roles swapped: {moved_a[0]!r} / {moved_b[0]!r}"
+    both = {w for w in wa & wb if not _function_word(w)}
+    moved = {w for w in both if ra.get(w) != rb.get(w)}
+    # One word changing its preposition is a paraphrase ("SSH into" / "connect to"); a reversal is a word
+    # leaving a role that another word, also present in both texts, takes over.
+    for left in sorted(moved):
+        role = ra.get(left)
+        if role is None:
+            continue
+        for right in sorted(moved - {left}):
+            if rb.get(right) == role:
+                return f"roles swapped: {left!r} / {right!r}"
     return None
 
 
@@ -303,6 +348,8 @@ def _entities(p: _Parsed) -> frozenset[str]:
         lowered = p.words[i]
         if i in p.starts or len(written) < 2 or lowered in _NOT_ENTITIES or lowered in _NUMBER_WORDS:
             continue
+        if _ROMAN.match(written):
+            continue  # a numeral ("World War II"), compared by `number_guard`
         if written[:1].isupper() or any(c.isupper() for c in written[1:]):
             found.add(lowered)
     return frozenset(found)
@@ -340,8 +387,43 @@ def _one_edit(a: str, b: str) -> bool:
     return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
 
 
+def _acronym_words(acronym: str, words: Sequence[str]) -> set[int]:
+    """Indexes of a run of `words` that `acronym` abbreviates: one initial per word, or a whole short word
+    ("WWII" = World War II, "NYC" = New York City); empty when none does."""
+
+    def cover(rest: str, j: int) -> list[int] | None:
+        if not rest:
+            return []
+        if j >= len(words) or not words[j]:
+            return None
+        for used in {len(words[j]), 1} if len(words[j]) <= 3 else {1}:
+            if rest[:used] == words[j][:used] and len(rest) >= used:
+                tail = cover(rest[used:], j + 1)
+                if tail is not None:
+                    return [j, *tail]
+        return None
+
+    for start, word in enumerate(words):
+        if word[:1] == acronym[:1]:
+            run = cover(acronym, start)
+            if run is not None and len(run) >= 2:
+                return set(run)
+    return set()
+
+
+def _acronyms(p: _Parsed) -> list[str]:
+    return [w for w, written in zip(p.words, p.original, strict=True) if 2 <= len(written) <= 6 and written.isupper()]
+
+
 def _unmatched(p: _Parsed, other: _Parsed) -> list[str]:
-    return sorted(e for e in _entities(p) if not _mentions(e, other.words))
+    spelled_out: set[str] = set()
+    for acronym in _acronyms(other):
+        spelled_out |= {p.words[i] for i in _acronym_words(acronym, p.words)}
+    return sorted(
+        e
+        for e in _entities(p)
+        if e not in spelled_out and not _mentions(e, other.words) and not _acronym_words(e, other.words)
+    )
 
 
 def entity_swap_guard(cached: str, query: str, /) -> str | None:
@@ -368,7 +450,21 @@ def entity_guard(cached: str, query: str, /) -> str | None:
     return None
 
 
-#: The guards `semantic_cached` applies unless told otherwise.
+def added_detail_guard(cached: str, query: str, /) -> str | None:
+    """Reject when a number or a date appears in one text only ("Book a table" / "Book a table for Friday").
+
+    Used when no pair judge runs (`GUARDS_WITHOUT_JUDGE`): the judge weighs such a detail in context, and
+    it is often harmless ("run it every night" / "at 2 am every night").
+    """
+    pa, pb = _parse(cached), _parse(query)
+    for what, a, b in (("number", _numbers(pa), _numbers(pb)), ("date", _dates(pa), _dates(pb))):
+        if bool(a) != bool(b):
+            return f"{what} on one side only: {sorted(a ^ b)}"
+    return None
+
+
+#: The guards `semantic_cached` applies unless told otherwise, before the pair judge: vetoes for a detail
+#: that *changed* between the two texts.
 DEFAULT_GUARDS: tuple[Guard, ...] = (
     number_guard,
     date_guard,
@@ -377,6 +473,9 @@ DEFAULT_GUARDS: tuple[Guard, ...] = (
     role_swap_guard,
     entity_swap_guard,
 )
+#: The default guards when no pair judge runs (`judge=False`, or `agentcache[semantic]` not installed):
+#: a number or date present on one side only is vetoed too.
+GUARDS_WITHOUT_JUDGE: tuple[Guard, ...] = (*DEFAULT_GUARDS, added_detail_guard)
 
 
 def check_guards(guards: Sequence[Guard], cached: str, query: str) -> str | None:
