@@ -8,7 +8,10 @@ Usage: `python benchmarks/semantic_quality.py [--pairs PATH] [--own PATH ...]`. 
    paraphrases, one-detail traps in five categories, and other questions on the same topic), scored with the
    *cross-validated* judge scores of the shipped calibration table (a pair is never scored by a model fitted on
    its own base question);
-3. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`).
+3. the project's own held-out pairs (`benchmarks/data/semantic_holdout.jsonl`: written apart from the training
+   pairs, without looking at them, and never used to fit or choose anything), decided exactly as a lookup
+   decides a candidate with the shipped judge;
+4. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`).
 
 "Before" is the previous default: cosine >= 0.80 and the default guards, with every earlier chat turn hashed
 into the partition. "Judge" is today's default: the judge's cosine floor, the guards and the pair judge at the
@@ -35,6 +38,8 @@ from agentcache.semantic.pairjudge import get_judge
 
 DEV = Path("/work/shared/data/semantic_dev/pairs.jsonl")
 OWN = PAIR_FILES
+HOLDOUT = Path(__file__).parent / "data" / "semantic_holdout.jsonl"
+TRAPS = ["negation", "scope", "entity", "number", "date"]
 CHATS = Path(__file__).parent / "data" / "conversation_pairs.jsonl"
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.10, 0.05, 0.02)
@@ -103,7 +108,7 @@ def own_section(paths: list[Path]) -> list[str]:
     calibration = get_judge().model.calibration
     if len(calibration) != len(rows):
         raise SystemExit(f"the own pairs are {len(rows)} but the shipped calibration {len(calibration)}: refit")
-    traps = ["negation", "scope", "entity", "number", "date"]
+    traps = TRAPS
     settings: dict[str, list[bool]] = {
         "judge=False (cosine 0.80, guards)": [
             c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, r["cached"], r["query"]) is None
@@ -146,6 +151,12 @@ def own_section(paths: list[Path]) -> list[str]:
         "related set (groups 600-699: heavy rewordings, and other questions on the same topic)": lambda r: (
             r["file"] == "semantic_pairs_related.jsonl"
         ),
+        "scope set (groups 700-799: scope traps next to paraphrases that add words which change nothing)": lambda r: (
+            r["file"] == "semantic_pairs_scope.jsonl"
+        ),
+        "negation / number / date set (groups 800-899: those traps next to look-alike paraphrases)": lambda r: (
+            r["file"] == "semantic_pairs_negnum.jsonl"
+        ),
     }
     split: list[str] = []
     for name, hits in settings.items():
@@ -180,6 +191,52 @@ def own_section(paths: list[Path]) -> list[str]:
     ]
 
 
+def holdout_section(path: Path) -> list[str]:
+    """Section 3: the held-out own pairs, decided as a lookup decides (cosine, guards, shipped judge)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    embedder = LocalEmbedder(threads=2)
+    a = embedder.embed_array([r["cached"] for r in rows])
+    b = embedder.embed_array([r["query"] for r in rows])
+    cosines = (a * b).sum(axis=1).tolist()
+    judge = get_judge()
+    scores = [
+        judge.score(r["cached"], r["query"])
+        if c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, r["cached"], r["query"]) is None
+        else -1.0
+        for c, r in zip(cosines, rows, strict=True)
+    ]
+    calibration = judge.model.calibration
+    settings: dict[str, list[bool]] = {
+        "judge=False (cosine 0.80, guards)": [
+            c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, r["cached"], r["query"]) is None
+            for c, r in zip(cosines, rows, strict=True)
+        ]
+    }
+    for m in BUDGETS:
+        cut = operating_point(m, calibration).min_score
+        settings[f"judge, max_wrong={m:g}"] = [s >= cut for s in scores]
+    kinds = [c for c in [*TRAPS, RELATED] if any(r["category"] == c for r in rows)]
+    out = [
+        f"## 3. Own held-out pairs (`{path.name}`, {len(rows)} pairs; never fitted on, never used to choose anything)",
+        "",
+        "Written for this project apart from the training pairs (by someone who did not read them), scored once",
+        "with the shipped judge, as a lookup decides: the rates to expect on questions the judge has not seen.",
+        "",
+        "| setting | paraphrases served | all traps wrong | " + " | ".join(f"{c} wrong" for c in kinds) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in kinds) + " |",
+    ]
+    for name, hits in settings.items():
+        by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for hit, r in zip(hits, rows, strict=True):
+            by[r["category"]][0] += hit
+            by[r["category"]][1] += 1
+        wrong = [sum(by[c][i] for c in TRAPS) for i in (0, 1)]
+        out.append(
+            f"| {name} | {pct(*by['paraphrase'])} | {pct(*wrong)} | " + " | ".join(pct(*by[c]) for c in kinds) + " |"
+        )
+    return out
+
+
 def chat_section(path: Path) -> list[str]:
     raw = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     pairs = load_pairs(path)
@@ -198,7 +255,7 @@ def chat_section(path: Path) -> list[str]:
         before[r["category"]][1] += 1
     report = evaluate(pairs)
     out = [
-        f"## 3. Own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`, {len(raw)} pairs)",
+        f"## 4. Own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`, {len(raw)} pairs)",
         "",
         "| category | should hit? | before: served | judge + conversation keys: served |",
         "| --- | --- | --- | --- |",
@@ -234,7 +291,7 @@ def cost_section(path: Path) -> list[str]:
         spent.append((time.thread_time() - t0) * 1000)
     spent.sort()
     return [
-        "## 4. Judge cost per candidate",
+        "## 5. Judge cost per candidate",
         "",
         f"CPU time on one thread to decode a candidate's stored notes, measure the pair and score it ({len(spent)} "
         "candidates from the own pairs; the query's own MiniLM run is the lookup's embedding, not counted here):",
@@ -251,6 +308,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=Path, default=DEV)
     parser.add_argument("--own", type=Path, nargs="+", default=OWN, help="the pair files the judge was fitted on")
+    parser.add_argument("--holdout", type=Path, default=HOLDOUT, help="own pairs never fitted on (section 4)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     judge = get_judge()
@@ -272,7 +330,10 @@ def main() -> None:
     sections: list[Any] = []
     if args.pairs.exists():
         sections.append(dev_section(args.pairs))
-    sections += [own_section(args.own), chat_section(CHATS), cost_section(args.own[0])]
+    sections.append(own_section(args.own))
+    if args.holdout.exists():
+        sections.append(holdout_section(args.holdout))
+    sections += [chat_section(CHATS), cost_section(args.own[0])]
     for section in sections:
         out += [*section, ""]
     out.append(f"Took {time.perf_counter() - t0:.0f} s.")
