@@ -11,7 +11,9 @@ the judge cannot learn "a small edit means a different question"), and a long-fo
 case, missing punctuation and misspellings, next to traps that ask another aspect of the same topic) in
 `semantic_pairs.jsonl`; forum-style questions (`semantic_pairs_forum.jsonl`, groups 400-499), developer, support
 and agent requests (`semantic_pairs_agent.jsonl`, 500-599), and heavy rewordings next to other questions on
-the same topic (`semantic_pairs_related.jsonl`, 600-699, category `related`). No evaluation set
+the same topic (`semantic_pairs_related.jsonl`, 600-699, category `related`), scope traps next to paraphrases
+that add words which change nothing (`semantic_pairs_scope.jsonl`, 700-799), and negation, number and date traps
+next to paraphrases that look like them (`semantic_pairs_negnum.jsonl`, 800-899). No evaluation set
 (semantic_dev, QQP) is read here. Scores for the error budget's calibration table are cross-validated
 by base question (5 folds), so a pair is never scored by a model that saw its group.
 Writes `agentcache/semantic/data/pair_judge.json`.
@@ -38,6 +40,8 @@ PAIR_FILES = [
         "semantic_pairs_forum.jsonl",
         "semantic_pairs_agent.jsonl",
         "semantic_pairs_related.jsonl",
+        "semantic_pairs_scope.jsonl",
+        "semantic_pairs_negnum.jsonl",
     )
 ]
 L2 = 3.0  # chosen by cross-validation on the pairs above (1, 3, 10, 30)

@@ -33,6 +33,8 @@ REJECTED = [
     (negation_guard, "Is the API rate limited?", "Is the API never rate limited?"),
     (antonym_guard, "How do I enable two-factor login?", "How do I disable two-factor login?"),
     (antonym_guard, "Sort the orders in ascending order", "Sort the orders in descending order"),
+    (antonym_guard, "How do I turn on dark mode?", "How do I turn off dark mode?"),
+    (antonym_guard, "Are weekends included in the delivery estimate?", "Are weekends excluded from the estimate?"),
     (role_swap_guard, "Translate this from French to Italian", "Translate this from Italian to French"),
     (role_swap_guard, "Convert 100 dollars to euros", "Convert 100 euros to dollars"),
     (number_guard, "Set an alarm for 7 am", "Set an alarm for 7 pm"),

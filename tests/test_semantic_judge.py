@@ -75,7 +75,9 @@ class TestJudgeStage:
         synonym = judge.measure("How do I restart the server?", "How do I reboot the server?")
         assert trap[best] < synonym[best]
         assert word_weight("the") < word_weight("how") < word_weight("account") < word_weight("deactivate") == 1.0
-        assert judge.score("How do I restart the server?", "How do I reboot the server?") > 0.9
+        needed = operating_point(0.05, judge.model.calibration).min_score
+        assert judge.score("How do I restart the server?", "How do I reboot the server?") >= needed
+        assert judge.score("How do I delete my account?", "How do I deactivate my account?") < needed
 
     def test_the_issues_trap_misses_under_a_two_percent_budget(self, cache: Cache) -> None:
         """ "deactivate" after "delete" (cosine 0.82, served before the judge) misses at max_wrong=0.02."""

@@ -116,6 +116,9 @@ _ANTONYMS: tuple[tuple[str, str], ...] = tuple(
             "first/last more/less most/least legal/illegal happy/sad sync/async synchronous/asynchronous "
             "lock/unlock mount/unmount subscribe/unsubscribe follow/unfollow block/unblock ascending/descending "
             "asc/desc north/south east/west bigger/smaller larger/smaller higher/lower faster/slower "
+            "on/off include/exclude inclusive/exclusive allow/forbid allow/prohibit show/hide connect/disconnect "
+            "upgrade/downgrade mute/unmute pause/resume arrive/depart arrival/departure inbound/outbound "
+            "maximize/minimize overweight/underweight upper/lower heat/cool warm/cool wet/dry light/dark "
         )
     )
 )
