@@ -13,7 +13,12 @@ case, missing punctuation and misspellings, next to traps that ask another aspec
 and agent requests (`semantic_pairs_agent.jsonl`, 500-599), and heavy rewordings next to other questions on
 the same topic (`semantic_pairs_related.jsonl`, 600-699, category `related`), scope traps next to paraphrases
 that add words which change nothing (`semantic_pairs_scope.jsonl`, 700-799), and negation, number and date traps
-next to paraphrases that look like them (`semantic_pairs_negnum.jsonl`, 800-899). No evaluation set
+next to paraphrases that look like them (`semantic_pairs_negnum.jsonl`, 800-899), then four more sets of single
+questions with one-detail traps and paraphrases: consumer and support (`semantic_pairs_consumer.jsonl`, 1000-1099),
+developer and agent requests (`semantic_pairs_developer.jsonl`, 1100-1199), general knowledge
+(`semantic_pairs_knowledge.jsonl`, 1200-1299), and rewordings next to other questions on the same topic
+(`semantic_pairs_related2.jsonl`, 1300-1399). The held-out pairs (`semantic_holdout.jsonl`, 900-999) are never
+read here. No evaluation set
 (semantic_dev, QQP) is read here. Scores for the error budget's calibration table are cross-validated
 by base question (5 folds), so a pair is never scored by a model that saw its group.
 Writes `agentcache/semantic/data/pair_judge.json`.
@@ -42,6 +47,10 @@ PAIR_FILES = [
         "semantic_pairs_related.jsonl",
         "semantic_pairs_scope.jsonl",
         "semantic_pairs_negnum.jsonl",
+        "semantic_pairs_consumer.jsonl",
+        "semantic_pairs_developer.jsonl",
+        "semantic_pairs_knowledge.jsonl",
+        "semantic_pairs_related2.jsonl",
     )
 ]
 L2 = 3.0  # chosen by cross-validation on the pairs above (1, 3, 10, 30)

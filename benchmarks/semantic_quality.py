@@ -157,6 +157,18 @@ def own_section(paths: list[Path]) -> list[str]:
         "negation / number / date set (groups 800-899: those traps next to look-alike paraphrases)": lambda r: (
             r["file"] == "semantic_pairs_negnum.jsonl"
         ),
+        "consumer set (groups 1000-1099: everyday and support questions)": lambda r: (
+            r["file"] == "semantic_pairs_consumer.jsonl"
+        ),
+        "developer set (groups 1100-1199: software, devops and agent requests)": lambda r: (
+            r["file"] == "semantic_pairs_developer.jsonl"
+        ),
+        "knowledge set (groups 1200-1299: general knowledge and advice)": lambda r: (
+            r["file"] == "semantic_pairs_knowledge.jsonl"
+        ),
+        "second related set (groups 1300-1399: rewordings, and other questions on the same topic)": lambda r: (
+            r["file"] == "semantic_pairs_related2.jsonl"
+        ),
     }
     split: list[str] = []
     for name, hits in settings.items():
