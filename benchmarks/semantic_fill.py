@@ -1,7 +1,8 @@
-"""Index maintenance during a fill: N x 384 inserts, each after a lookup, on `memory://` and SQLite.
+"""Index maintenance during a fill: N x 384 inserts, each after a lookup, on `memory://`, SQLite and Redis.
 
-Usage: `python benchmarks/semantic_fill.py [--size 100000] [--stores memory sqlite] [--before]`.
-Writes `benchmarks/results/semantic_fill.md`.
+Usage: `python benchmarks/semantic_fill.py [--size 100000] [--stores memory sqlite redis] [--before] [--out PATH]`.
+Writes `benchmarks/results/semantic_fill.md` (`--out` for another file). `redis` starts its own redis-server on
+a free port (never the machine's 6379).
 
 Entry i of a synthetic data set (384-d unit vectors around 2,000 topic centres, as in `semantic_speed.py`) is
 looked up, then inserted, the way `@semantic_cached` does on a miss: the lookup is `partitions.refresh` (what
@@ -19,8 +20,10 @@ and how many calls took over 50 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import machine_info, markdown_table, percentile, write_report  # noqa: E402
-from semantic_cold_start import DIM, NAMESPACE, PREFIX, dataset, quiesce, record_key  # noqa: E402
+from semantic_cold_start import DIM, NAMESPACE, PREFIX, dataset, free_port, quiesce, record_key  # noqa: E402
 
 from agentcache.backends.base import Item  # noqa: E402
 from agentcache.engine.cache import Cache  # noqa: E402
@@ -107,11 +110,23 @@ def main() -> None:
     rows: list[list[str]] = []
     for kind, mode in runs:
         tmp = Path(tempfile.mkdtemp(prefix="ac-fill-"))
+        server: subprocess.Popen[bytes] | None = None
         try:
             quiesce()
             if mode != "now":
                 inline_rescans()
-            cache = Cache(f"memory://?max_entries={2 * n}" if kind == "memory" else f"sqlite://{tmp / 'cache.db'}")
+            if kind == "redis":
+                os.environ["AGENTCACHE_DIR"] = str(tmp / "dir")  # where a Redis store's saved index goes
+                port = free_port()
+                server = subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                    stdout=subprocess.DEVNULL,
+                )
+                time.sleep(0.5)
+                url = f"redis://127.0.0.1:{port}/0"
+            else:
+                url = f"memory://?max_entries={2 * n}" if kind == "memory" else f"sqlite://{tmp / 'cache.db'}"
+            cache = Cache(url)
             start = time.perf_counter()
             times, cpu = fill(cache, data, queries, targets)
             spent = time.perf_counter() - start
@@ -140,6 +155,9 @@ def main() -> None:
             quiesce()
             cache.close()
         finally:
+            if server is not None:
+                server.terminate()
+                server.wait()
             shutil.rmtree(tmp, ignore_errors=True)
     sections = [
         f"{n:,} x {DIM}: one lookup (refresh + search of 4) and one insert per entry. Regenerate with "
