@@ -24,8 +24,17 @@ EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
+IMPORT_NAMES = {"opentelemetry-api": "opentelemetry"}
+"""Distributions whose import name is not their name with `_` for `-`."""
+
+
 def _requirement_name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip()
+
+
+def _import_name(requirement: str) -> str:
+    name = _requirement_name(requirement)
+    return IMPORT_NAMES.get(name, name.replace("-", "_"))
 
 
 def _install_targets() -> list[tuple[str, str]]:
@@ -69,9 +78,7 @@ def test_every_extra_installs_only_what_agentcache_imports() -> None:
         for extra, requirements in EXTRAS.items()
         if extra != "all"
         for requirement in requirements
-        if not re.search(
-            rf"^\s*(import|from) {_requirement_name(requirement).replace('-', '_')}\b", source, re.MULTILINE
-        )
+        if not re.search(rf"^\s*(import|from) {_import_name(requirement)}\b", source, re.MULTILINE)
     ]
     assert unused == []
     assert EXTRAS["all"] == [f"{DISTRIBUTION}[{','.join(e for e in EXTRAS if e != 'all')}]"]

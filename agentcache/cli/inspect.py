@@ -22,11 +22,16 @@ from agentcache.cli.store import (
     resolve_key,
     user_tags,
 )
+from agentcache.errors import MissingDependencyError
 from agentcache.keys.encoding import KEY_PREFIX, namespace_prefixes
 from agentcache.stats.counters import format_seconds, format_table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agentcache.backends.base import EntryInfo
+    from agentcache.stats.counters import StatsReport
+    from agentcache.stats.metrics import MetricFamily
     from agentcache.usage import Usage
 
 __all__ = ["cmd_ls", "cmd_show", "cmd_stats"]
@@ -40,6 +45,7 @@ def cmd_stats(s: Session, args: argparse.Namespace) -> int:
     from agentcache.engine.shared_stats import load_stats
     from agentcache.stats.counters import StatsReport
 
+    render = _prometheus(args.as_json) if args.prometheus else None  # before scanning: a missing extra fails fast
     report = StatsReport.build([]) if s.absent() else load_stats(s.store)
     groups: dict[tuple[str, str], list[int]] = {}
     internal: dict[str, int] = {}
@@ -54,6 +60,9 @@ def cmd_stats(s: Session, args: argparse.Namespace) -> int:
     snapshots = internal.get("_stats", 0)
     entries = sum(g[0] for g in groups.values())
     size = sum(g[1] for g in groups.values())
+    if render is not None:
+        echo(render(report, _store_families(snapshots, groups)).rstrip("\n"))
+        return EXIT_OK
     if args.as_json:
         echo_json(
             {
@@ -93,6 +102,37 @@ def cmd_stats(s: Session, args: argparse.Namespace) -> int:
             "(`agentcache ls --all` lists them)"
         )
     return EXIT_OK
+
+
+def _prometheus(as_json: bool) -> Callable[[StatsReport, list[MetricFamily]], str]:
+    """`agentcache.integrations.prometheus.exposition`, or a usage error (with --json, or without the extra)."""
+    if as_json:
+        raise CliError("--prometheus and --json print different formats: choose one")
+    try:
+        from agentcache.integrations.prometheus import exposition
+    except MissingDependencyError as exc:
+        raise CliError(str(exc)) from None
+    return exposition
+
+
+def _store_families(snapshots: int, groups: dict[tuple[str, str], list[int]]) -> list[MetricFamily]:
+    """What `agentcache stats` shows besides the counters: the snapshots summed and the store's contents."""
+    from agentcache.stats.metrics import PREFIX, MetricFamily
+
+    labelled = [({"namespace": ns, "layer": layer}, g) for (ns, layer), g in sorted(groups.items())]
+    entries = [(labels, float(g[0])) for labels, g in labelled]
+    size = [(labels, float(g[1])) for labels, g in labelled]
+    return [
+        MetricFamily(
+            PREFIX + "stats_snapshots",
+            "gauge",
+            "Process snapshots `agentcache stats` summed.",
+            "",
+            [({}, float(snapshots))],
+        ),
+        MetricFamily(PREFIX + "store_entries", "gauge", "Entries in the store, per namespace and layer.", "", entries),
+        MetricFamily(PREFIX + "store_bytes", "gauge", "Size of those entries, per namespace and layer.", "bytes", size),
+    ]
 
 
 # -- ls ---------------------------------------------------------------------------------------------------------

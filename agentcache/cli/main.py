@@ -1,7 +1,7 @@
 """The `agentcache` command line (also `python -m agentcache`): look into a cache store and manage it.
 
 ```
-agentcache stats                                  hits, misses and savings of every process; what the store holds
+agentcache stats [--prometheus]                   hits, misses and savings of every process; what the store holds
 agentcache ls [--namespace NS] [--tag T] ...      list entries
 agentcache show KEY                               one entry: metadata and value (KEY or a digest prefix)
 agentcache clear [--namespace NS] [--yes]         delete entries
@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    command("stats", cmd_stats, "hits, misses and savings summed over every process, and what the store holds")
+    stats = command("stats", cmd_stats, "hits, misses and savings summed over every process, and what the store holds")
+    stats.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="print the same in Prometheus's text exposition format (e.g. for node_exporter's textfile collector)",
+    )
 
     ls = command("ls", cmd_ls, "list cached entries")
     ls.add_argument("--namespace", "-n", metavar="NS", help="only NS and the namespaces nested under it (NS/...)")
