@@ -163,6 +163,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of our own on a free port (never the machine's 6379), without persistence, and its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f}"
 
@@ -190,13 +201,7 @@ def main() -> None:
             elif kind == "sqlite":
                 url = f"sqlite://{tmp / 'cache.db'}"
             else:
-                port = free_port()
-                server = subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                    stdout=subprocess.DEVNULL,
-                )
-                time.sleep(0.5)
-                url = f"redis://127.0.0.1:{port}/0"
+                server, url = start_redis(tmp)
             cache = Cache(url)
             fill(cache, data)
             ways = ["from the store"] if kind == "memory" else ["from the store", "from the saved index"]

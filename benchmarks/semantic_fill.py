@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import machine_info, markdown_table, percentile, write_report  # noqa: E402
-from semantic_cold_start import DIM, NAMESPACE, PREFIX, dataset, free_port, quiesce, record_key  # noqa: E402
+from semantic_cold_start import DIM, NAMESPACE, PREFIX, dataset, quiesce, record_key, start_redis  # noqa: E402
 
 from agentcache.backends.base import Item  # noqa: E402
 from agentcache.engine.cache import Cache  # noqa: E402
@@ -117,13 +117,7 @@ def main() -> None:
                 inline_rescans()
             if kind == "redis":
                 os.environ["AGENTCACHE_DIR"] = str(tmp / "dir")  # where a Redis store's saved index goes
-                port = free_port()
-                server = subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                    stdout=subprocess.DEVNULL,
-                )
-                time.sleep(0.5)
-                url = f"redis://127.0.0.1:{port}/0"
+                server, url = start_redis(tmp)
             else:
                 url = f"memory://?max_entries={2 * n}" if kind == "memory" else f"sqlite://{tmp / 'cache.db'}"
             cache = Cache(url)

@@ -11,7 +11,8 @@ Usage: `python benchmarks/semantic_quality.py [--pairs PATH] [--own PATH ...]`. 
 3. the project's own held-out pairs (`benchmarks/data/semantic_holdout.jsonl`: written apart from the training
    pairs, without looking at them, and never used to fit or choose anything), decided exactly as a lookup
    decides a candidate with the shipped judge;
-4. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`).
+4. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`), and a held-out set of them
+   (`benchmarks/data/conversation_holdout.jsonl`: realistic multi-turn chats written apart, never tuned on).
 
 "Before" is the previous default: cosine >= 0.80 and the default guards, with every earlier chat turn hashed
 into the partition. "Judge" is today's default: the judge's cosine floor, the guards and the pair judge at the
@@ -41,6 +42,7 @@ OWN = PAIR_FILES
 HOLDOUT = Path(__file__).parent / "data" / "semantic_holdout.jsonl"
 TRAPS = ["negation", "scope", "entity", "number", "date"]
 CHATS = Path(__file__).parent / "data" / "conversation_pairs.jsonl"
+CHATS_HOLDOUT = Path(__file__).parent / "data" / "conversation_holdout.jsonl"
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.10, 0.05, 0.02)
 
@@ -249,7 +251,7 @@ def holdout_section(path: Path) -> list[str]:
     return out
 
 
-def chat_section(path: Path) -> list[str]:
+def chat_section(path: Path, heading: str) -> list[str]:
     raw = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     pairs = load_pairs(path)
     embedder = LocalEmbedder(threads=2)
@@ -267,7 +269,7 @@ def chat_section(path: Path) -> list[str]:
         before[r["category"]][1] += 1
     report = evaluate(pairs)
     out = [
-        f"## 4. Own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`, {len(raw)} pairs)",
+        f"## {heading} (`benchmarks/data/{path.name}`, {len(raw)} pairs)",
         "",
         "| category | should hit? | before: served | judge + conversation keys: served |",
         "| --- | --- | --- | --- |",
@@ -303,7 +305,7 @@ def cost_section(path: Path) -> list[str]:
         spent.append((time.thread_time() - t0) * 1000)
     spent.sort()
     return [
-        "## 5. Judge cost per candidate",
+        "## 6. Judge cost per candidate",
         "",
         f"CPU time on one thread to decode a candidate's stored notes, measure the pair and score it ({len(spent)} "
         "candidates from the own pairs; the query's own MiniLM run is the lookup's embedding, not counted here):",
@@ -345,7 +347,11 @@ def main() -> None:
     sections.append(own_section(args.own))
     if args.holdout.exists():
         sections.append(holdout_section(args.holdout))
-    sections += [chat_section(CHATS), cost_section(args.own[0])]
+    sections.append(chat_section(CHATS, "4. Own conversation pairs"))
+    if CHATS_HOLDOUT.exists():
+        heading = "5. Own held-out conversation pairs (written apart from the others; never used to choose anything)"
+        sections.append(chat_section(CHATS_HOLDOUT, heading))
+    sections.append(cost_section(args.own[0]))
     for section in sections:
         out += [*section, ""]
     out.append(f"Took {time.perf_counter() - t0:.0f} s.")
