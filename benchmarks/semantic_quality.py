@@ -11,8 +11,9 @@ Usage: `python benchmarks/semantic_quality.py [--pairs PATH] [--own PATH ...]`. 
 3. the project's own held-out pairs (`benchmarks/data/semantic_holdout.jsonl`: written apart from the training
    pairs, without looking at them, and never used to fit or choose anything), decided exactly as a lookup
    decides a candidate with the shipped judge;
-4. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`), and a held-out set of them
-   (`benchmarks/data/conversation_holdout.jsonl`: realistic multi-turn chats written apart, never tuned on).
+4. the project's own conversation pairs (`benchmarks/data/conversation_pairs.jsonl`: short scripted chats;
+   `conversation_dev.jsonl`: realistic multi-turn chats the conversation keys were developed on), and a held-out
+   set (`benchmarks/data/conversation_holdout.jsonl`: realistic multi-turn chats written apart, never tuned on).
 
 "Before" is the previous default: cosine >= 0.80 and the default guards, with every earlier chat turn hashed
 into the partition. "Judge" is today's default: the judge's cosine floor, the guards and the pair judge at the
@@ -42,6 +43,7 @@ OWN = PAIR_FILES
 HOLDOUT = Path(__file__).parent / "data" / "semantic_holdout.jsonl"
 TRAPS = ["negation", "scope", "entity", "number", "date"]
 CHATS = Path(__file__).parent / "data" / "conversation_pairs.jsonl"
+CHATS_DEV = Path(__file__).parent / "data" / "conversation_dev.jsonl"
 CHATS_HOLDOUT = Path(__file__).parent / "data" / "conversation_holdout.jsonl"
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = (0.10, 0.05, 0.02)
@@ -348,6 +350,9 @@ def main() -> None:
     if args.holdout.exists():
         sections.append(holdout_section(args.holdout))
     sections.append(chat_section(CHATS, "4. Own conversation pairs"))
+    if CHATS_DEV.exists():
+        heading = "4b. Own realistic conversation pairs (the set conversation keys were developed on)"
+        sections.append(chat_section(CHATS_DEV, heading))
     if CHATS_HOLDOUT.exists():
         heading = "5. Own held-out conversation pairs (written apart from the others; never used to choose anything)"
         sections.append(chat_section(CHATS_HOLDOUT, heading))

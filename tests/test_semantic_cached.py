@@ -225,13 +225,15 @@ class TestQuerySplit:
         the earlier plain turns it leans on become its context."""
         msgs = [
             {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "Tell me about Rust."},
+            {"role": "assistant", "content": "A systems language."},
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "hello"},
             {"role": "user", "content": [{"type": "text", "text": "what now?"}]},
         ]
         text, context, rest = split_query_context({"messages": msgs, "model": "m"})
         assert text == "what now?"
-        assert context == ["hi"]  # "what now?" has no subject of its own: the turn before it counts
+        assert context == ["Tell me about Rust."]  # the earlier user turns, small talk left out
         assert rest["model"] == "m"
         assert rest["messages"] == [msgs[0], {"role": "user", "content": "$query"}]
         assert split_query({"messages": msgs})[0] == "what now?"

@@ -21,7 +21,7 @@ from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.semantic import _minilm
 from agentcache.semantic.budget import MIN_CHECKS, RELATED, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
-from agentcache.semantic.conversation import pack, split_messages, unpack
+from agentcache.semantic.conversation import contexts_agree, pack, split_messages, unpack
 from agentcache.semantic.guards import DEFAULT_GUARDS
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, word_weight
@@ -391,6 +391,65 @@ class TestConversation:
         assert ask("I'm on the Free plan.", "How do I upgrade my plan?") != first
         assert ask("I am on the Pro plan.", "How can I upgrade my plan?") == first
         assert len(calls) == 2
+
+    @staticmethod
+    def _chat(cache: Cache) -> tuple[Any, list[str]]:
+        calls: list[str] = []
+
+        @semantic_cached(backend=cache)
+        def chat(messages: list[dict[str, str]]) -> str:
+            calls.append(messages[-1]["content"])
+            return f"answer {len(calls)}"
+
+        return chat, calls
+
+    @staticmethod
+    def _turns(*contents: str) -> list[dict[str, str]]:
+        return [{"role": ("user", "assistant")[i % 2], "content": c} for i, c in enumerate(contents)]
+
+    def test_a_subject_set_earlier_counts_without_a_pronoun(self, cache: Cache) -> None:
+        """The same self-contained last message about another subject is computed again: the earlier turns
+        are read whatever the query's wording (before, a query with no pronoun dropped them)."""
+        chat, calls = self._chat(cache)
+        reply = "A good choice: it is fast."
+        chat(self._turns("Tell me about the Rust language.", reply, "What's the best way to get started?"))
+        chat(self._turns("Tell me about the Go language.", reply, "What's the best way to get started?"))
+        assert len(calls) == 2
+
+    def test_a_reworded_follow_up_hits_with_or_without_its_pronoun(self, cache: Cache) -> None:
+        """A follow-up reworded in the same chat is served, whether it says "it" or names the subject (the
+        lookup searches with the query alone and read with the turn before it)."""
+        chat, calls = self._chat(cache)
+        history = ("Tell me about the Eiffel Tower.", "A wrought-iron tower in Paris, finished in 1889.")
+        first = chat(self._turns(*history, "How tall is it?"))
+        assert chat(self._turns(*history, "What is its height?")) == first
+        assert chat(self._turns(*history, "what's the height of the eiffel tower?")) == first
+        assert len(calls) == 1
+
+    def test_the_same_question_after_unrelated_turns_hits(self, cache: Cache) -> None:
+        """Small talk, or an unrelated turn that does not bear on the question, does not stop a hit."""
+        chat, calls = self._chat(cache)
+        first = chat(self._turns("What's the capital of France?"))
+        assert chat(self._turns("Nice weather today.", "It is lovely out.", "What's the capital of France?")) == first
+        assert chat(self._turns("hi there!", "Hello! How can I help?", "What is the capital city of France?")) == first
+        assert len(calls) == 1
+
+    def test_contexts_agree_pairs_turns_and_tolerates_only_unrelated_extra_ones(self) -> None:
+        """A turn replaced on both sides never agrees; an extra turn agrees unless it bears on the query."""
+        differ = lambda a, b: False  # noqa: E731
+        assert contexts_agree(("q?", ["Tell me about Rust."]), ("q?", ["tell me about rust"]), differ)
+        assert not contexts_agree(
+            ("How do I install it?", ["Rust."]), ("How do I install it?", ["Go."]), lambda a, b: a == b
+        )
+        assert contexts_agree(
+            ("What is the capital of France?", []), ("What is the capital of France?", ["Nice weather today."]), differ
+        )
+        assert not contexts_agree(
+            ("How do I upgrade my plan?", []), ("How do I upgrade my plan?", ["I'm on the Pro plan."]), differ
+        )
+        assert not contexts_agree(
+            ("How do I install it?", []), ("How do I install it?", ["Tell me about Rust."]), differ
+        )
 
 
 @settings(max_examples=50, deadline=None)

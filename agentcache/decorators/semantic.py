@@ -163,7 +163,7 @@ class SemanticLayer(CacheLayer):
 
     def flow(self, call: CallPlan, text: str, prefix: str, record_key: str) -> Flow[Outcome]:
         """Exact read, then semantic search in the partition, then (on a miss) compute and store both records."""
-        from agentcache.semantic.conversation import unpack
+        from agentcache.semantic.conversation import search_texts, unpack
         from agentcache.semantic.guards import effective_threshold
 
         control = call.control
@@ -174,7 +174,8 @@ class SemanticLayer(CacheLayer):
                 return value, raw, SemanticHit(1.0, text, text, call.key)
         part: Partition = (yield Compute(("refresh", prefix)))[0]
         try:
-            vectors, _ = yield Compute(("embed", unpack(text)[0]))
+            texts = search_texts(text)
+            vectors, _ = yield Compute(("embed", texts))
             vector: list[float] | None = [float(x) for x in vectors[0]]
         except Exception as exc:  # an embedder outage degrades to exact caching, never to a failed call
             _warn_embed_failure(self.name, exc)
@@ -186,7 +187,7 @@ class SemanticLayer(CacheLayer):
             self.threshold if self.threshold is not None else self.checks.default_threshold()
         )
         judging = self.checks.judging
-        for key, similarity, entry_key, cached_query in part.search(vector, CANDIDATES):
+        for key, similarity, entry_key, cached_query in _nearest(part, vectors, CANDIDATES):
             if similarity < threshold:
                 break
             raw, notes = (yield GetMany([entry_key, notes_key(key)])) if judging else ((yield Get(entry_key)), None)
@@ -282,7 +283,7 @@ def serve(core: SemanticLayer, call: CallPlan, run_call: Callable[[], Any], retr
         if kind == "call":
             return run_call()
         if kind == "embed":
-            return core.embedder.embed([payload])
+            return core.embedder.embed(payload)
         if kind == "refresh":
             return refresh(store, call.namespace, payload, core.embedder.dim)
         if kind == "forget":
@@ -327,7 +328,7 @@ async def aserve(
         if kind == "call":
             return await run_call()
         if kind == "embed":
-            return await core.embedder.aembed([payload])
+            return await core.embedder.aembed(payload)
         if kind == "refresh":
             if needs_io(store, payload):
                 return await asyncio.to_thread(refresh, store, call.namespace, payload, core.embedder.dim)
@@ -368,6 +369,19 @@ def _lead(outcome: Outcome) -> Any:
     """What the caller that ran the lookup gets (and its `last_semantic_hit`)."""
     _last_hit.set(outcome[2])
     return outcome[0]
+
+
+def _nearest(part: Partition, vectors: Sequence[Sequence[float]], k: int) -> list[tuple[str, float, str, str]]:
+    """The `k` nearest records to any of `vectors` (a chat query read alone and with the turn before it), best
+    first, each with its highest cosine."""
+    if len(vectors) == 1:
+        return part.search(vectors[0], k)
+    best: dict[str, tuple[str, float, str, str]] = {}
+    for vector in vectors:
+        for found in part.search(vector, k):
+            if found[0] not in best or found[1] > best[found[0]][1]:
+                best[found[0]] = found
+    return sorted(best.values(), key=lambda found: -found[1])[:k]
 
 
 _JudgePayload = tuple[str, str, str, str, str, bytes | None]  # cached, query, partition, entry, record, notes

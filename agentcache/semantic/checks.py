@@ -42,7 +42,6 @@ __all__ = [
     "Comparator",
     "HitChecks",
     "answers_match",
-    "judged_pairs",
     "normalize_answer",
     "notes_key",
 ]
@@ -84,19 +83,49 @@ def answers_match(cached: Any, fresh: Any, compare: Comparator) -> bool:
     return bool(normalize_answer(cached) == normalize_answer(fresh))
 
 
-def judged_pairs(cached: str, query: str) -> list[tuple[str, str]] | None:
-    """The `(cached, new)` text pairs the guards and the judge read for two packed queries: the questions, and in
-    a chat their earlier turns; `None` when only one of them has earlier turns (never the same question)."""
-    from agentcache.semantic.conversation import unpack
+Side = tuple[str, list[str]]  # a packed query text unpacked: (query, earlier turns)
 
-    cached_query, cached_context = unpack(cached)
-    new_query, new_context = unpack(query)
-    if bool(cached_context) != bool(new_context):
-        return None
-    pairs = [(cached_query, new_query)]
-    if cached_context:
-        pairs.append((" ".join(cached_context), " ".join(new_context)))
-    return pairs
+
+def _judged(
+    judge: PairJudge,
+    guards: Sequence[Guard],
+    cached: Side,
+    new: Side,
+    need: float,
+    notes: dict[str, Words] | None,
+) -> float:
+    """`HitChecks.decide` with the judge: the queries' score, then the turns paired by the guards and the judge."""
+    from agentcache.semantic.conversation import contexts_agree
+    from agentcache.semantic.guards import check_guards
+
+    scores = [judge.score(cached[0], new[0], notes=notes)]
+    if scores[0] < need:
+        return scores[0]
+
+    def same(a: str, b: str) -> bool:
+        if check_guards(guards, a, b) is not None:
+            return False
+        row = judge.measure(a, b, notes=notes)
+        # The judge is calibrated on pairs near enough to reach it: turns further apart are simply different.
+        if row[0] < JUDGE_COSINE_FLOOR:
+            return False
+        score = judge.model.score(row)
+        if score >= need:
+            scores.append(score)
+        return score >= need
+
+    return min(scores) if contexts_agree(cached, new, same) else -1.0
+
+
+def _never(a: str, b: str) -> bool:
+    return False
+
+
+def _same_turns(cached: list[str], new: list[str]) -> bool:
+    """Whether two contexts hold the same turns (ignoring case, punctuation and order): no judging needed."""
+    from agentcache.semantic.conversation import contexts_agree
+
+    return len(cached) == len(new) and contexts_agree(("", cached), ("", new), _never)
 
 
 @dataclass
@@ -179,7 +208,7 @@ class HitChecks:
             return None
         query, context = unpack(text)
         try:
-            return encode_notes(key, judge.words([query, " ".join(context)] if context else [query]))
+            return encode_notes(key, judge.words([query, *context]))
         except Exception:  # notes only save time: never fail a store for them
             return None
 
@@ -200,15 +229,19 @@ class HitChecks:
         word states in `notes` (the cached side) or in the model's memory (the query, embedded just before).
         Then it is a fraction of a millisecond of CPU, and the async face runs it without a worker thread."""
         from agentcache.semantic._minilm import loaded_model
+        from agentcache.semantic.conversation import unpack
 
-        pairs = judged_pairs(cached, query)
-        if self.judge is False or pairs is None:
+        if self.judge is False:
             return True
+        (cached_query, cached_turns), (new_query, new_turns) = unpack(cached), unpack(query)
+        if not _same_turns(cached_turns, new_turns):
+            return False  # the turns may need judging: the new chat's turns have not been read by the model
         model = loaded_model()
         if model is None:
             return False
-        known = notes or {}
-        texts = [t for a, b in pairs if a != b for t in ((b,) if a in known else (a, b))]
+        if cached_query == new_query:
+            return True
+        texts = [new_query] if cached_query in (notes or {}) else [cached_query, new_query]
         return model.has_states(texts)
 
     def accept(
@@ -222,35 +255,53 @@ class HitChecks:
         notes: dict[str, Words] | None = None,
         guards_without_judge: Sequence[Guard] = (),
     ) -> tuple[bool, float]:
-        """Run the guards and the judge on `(cached, query)` (packed with their contexts); `(accepted, score)`.
+        """`(accepted, score)` of a candidate: `decide` at the score this partition and entry need now."""
+        need = self.required(partition, entry) if self.judging else 0.0
+        score = self.decide(guards, cached, query, need, notes=notes, guards_without_judge=guards_without_judge)
+        return score >= need and score >= 0.0, score
 
-        `notes`: the cached texts' word states stored with the entry (saves running the model on them).
-        `guards_without_judge`: the guards that stand in for the judge when it does not run (off or not installed).
-        Blocking (may run the model): the async face calls it in a worker thread unless `without_model`.
+    def decide(
+        self,
+        guards: Sequence[Guard],
+        cached: str,
+        query: str,
+        need: float,
+        *,
+        notes: dict[str, Words] | None = None,
+        guards_without_judge: Sequence[Guard] = (),
+    ) -> float:
+        """The judge score of `(cached, query)` (packed with their contexts), or -1 when refused outright.
+
+        Refused: a guard objects to the queries, or, in a chat, the earlier turns disagree
+        (`agentcache.semantic.conversation.contexts_agree`, turns paired by the same guards and the judge at
+        `need`). Without a judge (off or not installed) the score is 1 unless refused; `guards_without_judge`
+        then stand in for it and turns pair only when identical. `notes`: the cached texts' word states stored
+        with the entry (saves running the model on them). Blocking (may run the model): the async face calls it
+        in a worker thread unless `without_model`.
         """
+        from agentcache.semantic.conversation import contexts_agree, unpack
         from agentcache.semantic.guards import check_guards
 
-        pairs = judged_pairs(cached, query)
-        if pairs is None:
-            return False, 0.0
-        for a, b in pairs:
-            if check_guards(guards, a, b) is not None:
-                return False, 0.0
-        alone = [g for g in guards_without_judge if g not in guards]
+        cached_side, new_side = unpack(cached), unpack(query)
+        if check_guards(guards, cached_side[0], new_side[0]) is not None:
+            return -1.0
         judge = self._judge()
-        if judge is None:
-            return all(check_guards(alone, a, b) is None for a, b in pairs), 1.0
-        try:
-            need = self.required(partition, entry)
-            score = min(judge.score(a, b, notes=notes) for a, b in pairs)
-        except MissingDependencyError as exc:
-            if self.judge is not None:  # asked for explicitly: a missing model is a configuration error
-                raise
-            self._warn(
-                "judge", "agentcache: %s: the pair judge needs 'agentcache[semantic]' (%s); guards only", self.name, exc
-            )
-            return all(check_guards(alone, a, b) is None for a, b in pairs), 1.0
-        return score >= need, score
+        if judge is not None:
+            try:
+                return _judged(judge, guards, cached_side, new_side, need, notes)
+            except MissingDependencyError as exc:
+                if self.judge is not None:  # asked for explicitly: a missing model is a configuration error
+                    raise
+                self._warn(
+                    "judge",
+                    "agentcache: %s: the pair judge needs 'agentcache[semantic]' (%s); guards only",
+                    self.name,
+                    exc,
+                )
+        alone = [g for g in guards_without_judge if g not in guards]
+        if check_guards(alone, cached_side[0], new_side[0]) is not None:
+            return -1.0
+        return 1.0 if contexts_agree(cached_side, new_side, _never) else -1.0
 
     def sample(self) -> bool:
         """Whether this semantic hit is shadow-verified."""

@@ -5,16 +5,22 @@ For a chat `messages` list the *query* is the last user message. What else is co
 * **Hard partition (hashed exactly):** the system/developer messages, every message after the query (tool
   results, assistant prefill), the model, tools and every other argument, the namespace (tenant) and the
   embedding model. A hit never crosses them.
-* **Context (compared by meaning, not hashed):** the earlier *user* turns, at most `WINDOW` of them, nearest
-  first. Of those, only the turns that bear on the query count as its context: a turn sharing a content word
-  with the query, a first-person statement of facts ("I'm on the Pro plan.", "I use a Mac."), and, when the
-  query leans on earlier turns (a pronoun such as "it"/"that"/"they", "what about ...", or fewer than two
-  content words), also the turn right before it. Small talk that shares
-  nothing with the query ("hi", "thanks!") drops out, so the same question after irrelevant chatter hits.
-* A hit needs the queries to match (embedding search, guards, pair judge) **and** the two contexts to match:
-  both empty, or judged the same question by the guards and the pair judge when read as one text each.
-  So "I'm on the Pro plan. / How do I upgrade my plan?" never gets the answer given after "I'm on the Free
-  plan.", while a reworded follow-up in the same conversation can.
+* **Context (compared by meaning, not hashed):** the earlier *user* turns, at most `WINDOW` of them, without
+  small talk (a turn with no content word: "hi", "thanks!", "ok great"). Which turns these are does not depend
+  on how the query is worded, so a reworded follow-up in the same conversation carries the very same context.
+* A hit needs the queries to match (embedding search, guards, pair judge) **and** the contexts to agree
+  (`contexts_agree`): the two chats' turns are paired up, identical ones first, then those the guards and the
+  pair judge take for the same question. A turn left over on *both* sides means the chats differ where it
+  counts (another subject, detail or intent: "I'm on the Pro plan." against "I'm on the Free plan."), so no
+  hit. A turn left over on *one* side only (chatter the other chat lacks) is tolerated when it does not bear
+  on that side's query (`relevant_context`): it shares no content word with it, it is not a first-person
+  statement of facts ("I'm on the Pro plan.", "I use a Mac."), and it is not the turn right before a query
+  that leans on earlier turns (a pronoun such as "it"/"that"/"they", "what about ...", or fewer than two
+  content words). So the same question after unrelated turns hits, and "How do I upgrade my plan?" after "I'm
+  on the Pro plan." never gets the answer given with no plan named.
+* The vector search embeds the query read with the turn right before it when the query leans on it
+  (`search_text`, the vector stored); a lookup with earlier turns searches with both readings, alone and with
+  that turn (`search_texts`: a second embedding). The guards and the judge read the queries themselves.
 * Earlier assistant turns are not compared (they are the answers to the earlier user turns). A history that
   holds anything but plain-text user/assistant turns (tool calls, tool results, images) is not read for
   meaning: it stays in the exact partition, as before.
@@ -26,15 +32,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
     "SEP",
     "WINDOW",
+    "context_turns",
+    "contexts_agree",
     "depends_on_context",
     "pack",
     "relevant_context",
+    "search_text",
+    "search_texts",
     "split_messages",
     "states_facts",
     "unpack",
@@ -124,6 +134,41 @@ def relevant_context(query: str, earlier: list[str]) -> list[str]:
     return [window[i] for i in sorted(set(keep))]
 
 
+def context_turns(earlier: list[str]) -> list[str]:
+    """The earlier user turns (oldest first) a query is read with: the last `WINDOW`, small talk left out."""
+    return [turn for turn in earlier[-WINDOW:] if _content_words(turn)]
+
+
+def _normal(text: str) -> str:
+    return " ".join(w.lower() for w in _TURN_WORD.findall(text))
+
+
+def contexts_agree(cached: tuple[str, list[str]], new: tuple[str, list[str]], same: Callable[[str, str], bool]) -> bool:
+    """Whether two chats' earlier turns let one answer serve both: `(query, context turns)` of each.
+
+    Turns are paired up, identical ones (ignoring case and punctuation) first, then by `same` (the guards and
+    the pair judge). A turn left over on both sides: the chats differ, no. Left over on one side only: yes
+    when none of them bears on that side's query (`relevant_context`).
+    """
+    left, right = list(cached[1]), list(new[1])
+    for turn in list(left):
+        twin = next((u for u in right if _normal(u) == _normal(turn)), None)
+        if twin is not None:
+            left.remove(turn)
+            right.remove(twin)
+    for turn in list(left):
+        twin = next((u for u in right if same(turn, u)), None)
+        if twin is not None:
+            left.remove(turn)
+            right.remove(twin)
+    if left and right:
+        return False
+    for (query, turns), extra in ((cached, left), (new, right)):
+        if extra and set(extra) & set(relevant_context(query, turns)):
+            return False
+    return True
+
+
 def split_messages(messages: list[Any]) -> tuple[str, list[str], list[Any]] | None:
     """`(query, context turns, partition messages)` of a chat, or `None` when it has no plain user query.
 
@@ -152,8 +197,7 @@ def split_messages(messages: list[Any]) -> tuple[str, list[str], list[Any]] | No
             if not plain:
                 return query, [], [*history, placeholder, *messages[i + 1 :]]
             earlier = [t for m in turns if m.get("role") == "user" and (t := _text(m.get("content"))) is not None]
-            context = relevant_context(query, earlier)
-            return query, context, [*fixed, placeholder, *messages[i + 1 :]]
+            return query, context_turns(earlier), [*fixed, placeholder, *messages[i + 1 :]]
     return None
 
 
@@ -162,6 +206,28 @@ def pack(query: str, context: list[str]) -> str:
     if not context and not query.startswith(SEP):
         return query
     return SEP + json.dumps([query, *context])
+
+
+def search_text(stored: str) -> str:
+    """The text embedded for the vector search of a packed query: the query, read with the turn right before it
+    when it leans on it ("Tell me about the Eiffel Tower. How tall is it?"): a bare follow-up says too little
+    for its vector to find the same follow-up reworded."""
+    query, context = unpack(stored)
+    if context and depends_on_context(query):
+        return f"{context[-1]} {query}"
+    return query
+
+
+def search_texts(stored: str) -> list[str]:
+    """The texts a lookup embeds: `search_text` (the vector stored on a miss) and, in a chat with earlier turns,
+    the other reading of the query (alone, or with the turn before it), so that a follow-up finds its rewording
+    whether or not either of them leans on the earlier turn in so many words."""
+    first = search_text(stored)
+    query, context = unpack(stored)
+    if not context:
+        return [first]
+    other = query if first != query else f"{context[-1]} {query}"
+    return [first, other]
 
 
 def unpack(stored: str) -> tuple[str, list[str]]:

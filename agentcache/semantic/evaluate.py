@@ -186,8 +186,8 @@ def evaluate(
     """Decide every pair as a lookup would, and find the best judge score for the budget on these pairs."""
     from agentcache.semantic.budget import DEFAULT_MAX_WRONG
     from agentcache.semantic.checks import HitChecks
-    from agentcache.semantic.conversation import unpack
-    from agentcache.semantic.guards import DEFAULT_GUARDS, GUARDS_WITHOUT_JUDGE, check_guards, effective_threshold
+    from agentcache.semantic.conversation import search_text, search_texts
+    from agentcache.semantic.guards import DEFAULT_GUARDS, GUARDS_WITHOUT_JUDGE, effective_threshold
 
     items = list(pairs)
     if not items:
@@ -202,25 +202,23 @@ def evaluate(
         embedder = LocalEmbedder()
     import numpy as np
 
-    a = np.asarray(embedder.embed([unpack(p.cached)[0] for p in items]), dtype=np.float32)
-    b = np.asarray(embedder.embed([unpack(p.query)[0] for p in items]), dtype=np.float32)
-    cosines = (a * b).sum(axis=1) / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
+    def unit(texts: list[str]) -> Any:
+        rows = np.asarray(embedder.embed(texts), dtype=np.float32)
+        return rows / np.clip(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12, None)
+
+    # A lookup searches with every reading of the query (`search_texts`): the best one counts.
+    a = unit([search_text(p.cached) for p in items])
+    readings = [search_texts(p.query) for p in items]
+    b = unit([t for texts in readings for t in texts])
+    owner = np.repeat(np.arange(len(items)), [len(texts) for texts in readings])
+    cosines = np.full(len(items), -1.0)
+    np.maximum.at(cosines, owner, (a[owner] * b).sum(axis=1))
     min_score = checks.required("", "") if judge else 0.0
     total = Rates()
     by_category: dict[str, Rates] = {}
     scored: list[tuple[float, bool]] = []  # (judge score or -1 when cosine/guards/context already refuse, label)
     for pair, cosine in zip(items, cosines.tolist(), strict=True):
-        score = -1.0
-        if cosine >= cut:
-            cq, cc = unpack(pair.cached)
-            nq, nc = unpack(pair.query)
-            texts = [(cq, nq)] + ([(" ".join(cc), " ".join(nc))] if cc and nc else [])
-            if bool(cc) == bool(nc) and all(check_guards(chosen, x, y) is None for x, y in texts):
-                score = 1.0
-                if judge:
-                    from agentcache.semantic.pairjudge import get_judge
-
-                    score = min(get_judge().score(x, y) for x, y in texts)
+        score = checks.decide(chosen, pair.cached, pair.query, min_score) if cosine >= cut else -1.0
         served = score >= min_score and score >= 0.0
         scored.append((score, pair.same_answer))
         _count(total, pair, served)
