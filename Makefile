@@ -79,6 +79,7 @@ bench: venv redis-server ## run the benchmarks; tables land in benchmarks/result
 	$(BIN)/python benchmarks/semantic_quality.py
 	$(BIN)/python benchmarks/semantic_speed.py
 	$(BIN)/python benchmarks/semantic_lookup_speed.py
+	$(BIN)/python benchmarks/semantic_chat_speed.py
 	$(BIN)/python benchmarks/semantic_redis_sync.py
 	$(BIN)/python benchmarks/semantic_cold_start.py
 	$(BIN)/python benchmarks/semantic_fill.py --before

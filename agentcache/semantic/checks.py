@@ -95,12 +95,15 @@ def _judged(
     notes: dict[str, Words] | None,
 ) -> float:
     """`HitChecks.decide` with the judge: the queries' score, then the turns paired by the guards and the judge."""
-    from agentcache.semantic.conversation import contexts_agree
+    from agentcache.semantic.conversation import contexts_agree, unpaired_turns
     from agentcache.semantic.guards import check_guards
 
     scores = [judge.score(cached[0], new[0], notes=notes)]
     if scores[0] < need:
         return scores[0]
+    unread = unpaired_turns(new[1], cached[1])
+    if len(unread) > 1 and unpaired_turns(cached[1], new[1]):
+        judge.words(unread)  # the pairing will read these new turns: one batched model run for all of them
 
     def same(a: str, b: str) -> bool:
         if check_guards(guards, a, b) is not None:

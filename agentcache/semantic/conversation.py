@@ -48,6 +48,7 @@ __all__ = [
     "split_messages",
     "states_facts",
     "unpack",
+    "unpaired_turns",
 ]
 
 WINDOW = 4  # earlier user turns read as possible context
@@ -143,6 +144,19 @@ def _normal(text: str) -> str:
     return " ".join(w.lower() for w in _TURN_WORD.findall(text))
 
 
+def unpaired_turns(turns: list[str], others: list[str]) -> list[str]:
+    """The `turns` left once each is paired with an identical one of `others` (ignoring case and punctuation)."""
+    free = [_normal(t) for t in others]
+    left = []
+    for turn in turns:
+        key = _normal(turn)
+        if key in free:
+            free.remove(key)
+        else:
+            left.append(turn)
+    return left
+
+
 def contexts_agree(cached: tuple[str, list[str]], new: tuple[str, list[str]], same: Callable[[str, str], bool]) -> bool:
     """Whether two chats' earlier turns let one answer serve both: `(query, context turns)` of each.
 
@@ -150,17 +164,17 @@ def contexts_agree(cached: tuple[str, list[str]], new: tuple[str, list[str]], sa
     the pair judge). A turn left over on both sides: the chats differ, no. Left over on one side only: yes
     when none of them bears on that side's query (`relevant_context`).
     """
-    left, right = list(cached[1]), list(new[1])
-    for turn in list(left):
-        twin = next((u for u in right if _normal(u) == _normal(turn)), None)
-        if twin is not None:
-            left.remove(turn)
-            right.remove(twin)
-    for turn in list(left):
+    left, right = unpaired_turns(cached[1], new[1]), unpaired_turns(new[1], cached[1])
+    unpaired: list[str] = []
+    for n, turn in enumerate(left):
         twin = next((u for u in right if same(turn, u)), None)
         if twin is not None:
-            left.remove(turn)
             right.remove(twin)
+            continue
+        unpaired.append(turn)
+        if len(right) > len(left) - n - 1:  # the turns still to pair cannot take every right turn: both keep one
+            return False
+    left = unpaired
     if left and right:
         return False
     for (query, turns), extra in ((cached, left), (new, right)):
