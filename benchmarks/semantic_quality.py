@@ -32,7 +32,7 @@ from typing import Any
 
 from fit_pair_judge import PAIR_FILES
 
-from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, RELATED, operating_point
+from agentcache.semantic.budget import DEFAULT_MAX_WRONG, JUDGE_COSINE_FLOOR, RELATED, operating_point
 from agentcache.semantic.embedders import LocalEmbedder
 from agentcache.semantic.evaluate import evaluate, load_pairs
 from agentcache.semantic.guards import DEFAULT_GUARDS, DEFAULT_THRESHOLD, GUARDS_WITHOUT_JUDGE, check_guards
@@ -53,30 +53,50 @@ def pct(n: int, d: int) -> str:
     return "-" if not d else f"{n / d:.1%} ({n}/{d})"
 
 
-def dev_section(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    pairs = load_pairs(path)
+def decide_as_lookups(cached: list[str], queries: list[str]) -> tuple[dict[str, list[bool]], list[str]]:
+    """Per setting (`judge=False`, then the judge at each budget), whether each single-question pair is served;
+    and per pair what refused it at the default budget ("cosine", "guard", "judge") or "served"."""
     embedder = LocalEmbedder(threads=2)
+    cosines = (embedder.embed_array(cached) * embedder.embed_array(queries)).sum(axis=1).tolist()
+    pairs = list(zip(cached, queries, strict=True))
+    judge = get_judge()
+    scores = [
+        judge.score(a, b) if c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, a, b) is None else -1.0
+        for c, (a, b) in zip(cosines, pairs, strict=True)
+    ]
+    decided = {
+        "judge=False (cosine 0.80, guards)": [
+            c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, a, b) is None
+            for c, (a, b) in zip(cosines, pairs, strict=True)
+        ]
+    }
+    for m in BUDGETS:
+        cut = operating_point(m, judge.model.calibration).min_score
+        decided[f"judge, max_wrong={m:g}"] = [s >= cut for s in scores]
+    cut = operating_point(DEFAULT_MAX_WRONG, judge.model.calibration).min_score
+    why = [
+        "cosine" if c < JUDGE_COSINE_FLOOR else "guard" if s < 0 else "judge" if s < cut else "served"
+        for c, s in zip(cosines, scores, strict=True)
+    ]
+    return decided, why
+
+
+def category_cells(hits: list[bool], rows: list[dict[str, Any]], kinds: list[str]) -> list[str]:
+    """Paraphrases served, all one-detail traps wrong, then each of `kinds` wrong, for one setting's decisions."""
+    by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for hit, r in zip(hits, rows, strict=True):
+        by[r["category"]][0] += hit
+        by[r["category"]][1] += 1
+    wrong = [sum(by[c][i] for c in TRAPS) for i in (0, 1)]
+    return [pct(*by["paraphrase"]), pct(*wrong), *(pct(*by[c]) for c in kinds)]
+
+
+def dev_section(path: Path) -> list[str]:
     import numpy as np
 
-    a = embedder.embed_array([p.cached for p in pairs])
-    b = embedder.embed_array([p.query for p in pairs])
-    cos = (a * b).sum(axis=1)
-    before = [
-        bool(c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, p.cached, p.query) is None)
-        for c, p in zip(cos.tolist(), pairs, strict=True)
-    ]
-    judge = get_judge()
-    reaches = [
-        c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, p.cached, p.query) is None
-        for c, p in zip(cos.tolist(), pairs, strict=True)
-    ]
-    scores = [judge.score(p.cached, p.query) if ok else -1.0 for ok, p in zip(reaches, pairs, strict=True)]
-    calibration = judge.model.calibration
-    points = {m: operating_point(m, calibration).min_score for m in BUDGETS}
-    decided: dict[str, list[bool]] = {"judge=False (cosine 0.80, guards)": before}
-    for m, cut in points.items():
-        decided[f"judge, max_wrong={m:g}"] = [s >= cut for s in scores]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    pairs = load_pairs(path)
+    decided, _ = decide_as_lookups([p.cached for p in pairs], [p.query for p in pairs])
     src = np.array([r["source"] for r in rows])
     y = np.array([bool(r["should_hit"]) for r in rows])
     out = [
@@ -176,13 +196,7 @@ def own_section(paths: list[Path]) -> list[str]:
     }
     split: list[str] = []
     for name, hits in settings.items():
-        by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for hit, r in zip(hits, rows, strict=True):
-            by[r["category"]][0] += hit
-            by[r["category"]][1] += 1
-        wrong = [sum(by[c][i] for c in traps) for i in (0, 1)]
-        cells = [pct(*by["paraphrase"]), pct(*wrong), *(pct(*by[c]) for c in [*traps, RELATED])]
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append(f"| {name} | " + " | ".join(category_cells(hits, rows, [*traps, RELATED])) + " |")
         for subset, member in subsets.items():
             count = {"para": [0, 0], "trap": [0, 0], "related": [0, 0]}
             for hit, r in zip(hits, rows, strict=True):
@@ -210,46 +224,27 @@ def own_section(paths: list[Path]) -> list[str]:
 def holdout_section(path: Path) -> list[str]:
     """Section 3: the held-out own pairs, decided as a lookup decides (cosine, guards, shipped judge)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    embedder = LocalEmbedder(threads=2)
-    a = embedder.embed_array([r["cached"] for r in rows])
-    b = embedder.embed_array([r["query"] for r in rows])
-    cosines = (a * b).sum(axis=1).tolist()
-    judge = get_judge()
-    scores = [
-        judge.score(r["cached"], r["query"])
-        if c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, r["cached"], r["query"]) is None
-        else -1.0
-        for c, r in zip(cosines, rows, strict=True)
-    ]
-    calibration = judge.model.calibration
-    settings: dict[str, list[bool]] = {
-        "judge=False (cosine 0.80, guards)": [
-            c >= DEFAULT_THRESHOLD and check_guards(GUARDS_WITHOUT_JUDGE, r["cached"], r["query"]) is None
-            for c, r in zip(cosines, rows, strict=True)
-        ]
-    }
-    for m in BUDGETS:
-        cut = operating_point(m, calibration).min_score
-        settings[f"judge, max_wrong={m:g}"] = [s >= cut for s in scores]
+    settings, why = decide_as_lookups([r["cached"] for r in rows], [r["query"] for r in rows])
     kinds = [c for c in [*TRAPS, RELATED] if any(r["category"] == c for r in rows)]
     out = [
         f"## 3. Own held-out pairs (`{path.name}`, {len(rows)} pairs; never fitted on, never used to choose anything)",
         "",
-        "Written for this project apart from the training pairs (by someone who did not read them), scored once",
-        "with the shipped judge, as a lookup decides: the rates to expect on questions the judge has not seen.",
+        "Written for this project apart from the training pairs (by someone who did not read them), scored with",
+        "the shipped judge, as a lookup decides: the rates to expect on questions the judge has not seen.",
         "",
         "| setting | paraphrases served | all traps wrong | " + " | ".join(f"{c} wrong" for c in kinds) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in kinds) + " |",
     ]
     for name, hits in settings.items():
-        by: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for hit, r in zip(hits, rows, strict=True):
-            by[r["category"]][0] += hit
-            by[r["category"]][1] += 1
-        wrong = [sum(by[c][i] for c in TRAPS) for i in (0, 1)]
-        out.append(
-            f"| {name} | {pct(*by['paraphrase'])} | {pct(*wrong)} | " + " | ".join(pct(*by[c]) for c in kinds) + " |"
-        )
+        out.append(f"| {name} | " + " | ".join(category_cells(hits, rows, kinds)) + " |")
+    missed = [w for w, r in zip(why, rows, strict=True) if r["same_answer"]]
+    n = len(missed)
+    out += [
+        "",
+        f"Where the {n} paraphrases went at the default budget: below the cosine floor "
+        f"{pct(missed.count('cosine'), n)}, vetoed by a guard {pct(missed.count('guard'), n)}, refused by the judge "
+        f"{pct(missed.count('judge'), n)}, served {pct(missed.count('served'), n)}.",
+    ]
     return out
 
 

@@ -126,9 +126,9 @@ def _never(a: str, b: str) -> bool:
 
 def _same_turns(cached: list[str], new: list[str]) -> bool:
     """Whether two contexts hold the same turns (ignoring case, punctuation and order): no judging needed."""
-    from agentcache.semantic.conversation import contexts_agree
+    from agentcache.semantic.conversation import unpaired_turns
 
-    return len(cached) == len(new) and contexts_agree(("", cached), ("", new), _never)
+    return len(cached) == len(new) and not unpaired_turns(cached, new)
 
 
 @dataclass

@@ -226,22 +226,18 @@ def search_text(stored: str) -> str:
     """The text embedded for the vector search of a packed query: the query, read with the turn right before it
     when it leans on it ("Tell me about the Eiffel Tower. How tall is it?"): a bare follow-up says too little
     for its vector to find the same follow-up reworded."""
-    query, context = unpack(stored)
-    if context and depends_on_context(query):
-        return f"{context[-1]} {query}"
-    return query
+    return search_texts(stored)[0]
 
 
 def search_texts(stored: str) -> list[str]:
     """The texts a lookup embeds: `search_text` (the vector stored on a miss) and, in a chat with earlier turns,
     the other reading of the query (alone, or with the turn before it), so that a follow-up finds its rewording
     whether or not either of them leans on the earlier turn in so many words."""
-    first = search_text(stored)
     query, context = unpack(stored)
     if not context:
-        return [first]
-    other = query if first != query else f"{context[-1]} {query}"
-    return [first, other]
+        return [query]
+    read_with = f"{context[-1]} {query}"
+    return [read_with, query] if depends_on_context(query) else [query, read_with]
 
 
 def unpack(stored: str) -> tuple[str, list[str]]:

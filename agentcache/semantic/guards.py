@@ -400,7 +400,7 @@ def _acronym_words(acronym: str, words: Sequence[str]) -> set[int]:
         if j >= len(words) or not words[j]:
             return None
         for used in {len(words[j]), 1} if len(words[j]) <= 3 else {1}:
-            if rest[:used] == words[j][:used] and len(rest) >= used:
+            if rest[:used] == words[j][:used]:
                 tail = cover(rest[used:], j + 1)
                 if tail is not None:
                     return [j, *tail]
