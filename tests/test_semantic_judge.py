@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from agentcache.semantic.budget import MIN_CHECKS, RELATED, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import contexts_agree, pack, split_messages, unpack
 from agentcache.semantic.guards import DEFAULT_GUARDS
+from agentcache.semantic.interaction import PARAMETERS, load_head, save_head
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, word_weight
 from agentcache.stats.counters import wilson
@@ -459,3 +461,48 @@ def test_the_judge_scores_any_text_pair(a: str, b: str) -> None:
     judge = get_judge()
     assert 0.0 <= judge.score(a, b) <= 1.0
     assert judge.score(a, a) == 1.0
+
+
+class TestInteractionModel:
+    """The judge's second model, which reads both texts' words against each other (shipped as float32 arrays)."""
+
+    def test_the_shipped_arrays_round_trip_without_pickle(self, tmp_path: Path) -> None:
+        head = load_head()
+        path = tmp_path / "head.npz"
+        save_head(head, path)
+        again = load_head(path)
+        for name in PARAMETERS:
+            assert np.array_equal(np.asarray(getattr(head, name)), np.asarray(getattr(again, name)))
+        with np.load(path, allow_pickle=False) as data:
+            assert {data[name].dtype for name in PARAMETERS} == {np.dtype(np.float32)}
+
+    def test_a_missing_or_damaged_file_is_a_clear_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigurationError, match="interaction model"):
+            load_head(tmp_path / "absent.npz")
+        (tmp_path / "junk.npz").write_bytes(b"not a zip")
+        with pytest.raises(ConfigurationError, match="interaction model"):
+            load_head(tmp_path / "junk.npz")
+        np.savez(tmp_path / "partial.npz", proj_w=np.zeros((2, 2), dtype=np.float32))
+        with pytest.raises(ConfigurationError, match="interaction model"):
+            load_head(tmp_path / "partial.npz")
+
+    def test_it_reads_the_words_not_only_the_measurements(self) -> None:
+        """Same measurements, different words: the interaction model's score moves (it is not a constant of the
+        features), and the judge's score is the mean of both models."""
+        judge = get_judge()
+        a, b = judge.read("How do I delete my account?", "How do I deactivate my account?")
+        _, c = judge.read("How do I delete my account?", "How can I remove my account?")
+        model = judge.model
+        row = [0.0] * len(FEATURES)
+        weights = [np.ones(len(w.norm), dtype=np.float32) for w in (a, b, c)]
+        trap = model.head.score(a.vectors, weights[0], b.vectors, weights[1], row)
+        synonym = model.head.score(a.vectors, weights[0], c.vectors, weights[2], row)
+        assert trap != pytest.approx(synonym, abs=1e-3)
+        assert model.score(a, c) > model.score(a, b)
+
+    def test_an_empty_side_scores_zero(self) -> None:
+        head = load_head()
+        empty = np.zeros((0, 384), dtype=np.float32)
+        word = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+        one = np.ones(1, dtype=np.float32)
+        assert head.score(empty, one[:0], word, one, [0.0] * len(FEATURES)) == 0.0

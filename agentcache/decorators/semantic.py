@@ -472,7 +472,7 @@ def semantic_cached(
 ) -> Any:
     """Serve a cached answer to a paraphrase of an earlier question, within the same partition only.
 
-    threshold: minimum cosine similarity of a candidate (default 0.75 with the judge, `JUDGE_COSINE_FLOOR`;
+    threshold: minimum cosine similarity of a candidate (default 0.70 with the judge, `JUDGE_COSINE_FLOOR`;
         0.80 without, `DEFAULT_THRESHOLD`);
         never below the deployment floor (`set_threshold_floor`, `AGENTCACHE_SEMANTIC_FLOOR`).
     query: the parameter holding the query (a `str` or chat messages); default: the last user message of a

@@ -36,7 +36,7 @@ __all__ = [
 #: The wrong-answer budget of `semantic_cached` when `max_wrong=` is not given.
 DEFAULT_MAX_WRONG = 0.05
 #: The cosine similarity a candidate needs before the judge reads it (the judge's calibration uses the same).
-JUDGE_COSINE_FLOOR = 0.75
+JUDGE_COSINE_FLOOR = 0.70
 # A shadow-checked hit found wrong raises its entry's required score this far above the score it was served at.
 ENTRY_MARGIN = 0.05
 #: The calibration category of a different question on the same topic (budgeted apart from one-detail traps).

@@ -108,11 +108,10 @@ def _judged(
     def same(a: str, b: str) -> bool:
         if check_guards(guards, a, b) is not None:
             return False
-        row = judge.measure(a, b, notes=notes)
+        cosine, score = judge.rate(a, b, notes=notes)
         # The judge is calibrated on pairs near enough to reach it: turns further apart are simply different.
-        if row[0] < JUDGE_COSINE_FLOOR:
+        if cosine < JUDGE_COSINE_FLOOR:
             return False
-        score = judge.model.score(row)
         if score >= need:
             scores.append(score)
         return score >= need

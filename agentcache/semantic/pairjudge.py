@@ -40,6 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentcache.semantic.interaction import HEAD_PATH, InteractionHead, load_head
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -284,26 +286,40 @@ def _alignment(
 
 @dataclass(frozen=True)
 class JudgeModel:
-    """A fitted logistic model over `FEATURES` (standardized), plus the calibration scores it shipped with."""
+    """The judge's fitted models and the calibration scores they shipped with.
+
+    Two models read the standardized `FEATURES`: a logistic model (the measurements alone) and the interaction
+    model (`agentcache.semantic.interaction`, which also reads both texts' words). The score is the mean of
+    their probabilities: in grouped cross-validation on the project's pairs the mean served more paraphrases
+    at the same wrong-answer rate than either alone, and kept QQP precision closer to the logistic model's.
+    """
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
-    weights: tuple[float, ...]
+    weights: tuple[float, ...]  # the logistic model's, one per feature
     bias: float
+    head: InteractionHead
     calibration: tuple[tuple[float, float, bool, str], ...]  # (CV score, cosine, same answer?, category)
     source: str
 
-    def score(self, row: Sequence[float]) -> float:
-        """The model's probability that one answer fits both texts."""
-        import math
+    def score(self, wa: Words, wb: Words) -> float:
+        """The models' mean probability that one answer fits both texts."""
+        import numpy as np
 
-        z = self.bias + sum(
-            w * (x - m) / s for w, x, m, s in zip(self.weights, row, self.mean, self.scale, strict=True)
+        row = [(x - m) / s for x, m, s in zip(features_of(wa, wb), self.mean, self.scale, strict=True)]
+        z = self.bias + sum(w * x for w, x in zip(self.weights, row, strict=True))
+        linear = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        interaction = self.head.score(
+            wa.vectors,
+            np.array([word_weight(w) for w in wa.norm], dtype=np.float32),
+            wb.vectors,
+            np.array([word_weight(w) for w in wb.norm], dtype=np.float32),
+            row,
         )
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        return (linear + interaction) / 2
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form written to `data/pair_judge.json`."""
+        """The JSON form written to `data/pair_judge.json` (the interaction model's arrays go beside it)."""
         return {
             "features": list(FEATURES),
             "mean": list(self.mean),
@@ -315,8 +331,8 @@ class JudgeModel:
         }
 
 
-def load_model(path: Path = MODEL_PATH) -> JudgeModel:
-    """Read a `JudgeModel` from JSON (the shipped one by default)."""
+def load_model(path: Path = MODEL_PATH, head_path: Path = HEAD_PATH) -> JudgeModel:
+    """Read a `JudgeModel` from its JSON and its interaction model's arrays (the shipped ones by default)."""
     from agentcache.errors import ConfigurationError
 
     data = json.loads(path.read_text())
@@ -327,6 +343,7 @@ def load_model(path: Path = MODEL_PATH) -> JudgeModel:
         scale=tuple(map(float, data["scale"])),
         weights=tuple(map(float, data["weights"])),
         bias=float(data["bias"]),
+        head=load_head(head_path),
         calibration=tuple((float(s), float(c), bool(y), str(k)) for s, c, y, k in data["calibration"]),
         source=str(data.get("source", "")),
     )
@@ -408,20 +425,29 @@ class PairJudge:
         states = get_model(self._threads).token_states(list(texts))
         return [read_words(t, s) for t, s in zip(texts, states, strict=True)]
 
-    def measure(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> list[float]:
-        """The pair's `features`; the cached text's `Words` come from `notes` when they hold it."""
+    def read(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> tuple[Words, Words]:
+        """Both texts' `Words`; the cached text's come from `notes` when they hold it."""
         known = (notes or {}).get(cached)
         if known is not None:
             (wb,) = self.words([query])
-            return features_of(known, wb)
+            return known, wb
         wa, wb = self.words([cached, query])
-        return features_of(wa, wb)
+        return wa, wb
+
+    def measure(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> list[float]:
+        """The pair's `features`."""
+        return features_of(*self.read(cached, query, notes=notes))
+
+    def rate(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> tuple[float, float]:
+        """(cosine of the two sentence vectors, score): what a pairing of two texts needs, from one reading."""
+        wa, wb = self.read(cached, query, notes=notes)
+        return float(wa.sentence @ wb.sentence), self.model.score(wa, wb)
 
     def score(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> float:
         """Probability-like score in [0, 1] that the cached answer also answers `query`."""
         if cached == query:
             return 1.0
-        return self.model.score(self.measure(cached, query, notes=notes))
+        return self.model.score(*self.read(cached, query, notes=notes))
 
 
 @lru_cache(maxsize=1)
