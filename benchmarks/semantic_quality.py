@@ -193,6 +193,17 @@ def own_section(paths: list[Path]) -> list[str]:
         "second related set (groups 1300-1399: rewordings, and other questions on the same topic)": lambda r: (
             r["file"] == "semantic_pairs_related2.jsonl"
         ),
+        **{
+            description: (lambda name: lambda r: r["file"] == name)(f"semantic_pairs_{short}.jsonl")
+            for short, description in (
+                ("life", "life set (groups 1400-1499: health, cooking, travel, money, phones, home, pets)"),
+                ("tech", "tech set (groups 1500-1599: software, data and agent requests)"),
+                ("facts", "facts set (groups 1600-1699: general knowledge and homework)"),
+                ("forms", "forms set (groups 1700-1799: values and aliases written differently; one-detail traps)"),
+                ("reword", "reword set (groups 1800-1899: rewordings sharing few words; related questions)"),
+                ("work", "work set (groups 2000-2099: workplace, shopping, billing, legal, renting)"),
+            )
+        },
     }
     split: list[str] = []
     for name, hits in settings.items():

@@ -10,6 +10,7 @@ from agentcache.semantic.guards import (
     DEFAULT_GUARDS,
     DEFAULT_THRESHOLD,
     GUARDS_WITHOUT_JUDGE,
+    NEGATION_OVERLAP,
     added_detail_guard,
     antonym_guard,
     check_guards,
@@ -17,10 +18,12 @@ from agentcache.semantic.guards import (
     effective_threshold,
     entity_guard,
     entity_swap_guard,
+    minimal_negation_guard,
     negation_guard,
     number_guard,
     role_swap_guard,
 )
+from agentcache.semantic.pairjudge import word_overlap
 
 REJECTED = [
     (number_guard, "How do I get a refund within 30 days?", "How do I get a refund within 60 days?"),
@@ -165,3 +168,33 @@ def test_a_detail_on_one_side_only_is_left_to_the_judge(cached: str, query: str)
     assert check_guards(DEFAULT_GUARDS, cached, query) is None
     assert added_detail_guard(cached, query) and added_detail_guard(query, cached)
     assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("Is ibuprofen ok on an empty stomach?", "can I take ibuprofen without eating anything first"),
+        ("How do I get my toddler to sleep through the night?", "tips so my toddler doesn't wake up at night"),
+    ],
+)
+def test_a_negation_inside_a_rewording_is_left_to_the_judge(cached: str, query: str) -> None:
+    """With the judge on, a negation difference vetoes only a minimal pair; a reworded question whose negation is
+    part of the rewording reaches the judge. Without the judge every negation difference is vetoed."""
+    assert negation_guard(cached, query)
+    assert minimal_negation_guard(cached, query) is None
+    assert check_guards(DEFAULT_GUARDS, cached, query) is None
+    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query) == "negation differs"
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("Which plans include phone support?", "Which plans don't include phone support?"),
+        ("Can I cancel my order after it ships?", "Can I not cancel my order after it ships?"),
+        ("Is the API rate limited?", "Is the API never rate limited?"),
+    ],
+)
+def test_a_negated_minimal_pair_is_vetoed_with_or_without_the_judge(cached: str, query: str) -> None:
+    assert word_overlap(cached, query) >= NEGATION_OVERLAP
+    assert check_guards(DEFAULT_GUARDS, cached, query) == "negation differs"
+    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query) == "negation differs"

@@ -13,7 +13,7 @@ also reads the words themselves (decomposable attention, Parikh et al. 2016, ove
    and read with the standardized measurements by one logistic output.
 
 It runs on the word vectors the judge already has (the lookup's MiniLM run and the entry's stored notes):
-no second model, about 0.1 ms per candidate in numpy. The weights (~38k float32) ship in
+no second model; the whole judge takes 0.35 ms of CPU per candidate at the median. The weights (~38k float32) ship in
 `data/pair_judge_head.npz`, read without pickle; `benchmarks/fit_pair_judge.py` fits them.
 """
 

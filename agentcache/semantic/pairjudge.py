@@ -65,6 +65,7 @@ __all__ = [
     "load_model",
     "normal_word",
     "read_words",
+    "word_overlap",
     "word_weight",
 ]
 
@@ -185,9 +186,8 @@ def features_of(wa: Words, wb: Words) -> list[float]:
     top = np.sort(gaps)[::-1]
     worst, second = (float(top[0]) if len(top) else 0.0), (float(top[1]) if len(top) > 1 else 0.0)
     unaligned = float(gaps.sum() / max(weight_a.sum() + weight_b.sum(), 1e-9))
-    weights = dict(zip(wa.norm, weight_a, strict=True)) | dict(zip(wb.norm, weight_b, strict=True))
     set_a, set_b = set(wa.norm), set(wb.norm)
-    shared = sum(weights[w] for w in set_a & set_b) / max(sum(weights[w] for w in set_a | set_b), 1e-9)
+    shared = _shared(set_a, set_b)
     only_a = [i for i, w in enumerate(wa.norm) if w not in set_b]
     only_b = [j for j, w in enumerate(wb.norm) if w not in set_a]
     if only_a and only_b:
@@ -233,6 +233,19 @@ def features_of(wa: Words, wb: Words) -> list[float]:
         max(unmatched_rare, default=0.0),
         *_redundancy(wa, wb, only_a, only_b),
     ]
+
+
+def _shared(set_a: set[str], set_b: set[str]) -> float:
+    """The weighted overlap of two sets of normalized words: rare words count most, "the" barely."""
+    union = sum(word_weight(w) for w in set_a | set_b)
+    return sum(word_weight(w) for w in set_a & set_b) / max(union, 1e-9)
+
+
+def word_overlap(a: str, b: str) -> float:
+    """`_shared` of two texts' normalized words (the judge's `shared_words` measurement, without the model)."""
+    return _shared(
+        {normal_word(m.group()) for m in _WORD.finditer(a)}, {normal_word(m.group()) for m in _WORD.finditer(b)}
+    )
 
 
 def _redundancy(wa: Words, wb: Words, only_a: list[int], only_b: list[int]) -> tuple[float, float, float, float]:
