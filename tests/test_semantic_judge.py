@@ -506,3 +506,10 @@ class TestInteractionModel:
         word = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
         one = np.ones(1, dtype=np.float32)
         assert head.score(empty, one[:0], word, one, [0.0] * len(FEATURES)) == 0.0
+
+    def test_a_pair_below_the_floor_is_not_scored(self) -> None:
+        """Turn pairing asks for the cosine first: a pair too far apart gets -1 without running the models."""
+        judge = get_judge()
+        cosine, score = judge.rate("How do I delete my account?", "What is the capital of France?")
+        assert cosine < 0.5 and 0.0 <= score <= 1.0
+        assert judge.rate("How do I delete my account?", "What is the capital of France?", floor=0.5) == (cosine, -1.0)

@@ -451,10 +451,14 @@ class PairJudge:
         """The pair's `features`."""
         return features_of(*self.read(cached, query, notes=notes))
 
-    def rate(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> tuple[float, float]:
-        """(cosine of the two sentence vectors, score): what a pairing of two texts needs, from one reading."""
+    def rate(
+        self, cached: str, query: str, *, notes: dict[str, Words] | None = None, floor: float = -1.0
+    ) -> tuple[float, float]:
+        """(cosine of the two sentence vectors, score) from one reading; the score is -1 without running the
+        models when the cosine is below `floor` (a pair too far apart to be judged)."""
         wa, wb = self.read(cached, query, notes=notes)
-        return float(wa.sentence @ wb.sentence), self.model.score(wa, wb)
+        cosine = float(wa.sentence @ wb.sentence)
+        return cosine, self.model.score(wa, wb) if cosine >= floor else -1.0
 
     def score(self, cached: str, query: str, *, notes: dict[str, Words] | None = None) -> float:
         """Probability-like score in [0, 1] that the cached answer also answers `query`."""
