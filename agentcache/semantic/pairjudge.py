@@ -16,11 +16,12 @@ on the embedding model itself (the offline MiniLM, no other model, no word lists
    whether the words one text lacks matter (how much the sentence vectors converge without them; whether
    they lean toward the other text's sentence vector, i.e. its context implies them) are the measurements
    (`FEATURES`).
-4. These go into a logistic model whose weights ship in `data/pair_judge.json`. It was fitted on the
-   project's own hand-written pairs (`benchmarks/data/semantic_pairs.jsonl`), never on evaluation data;
-   `benchmarks/fit_pair_judge.py` refits it.
+4. These go into two models fitted on the project's own hand-written pairs (`benchmarks/data/semantic_pairs*.jsonl`,
+   never evaluation data) by `benchmarks/fit_pair_judge.py`: a logistic model (weights, standardization and
+   calibration table in `data/pair_judge.json`) and the interaction model (`agentcache.semantic.interaction`),
+   which also reads both texts' word vectors. The score is the mean of their probabilities.
 
-The model needs the cached text's word states. Running MiniLM again on it would double a lookup's cost, so
+The judge needs the cached text's word states. Running MiniLM again on it would double a lookup's cost, so
 `semantic_cached` stores them next to the entry when it stores the answer (`encode_notes`, int8 rows,
 ~0.4 kB per word) and the judge reads them back (`decode_notes`) instead of running the model.
 
@@ -304,7 +305,7 @@ class JudgeModel:
     Two models read the standardized `FEATURES`: a logistic model (the measurements alone) and the interaction
     model (`agentcache.semantic.interaction`, which also reads both texts' words). The score is the mean of
     their probabilities: in grouped cross-validation on the project's pairs the mean served more paraphrases
-    at the same wrong-answer rate than either alone, and kept QQP precision closer to the logistic model's.
+    at the same wrong-answer rate than either alone.
     """
 
     mean: tuple[float, ...]
@@ -418,7 +419,7 @@ def decode_notes(key: str, raw: bytes) -> dict[str, Words]:
 
 
 class PairJudge:
-    """Scores `(cached, query)` pairs with the offline MiniLM and the shipped logistic model."""
+    """Scores `(cached, query)` pairs with the offline MiniLM and the shipped models (`JudgeModel`)."""
 
     def __init__(self, model: JudgeModel | None = None, *, threads: int = 1) -> None:
         self._model = model
@@ -426,7 +427,7 @@ class PairJudge:
 
     @property
     def model(self) -> JudgeModel:
-        """The logistic model (the shipped one unless another was given)."""
+        """The fitted models (the shipped ones unless others were given)."""
         if self._model is None:
             self._model = _shipped()
         return self._model
