@@ -76,8 +76,6 @@ FIT_COSINE = JUDGE_COSINE_FLOOR - 0.05
 # The interaction model's size and training (chosen by grouped cross-validation on the pairs above).
 PROJECTION, HIDDEN, DROPOUT, WEIGHT_DECAY, LEARNING_RATE, EPOCHS, BATCH = 64, 48, 0.3, 0.05, 2e-3, 12, 64
 MAX_WORDS = 40  # longer texts are read by their first 40 words in training (not at lookup)
-
-
 L2 = 3.0  # the logistic model's regularization, chosen by cross-validation on the pairs above (1, 3, 10, 30)
 
 

@@ -108,10 +108,8 @@ def _judged(
     def same(a: str, b: str) -> bool:
         if check_guards(guards, a, b) is not None:
             return False
-        # The judge is calibrated on pairs near enough to reach it: turns further apart are simply different.
-        cosine, score = judge.rate(a, b, notes=notes, floor=JUDGE_COSINE_FLOOR)
-        if cosine < JUDGE_COSINE_FLOOR:
-            return False
+        # The judge is calibrated on pairs near enough to reach it: turns further apart score -1, simply different.
+        _, score = judge.rate(a, b, notes=notes, floor=JUDGE_COSINE_FLOOR)
         if score >= need:
             scores.append(score)
         return score >= need

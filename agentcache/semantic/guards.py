@@ -264,9 +264,9 @@ def negation_guard(cached: str, query: str, /) -> str | None:
 
 #: With the pair judge on, a negation difference vetoes only texts that share at least this much of their words
 #: (weighted by rarity, `pairjudge.word_overlap`): a minimal pair such as "Which plans include phone support?" /
-#: "Which plans don't include phone support?" (0.8). A question reworded around a negation ("without food" /
+#: "Which plans don't include phone support?" (0.90). A question reworded around a negation ("without food" /
 #: "on an empty stomach", 0.15) is left to the judge. Chosen by grouped cross-validation on the own pairs (0.3 and
-#: 0.4 measured; 0.4 let twice the negation traps through).
+#: 0.4 measured: 0.4 let 10.3% of the negation traps through, 0.3 8.3%).
 NEGATION_OVERLAP = 0.3
 
 
