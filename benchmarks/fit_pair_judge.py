@@ -44,7 +44,7 @@ import numpy as np
 
 from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, operating_point
 from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards
-from agentcache.semantic.interaction import HEAD_PATH, InteractionHead, save_head
+from agentcache.semantic.interaction import HEAD_PATH, HeadEnsemble, InteractionHead, save_head
 from agentcache.semantic.pairjudge import MODEL_PATH, JudgeModel, PairJudge, Words, features_of, word_weight
 
 DATA = Path(__file__).parent / "data"
@@ -76,6 +76,7 @@ FIT_COSINE = JUDGE_COSINE_FLOOR - 0.05
 # The interaction model's size and training (chosen by grouped cross-validation on the pairs above).
 PROJECTION, HIDDEN, DROPOUT, WEIGHT_DECAY, LEARNING_RATE, EPOCHS, BATCH = 64, 48, 0.3, 0.05, 2e-3, 12, 64
 MAX_WORDS = 40  # longer texts are read by their first 40 words in training (not at lookup)
+SEEDS = 3  # interaction models fitted from different seeds and averaged (`HeadEnsemble`)
 L2 = 3.0  # the logistic model's regularization, chosen by cross-validation on the pairs above (1, 3, 10, 30)
 
 
@@ -236,7 +237,8 @@ def main() -> None:
         idx = np.flatnonzero(train)
         z = (x[idx] - mean) / scale
         weights, bias = fit_logistic(z, y[idx])
-        head = fit_head([cached[i] for i in idx], [query[i] for i in idx], z, y[idx])
+        pairs = [cached[i] for i in idx], [query[i] for i in idx]
+        head = HeadEnsemble(tuple(fit_head(*pairs, z, y[idx], seed=seed) for seed in range(SEEDS)))
         return JudgeModel(
             tuple(map(float, mean)),
             tuple(map(float, scale)),

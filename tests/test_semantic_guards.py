@@ -18,6 +18,8 @@ from agentcache.semantic.guards import (
     effective_threshold,
     entity_guard,
     entity_swap_guard,
+    minimal_antonym_guard,
+    minimal_entity_swap_guard,
     minimal_negation_guard,
     negation_guard,
     number_guard,
@@ -38,6 +40,9 @@ REJECTED = [
     (antonym_guard, "Sort the orders in ascending order", "Sort the orders in descending order"),
     (antonym_guard, "How do I turn on dark mode?", "How do I turn off dark mode?"),
     (antonym_guard, "Are weekends included in the delivery estimate?", "Are weekends excluded from the estimate?"),
+    (antonym_guard, "Who won the 2016 final?", "Who lost the 2016 final?"),
+    (antonym_guard, "Which items are allowed in carry-on bags?", "Which items are forbidden in carry-on bags?"),
+    (antonym_guard, "Does the price go up next year?", "Does the price go down next year?"),
     (role_swap_guard, "Translate this from French to Italian", "Translate this from Italian to French"),
     (role_swap_guard, "Convert 100 dollars to euros", "Convert 100 euros to dollars"),
     (number_guard, "Set an alarm for 7 am", "Set an alarm for 7 pm"),
@@ -45,6 +50,13 @@ REJECTED = [
     (number_guard, "Who was the second president?", "Who was the third president?"),
     (entity_swap_guard, "What is the VAT rate in Germany?", "What is the VAT rate in Portugal?"),
     (entity_guard, "Flights from Oslo", "Flights from Oslo Gardermoen"),
+    (number_guard, "Book the room for 3 pm", "Book the room for 4 pm"),
+    (number_guard, "Wake me at 6:30 am", "Wake me at 7:30 am"),
+    (number_guard, "Move the call to 15:00", "Move the call to 17:00"),
+    (number_guard, "Is thirty-five too old to start coding?", "Is 36 too old to start coding?"),
+    (number_guard, "Is 38,5 C a fever?", "Is 39,5 C a fever?"),
+    (date_guard, "Any concerts this weekend?", "Any concerts next weekend?"),
+    (date_guard, "Flights to Rome in Dec", "Flights to Rome in November"),
 ]
 
 ACCEPTED = [
@@ -76,6 +88,18 @@ ACCEPTED = [
     (role_swap_guard, "How do I SSH into an EC2 instance?", "connect to ec2 instance via ssh"),
     (role_swap_guard, "How do I copy a file from a Docker container to my host?", "docker cp from container to host"),
     (entity_swap_guard, "When did World War II end?", "What year did WWII end?"),
+    # Clock times, compound number words, decimal commas and the 401(k) plan, written two ways.
+    (number_guard, "Schedule the meeting for 3 pm tomorrow", "Schedule the meeting for tomorrow at 15:00"),
+    (number_guard, "Set an alarm for 7 am", "Please set an alarm at 7 in the morning"),
+    (number_guard, "alarm 6:30 tomorrow", "Set an alarm for 6:30 am tomorrow"),
+    (number_guard, "At thirty-five, am I too old to learn to code?", "Is 35 too old to learn to code?"),
+    (number_guard, "Is 38.5 C a fever?", "Does 38,5 C count as a fever?"),
+    (number_guard, "Penalty for an early 401(k) withdrawal?", "early 401k withdrawal penalty"),
+    # Dates: a month's abbreviation, "this Saturday" / "Saturday", "tonight" / "this evening".
+    (date_guard, "Is the DMV open on December 26?", "DMV hours on Dec 26th?"),
+    (date_guard, "Is the post office open on Saturday?", "Is the post office open this Saturday?"),
+    (date_guard, "What films are on tonight?", "What films are on this evening?"),
+    (date_guard, "Show my AWS bill for the previous month", "AWS costs for last month"),
 ]
 
 
@@ -198,3 +222,39 @@ def test_a_negated_minimal_pair_is_vetoed_with_or_without_the_judge(cached: str,
     assert word_overlap(cached, query) >= NEGATION_OVERLAP
     assert check_guards(DEFAULT_GUARDS, cached, query) == "negation differs"
     assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query) == "negation differs"
+
+
+@pytest.mark.parametrize(
+    ("guard", "minimal", "cached", "query"),
+    [
+        (antonym_guard, minimal_antonym_guard, "Is the bank open on Good Friday?", "are banks closed good friday"),
+        (
+            entity_swap_guard,
+            minimal_entity_swap_guard,
+            "How can I get a US visa from India?",
+            "How do I apply for an American visa as an Indian citizen?",
+        ),
+    ],
+)
+def test_opposite_words_or_names_inside_a_rewording_are_left_to_the_judge(
+    guard: guards.Guard, minimal: guards.Guard, cached: str, query: str
+) -> None:
+    """Opposite words or different names in a reworded question ("open" / "closed", "US" / "American") reach the
+    judge; without the judge the unconditional guard still vetoes them."""
+    assert guard(cached, query)
+    assert minimal(cached, query) is None and minimal(query, cached) is None
+    assert check_guards(DEFAULT_GUARDS, cached, query) is None
+    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("How do I enable two-factor login?", "How do I disable two-factor login?"),
+        ("What is the VAT rate in Germany?", "What is the VAT rate in Portugal?"),
+    ],
+)
+def test_opposite_words_or_names_in_a_minimal_pair_are_vetoed(cached: str, query: str) -> None:
+    assert check_guards(DEFAULT_GUARDS, cached, query)
+    assert check_guards(DEFAULT_GUARDS, query, cached)
+    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)

@@ -26,7 +26,7 @@ from agentcache.semantic.conversation import contexts_agree, pack, split_message
 from agentcache.semantic.guards import DEFAULT_GUARDS
 from agentcache.semantic.interaction import PARAMETERS, load_head, save_head
 from agentcache.semantic.invalidation import invalidate_similar
-from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, word_weight
+from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, plain_text, word_weight
 from agentcache.stats.counters import wilson
 
 
@@ -471,10 +471,24 @@ class TestInteractionModel:
         path = tmp_path / "head.npz"
         save_head(head, path)
         again = load_head(path)
-        for name in PARAMETERS:
-            assert np.array_equal(np.asarray(getattr(head, name)), np.asarray(getattr(again, name)))
+        assert len(again.members) == len(head.members) >= 2
+        for member, loaded in zip(head.members, again.members, strict=True):
+            for name in PARAMETERS:
+                assert np.array_equal(np.asarray(getattr(member, name)), np.asarray(getattr(loaded, name)))
         with np.load(path, allow_pickle=False) as data:
             assert {data[name].dtype for name in PARAMETERS} == {np.dtype(np.float32)}
+
+    def test_the_score_is_the_members_mean(self) -> None:
+        """The shipped model averages interaction models fitted from different seeds; they differ."""
+        judge = get_judge()
+        a, b = judge.read("What is the capital of France?", "What's the capital city of France?")
+        row = [0.0] * len(FEATURES)
+        weights = [np.ones(len(w.norm), dtype=np.float32) for w in (a, b)]
+        scores = [m.score(a.vectors, weights[0], b.vectors, weights[1], row) for m in judge.model.head.members]
+        assert len(set(scores)) == len(scores)
+        assert judge.model.head.score(a.vectors, weights[0], b.vectors, weights[1], row) == pytest.approx(
+            sum(scores) / len(scores)
+        )
 
     def test_a_missing_or_damaged_file_is_a_clear_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="interaction model"):
@@ -485,6 +499,10 @@ class TestInteractionModel:
         np.savez(tmp_path / "partial.npz", proj_w=np.zeros((2, 2), dtype=np.float32))
         with pytest.raises(ConfigurationError, match="interaction model"):
             load_head(tmp_path / "partial.npz")
+        arrays = {name: np.zeros((2, 1), dtype=np.float32) for name in PARAMETERS} | {"tau": np.zeros(3)}
+        np.savez(tmp_path / "uneven.npz", **arrays)
+        with pytest.raises(ConfigurationError, match="one row per member"):
+            load_head(tmp_path / "uneven.npz")
 
     def test_it_reads_the_words_not_only_the_measurements(self) -> None:
         """Same measurements, different words: the interaction model's score moves (it is not a constant of the
@@ -513,3 +531,14 @@ class TestInteractionModel:
         cosine, score = judge.rate("How do I delete my account?", "What is the capital of France?")
         assert cosine < 0.5 and 0.0 <= score <= 1.0
         assert judge.rate("How do I delete my account?", "What is the capital of France?", floor=0.5) == (cosine, -1.0)
+
+
+def test_the_same_text_but_for_case_spacing_or_the_closing_mark_scores_one() -> None:
+    """The models never saw a pair of one text written twice; such a pair is scored 1 without them. Any other
+    character difference ("==" / "!=") still goes to the models."""
+    judge = get_judge()
+    assert plain_text("  What is the capital  of France? ") == "what is the capital of france"
+    a, b = judge.read("What is the capital of France?", "what is the capital of france")
+    assert judge.model.score(a, b) == 1.0
+    a, b = judge.read("What does == mean in JavaScript?", "What does != mean in JavaScript?")
+    assert judge.model.score(a, b) < 1.0

@@ -80,7 +80,7 @@ class TestTwoProcesses:
         a, b = pair
         b("ask", "How do I reset my password?")  # loads B's index of the partition (and its model)
         a("ask", "What is the capital of France?")
-        value, similarity, calls, _ = b("ask", "What's the capital city of France?")
+        value, similarity, calls, _ = b("ask", "Can you tell me the capital of France?")
         assert value == "answer to What is the capital of France?"
         assert similarity is not None and 0.8 <= similarity < 1.0
         assert calls == 1  # only B's warm-up question was computed in B
@@ -90,12 +90,12 @@ class TestTwoProcesses:
         """After A invalidates by tag, B's very next lookup of the paraphrase is a miss, not the old answer."""
         a, b = pair
         a("ask", "What is the capital of France?")
-        assert b("ask", "What's the capital city of France?")[1] is not None
+        assert b("ask", "Can you tell me the capital of France?")[1] is not None
         deleted, _ = a("invalidate_tags", ["faq"])
         assert deleted >= 2
-        value, similarity, calls, _ = b("ask", "What's the capital city of France?")
+        value, similarity, calls, _ = b("ask", "Can you tell me the capital of France?")
         assert similarity is None and calls == 1
-        assert value == "answer to What's the capital city of France?"
+        assert value == "answer to Can you tell me the capital of France?"
 
     def test_invalidate_similar_in_one_process_drops_vectors_in_the_other(self, pair: tuple[Worker, Worker]) -> None:
         """`invalidate_similar` in A removes the entry for B and B's index drops the vector (stream event)."""
@@ -116,9 +116,9 @@ class TestTwoProcesses:
         a, b = pair
         b("ask", "How do I reset my password?")  # loads B's model first: on a busy machine that alone took > 1 s
         a("ask_short", "What is the capital of France?")
-        assert b("ask_short", "What's the capital city of France?")[1] is not None
+        assert b("ask_short", "Can you tell me the capital of France?")[1] is not None
         time.sleep(1.2)
-        _, similarity, calls, _ = b("ask_short", "What's the capital city of France?")
+        _, similarity, calls, _ = b("ask_short", "Can you tell me the capital of France?")
         assert similarity is None and calls == 2  # B's warm-up question, then this miss
 
 
@@ -174,7 +174,7 @@ class TestEventLog:
             assert log is not None
             one.store.clear("ac:v1:default:")  # also deletes the stream: a gap for every reader
             first("What is the capital of France?")  # stored again; the new stream starts after the gap
-            second("What's the capital city of France?")
+            second("Can you tell me the capital of France?")
             assert last_semantic_hit() is not None
             assert settle(timeout=60)  # the reconcile the gap queued runs on the background thread
             (part,) = loaded_partitions(two.store)

@@ -17,7 +17,7 @@ from agentcache.semantic.embedders import LocalEmbedder
 
 MODEL = "gpt-4o-mini"
 QUESTION = "What is the capital of France?"
-PARAPHRASE = "What's the capital city of France?"
+PARAPHRASE = "Can you tell me the capital of France?"
 OTHER = "How do I bake sourdough bread at home?"
 TOOLS = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
 

@@ -12,9 +12,13 @@ also reads the words themselves (decomposable attention, Parikh et al. 2016, ove
    symmetrically (their sum and absolute difference), so the score does not depend on which text was cached,
    and read with the standardized measurements by one logistic output.
 
+Three such models, fitted alike from different random seeds, are averaged (`HeadEnsemble`): a single fit is
+unsteady on individual pairs (a refit on nearly the same pairs moved "What is the capital of France?" / "What's
+the capital city of France?" from 0.77 to 0.46), and the mean of several fits is not.
+
 It runs on the word vectors the judge already has (the lookup's MiniLM run and the entry's stored notes):
-no second model; the whole judge takes 0.35 ms of CPU per candidate at the median. The weights (~38k float32) ship in
-`data/pair_judge_head.npz`, read without pickle; `benchmarks/fit_pair_judge.py` fits them.
+no second model; each member takes about 0.15 ms of CPU per candidate. The weights (~38k float32 per member)
+ship in `data/pair_judge_head.npz`, read without pickle; `benchmarks/fit_pair_judge.py` fits them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
 
     Array = npt.NDArray[np.float32]
 
-__all__ = ["HEAD_PATH", "PARAMETERS", "InteractionHead", "load_head", "save_head"]
+__all__ = ["HEAD_PATH", "PARAMETERS", "HeadEnsemble", "InteractionHead", "load_head", "save_head"]
 
 HEAD_PATH = Path(__file__).parent / "data" / "pair_judge_head.npz"
 #: The arrays of a fitted head, by name (the fitting script writes the same names).
@@ -94,8 +98,20 @@ class InteractionHead:
         return pooled
 
 
-def load_head(path: Path = HEAD_PATH) -> InteractionHead:
-    """Read an `InteractionHead` from an `.npz` of float32 arrays (no pickle)."""
+@dataclass(frozen=True)
+class HeadEnsemble:
+    """Interaction models fitted alike from different seeds; the score is their mean probability."""
+
+    members: tuple[InteractionHead, ...]
+
+    def score(self, a: Array, weight_a: Array, b: Array, weight_b: Array, measured: Sequence[float]) -> float:
+        """The members' mean `InteractionHead.score` (a loop: batched einsum products measured several times
+        slower at these sizes)."""
+        return sum(m.score(a, weight_a, b, weight_b, measured) for m in self.members) / len(self.members)
+
+
+def load_head(path: Path = HEAD_PATH) -> HeadEnsemble:
+    """Read a `HeadEnsemble` from an `.npz` of float32 arrays, one leading row per member (no pickle)."""
     import numpy as np
 
     from agentcache.errors import ConfigurationError
@@ -105,21 +121,35 @@ def load_head(path: Path = HEAD_PATH) -> InteractionHead:
             arrays = {name: np.asarray(data[name], dtype=np.float32) for name in PARAMETERS}
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the judge's interaction model {path}: {exc}") from exc
-    return InteractionHead(
-        proj_w=arrays["proj_w"],
-        proj_b=arrays["proj_b"],
-        cmp_w=arrays["cmp_w"],
-        cmp_b=arrays["cmp_b"],
-        gate_w=arrays["gate_w"],
-        gate_b=float(arrays["gate_b"]),
-        tau=float(arrays["tau"]),
-        out_w=arrays["out_w"],
-        out_b=float(arrays["out_b"]),
+    count = len(arrays["tau"]) if arrays["tau"].ndim == 1 else 0
+    if not count or any(len(arrays[name]) != count for name in PARAMETERS):
+        raise ConfigurationError(f"cannot read the judge's interaction model {path}: one row per member expected")
+    return HeadEnsemble(
+        tuple(
+            InteractionHead(
+                proj_w=arrays["proj_w"][i],
+                proj_b=arrays["proj_b"][i],
+                cmp_w=arrays["cmp_w"][i],
+                cmp_b=arrays["cmp_b"][i],
+                gate_w=arrays["gate_w"][i],
+                gate_b=float(arrays["gate_b"][i]),
+                tau=float(arrays["tau"][i]),
+                out_w=arrays["out_w"][i],
+                out_b=float(arrays["out_b"][i]),
+            )
+            for i in range(count)
+        )
     )
 
 
-def save_head(head: InteractionHead, path: Path = HEAD_PATH) -> None:
+def save_head(head: HeadEnsemble, path: Path = HEAD_PATH) -> None:
     """Write `head` as the `.npz` that `load_head` reads."""
     import numpy as np
 
-    np.savez(path, **{name: np.asarray(getattr(head, name), dtype=np.float32) for name in PARAMETERS})
+    np.savez(
+        path,
+        **{
+            name: np.stack([np.asarray(getattr(m, name), dtype=np.float32) for m in head.members])
+            for name in PARAMETERS
+        },
+    )

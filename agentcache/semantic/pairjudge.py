@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentcache.semantic.interaction import HEAD_PATH, InteractionHead, load_head
+from agentcache.semantic.interaction import HEAD_PATH, HeadEnsemble, load_head
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,6 +65,7 @@ __all__ = [
     "get_judge",
     "load_model",
     "normal_word",
+    "plain_text",
     "read_words",
     "word_overlap",
     "word_weight",
@@ -236,6 +237,11 @@ def features_of(wa: Words, wb: Words) -> list[float]:
     ]
 
 
+def plain_text(text: str) -> str:
+    """`text` casefolded, its spacing collapsed and its closing "?", "." or "!" dropped."""
+    return " ".join(text.casefold().split()).rstrip("?.! ")
+
+
 def _shared(set_a: set[str], set_b: set[str]) -> float:
     """The weighted overlap of two sets of normalized words: rare words count most, "the" barely."""
     union = sum(word_weight(w) for w in set_a | set_b)
@@ -312,7 +318,7 @@ class JudgeModel:
     scale: tuple[float, ...]
     weights: tuple[float, ...]  # the logistic model's, one per feature
     bias: float
-    head: InteractionHead
+    head: HeadEnsemble
     calibration: tuple[tuple[float, float, bool, str], ...]  # (CV score, cosine, same answer?, category)
     source: str
 
@@ -320,6 +326,8 @@ class JudgeModel:
         """The models' mean probability that one answer fits both texts."""
         import numpy as np
 
+        if plain_text(wa.text) == plain_text(wb.text):
+            return 1.0  # one text but for case, spacing or the closing mark: no pair the models learned from
         row = [(x - m) / s for x, m, s in zip(features_of(wa, wb), self.mean, self.scale, strict=True)]
         z = self.bias + sum(w * x for w, x in zip(self.weights, row, strict=True))
         linear = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
