@@ -18,8 +18,6 @@ from agentcache.semantic.guards import (
     effective_threshold,
     entity_guard,
     entity_swap_guard,
-    minimal_antonym_guard,
-    minimal_entity_swap_guard,
     minimal_negation_guard,
     negation_guard,
     number_guard,
@@ -225,36 +223,19 @@ def test_a_negated_minimal_pair_is_vetoed_with_or_without_the_judge(cached: str,
 
 
 @pytest.mark.parametrize(
-    ("guard", "minimal", "cached", "query"),
-    [
-        (antonym_guard, minimal_antonym_guard, "Is the bank open on Good Friday?", "are banks closed good friday"),
-        (
-            entity_swap_guard,
-            minimal_entity_swap_guard,
-            "How can I get a US visa from India?",
-            "How do I apply for an American visa as an Indian citizen?",
-        ),
-    ],
-)
-def test_opposite_words_or_names_inside_a_rewording_are_left_to_the_judge(
-    guard: guards.Guard, minimal: guards.Guard, cached: str, query: str
-) -> None:
-    """Opposite words or different names in a reworded question ("open" / "closed", "US" / "American") reach the
-    judge; without the judge the unconditional guard still vetoes them."""
-    assert guard(cached, query)
-    assert minimal(cached, query) is None and minimal(query, cached) is None
-    assert check_guards(DEFAULT_GUARDS, cached, query) is None
-    assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)
-
-
-@pytest.mark.parametrize(
     ("cached", "query"),
     [
+        ("How do I turn on dark mode?", "Steps to switch off dark mode"),
+        ("Which foods raise blood pressure?", "what should I eat to lower my blood pressure"),
+        ("How can I increase my credit score quickly?", "Things that lower your credit score fast"),
+        ("Best pizza places in Chicago?", "Where can I find great pizza in New York?"),
         ("How do I enable two-factor login?", "How do I disable two-factor login?"),
         ("What is the VAT rate in Germany?", "What is the VAT rate in Portugal?"),
     ],
 )
-def test_opposite_words_or_names_in_a_minimal_pair_are_vetoed(cached: str, query: str) -> None:
+def test_opposite_words_or_other_names_are_vetoed_even_inside_a_rewording(cached: str, query: str) -> None:
+    """Unlike a negation, opposite words and swapped names veto with or without the judge, reworded or not: the
+    judge scored such rewordings ("turn on" / "switch off dark mode") as paraphrases."""
     assert check_guards(DEFAULT_GUARDS, cached, query)
     assert check_guards(DEFAULT_GUARDS, query, cached)
     assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)

@@ -6,8 +6,8 @@ A guard is `(cached_query, new_query) -> reason | None`: it returns a short reas
 value written another way, "3rd" / "3" / "third", "World War II" / "Second World War", "3 pm" / "15:00", is
 the same), one is negated and the other not, opposite words, swapped roles ("100 dollars to euros" / "100
 euros to dollars"), or each text names a proper noun the other lacks (an acronym matches the words it
-abbreviates: "WWII", "US"). While the pair judge runs, a negation, opposite words or another name vetoes only a
-minimal pair (texts sharing most of their words); inside a rewording the judge reads it in context. A detail
+abbreviates: "WWII", "US"). While the pair judge runs, a negation vetoes only a minimal pair (texts sharing
+most of their words); inside a rewording the judge reads it in context. A detail
 present on one side only is left to the pair judge (`agentcache.semantic.pairjudge`), which weighs it in
 context; a `Verifier` (e.g. an LLM judge) can add a further check.
 
@@ -27,10 +27,8 @@ from typing import Protocol
 from agentcache.errors import ConfigurationError
 
 __all__ = [
-    "ANTONYM_OVERLAP",
     "DEFAULT_GUARDS",
     "DEFAULT_THRESHOLD",
-    "ENTITY_OVERLAP",
     "GUARDS_WITHOUT_JUDGE",
     "NEGATION_OVERLAP",
     "Guard",
@@ -42,8 +40,6 @@ __all__ = [
     "effective_threshold",
     "entity_guard",
     "entity_swap_guard",
-    "minimal_antonym_guard",
-    "minimal_entity_swap_guard",
     "minimal_negation_guard",
     "negation_guard",
     "number_guard",
@@ -126,7 +122,7 @@ _ANTONYMS: tuple[tuple[str, str], ...] = tuple(
             "upgrade/downgrade mute/unmute pause/resume arrive/depart arrival/departure inbound/outbound "
             "maximize/minimize overweight/underweight upper/lower heat/cool warm/cool wet/dry light/dark "
             "up/down over/under keep/discard keep/delete safe/unsafe safe/dangerous safe/toxic allow/ban "
-            "raise/lower increase/reduce more/fewer"
+            "raise/lower increase/reduce increase/lower more/fewer"
         )
     )
 )
@@ -371,13 +367,6 @@ def negation_guard(cached: str, query: str, /) -> str | None:
 #: "on an empty stomach", 0.15) is left to the judge. Chosen by grouped cross-validation on the own pairs (0.3 and
 #: 0.4 measured: 0.4 let 10.3% of the negation traps through, 0.3 8.3%).
 NEGATION_OVERLAP = 0.3
-#: The same for opposite words (`minimal_antonym_guard`) and swapped proper nouns (`minimal_entity_swap_guard`):
-#: "Is the bank open on Good Friday?" / "are banks closed good friday" (0.28) or "How can I get a US visa from
-#: India?" / "How do I apply for an American visa as an Indian citizen?" are rewordings the judge reads in
-#: context. Chosen by grouped cross-validation on the own pairs: with these two, 2.3 points more paraphrases were
-#: served at the same share of traps (2.8%) as with the unconditional guards.
-ANTONYM_OVERLAP = 0.5
-ENTITY_OVERLAP = 0.3
 
 
 def _when_minimal(reason: str | None, cached: str, query: str, overlap: float) -> str | None:
@@ -606,23 +595,13 @@ def added_detail_guard(cached: str, query: str, /) -> str | None:
 
 #: The guards `semantic_cached` applies unless told otherwise, before the pair judge: vetoes for a detail
 #: that *changed* between the two texts.
-def minimal_antonym_guard(cached: str, query: str, /) -> str | None:
-    """`antonym_guard` for minimal pairs only (`ANTONYM_OVERLAP`)."""
-    return _when_minimal(antonym_guard(cached, query), cached, query, ANTONYM_OVERLAP)
-
-
-def minimal_entity_swap_guard(cached: str, query: str, /) -> str | None:
-    """`entity_swap_guard` for minimal pairs only (`ENTITY_OVERLAP`)."""
-    return _when_minimal(entity_swap_guard(cached, query), cached, query, ENTITY_OVERLAP)
-
-
 DEFAULT_GUARDS: tuple[Guard, ...] = (
     number_guard,
     date_guard,
     minimal_negation_guard,
-    minimal_antonym_guard,
+    antonym_guard,
     role_swap_guard,
-    minimal_entity_swap_guard,
+    entity_swap_guard,
 )
 #: The default guards when no pair judge runs (`judge=False`, or `agentcache[semantic]` not installed): any
 #: negation difference, and a number or date present on one side only, are vetoed too.
