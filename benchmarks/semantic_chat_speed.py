@@ -102,13 +102,13 @@ def main() -> None:
 
     chat(conversation([], QUESTION))
     chat(conversation(TURNS, QUESTION))
+    live = "the same, in a live chat (its earlier turns already read)"
     cases = {
         "single question, reworded (no earlier turns)": lambda i: conversation([], REWORDED[i % len(REWORDED)]),
         "same chat (4 earlier turns), question reworded": lambda i: conversation(TURNS, REWORDED[i % len(REWORDED)]),
         "other chat (4 different earlier turns), same question": lambda i: conversation(other_turns(i), QUESTION),
-        "the same, in a live chat (its earlier turns already read)": lambda i: conversation(other_turns(i), QUESTION),
+        live: lambda i: conversation(other_turns(i), QUESTION),
     }
-    live = "the same, in a live chat (its earlier turns already read)"
     samples: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in cases}
     for i in range(args.lookups):
         for name, make in cases.items():  # interleaved: every case meets the same machine load

@@ -7,9 +7,9 @@ value written another way, "3rd" / "3" / "third", "World War II" / "Second World
 the same), one is negated and the other not, opposite words, swapped roles ("100 dollars to euros" / "100
 euros to dollars"), or each text names a proper noun the other lacks (an acronym matches the words it
 abbreviates: "WWII", "US"). While the pair judge runs, a negation vetoes only a minimal pair (texts sharing
-most of their words); inside a rewording the judge reads it in context. A detail
-present on one side only is left to the pair judge (`agentcache.semantic.pairjudge`), which weighs it in
-context; a `Verifier` (e.g. an LLM judge) can add a further check.
+most of their words); inside a rewording the judge reads it in context. A detail present on one side only is
+left to the pair judge (`agentcache.semantic.pairjudge`), which weighs it in context; a `Verifier` (e.g. an LLM
+judge) can add a further check.
 
 The deployment-wide threshold floor (`set_threshold_floor`, or `AGENTCACHE_SEMANTIC_FLOOR`) is a lower
 bound no per-call `threshold=` can go below.
@@ -369,19 +369,14 @@ def negation_guard(cached: str, query: str, /) -> str | None:
 NEGATION_OVERLAP = 0.3
 
 
-def _when_minimal(reason: str | None, cached: str, query: str, overlap: float) -> str | None:
-    """`reason` if the texts share at least `overlap` of their words (a minimal pair), else `None`."""
-    if reason is None:
-        return None
-    from agentcache.semantic.pairjudge import word_overlap
-
-    return reason if word_overlap(cached, query) >= overlap else None
-
-
 def minimal_negation_guard(cached: str, query: str, /) -> str | None:
     """`negation_guard` for texts that otherwise share most of their words (`NEGATION_OVERLAP`); the judge
     weighs a negation that is part of a rewording."""
-    return _when_minimal(negation_guard(cached, query), cached, query, NEGATION_OVERLAP)
+    if negation_guard(cached, query) is None:
+        return None
+    from agentcache.semantic.pairjudge import word_overlap
+
+    return "negation differs" if word_overlap(cached, query) >= NEGATION_OVERLAP else None
 
 
 @lru_cache(maxsize=1)
