@@ -30,7 +30,8 @@ related questions (`semantic_pairs_reword.jsonl`, 1800-1899), and work, shopping
 The held-out pairs (`semantic_holdout.jsonl`, 900-999) are never
 read here. No evaluation set
 (semantic_dev, QQP) is read here. Scores for the error budget's calibration table are cross-validated
-by base question (5 folds), so a pair is never scored by a model that saw its group.
+by base question (5 folds), so a pair is never scored by a model that saw its group; a pair a guard vetoes
+keeps its score only when it reaches `GUARD_OVERRIDE` (as a lookup decides), else 0.
 Writes `agentcache/semantic/data/pair_judge.json` and `agentcache/semantic/data/pair_judge_head.npz`.
 """
 
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agentcache.semantic.budget import JUDGE_COSINE_FLOOR, operating_point
+from agentcache.semantic.budget import GUARD_OVERRIDE, JUDGE_COSINE_FLOOR, RELATED, operating_point
 from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards
 from agentcache.semantic.interaction import HEAD_PATH, HeadEnsemble, InteractionHead, save_head
 from agentcache.semantic.pairjudge import MODEL_PATH, JudgeModel, PairJudge, Words, features_of, word_weight
@@ -71,8 +72,8 @@ PAIR_FILES = [
     )
 ]
 FOLDS = 5
-# Fit on the pairs a lookup would hand the judge: those near or above the cosine floor.
-FIT_COSINE = JUDGE_COSINE_FLOOR - 0.05
+# Fit on the pairs a lookup hands the judge: those at or above its cosine floor.
+FIT_COSINE = JUDGE_COSINE_FLOOR
 # The interaction model's size and training (chosen by grouped cross-validation on the pairs above).
 PROJECTION, HIDDEN, DROPOUT, WEIGHT_DECAY, LEARNING_RATE, EPOCHS, BATCH = 64, 48, 0.3, 0.05, 2e-3, 12, 64
 MAX_WORDS = 40  # longer texts are read by their first 40 words in training (not at lookup)
@@ -214,6 +215,19 @@ def read_pairs(paths: list[Path]) -> list[dict[str, object]]:
     return rows
 
 
+def report_overrides(cv: np.ndarray, vetoed: np.ndarray, same: np.ndarray, categories: list[str]) -> None:
+    """How many guard-vetoed pairs each judge score would serve (the evidence behind `GUARD_OVERRIDE`)."""
+    other = np.array([c != RELATED for c in categories])
+    for level in (0.95, 0.97, 0.98, 0.99):
+        reach = vetoed & (cv >= level)
+        print(
+            f"guard-vetoed pairs scoring >= {level}: paraphrases {int((reach & same).sum())} of "
+            f"{int((vetoed & same).sum())}, one-detail traps {int((reach & ~same & other).sum())} of "
+            f"{int((vetoed & ~same & other).sum())}, related {int((reach & ~same & ~other).sum())} of "
+            f"{int((vetoed & ~same & ~other).sum())}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=Path, nargs="+", default=PAIR_FILES)
@@ -250,11 +264,15 @@ def main() -> None:
         )
 
     cv = np.zeros(len(rows))
+    # Pairs a guard vetoes are scored too: a lookup serves them when the judge reaches GUARD_OVERRIDE.
+    scored = passed | (cosines >= JUDGE_COSINE_FLOOR)
     for k in range(FOLDS):
-        test = np.flatnonzero((groups % FOLDS == k) & passed)
+        test = np.flatnonzero((groups % FOLDS == k) & scored)
         held = fitted((groups % FOLDS != k) & near)
         cv[test] = [held.score(cached[i], query[i]) for i in test]
         print(f"fold {k + 1}/{FOLDS} scored", flush=True)
+    report_overrides(cv, ~passed & scored, y.astype(bool), [str(r["category"]) for r in rows])
+    cv = np.where(passed | (cv >= GUARD_OVERRIDE), cv, 0.0)
     calibration = tuple(
         (round(float(s), 4), round(float(c), 4), bool(r["same_answer"]), str(r["category"]))
         for s, c, r in zip(cv, cosines, rows, strict=True)

@@ -33,6 +33,7 @@ from typing import Any
 from fit_pair_judge import PAIR_FILES
 
 from agentcache.semantic.budget import DEFAULT_MAX_WRONG, JUDGE_COSINE_FLOOR, RELATED, operating_point
+from agentcache.semantic.checks import HitChecks
 from agentcache.semantic.embedders import LocalEmbedder
 from agentcache.semantic.evaluate import evaluate, load_pairs
 from agentcache.semantic.guards import DEFAULT_GUARDS, DEFAULT_THRESHOLD, GUARDS_WITHOUT_JUDGE, check_guards
@@ -60,8 +61,10 @@ def decide_as_lookups(cached: list[str], queries: list[str]) -> tuple[dict[str, 
     cosines = (embedder.embed_array(cached) * embedder.embed_array(queries)).sum(axis=1).tolist()
     pairs = list(zip(cached, queries, strict=True))
     judge = get_judge()
+    # The lookup's own decision (guards, and the judge score, which may outweigh a built-in guard): -1 if refused.
+    checks = HitChecks("quality", judge=judge)
     scores = [
-        judge.score(a, b) if c >= JUDGE_COSINE_FLOOR and check_guards(DEFAULT_GUARDS, a, b) is None else -1.0
+        checks.decide(DEFAULT_GUARDS, a, b, 0.0) if c >= JUDGE_COSINE_FLOOR else -1.0
         for c, (a, b) in zip(cosines, pairs, strict=True)
     ]
     decided = {

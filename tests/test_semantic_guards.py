@@ -6,6 +6,7 @@ import pytest
 
 from agentcache.errors import ConfigurationError
 from agentcache.semantic import guards
+from agentcache.semantic.checks import HitChecks
 from agentcache.semantic.guards import (
     DEFAULT_GUARDS,
     DEFAULT_THRESHOLD,
@@ -234,8 +235,10 @@ def test_a_negated_minimal_pair_is_vetoed_with_or_without_the_judge(cached: str,
     ],
 )
 def test_opposite_words_or_other_names_are_vetoed_even_inside_a_rewording(cached: str, query: str) -> None:
-    """Unlike a negation, opposite words and swapped names veto with or without the judge, reworded or not: the
-    judge scored such rewordings ("turn on" / "switch off dark mode") as paraphrases."""
+    """Unlike a negation, opposite words and swapped names object with or without the judge, reworded or not: the
+    judge scored such rewordings ("turn on" / "switch off dark mode") as paraphrases, though not as near-certain
+    ones (`GUARD_OVERRIDE`), so a lookup refuses them."""
     assert check_guards(DEFAULT_GUARDS, cached, query)
     assert check_guards(DEFAULT_GUARDS, query, cached)
     assert check_guards(GUARDS_WITHOUT_JUDGE, cached, query)
+    assert HitChecks("guards").decide(DEFAULT_GUARDS, cached, query, 0.0) == -1.0

@@ -20,10 +20,10 @@ from agentcache.decorators.semantic import last_semantic_hit, semantic_cached
 from agentcache.engine.cache import Cache
 from agentcache.errors import ConfigurationError, SerializationError
 from agentcache.semantic import _minilm
-from agentcache.semantic.budget import MIN_CHECKS, RELATED, operating_point
+from agentcache.semantic.budget import GUARD_OVERRIDE, MIN_CHECKS, RELATED, operating_point
 from agentcache.semantic.checks import answers_match, notes_key
 from agentcache.semantic.conversation import contexts_agree, pack, split_messages, unpack
-from agentcache.semantic.guards import DEFAULT_GUARDS
+from agentcache.semantic.guards import DEFAULT_GUARDS, check_guards
 from agentcache.semantic.interaction import PARAMETERS, load_head, save_head
 from agentcache.semantic.invalidation import invalidate_similar
 from agentcache.semantic.pairjudge import FEATURES, decode_notes, encode_notes, get_judge, plain_text, word_weight
@@ -94,6 +94,34 @@ class TestJudgeStage:
         answer("How do I delete my account?")
         assert answer("How do I deactivate my account?") == "answer to How do I delete my account?"
         assert calls == ["How do I delete my account?"]
+
+    @pytest.mark.parametrize(
+        ("cached", "query"),
+        [
+            ("Can I drive in Canada with my US license?", "Is an American driving licence valid in Canada?"),
+            ("Is it cheaper to fly on a Wednesday?", "are wednesday flights less expensive"),
+        ],
+    )
+    def test_a_near_certain_judge_outweighs_a_built_in_guard_never_your_own(
+        self, cache: Cache, cached: str, query: str
+    ) -> None:
+        """A built-in guard misreads some rewordings ("US" / "American" as two names, "cheaper" / "less expensive"
+        as opposites): its objection raises the score needed to `GUARD_OVERRIDE` instead of refusing. The same
+        check passed as your own guard refuses whatever the judge says."""
+        assert check_guards(DEFAULT_GUARDS, cached, query) is not None
+        assert get_judge().score(cached, query) >= GUARD_OVERRIDE
+        answer, calls = counting(cache)
+        answer(cached)
+        assert answer(query) == f"answer to {cached}"
+        assert calls == [cached]
+
+        def mine(a: str, b: str) -> str | None:
+            return check_guards(DEFAULT_GUARDS, a, b)
+
+        strict, strict_calls = counting(cache, guards=(mine,), name="strict")
+        strict(cached)
+        assert strict(query) == f"answer to {query}"
+        assert strict_calls == [cached, query]
 
     def test_without_the_judge_a_detail_on_one_side_only_is_vetoed(self, cache: Cache) -> None:
         """With `judge=False` the default guards are `GUARDS_WITHOUT_JUDGE`: a number or date that only the new

@@ -472,14 +472,15 @@ def semantic_cached(
 ) -> Any:
     """Serve a cached answer to a paraphrase of an earlier question, within the same partition only.
 
-    threshold: minimum cosine similarity of a candidate (default 0.70 with the judge, `JUDGE_COSINE_FLOOR`;
+    threshold: minimum cosine similarity of a candidate (default 0.65 with the judge, `JUDGE_COSINE_FLOOR`;
         0.80 without, `DEFAULT_THRESHOLD`);
         never below the deployment floor (`set_threshold_floor`, `AGENTCACHE_SEMANTIC_FLOOR`).
     query: the parameter holding the query (a `str` or chat messages); default: the last user message of a
         `messages` argument, else a parameter named query/question/prompt/text/q/input, else the only `str`.
     embedder: an `Embedder` (default: the offline `LocalEmbedder`). Its model name is part of the partition.
     guards: checks that veto look-alike hits (default `DEFAULT_GUARDS` before the judge, `GUARDS_WITHOUT_JUDGE`
-        when no judge runs; pass ``()`` for cosine alone).
+        when no judge runs; pass ``()`` for cosine alone). With the judge on, a built-in guard's objection is
+        outweighed by a judge score of `GUARD_OVERRIDE` (0.98); a guard of your own always vetoes.
     verify: an optional `(cached_query, query, similarity) -> bool` (may be async), e.g. an LLM judge.
     judge: the pair judge that reads both queries together (`agentcache.semantic.pairjudge`); default on when
         `agentcache[semantic]` is installed (else guards only, logged once); `False` turns it off.

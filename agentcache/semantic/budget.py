@@ -27,6 +27,7 @@ from agentcache.stats.counters import wilson
 
 __all__ = [
     "DEFAULT_MAX_WRONG",
+    "GUARD_OVERRIDE",
     "Evidence",
     "RELATED",
     "OperatingPoint",
@@ -36,7 +37,11 @@ __all__ = [
 #: The wrong-answer budget of `semantic_cached` when `max_wrong=` is not given.
 DEFAULT_MAX_WRONG = 0.05
 #: The cosine similarity a candidate needs before the judge reads it (the judge's calibration uses the same).
-JUDGE_COSINE_FLOOR = 0.70
+JUDGE_COSINE_FLOOR = 0.65
+#: The judge score that outweighs a built-in guard's objection (`agentcache.semantic.guards`): a pair a guard
+#: objects to is served only when the judge is this sure. Chosen on the cross-validated scores of the project's
+#: pairs (`benchmarks/fit_pair_judge.py` prints how many vetoed traps and paraphrases reach each level).
+GUARD_OVERRIDE = 0.98
 # A shadow-checked hit found wrong raises its entry's required score this far above the score it was served at.
 ENTRY_MARGIN = 0.05
 #: The calibration category of a different question on the same topic (budgeted apart from one-detail traps).

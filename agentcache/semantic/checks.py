@@ -4,7 +4,9 @@ Per candidate, in order (each one can only reject):
 
 1. the cosine threshold (`threshold=`, default 0.80; never below the floor);
 2. the guards (`guards=`): a changed number or date, negation, opposite words, swapped roles, proper nouns
-   (without the judge, `GUARDS_WITHOUT_JUDGE`: also a number or date on one side only);
+   (without the judge, `GUARDS_WITHOUT_JUDGE`: also a number or date on one side only). With the judge on, a
+   built-in guard's objection raises the judge score the pair needs to `GUARD_OVERRIDE` (0.98) instead of
+   ending its chances: a rule on words misreads some rewordings ("US" / "American"); your own guards veto;
 3. the pair judge (`judge=`, on by default): `agentcache.semantic.pairjudge` reads both queries together and
    its score must reach the operating point of the wrong-answer budget (`max_wrong=`, default 0.05,
    `agentcache.semantic.budget`), raised further for an entry that shadow checks caught serving a wrong
@@ -29,7 +31,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentcache.errors import ConfigurationError, MissingDependencyError
-from agentcache.semantic.budget import DEFAULT_MAX_WRONG, JUDGE_COSINE_FLOOR, Evidence, OperatingPoint
+from agentcache.semantic.budget import (
+    DEFAULT_MAX_WRONG,
+    GUARD_OVERRIDE,
+    JUDGE_COSINE_FLOOR,
+    Evidence,
+    OperatingPoint,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,6 +92,20 @@ def answers_match(cached: Any, fresh: Any, compare: Comparator) -> bool:
 
 
 Side = tuple[str, list[str]]  # a packed query text unpacked: (query, earlier turns)
+_OUT_OF_REACH = 2.0  # a judge score no pair reaches
+
+
+def _guard_need(guards: Sequence[Guard], cached: str, query: str) -> float:
+    """The judge score a pair needs because of `guards`: 0 when none objects, `GUARD_OVERRIDE` when only
+    built-in guards do, out of reach when one of the caller's own guards does."""
+    from agentcache.semantic.guards import BUILT_IN_GUARDS, check_guards
+
+    own = [g for g in guards if g not in BUILT_IN_GUARDS]
+    if own and check_guards(own, cached, query) is not None:
+        return _OUT_OF_REACH
+    if check_guards([g for g in guards if g in BUILT_IN_GUARDS], cached, query) is not None:
+        return GUARD_OVERRIDE
+    return 0.0
 
 
 def _judged(
@@ -96,7 +118,6 @@ def _judged(
 ) -> float:
     """`HitChecks.decide` with the judge: the queries' score, then the turns paired by the guards and the judge."""
     from agentcache.semantic.conversation import contexts_agree, unpaired_turns
-    from agentcache.semantic.guards import check_guards
 
     scores = [judge.score(cached[0], new[0], notes=notes)]
     if scores[0] < need:
@@ -106,13 +127,14 @@ def _judged(
         judge.words(unread)  # the pairing will read these new turns: one batched model run for all of them
 
     def same(a: str, b: str) -> bool:
-        if check_guards(guards, a, b) is not None:
+        turn_need = max(need, _guard_need(guards, a, b))
+        if turn_need > 1.0:
             return False
         # The judge is calibrated on pairs near enough to reach it: turns further apart score -1, simply different.
         _, score = judge.rate(a, b, notes=notes, floor=JUDGE_COSINE_FLOOR)
-        if score >= need:
+        if score >= turn_need:
             scores.append(score)
-        return score >= need
+        return score >= turn_need
 
     return min(scores) if contexts_agree(cached, new, same) else -1.0
 
@@ -272,7 +294,8 @@ class HitChecks:
     ) -> float:
         """The judge score of `(cached, query)` (packed with their contexts), or -1 when refused outright.
 
-        Refused: a guard objects to the queries, or, in a chat, the earlier turns disagree
+        Refused: a guard objects to the queries (a built-in guard unless the judge scores them at least
+        `GUARD_OVERRIDE`), or, in a chat, the earlier turns disagree
         (`agentcache.semantic.conversation.contexts_agree`, turns paired by the same guards and the judge at
         `need`). Without a judge (off or not installed) the score is 1 unless refused; `guards_without_judge`
         then stand in for it and turns pair only when identical. `notes`: the cached texts' word states stored
@@ -283,12 +306,14 @@ class HitChecks:
         from agentcache.semantic.guards import check_guards
 
         cached_side, new_side = unpack(cached), unpack(query)
-        if check_guards(guards, cached_side[0], new_side[0]) is not None:
+        objection = _guard_need(guards, cached_side[0], new_side[0])
+        if objection > 1.0:
             return -1.0
         judge = self._judge()
         if judge is not None:
             try:
-                return _judged(judge, guards, cached_side, new_side, need, notes)
+                score = _judged(judge, guards, cached_side, new_side, max(need, objection), notes)
+                return score if score >= objection else -1.0
             except MissingDependencyError as exc:
                 if self.judge is not None:  # asked for explicitly: a missing model is a configuration error
                     raise
@@ -298,6 +323,8 @@ class HitChecks:
                     self.name,
                     exc,
                 )
+        if objection > 0.0:
+            return -1.0
         alone = [g for g in guards_without_judge if g not in guards]
         if check_guards(alone, cached_side[0], new_side[0]) is not None:
             return -1.0

@@ -610,6 +610,23 @@ GUARDS_WITHOUT_JUDGE: tuple[Guard, ...] = (
     added_detail_guard,
 )
 
+#: Every guard defined here. With the pair judge on, a judge score of `budget.GUARD_OVERRIDE` outweighs their
+#: objection (a rule on words misreads some rewordings: "US" / "American", "can't remember" / "forgot"); a guard
+#: of your own always vetoes.
+BUILT_IN_GUARDS: frozenset[Guard] = frozenset(
+    {
+        number_guard,
+        date_guard,
+        negation_guard,
+        minimal_negation_guard,
+        antonym_guard,
+        role_swap_guard,
+        entity_swap_guard,
+        entity_guard,
+        added_detail_guard,
+    }
+)
+
 
 def check_guards(guards: Sequence[Guard], cached: str, query: str) -> str | None:
     """Run `guards` in order; return the first rejection reason, or `None` if every guard accepts."""
