@@ -2,7 +2,7 @@
 
 Per candidate, in order (each one can only reject):
 
-1. the cosine threshold (`threshold=`, default 0.80; never below the floor);
+1. the cosine threshold (`threshold=`, default 0.65 with the judge, 0.80 without; never below the floor);
 2. the guards (`guards=`): a changed number or date, negation, opposite words, swapped roles, proper nouns
    (without the judge, `GUARDS_WITHOUT_JUDGE`: also a number or date on one side only). With the judge on, a
    built-in guard's objection raises the judge score the pair needs to `GUARD_OVERRIDE` (0.98) instead of
