@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,23 @@ class TestJudgeStage:
         strict(cached)
         assert strict(query) == f"answer to {query}"
         assert strict_calls == [cached, query]
+
+    def test_a_guard_of_your_own_may_be_an_unhashable_callable(self, cache: Cache) -> None:
+        """An instance of a dataclass with `__eq__` (so no `__hash__`) works as a guard: it vetoes what it objects
+        to, and lets the rest through to the judge."""
+
+        @dataclass
+        class Banned:
+            word: str
+
+            def __call__(self, cached: str, query: str) -> str | None:
+                return "banned" if self.word in query else None
+
+        answer, calls = counting(cache, guards=(Banned("rent"),))
+        answer("What is the minimum age to rent a car?")
+        assert answer("How old do I have to be to rent a car?") == "answer to How old do I have to be to rent a car?"
+        assert answer("How old must I be to hire a car?") == "answer to What is the minimum age to rent a car?"
+        assert len(calls) == 2
 
     def test_without_the_judge_a_detail_on_one_side_only_is_vetoed(self, cache: Cache) -> None:
         """With `judge=False` the default guards are `GUARDS_WITHOUT_JUDGE`: a number or date that only the new

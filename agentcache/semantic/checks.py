@@ -26,7 +26,7 @@ import random
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -98,14 +98,16 @@ _OUT_OF_REACH = 2.0  # a judge score no pair reaches
 def _guard_need(guards: Sequence[Guard], cached: str, query: str) -> float:
     """The judge score a pair needs because of `guards`: 0 when none objects, `GUARD_OVERRIDE` when only
     built-in guards do, out of reach when one of the caller's own guards does."""
-    from agentcache.semantic.guards import BUILT_IN_GUARDS, check_guards
+    from agentcache.semantic.guards import BUILT_IN_GUARDS
 
-    own = [g for g in guards if g not in BUILT_IN_GUARDS]
-    if own and check_guards(own, cached, query) is not None:
-        return _OUT_OF_REACH
-    if check_guards([g for g in guards if g in BUILT_IN_GUARDS], cached, query) is not None:
-        return GUARD_OVERRIDE
-    return 0.0
+    need = 0.0
+    for guard in guards:
+        built_in = isinstance(guard, Hashable) and guard in BUILT_IN_GUARDS  # a user's guard may be unhashable
+        if (need == 0.0 or not built_in) and guard(cached, query) is not None:
+            if not built_in:
+                return _OUT_OF_REACH
+            need = GUARD_OVERRIDE
+    return need
 
 
 def _judged(
