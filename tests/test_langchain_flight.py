@@ -19,15 +19,15 @@ from langchain_core.globals import set_llm_cache
 from langchain_core.outputs import Generation
 from langchain_openai import ChatOpenAI
 
-from agentcache.integrations.langchain import LLMCache
+from agentcache.integrations.langchain import LLMCache, SemanticLLMCache
 
 N = 8
 QUESTION = "What is the capital of France?"
 
 
-class GatedCache(LLMCache):
-    """`LLMCache` that sets `all_in` once `expected` lookups began (the server's answers wait for it); without
-    single flight, once they returned (a lookup still reading when the first answer is stored would hit)."""
+class _Gate:
+    """Sets `all_in` once `expected` lookups began (the server's answers wait for it); without single flight, once
+    they returned (a lookup still reading when the first answer is stored would hit)."""
 
     def __init__(self, expected: int = N, **options: Any) -> None:
         super().__init__(**options)
@@ -46,7 +46,7 @@ class GatedCache(LLMCache):
     def lookup(self, prompt: str, llm_string: str) -> Any:
         if not self.after:
             self._arrived()
-        found = super().lookup(prompt, llm_string)
+        found = super().lookup(prompt, llm_string)  # type: ignore[misc]
         if self.after:
             self._arrived()
         return found
@@ -54,10 +54,18 @@ class GatedCache(LLMCache):
     async def alookup(self, prompt: str, llm_string: str) -> Any:
         if not self.after:
             self._arrived()
-        found = await super().alookup(prompt, llm_string)
+        found = await super().alookup(prompt, llm_string)  # type: ignore[misc]
         if self.after:
             self._arrived()
         return found
+
+
+class GatedCache(_Gate, LLMCache):
+    """`LLMCache` behind the gate."""
+
+
+class GatedSemanticCache(_Gate, SemanticLLMCache):
+    """`SemanticLLMCache` behind the gate."""
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +78,8 @@ def chat_openai(server: Any) -> ChatOpenAI:
     return ChatOpenAI(model="gpt-4o-mini", api_key="sk-test", base_url=server.openai_base_url, max_retries=0)
 
 
-def gated(server: Any, **options: Any) -> GatedCache:
-    cache = GatedCache(**options)
+def gated(server: Any, kind: type[_Gate] = GatedCache, **options: Any) -> Any:
+    cache = kind(**options)
     set_llm_cache(cache)
     server.hold = cache.all_in
     return cache
@@ -117,6 +125,40 @@ def test_concurrent_ainvokes_make_one_request(server: Any, backend_url: str) -> 
     assert server.calls["chat.completions"] == 1
     assert len(set(answers)) == 1
     assert cache.layer.counters.stores == 1
+
+
+@pytest.mark.parametrize("single_flight", [False, True])
+def test_semantic_cache_concurrent_invokes(server: Any, url: str, single_flight: bool) -> None:
+    """`SemanticLLMCache` coalesces identical prompts too (8 requests without single flight, 1 with it)."""
+    gated(server, GatedSemanticCache, backend=url, single_flight=single_flight)
+    answers = invoke_all(chat_openai(server))
+    assert server.calls["chat.completions"] == (1 if single_flight else N)
+    assert len(set(answers)) == (1 if single_flight else N)
+
+
+@pytest.mark.parametrize("backend_kind", ["memory", "sqlite", "redis"])
+def test_semantic_cache_concurrent_ainvokes_make_one_request(server: Any, backend_url: str) -> None:
+    gated(server, GatedSemanticCache, backend=backend_url)
+    answers = asyncio.run(ainvoke_all(chat_openai(server)))
+    assert server.calls["chat.completions"] == 1
+    assert len(set(answers)) == 1
+    server.hold = None
+    reworded = chat_openai(server).invoke("Which city is the capital of France?")  # a paraphrase: a hit
+    assert (reworded.response_metadata["id"], server.calls["chat.completions"]) == (answers[0], 1)
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_semantic_cache_failed_call_releases_its_waiters(server: Any, url: str, sync: bool) -> None:
+    """The leading call fails: its waiters are released at once (the wait would be 10 minutes) and each calls
+    the model itself; nothing is stored, so the next call is a miss."""
+    gated(server, GatedSemanticCache, backend=url, lock_ttl="10m")
+    server.fail_next(500, count=N)
+    results = invoke_all(chat_openai(server)) if sync else asyncio.run(ainvoke_all(chat_openai(server)))
+    assert all(isinstance(r, openai.InternalServerError) for r in results)
+    assert server.calls["chat.completions"] == N
+    server.hold = None
+    chat_openai(server).invoke(QUESTION)
+    assert server.calls["chat.completions"] == N + 1
 
 
 def test_a_failed_call_releases_its_waiters(server: Any, url: str) -> None:

@@ -2,13 +2,14 @@
 caller's own call (LangChain's `BaseCache`), or a stream recorded while its caller reads it (the HTTP transport).
 
 Such a protocol never hands the cache the computation, so N concurrent identical lookups would all miss and all
-call upstream. `Handoff` turns the pair into one `CacheLayer.call` (the engine's one miss path and single flight,
-in-process and across processes on stores that take locks):
+call upstream. `Handoff` turns the pair into one ``call`` of a `Target`: a cache with one miss path and single
+flight, such as `CacheLayer` (in-process and across processes on stores that take locks) or a semantic cache's
+decorated function (in-process):
 
-* ``start`` reads; on a miss it starts ``layer.call(request, compute)`` aside (a thread; a task in async code)
+* ``start`` reads; on a miss it starts ``target.call(request, compute)`` aside (a thread; a task in async code)
   and returns when that call returned (a hit after all, another caller's result) or its ``compute`` began: then
   this caller leads (a `Lead`) and makes the call itself;
-* ``Lead.finish(value)`` is the compute's result: the layer stores it and the waiting callers get it;
+* ``Lead.finish(value)`` is the compute's result: the target stores it and the waiting callers get it;
 * ``Lead.abandon()`` (the call failed; or `timeout` seconds passed) makes the compute raise `Abandoned`, which
   the single flight hands to the waiting callers: they get `None` and call upstream themselves. Nothing is
   stored.
@@ -22,15 +23,31 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
 
 from agentcache.engine.layer import MISS
 
-if TYPE_CHECKING:
-    from agentcache.engine.layer import CacheLayer
+__all__ = ["Abandoned", "Handoff", "Lead", "Target", "abandon_here"]
 
-__all__ = ["Abandoned", "Handoff", "Lead", "abandon_here"]
+
+class Target(Protocol):
+    """What a `Handoff` drives (`CacheLayer` is one): ``peek`` returns `MISS` when nothing is cached without
+    counting a miss; ``call`` returns the cached value or runs ``compute`` once for concurrent identical
+    requests, storing its result."""
+
+    def peek(self, request: Any) -> Any: ...
+
+    async def apeek(self, request: Any) -> Any: ...
+
+    def call(self, request: Any, compute: Callable[[], Any]) -> Any: ...
+
+    async def acall(self, request: Any, compute: Callable[[], Awaitable[Any]]) -> Any: ...
+
+    def set(self, request: Any, value: Any) -> object: ...
+
+    async def aset(self, request: Any, value: Any) -> object: ...
+
 
 _NONE: Any = object()  # no value given (yet)
 
@@ -87,9 +104,9 @@ class _ThreadSlot(_Slot):
     def wake(self) -> None:
         self.given.set()
 
-    def run(self, layer: CacheLayer, request: Any) -> None:
+    def run(self, target: Target, request: Any) -> None:
         try:
-            self.result = layer.call(request, self.compute)
+            self.result = target.call(request, self.compute)
         except Exception:  # Abandoned (re-raised to followers too): the caller calls upstream itself
             self.result = None
         finally:
@@ -118,9 +135,9 @@ class _TaskSlot(_Slot):
         except RuntimeError:  # the loop is closed: nothing waits on it any more
             pass
 
-    async def run(self, layer: CacheLayer, request: Any) -> None:
+    async def run(self, target: Target, request: Any) -> None:
         try:
-            self.result = await layer.acall(request, self.compute)
+            self.result = await target.acall(request, self.compute)
         except Exception:
             self.result = None
         finally:
@@ -204,38 +221,41 @@ def _abandon(owner: object) -> None:
 
 
 class Handoff:
-    """Single-flight misses of `layer` computed by the caller; `timeout`: the longest a computation is waited for.
+    """Single-flight misses of `target` computed by the caller; `timeout`: the longest a computation is waited
+    for; `admit`: which values are stored (the target's own rule, e.g. the layer's ``cache_if``; `None`: any
+    value but `None`), consulted when a leader's value comes after its waiters left.
 
     `start` / `astart` for callers that hold on to their lead (the HTTP transport's streams); `lookup` /
     `update` (and async) for protocols that only repeat the request (LangChain's), where the lead is found again
     by the request and the calling thread (or task).
     """
 
-    def __init__(self, layer: CacheLayer, timeout: float) -> None:
-        self.layer = layer
+    def __init__(self, target: Target, timeout: float, admit: Callable[[Any], bool] | None = None) -> None:
+        self.target = target
         self.timeout = timeout
+        self.admit = admit
 
     # -- holding the lead ----------------------------------------------------------------------------------
 
     def start(self, request: Any, owner: object = None) -> tuple[Any, Lead | None]:
         """``(value, None)``: a hit, or another caller's result (`None`: that caller failed: call upstream
         yourself); ``(None, lead)``: make the call, then `Lead.finish` (or `Lead.abandon`)."""
-        value = self.layer.peek(request)
+        value = self.target.peek(request)
         if value is not MISS:
             return value, None
         slot = _ThreadSlot(owner, (self, request), self.timeout)
         context = contextvars.copy_context()  # the caller's namespace() and mode() blocks
-        threading.Thread(target=context.run, args=(slot.run, self.layer, request), daemon=True).start()
+        threading.Thread(target=context.run, args=(slot.run, self.target, request), daemon=True).start()
         slot.started.wait()
         return (None, Lead(self, request, slot)) if slot.leading else (slot.result, None)
 
     async def astart(self, request: Any, owner: object = None) -> tuple[Any, Lead | None]:
         """Async `start`."""
-        value = await self.layer.apeek(request)
+        value = await self.target.apeek(request)
         if value is not MISS:
             return value, None
         slot = _TaskSlot(owner, (self, request), self.timeout)
-        slot.task = task = asyncio.ensure_future(slot.run(self.layer, request))
+        slot.task = task = asyncio.ensure_future(slot.run(self.target, request))
         try:
             await asyncio.shield(slot.started)
         except asyncio.CancelledError:
@@ -262,7 +282,7 @@ class Handoff:
         if lead is not None:
             lead.finish(value)
         elif value is not None:
-            self.layer.set(request, value)
+            self.target.set(request, value)
 
     async def alookup(self, request: Hashable) -> Any:
         """Async `lookup`; a leader whose task ends without `aupdate` is abandoned."""
@@ -284,7 +304,7 @@ class Handoff:
         if lead is not None:
             await lead.afinish(value)
         elif value is not None:
-            await self.layer.aset(request, value)
+            await self.target.aset(request, value)
 
 
 class Lead:
@@ -304,8 +324,8 @@ class Lead:
         return self.slot.key
 
     def storable(self, value: Any) -> bool:
-        """Whether `value` is stored on its own, once the wait expired (the layer's `cache_if` still applies)."""
-        admit = self.handoff.layer.policy.cache_if
+        """Whether `value` is stored on its own, once the wait expired (the handoff's `admit` still applies)."""
+        admit = self.handoff.admit
         return value is not None and (admit is None or bool(admit(value)))
 
     def finish(self, value: Any) -> None:
@@ -313,7 +333,7 @@ class Lead:
         slot = self.slot
         if not slot.give(value):  # the wait expired: the waiters left, store it on its own
             if self.storable(value):
-                self.handoff.layer.set(self.request, value)
+                self.handoff.target.set(self.request, value)
             return
         if isinstance(slot, _ThreadSlot):
             slot.done.wait(slot.timeout)
@@ -323,7 +343,7 @@ class Lead:
         slot = self.slot
         if not slot.give(value):
             if self.storable(value):
-                await self.handoff.layer.aset(self.request, value)
+                await self.handoff.target.aset(self.request, value)
             return
         if isinstance(slot, _TaskSlot) and slot.task is not None:
             await asyncio.shield(slot.task)

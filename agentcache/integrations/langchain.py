@@ -18,6 +18,7 @@ allowed class with any arguments).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,8 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 import agentcache
-from agentcache.durations import TTL
+from agentcache.durations import TTL, parse_ttl
+from agentcache.engine.layer import MISS
 from agentcache.errors import KeyEncodingError, MissingDependencyError
 from agentcache.integrations import _handoff
 
@@ -163,7 +165,8 @@ class LLMCache(BaseCache):
             single_flight=single_flight,
             lock_ttl=lock_ttl,
         )
-        self._handoff = _handoff.Handoff(self.layer, self.layer.policy.lock_ttl) if single_flight else None
+        policy = self.layer.policy
+        self._handoff = _handoff.Handoff(self.layer, policy.lock_ttl, policy.cache_if) if single_flight else None
         if single_flight:
             _report_errors()
 
@@ -275,6 +278,12 @@ class SemanticLLMCache(BaseCache):
     The last human message is the query (embedded and compared); the model's configuration and every other
     message must be exactly the same. Takes `LLMCache`'s options plus ``threshold`` and the other options of
     `agentcache.semantic_cached` (``embedder``, ``guards``, ``judge``, ``max_wrong``, ...).
+
+    Single flight, as in `LLMCache`: a lookup that misses while an identical prompt (same query text, same
+    configuration and earlier messages) is being answered waits for that call's update, in this process
+    (`lock_ttl` at most), and a call that fails releases its waiters. As there, a miss is a promise: code calling
+    ``lookup`` by hand must ``update`` after a miss (or pass ``single_flight=False``). Concurrent paraphrases do
+    not coalesce: neither is cached yet.
     """
 
     def __init__(
@@ -287,13 +296,16 @@ class SemanticLLMCache(BaseCache):
         version: str | int | None = None,
         threshold: float | None = None,
         name: str = "langchain.semantic_llm_cache",
+        single_flight: bool = True,
+        lock_ttl: TTL = 60.0,
         **semantic_options: Any,
     ) -> None:
         def answer(query: str, llm_string: str, context: str, compute: Callable[[], Any]) -> Any:
             return compute()
 
         async def aanswer(query: str, llm_string: str, context: str, compute: Callable[[], Any]) -> Any:
-            return compute()
+            result = compute()
+            return (await result) if inspect.isawaitable(result) else result
 
         options: dict[str, Any] = {
             "threshold": threshold,
@@ -304,32 +316,46 @@ class SemanticLLMCache(BaseCache):
             "ttl": ttl,
             "tags": tuple(tags),
             "version": version if version is not None else 1,
+            "cache_if": _is_value,
+            "single_flight": single_flight,
+            "lock_ttl": lock_ttl,
             **semantic_options,
         }
         self._name = name
         self.namespace = namespace
         self._answer = agentcache.semantic_cached(name=name, **options)(answer)
         self._aanswer = agentcache.semantic_cached(name=name, **options)(aanswer)
+        self._handoff = (
+            _handoff.Handoff(_AnswerTarget(self._answer, self._aanswer), parse_ttl(lock_ttl) or 60.0, _is_value)
+            if single_flight
+            else None
+        )
+        if single_flight:
+            _report_errors()
 
     @staticmethod
     def _not_found() -> Any:
         return _NOT_FOUND
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """The generations cached for this prompt or a paraphrase of it, or `None`."""
+        """The generations cached for this prompt or a paraphrase of it (or those of an identical call in
+        flight, once it finished), or `None`."""
         query, context = _split_prompt(prompt)
+        if self._handoff is not None:
+            return _decoded(self._handoff.lookup((query, llm_string, context)), "SemanticLLMCache")
         with agentcache.mode("read"):
             data = self._answer(query, llm_string, context, self._not_found)
         return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the generations under this prompt (and its vector)."""
-        if not _cacheable_generations(return_val):
-            return
         query, context = _split_prompt(prompt)
-        encoded = encode_generations(return_val)
-        with agentcache.mode("write"):
-            self._answer(query, llm_string, context, lambda: encoded)
+        encoded = encode_generations(return_val) if _cacheable_generations(return_val) else None
+        if self._handoff is not None:
+            self._handoff.update((query, llm_string, context), encoded)
+        elif encoded is not None:
+            with agentcache.mode("write"):
+                self._answer(query, llm_string, context, lambda: encoded)
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache."""
@@ -338,22 +364,55 @@ class SemanticLLMCache(BaseCache):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async `lookup`."""
         query, context = _split_prompt(prompt)
+        if self._handoff is not None:
+            return _decoded(await self._handoff.alookup((query, llm_string, context)), "SemanticLLMCache")
         with agentcache.mode("read"):
             data = await self._aanswer(query, llm_string, context, self._not_found)
         return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async `update`."""
-        if not _cacheable_generations(return_val):
-            return
         query, context = _split_prompt(prompt)
-        encoded = encode_generations(return_val)
-        with agentcache.mode("write"):
-            await self._aanswer(query, llm_string, context, lambda: encoded)
+        encoded = encode_generations(return_val) if _cacheable_generations(return_val) else None
+        if self._handoff is not None:
+            await self._handoff.aupdate((query, llm_string, context), encoded)
+        elif encoded is not None:
+            with agentcache.mode("write"):
+                await self._aanswer(query, llm_string, context, lambda: encoded)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async `clear`."""
         await self._aanswer.acache_clear(namespace=self.namespace)
+
+
+class _AnswerTarget:
+    """`SemanticLLMCache`'s decorated functions as a `Handoff` target; a request is ``(query, llm_string,
+    context)``. ``peek`` finds nothing: the ``call`` itself looks up (exact, then paraphrases) and is counted
+    once, where a separate read would count a second miss."""
+
+    def __init__(self, answer: Any, aanswer: Any) -> None:
+        self.answer = answer
+        self.aanswer = aanswer
+
+    def peek(self, request: tuple[str, str, str]) -> Any:
+        return MISS
+
+    async def apeek(self, request: tuple[str, str, str]) -> Any:
+        return MISS
+
+    def call(self, request: tuple[str, str, str], compute: Callable[[], Any]) -> Any:
+        return self.answer(*request, compute)
+
+    async def acall(self, request: tuple[str, str, str], compute: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.aanswer(*request, compute)
+
+    def set(self, request: tuple[str, str, str], value: Any) -> None:
+        with agentcache.mode("write"):
+            self.answer(*request, lambda: value)
+
+    async def aset(self, request: tuple[str, str, str], value: Any) -> None:
+        with agentcache.mode("write"):
+            await self.aanswer(*request, lambda: value)
 
 
 # -- agent middleware -----------------------------------------------------------------------------------------

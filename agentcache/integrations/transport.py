@@ -85,7 +85,7 @@ class _Core:
     """Single flight for streamed misses: followers wait for the leading stream's recording and replay it."""
 
     def __post_init__(self) -> None:
-        self.streams = Handoff(self.layer, self.layer.policy.lock_ttl)
+        self.streams = Handoff(self.layer, self.layer.policy.lock_ttl, self.layer.policy.cache_if)
 
     def view(self, request: Any) -> dict[str, Any] | None:
         """The cache's view of `request` (`None`: not a cached request, send it as it is)."""
