@@ -81,12 +81,15 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class SemanticHit:
-    """How the last semantic lookup in this context was answered (`similarity` is 1.0 for an exact hit)."""
+    """How the last semantic lookup in this context was answered: `similarity` is the cosine (1.0 for an exact
+    hit); `score` the pair judge's score in [0, 1] (`None` for an exact hit or with ``judge=False``; 1.0 when the
+    judge is not installed), to compare with the score the operating point needs."""
 
     similarity: float
     query: str
     cached_query: str
     key: str
+    score: float | None = None
 
 
 _last_hit: contextvars.ContextVar[SemanticHit | None] = contextvars.ContextVar("agentcache_semantic_hit", default=None)
@@ -207,7 +210,8 @@ class SemanticLayer(CacheLayer):
                 continue
             if self.checks.sample():  # shadow verification: the real call too, compared with the cached answer
                 return (yield from self._shadow(call, value, prefix, entry_key, score))
-            return value, raw, SemanticHit(similarity, unpack(text)[0], unpack(cached_query)[0], entry_key)
+            judged = score if self.checks.judging else None
+            return value, raw, SemanticHit(similarity, unpack(text)[0], unpack(cached_query)[0], entry_key, judged)
         return (yield from self._compute_and_store(call, text, record_key, vector, part))
 
     def _shadow(self, call: CallPlan, cached: Any, prefix: str, entry_key: str, score: float) -> Flow[Outcome]:
