@@ -116,6 +116,29 @@ def server() -> Iterator[Any]:
         yield llm
 
 
+class MemoryClock:
+    """The memory backend's monotonic clock, moved by the test: TTLs tested without racing a loaded machine."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def memory_clock(monkeypatch: pytest.MonkeyPatch) -> MemoryClock:
+    """Freezes the clock of `agentcache.backends.memory` (and so of L1 tiers); `advance` moves it."""
+    clock = MemoryClock()
+    monkeypatch.setattr("agentcache.backends.memory._monotonic", clock)
+    return clock
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     """A SQLite store URL private to this test."""

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -125,13 +126,16 @@ class TestHitsAndMisses:
         assert await call(fn, "q") == "answer"
 
     async def test_ttl_expires(self, face: str, backend_url: str) -> None:
-        """An entry older than its TTL is a miss."""
+        """An entry older than its TTL is a miss (the hit before it is asserted only when the machine was quick
+        enough to make it within the TTL: a loaded machine must not fail this test)."""
         body = Counter()
-        fn = make(face, _named(body, "search"), agentcache.tool_cached(backend=backend_url, ttl=0.4))
+        fn = make(face, _named(body, "search"), agentcache.tool_cached(backend=backend_url, ttl=1.0))
+        started = time.monotonic()
         await call(fn, "q")
         await call(fn, "q")
-        assert len(body.calls) == 1
-        await asyncio.sleep(0.6)
+        if time.monotonic() - started < 0.9:
+            assert len(body.calls) == 1
+        await asyncio.sleep(1.2)
         await call(fn, "q")
         assert len(body.calls) == 2
 

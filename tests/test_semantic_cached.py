@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,11 @@ class TestRealModel:
         hit = last_semantic_hit()
         assert hit is not None and 0.8 <= hit.similarity < 1.0
         assert hit.cached_query == "What is the capital of France?"
+        # the judge's score, at least what the default budget needs (0.62 on the shipped calibration table)
+        assert hit.score is not None and 0.62 <= hit.score <= 1.0
+        assert answer("What is the capital of France?") == first  # exact: no judge ran
+        exact = last_semantic_hit()
+        assert exact is not None and (exact.similarity, exact.score) == (1.0, None)
         answer("What is the capital of Spain?")
         answer("How do I delete a virtual environment in Python?")
         assert answer("How do I create a virtual environment in Python?") != answer(
@@ -131,19 +135,20 @@ def test_partition_isolation(tmp_path: Path, a: dict[str, Any], b: dict[str, Any
 
 
 class TestRemoval:
-    def test_expired_entries_are_never_served(self) -> None:
+    def test_expired_entries_are_never_served(self, memory_clock: Any) -> None:
         """After the TTL, a paraphrase misses and the stale vector leaves the local index."""
         cache = Cache("memory://")
         calls: list[str] = []
 
-        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, ttl=0.2)
+        @semantic_cached(backend=cache, embedder=SameVector(), guards=(), judge=False, ttl=10)
         def answer(question: str) -> str:
             calls.append(question)
             return question
 
         answer("one")
+        memory_clock.advance(9.9)
         assert answer("two") == "one"
-        time.sleep(0.3)
+        memory_clock.advance(0.2)
         assert answer("two") == "two"
         assert calls == ["one", "two"]
 

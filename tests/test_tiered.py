@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,16 +85,16 @@ def test_url_builds_a_tier_over_redis(tiered: TieredBackend) -> None:
     assert isinstance(tiered.l2, RedisBackend)
 
 
-def test_reads_fill_l1_with_ttl_and_tags(tiered: TieredBackend) -> None:
+def test_reads_fill_l1_with_ttl_and_tags(tiered: TieredBackend, memory_clock: Any) -> None:
     """A read from L2 fills L1 with the entry's remaining TTL and tags; the next read is an L1 hit."""
     _wait_connected(tiered)
-    tiered.set_many([Item(KEY, b"v", ttl=0.3, tags=("t",))])
+    tiered.set_many([Item(KEY, b"v", ttl=30, tags=("t",))])
     assert tiered.l1.get(KEY) is None
     assert tiered.get(KEY) == b"v"
     (info,) = list(tiered.l1.scan(KEY))
     assert info.tags == ("t",)
-    time.sleep(0.35)
-    assert tiered.get(KEY) is None
+    memory_clock.advance(30.1)  # L1's clock: past the remaining TTL it was filled with
+    assert tiered.l1.get(KEY) is None
 
 
 def test_local_writes_and_invalidations_drop_l1(tiered: TieredBackend) -> None:
@@ -122,15 +123,15 @@ async def test_async_face(tiered: TieredBackend) -> None:
     await tiered.aclose()
 
 
-def test_l1_ttl_caps_the_l1_lifetime(url: str) -> None:
+def test_l1_ttl_caps_the_l1_lifetime(url: str, memory_clock: Any) -> None:
     """`l1_ttl` bounds how long L1 keeps an entry, whatever the L2 TTL."""
-    b = open_redis(url + "&l1_ttl=0.05")
+    b = open_redis(url + "&l1_ttl=5")
     assert isinstance(b, TieredBackend)
     _wait_connected(b)
     b.set_many([Item(KEY, b"v", ttl=60)])
     b.get(KEY)
     assert b.l1.get(KEY) == b"v"
-    time.sleep(0.08)
+    memory_clock.advance(5.1)
     assert b.l1.get(KEY) is None
     b.close()
 
