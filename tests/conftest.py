@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,6 @@ class MemoryClock:
     """The memory backend's monotonic clock, moved by the test: TTLs tested without racing a loaded machine."""
 
     def __init__(self) -> None:
-        import time
-
         self.now = time.monotonic()
 
     def __call__(self) -> float:

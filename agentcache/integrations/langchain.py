@@ -325,37 +325,28 @@ class SemanticLLMCache(BaseCache):
         self.namespace = namespace
         self._answer = agentcache.semantic_cached(name=name, **options)(answer)
         self._aanswer = agentcache.semantic_cached(name=name, **options)(aanswer)
+        self._target = _AnswerTarget(self._answer, self._aanswer)
         self._handoff = (
-            _handoff.Handoff(_AnswerTarget(self._answer, self._aanswer), parse_ttl(lock_ttl) or 60.0, _is_value)
-            if single_flight
-            else None
+            _handoff.Handoff(self._target, parse_ttl(lock_ttl) or 60.0, _is_value) if single_flight else None
         )
         if single_flight:
             _report_errors()
 
-    @staticmethod
-    def _not_found() -> Any:
-        return _NOT_FOUND
-
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The generations cached for this prompt or a paraphrase of it (or those of an identical call in
         flight, once it finished), or `None`."""
-        query, context = _split_prompt(prompt)
-        if self._handoff is not None:
-            return _decoded(self._handoff.lookup((query, llm_string, context)), "SemanticLLMCache")
-        with agentcache.mode("read"):
-            data = self._answer(query, llm_string, context, self._not_found)
-        return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
+        request = _semantic_request(prompt, llm_string)
+        data = self._target.read(request) if self._handoff is None else self._handoff.lookup(request)
+        return _decoded(data, "SemanticLLMCache")
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the generations under this prompt (and its vector)."""
-        query, context = _split_prompt(prompt)
+        request = _semantic_request(prompt, llm_string)
         encoded = encode_generations(return_val) if _cacheable_generations(return_val) else None
         if self._handoff is not None:
-            self._handoff.update((query, llm_string, context), encoded)
+            self._handoff.update(request, encoded)
         elif encoded is not None:
-            with agentcache.mode("write"):
-                self._answer(query, llm_string, context, lambda: encoded)
+            self._target.set(request, encoded)
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache."""
@@ -363,54 +354,76 @@ class SemanticLLMCache(BaseCache):
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async `lookup`."""
-        query, context = _split_prompt(prompt)
-        if self._handoff is not None:
-            return _decoded(await self._handoff.alookup((query, llm_string, context)), "SemanticLLMCache")
-        with agentcache.mode("read"):
-            data = await self._aanswer(query, llm_string, context, self._not_found)
-        return None if data == _NOT_FOUND else _decoded(data, "SemanticLLMCache")
+        request = _semantic_request(prompt, llm_string)
+        data = await (self._target.aread(request) if self._handoff is None else self._handoff.alookup(request))
+        return _decoded(data, "SemanticLLMCache")
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async `update`."""
-        query, context = _split_prompt(prompt)
+        request = _semantic_request(prompt, llm_string)
         encoded = encode_generations(return_val) if _cacheable_generations(return_val) else None
         if self._handoff is not None:
-            await self._handoff.aupdate((query, llm_string, context), encoded)
+            await self._handoff.aupdate(request, encoded)
         elif encoded is not None:
-            with agentcache.mode("write"):
-                await self._aanswer(query, llm_string, context, lambda: encoded)
+            await self._target.aset(request, encoded)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async `clear`."""
         await self._aanswer.acache_clear(namespace=self.namespace)
 
 
+_SemanticRequest = tuple[str, str, str]  # (query, llm_string, context)
+
+
+def _semantic_request(prompt: str, llm_string: str) -> _SemanticRequest:
+    query, context = _split_prompt(prompt)
+    return query, llm_string, context
+
+
+def _not_found() -> Any:
+    return _NOT_FOUND
+
+
 class _AnswerTarget:
-    """`SemanticLLMCache`'s decorated functions as a `Handoff` target; a request is ``(query, llm_string,
-    context)``. ``peek`` finds nothing: the ``call`` itself looks up (exact, then paraphrases) and is counted
-    once, where a separate read would count a second miss."""
+    """`SemanticLLMCache`'s decorated functions, read and written by request, and as a `Handoff` target.
+
+    ``peek`` finds nothing: the ``call`` itself looks up (exact, then paraphrases) and is counted once, where a
+    separate read would count a second miss.
+    """
 
     def __init__(self, answer: Any, aanswer: Any) -> None:
         self.answer = answer
         self.aanswer = aanswer
 
-    def peek(self, request: tuple[str, str, str]) -> Any:
+    def read(self, request: _SemanticRequest) -> Any:
+        """The cached value of `request` or a paraphrase of it, or `None` (nothing stored)."""
+        with agentcache.mode("read"):
+            data = self.answer(*request, _not_found)
+        return None if data == _NOT_FOUND else data
+
+    async def aread(self, request: _SemanticRequest) -> Any:
+        """Async `read`."""
+        with agentcache.mode("read"):
+            data = await self.aanswer(*request, _not_found)
+        return None if data == _NOT_FOUND else data
+
+    def peek(self, request: _SemanticRequest) -> Any:
         return MISS
 
-    async def apeek(self, request: tuple[str, str, str]) -> Any:
+    async def apeek(self, request: _SemanticRequest) -> Any:
         return MISS
 
-    def call(self, request: tuple[str, str, str], compute: Callable[[], Any]) -> Any:
+    def call(self, request: _SemanticRequest, compute: Callable[[], Any]) -> Any:
         return self.answer(*request, compute)
 
-    async def acall(self, request: tuple[str, str, str], compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def acall(self, request: _SemanticRequest, compute: Callable[[], Awaitable[Any]]) -> Any:
         return await self.aanswer(*request, compute)
 
-    def set(self, request: tuple[str, str, str], value: Any) -> None:
+    def set(self, request: _SemanticRequest, value: Any) -> None:
         with agentcache.mode("write"):
             self.answer(*request, lambda: value)
 
-    async def aset(self, request: tuple[str, str, str], value: Any) -> None:
+    async def aset(self, request: _SemanticRequest, value: Any) -> None:
         with agentcache.mode("write"):
             await self.aanswer(*request, lambda: value)
 
